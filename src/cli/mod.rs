@@ -1,0 +1,45 @@
+//! The command line: one subcommand per job, each in its own file.
+
+pub mod config_check;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "stratum1", version, about = "GPS/PPS-backed Stratum 1 NTP server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validates a config file; errors name the key and the line.
+    Check { file: PathBuf },
+}
+
+/// Runs the command line; errors reach the operator as one readable line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stratum1: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

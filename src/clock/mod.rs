@@ -1,0 +1,56 @@
+//! The clock the core disciplines.
+//!
+//! Three implementations share one small trait so the core's output can be verified in the
+//! simulator and in tests exactly as it would steer production:
+//! - [`SystemClock`](system::SystemClock): the host clock (reads here; steering is a thin
+//!   `clock_adjtime` seam that never runs in tests or CI).
+//! - [`SoftwareClock`](software::SoftwareClock): a disciplined timescale kept as a correction on
+//!   top of `CLOCK_REALTIME`; it never touches the host and needs no privilege.
+//! - a simulated clock driven by virtual time (see the simulator).
+//!
+//! Kernel timestamps (PPS edges, `SO_TIMESTAMPNS` packet receive times) are taken on
+//! `CLOCK_REALTIME`; [`Clock::map_realtime`] maps them onto the disciplined timescale.
+
+pub mod software;
+pub mod system;
+
+use crate::time::Time;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClockError {
+    #[error("clock adjustment failed: {0}")]
+    Os(#[from] std::io::Error),
+    #[error("clock adjustment refused: {0}")]
+    Refused(String),
+}
+
+pub trait Clock: Send + Sync + 'static {
+    /// Now, on the disciplined timescale.
+    fn now(&self) -> Time;
+    /// Maps a `CLOCK_REALTIME` reading (e.g. a kernel timestamp) onto the disciplined timescale.
+    fn map_realtime(&self, realtime: Time) -> Time;
+    /// The frequency correction in effect, ppm (positive: the timescale runs faster than raw).
+    fn frequency_ppm(&self) -> f64;
+    /// Sets the frequency correction, ppm. Takes effect from now on; the past is not rewritten.
+    fn set_frequency_ppm(&self, ppm: f64) -> Result<(), ClockError>;
+    /// Steps the timescale by `offset_s` seconds (positive: forward).
+    fn step(&self, offset_s: f64) -> Result<(), ClockError>;
+    /// Reports synchronisation status and error bounds (the kernel's `adjtimex` fields for the
+    /// system clock; informational elsewhere).
+    fn set_sync_status(
+        &self,
+        _synchronised: bool,
+        _est_error_s: f64,
+        _max_error_s: f64,
+    ) -> Result<(), ClockError> {
+        Ok(())
+    }
+}
+
+/// Reads `CLOCK_REALTIME`.
+pub fn realtime_now() -> Time {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    Time::from_secs_nanos(ts.tv_sec, ts.tv_nsec as u32)
+}

@@ -1,0 +1,273 @@
+//! The TOML configuration (default `/etc/stratum1/stratum1.toml`).
+//!
+//! Unknown keys are errors, not silently ignored: a misspelt `rate_limt = false` must not leave
+//! rate limiting on without a word. Every error names the file, the line and the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_PATH: &str = "/etc/stratum1/stratum1.toml";
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/stratum1/control.sock";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub refclock: Vec<RefclockConfig>,
+    pub upstream: Vec<UpstreamConfig>,
+    pub clock: ClockConfig,
+    pub metrics: MetricsConfig,
+    pub control: ControlConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    /// `false` turns rate limiting off (benchmarks).
+    pub rate_limit: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec!["0.0.0.0:123".parse().expect("literal"), "[::]:123".parse().expect("literal")],
+            rate_limit: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefclockKind {
+    Nmea,
+    Pps,
+}
+
+/// A serial speed, or `"auto"` to detect it from checksummed sentences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Baud {
+    Fixed(u32),
+    Auto(AutoWord),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoWord {
+    Auto,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefclockConfig {
+    pub kind: RefclockKind,
+    /// Serial device for `nmea`, `/dev/ppsN` for `pps`.
+    pub device: Option<PathBuf>,
+    pub baud: Option<Baud>,
+    /// `pps` straight from a GPIO line: `"gpiochip0:18"` (chip and line by name or number).
+    pub gpio: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `host[:port]`, port 123 by default.
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockMode {
+    /// Steer the host clock (production; needs CAP_SYS_TIME).
+    #[default]
+    System,
+    /// Keep a disciplined timescale in-process; never touch the host clock.
+    Software,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    pub mode: ClockMode,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Prometheus text exposition; off when absent.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// Unix socket `status` reads from.
+    pub socket: PathBuf,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig { socket: PathBuf::from(DEFAULT_CONTROL_SOCKET) }
+    }
+}
+
+/// A configuration error an operator can act on: file, line, key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            message: format!("cannot read config: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            // toml's message is multi-line with a source excerpt; keep its first sentence.
+            let message = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            ConfigError { file: file.to_string(), line, message }
+        })?;
+        config.validate(text, file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: String| ConfigError {
+            file: file.to_string(),
+            line: find_key_line(text, key),
+            message: format!("{key}: {message}"),
+        };
+        for (i, r) in self.refclock.iter().enumerate() {
+            match r.kind {
+                RefclockKind::Nmea if r.device.is_none() => {
+                    return Err(err(
+                        "device",
+                        format!("refclock #{} (kind = \"nmea\") needs a serial device", i + 1),
+                    ));
+                }
+                RefclockKind::Pps if r.device.is_none() == r.gpio.is_none() => {
+                    return Err(err(
+                        "kind",
+                        format!(
+                            "refclock #{} (kind = \"pps\") needs exactly one of device = \"/dev/ppsN\" or gpio = \"CHIP:LINE\"",
+                            i + 1
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(Baud::Fixed(b)) = r.baud
+                && !(300..=921_600).contains(&b)
+            {
+                return Err(err("baud", format!("{b} is not a serial speed (300–921600 or \"auto\")")));
+            }
+            if let Some(g) = &r.gpio
+                && g.split_once(':').is_none_or(|(c, l)| c.is_empty() || l.is_empty())
+            {
+                return Err(err("gpio", format!("{g:?} is not CHIP:LINE (e.g. \"gpiochip0:18\")")));
+            }
+        }
+        for u in &self.upstream {
+            if u.address.trim().is_empty() {
+                return Err(err("address", "upstream address is empty".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// 1-based line where `key` is first assigned, for errors found after parsing.
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_example_parses() {
+        let c = Config::parse(
+            r#"
+[server]
+listen = ["127.0.0.1:11123", "[::1]:11123"]
+rate_limit = false
+
+[[refclock]]
+kind = "nmea"
+device = "/dev/gps0"
+baud = "auto"
+
+[[refclock]]
+kind = "pps"
+gpio = "gpiochip0:18"
+
+[[upstream]]
+address = "ntp.example.org"
+
+[clock]
+mode = "software"
+
+[metrics]
+listen = "127.0.0.1:9123"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.len(), 2);
+        assert!(!c.server.rate_limit);
+        assert_eq!(c.refclock[0].baud, Some(Baud::Auto(AutoWord::Auto)));
+        assert_eq!(c.clock.mode, ClockMode::Software);
+        assert_eq!(c.upstream[0].address, "ntp.example.org");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse("", "empty.toml").unwrap();
+        assert_eq!(c.server.listen.len(), 2);
+        assert!(c.server.rate_limit);
+        assert_eq!(c.clock.mode, ClockMode::System);
+    }
+
+    #[test]
+    fn errors_name_key_and_line() {
+        let e = Config::parse("[server]\nrate_limt = false\n", "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.to_string().contains("rate_limt"), "{e}");
+        assert!(e.to_string().starts_with("x.toml:2:"), "{e}");
+
+        let e = Config::parse("[server]\nlisten = [\"nonsense\"]\n", "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+
+        let e = Config::parse("[[refclock]]\nkind = \"pps\"\ngpio = \"gpiochip0\"\n", "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.to_string().contains("gpio"), "{e}");
+
+        let e = Config::parse("[[refclock]]\nkind = \"nmea\"\nbaud = 12\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("device"), "{e}");
+    }
+}

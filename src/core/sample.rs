@@ -1,0 +1,122 @@
+//! What a source tells the core about one measurement.
+
+use std::fmt;
+
+use crate::time::Time;
+
+/// Leap indicator as on the wire (RFC 5905 §7.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub enum Leap {
+    #[default]
+    None,
+    /// The last minute of the current UTC day has 61 seconds.
+    Insert,
+    /// The last minute of the current UTC day has 59 seconds.
+    Delete,
+    /// Clock not synchronised.
+    Unsynchronised,
+}
+
+impl Leap {
+    pub fn to_bits(self) -> u8 {
+        match self {
+            Leap::None => 0,
+            Leap::Insert => 1,
+            Leap::Delete => 2,
+            Leap::Unsynchronised => 3,
+        }
+    }
+
+    pub fn from_bits(bits: u8) -> Leap {
+        match bits & 3 {
+            0 => Leap::None,
+            1 => Leap::Insert,
+            2 => Leap::Delete,
+            _ => Leap::Unsynchronised,
+        }
+    }
+}
+
+/// A reference identifier: four ASCII characters for stratum 0/1 (`PPS`, `GPS`) and kiss codes,
+/// an IPv4 address (or the first four bytes of the MD5 of an IPv6 address) above.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RefId(pub [u8; 4]);
+
+impl RefId {
+    pub const PPS: RefId = RefId(*b"PPS\0");
+    pub const GPS: RefId = RefId(*b"GPS\0");
+    pub const RATE: RefId = RefId(*b"RATE");
+    pub const DENY: RefId = RefId(*b"DENY");
+    pub const RSTR: RefId = RefId(*b"RSTR");
+    pub const INIT: RefId = RefId(*b"INIT");
+
+    pub fn from_ascii(s: &str) -> RefId {
+        let mut b = [0u8; 4];
+        for (d, s) in b.iter_mut().zip(s.bytes()) {
+            *d = s;
+        }
+        RefId(b)
+    }
+
+    pub fn from_ipv4(ip: std::net::Ipv4Addr) -> RefId {
+        RefId(ip.octets())
+    }
+
+    pub fn to_u32(self) -> u32 {
+        u32::from_be_bytes(self.0)
+    }
+
+    /// Shown as ASCII when it is printable ASCII (stratum 0/1 and kiss codes), else dotted quad.
+    pub fn display(self, stratum: u8) -> String {
+        if stratum <= 1 {
+            self.0
+                .iter()
+                .take_while(|&&c| c != 0)
+                .map(|&c| if c.is_ascii_graphic() { c as char } else { '?' })
+                .collect()
+        } else {
+            let [a, b, c, d] = self.0;
+            format!("{a}.{b}.{c}.{d}")
+        }
+    }
+}
+
+impl fmt::Debug for RefId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RefId({:?})", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// Stable handle of a source inside the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A local reference clock (GPS: PPS and/or NMEA); stratum 0.
+    Refclock,
+    /// A network NTP server.
+    Upstream,
+}
+
+/// One measurement of a source against our clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Local (disciplined) time at which the measurement applies.
+    pub time: Time,
+    /// Source time minus our time, seconds (positive: we are behind).
+    pub offset: f64,
+    /// Round-trip delay to the source, seconds (0 for a refclock).
+    pub delay: f64,
+    /// Error bound of this measurement itself (precision, reading error), seconds.
+    pub dispersion: f64,
+    /// The source's own root delay and dispersion (0 for a refclock).
+    pub root_delay: f64,
+    pub root_dispersion: f64,
+    /// 0 for a refclock, the server's stratum for an upstream.
+    pub stratum: u8,
+    pub leap: Leap,
+    /// What the source reports as its reference (`PPS`/`GPS` for the refclock).
+    pub refid: RefId,
+}

@@ -1,0 +1,98 @@
+//! The system state the server advertises and `status` shows, published as an immutable snapshot.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::sample::{Leap, RefId, SourceKind};
+use crate::time::Time;
+
+/// Dispersion growth rate (RFC 5905 PHI): 15 ppm of elapsed time.
+pub const PHI: f64 = 15e-6;
+
+/// What the server puts in every reply. Replaced whole by the core; never mutated in place.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemState {
+    /// `Leap::Unsynchronised` whenever the server must not be trusted.
+    pub leap: Leap,
+    /// 1 on the refclock, upstream + 1 on the network, 16 when unsynchronised (served as 0).
+    pub stratum: u8,
+    pub refid: RefId,
+    /// log2 seconds of the clock's reading precision.
+    pub precision: i8,
+    pub root_delay: f64,
+    /// Root dispersion at `reference_time`; it grows by [`PHI`] per second after it.
+    pub root_dispersion: f64,
+    /// When the clock was last updated from a source.
+    pub reference_time: Time,
+    /// Last measured offset of the system clock to the selected source(s), seconds.
+    pub offset: f64,
+    pub frequency_ppm: f64,
+}
+
+impl SystemState {
+    pub fn unsynchronised() -> SystemState {
+        SystemState {
+            leap: Leap::Unsynchronised,
+            stratum: 16,
+            refid: RefId::INIT,
+            precision: -20,
+            root_delay: 0.0,
+            root_dispersion: 1.0,
+            reference_time: Time::ZERO,
+            offset: 0.0,
+            frequency_ppm: 0.0,
+        }
+    }
+
+    pub fn is_synchronised(&self) -> bool {
+        self.leap != Leap::Unsynchronised && self.stratum > 0 && self.stratum < 16
+    }
+
+    /// Root dispersion as of `now`: honest growth since the last update.
+    pub fn root_dispersion_at(&self, now: Time) -> f64 {
+        let age = now.secs_since(self.reference_time).max(0.0);
+        self.root_dispersion + PHI * age
+    }
+}
+
+/// The atomically swapped snapshot the serving path reads without waiting for the core.
+pub type SharedState = Arc<ArcSwap<SystemState>>;
+
+pub fn shared_state() -> SharedState {
+    Arc::new(ArcSwap::from_pointee(SystemState::unsynchronised()))
+}
+
+/// A source's standing in selection, as `status` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    /// Disciplines the clock.
+    Selected,
+    /// Passed selection; combined or standing by.
+    Candidate,
+    /// Rejected by selection: disagrees with the majority.
+    Falseticker,
+    /// Reachable but not usable yet (too few samples, unsynchronised, too far).
+    Unusable,
+    /// No recent samples.
+    Unreachable,
+}
+
+/// One row of `status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: SourceKind,
+    pub state: SourceState,
+    /// Reach register: bit 0 is the latest poll.
+    pub reach: u8,
+    pub offset_s: f64,
+    pub jitter_s: f64,
+    pub delay_s: f64,
+    pub stratum: u8,
+    pub refid: String,
+    /// Seconds since the last sample, if any.
+    pub when_s: Option<f64>,
+    pub poll_log2: i8,
+}

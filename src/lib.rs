@@ -1,0 +1,15 @@
+//! stratum1: a GPS/PPS-backed Stratum 1 NTP server. See `README.md` and the rooms below.
+//!
+//! - [`refclock`]: NMEA and PPS drivers, pairing, the simulated receiver.
+//! - [`core`]: sans-IO filtering, selection and discipline; the system state.
+//! - [`net`]: NTP wire format, server, client.
+//! - [`clock`]: the clocks the core steers.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod net;
+pub mod refclock;
+pub mod time;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    stratum1::cli::main()
+}

@@ -1,0 +1,3 @@
+//! Network: the NTP wire format, the server, and the client side (query and upstreams).
+
+pub mod packet;
