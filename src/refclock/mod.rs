@@ -29,3 +29,11 @@ pub struct PpsEdge {
     /// `true` for the assert (usually rising) edge, `false` for clear.
     pub assert: bool,
 }
+
+/// What refclock drivers send to the refclock source. Drivers run on their own threads and send
+/// through a `tokio::sync::mpsc::UnboundedSender<RefclockEvent>` (its `send` is not async).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RefclockEvent {
+    Nmea(NmeaTime),
+    Pps(PpsEdge),
+}
