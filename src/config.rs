@@ -76,6 +76,39 @@ pub struct RefclockConfig {
 pub struct UpstreamConfig {
     /// `host[:port]`, port 123 by default.
     pub address: String,
+    /// Poll interval bounds, log2 seconds (6 = 64 s, 10 = 1024 s).
+    #[serde(default = "default_minpoll")]
+    pub minpoll: i8,
+    #[serde(default = "default_maxpoll")]
+    pub maxpoll: i8,
+    /// A quick burst of requests at start and after the server was unreachable.
+    #[serde(default = "default_true")]
+    pub iburst: bool,
+    /// Preferred among upstreams that pass selection.
+    #[serde(default)]
+    pub prefer: bool,
+    /// Polled and shown, never used to steer the clock.
+    #[serde(default)]
+    pub noselect: bool,
+    /// `address` names a pool: use up to `max_sources` of the servers it resolves to, replacing
+    /// the ones that drop out.
+    #[serde(default)]
+    pub pool: bool,
+    #[serde(default = "default_max_sources")]
+    pub max_sources: usize,
+}
+
+fn default_minpoll() -> i8 {
+    6
+}
+fn default_maxpoll() -> i8 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_sources() -> usize {
+    4
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -185,6 +218,17 @@ impl Config {
             if u.address.trim().is_empty() {
                 return Err(err("address", "upstream address is empty".into()));
             }
+            for (key, v) in [("minpoll", u.minpoll), ("maxpoll", u.maxpoll)] {
+                if !(-6..=17).contains(&v) {
+                    return Err(err(key, format!("{v} is outside -6..=17 (log2 seconds)")));
+                }
+            }
+            if u.minpoll > u.maxpoll {
+                return Err(err("minpoll", format!("minpoll {} is above maxpoll {}", u.minpoll, u.maxpoll)));
+            }
+            if u.pool && !(1..=16).contains(&u.max_sources) {
+                return Err(err("max_sources", format!("{} is outside 1..=16", u.max_sources)));
+            }
         }
         Ok(())
     }
@@ -243,6 +287,30 @@ listen = "127.0.0.1:9123"
         assert_eq!(c.refclock[0].baud, Some(Baud::Auto(AutoWord::Auto)));
         assert_eq!(c.clock.mode, ClockMode::Software);
         assert_eq!(c.upstream[0].address, "ntp.example.org");
+        let u = &c.upstream[0];
+        assert_eq!(
+            (u.minpoll, u.maxpoll, u.iburst, u.prefer, u.noselect, u.pool),
+            (6, 10, true, false, false, false)
+        );
+    }
+
+    #[test]
+    fn upstream_keys() {
+        let c = Config::parse(
+            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 5\nminpoll = 1\nmaxpoll = 3\niburst = false\nprefer = true\n",
+            "u.toml",
+        )
+        .unwrap();
+        let u = &c.upstream[0];
+        assert_eq!(
+            (u.minpoll, u.maxpoll, u.iburst, u.prefer, u.pool, u.max_sources),
+            (1, 3, false, true, true, 5)
+        );
+        let e =
+            Config::parse("[[upstream]]\naddress = \"a\"\nminpoll = 9\nmaxpoll = 7\n", "u.toml").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = Config::parse("[[upstream]]\naddress = \"a\"\nmaxpoll = 40\n", "u.toml").unwrap_err();
+        assert!(e.to_string().contains("maxpoll"), "{e}");
     }
 
     #[test]

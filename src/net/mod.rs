@@ -1,3 +1,4 @@
 //! Network: the NTP wire format, the server, and the client side (query and upstreams).
 
+pub mod client;
 pub mod packet;
