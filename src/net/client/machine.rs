@@ -7,15 +7,13 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use crate::core::{Leap, RefId, Sample};
-use crate::net::packet::{HEADER_LEN, Mode, Packet};
+use crate::core::Sample;
+use crate::net::packet::HEADER_LEN;
 use crate::time::Time;
 
 use super::poll::{PollOptions, Poller};
-use super::sanity::{
-    DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard, OUR_PRECISION_LOG2, Outstanding, Reject, Verdict,
-    check_reply,
-};
+use super::sanity::{DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard, Reject, Verdict, check_reply};
+use crate::net::exchange::Pending;
 
 /// Offsets kept to judge whether a new one is consistent (poll adaptation).
 const HISTORY: usize = 8;
@@ -61,7 +59,7 @@ pub struct Upstream {
     server: IpAddr,
     opts: UpstreamOptions,
     poller: Poller,
-    outstanding: Option<Outstanding>,
+    outstanding: Option<Pending>,
     last_answered: Option<u64>,
     /// Set when the server told us to stop (DENY/RSTR).
     stopped: Option<KissCode>,
@@ -125,29 +123,15 @@ impl Upstream {
             cookie = cookie.wrapping_add(1).max(1);
         }
         self.poller.on_transmit(now);
-        self.outstanding = Some(Outstanding { cookie, sent: now });
-        let packet = Packet {
-            leap: Leap::None,
-            version: 4,
-            mode: Mode::Client,
-            stratum: 0,
-            poll: self.poller.poll_log2(),
-            precision: OUR_PRECISION_LOG2,
-            root_delay: 0,
-            root_dispersion: 0,
-            refid: RefId([0; 4]),
-            reference_ts: 0,
-            origin_ts: 0,
-            receive_ts: 0,
-            transmit_ts: cookie,
-        };
-        Some(Request { bytes: packet.to_bytes(), previous_unanswered })
+        let (pending, bytes) = Pending::new(cookie, now, self.poller.poll_log2());
+        self.outstanding = Some(pending);
+        Some(Request { bytes, previous_unanswered })
     }
 
     /// Handles a datagram from the server received at local time `t4`.
     pub fn receive(&mut self, bytes: &[u8], t4: Time, guard: &LoopGuard) -> Received {
         if self.stopped.is_some() {
-            return Received::Ignored(Reject::BogusOrigin);
+            return Received::Ignored(Reject::Exchange(crate::net::exchange::Reject::OriginMismatch));
         }
         let verdict = check_reply(
             bytes,
@@ -165,13 +149,13 @@ impl Upstream {
                 self.poller.on_reply(None);
                 Received::Unusable(r)
             }
-            Verdict::Kiss(code, p) => {
+            Verdict::Kiss(code, server_poll) => {
                 self.answered();
                 match code {
                     KissCode::Rate => {
                         // It answered, so it is reachable; it just wants fewer requests.
                         self.poller.on_reply(None);
-                        self.poller.on_rate_kod(t4, p.poll);
+                        self.poller.on_rate_kod(t4, server_poll);
                     }
                     _ => self.stopped = Some(code),
                 }
@@ -192,7 +176,7 @@ impl Upstream {
     }
 
     fn answered(&mut self) {
-        self.last_answered = self.outstanding.take().map(|o| o.cookie);
+        self.last_answered = self.outstanding.take().map(|o| o.nonce);
     }
 
     /// Agrees with the recent median within four times the recent jitter (or a small floor).
@@ -211,6 +195,9 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{Leap, RefId};
+    use crate::net::exchange;
+    use crate::net::packet::{Mode, Packet};
     use crate::time::to_ntp_short;
 
     const T0: Time = Time::from_unix_secs(1_800_000_000);
@@ -309,7 +296,10 @@ mod tests {
         let new = u.transmit(t1b, 79).unwrap();
         assert!(new.previous_unanswered);
         let (late, t4) = answer(&old, t1, 0.0);
-        assert_eq!(u.receive(&late, t4, &LoopGuard::default()), Received::Ignored(Reject::BogusOrigin));
+        assert_eq!(
+            u.receive(&late, t4, &LoopGuard::default()),
+            Received::Ignored(Reject::Exchange(exchange::Reject::OriginMismatch))
+        );
         let (good, t4) = answer(&new, t1b, 0.0);
         assert!(matches!(u.receive(&good, t4, &LoopGuard::default()), Received::Sample(_)));
     }
@@ -341,7 +331,10 @@ mod tests {
         let req = u.transmit(T0, 9).unwrap();
         let (mut bytes, t4) = answer(&req, T0, 0.0);
         bytes[0] |= 0xc0;
-        assert_eq!(u.receive(&bytes, t4, &LoopGuard::default()), Received::Unusable(Reject::Unsynchronised));
+        assert!(matches!(
+            u.receive(&bytes, t4, &LoopGuard::default()),
+            Received::Unusable(Reject::Exchange(exchange::Reject::Unsynchronised { .. }))
+        ));
         assert_eq!(u.reach(), 1);
         assert_eq!(u.last_sample(), None);
     }

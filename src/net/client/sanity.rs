@@ -1,15 +1,19 @@
 //! RFC 5905's tests on a server's reply, and the measurement it yields.
 //!
-//! The order matters: nothing in a reply is believed, not even a kiss code, until its origin
-//! timestamp equals byte for byte the random transmit timestamp of our outstanding request
-//! (a spoofed DENY must not silence an upstream).
+//! The basic exchange tests (mode, origin equal byte for byte to our random transmit timestamp,
+//! kiss codes, synchronised, stratum, timestamps) are [`crate::net::exchange`]'s; an upstream
+//! adds what needs memory or context: duplicates, a reference time from the future, a tighter
+//! root distance that counts our own measurement, and loops back to ourselves. Nothing in a
+//! reply is believed, not even a kiss code, until its origin matches (a spoofed DENY must not
+//! silence an upstream).
 
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::core::{Leap, RefId, Sample};
-use crate::net::packet::{Mode, Packet, ParseError};
-use crate::time::{Time, from_ntp_short};
+use crate::core::{RefId, Sample};
+use crate::net::exchange::{self, Measurement, Pending};
+use crate::net::packet::{Mode, Packet};
+use crate::time::Time;
 
 use super::refid::refid_of;
 
@@ -63,52 +67,37 @@ impl fmt::Display for KissCode {
 /// Why a reply yields no sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Reject {
-    Malformed(ParseError),
-    NotServerMode(Mode),
+    /// The basic exchange tests (mode, origin, synchronised, timestamps) failed.
+    Exchange(exchange::Reject),
     /// A second copy of a reply already taken.
     Duplicate,
-    /// Origin is not the transmit timestamp of our outstanding request (stale or forged).
-    BogusOrigin,
-    /// LI = 3: the server itself is not synchronised.
-    Unsynchronised,
-    /// Stratum 0 (outside a kiss) or 16 and above.
-    BadStratum(u8),
-    /// Receive or transmit timestamp zero, or the server transmitted before it received.
-    BogusTimestamps,
     /// The server claims a reference time later than its transmit time.
     ReferenceInFuture,
-    /// Root distance (seconds) above the limit.
+    /// Root distance (seconds) of the measurement above our limit.
     RootDistance(f64),
     /// The server is synchronised to us (its refid is our address), or is us.
     Loop,
-    /// A kiss code other than RATE/DENY/RSTR.
-    UnknownKiss(RefId),
 }
 
 impl Reject {
     /// The reply answered our request (origin matched) even though it is unusable.
     pub fn answered(self) -> bool {
-        !matches!(
-            self,
-            Reject::Malformed(_) | Reject::NotServerMode(_) | Reject::Duplicate | Reject::BogusOrigin
-        )
+        match self {
+            Reject::Exchange(e) => !e.is_not_ours(),
+            Reject::Duplicate => false,
+            _ => true,
+        }
     }
 }
 
 impl fmt::Display for Reject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reject::Malformed(e) => write!(f, "malformed reply: {e}"),
-            Reject::NotServerMode(m) => write!(f, "reply in mode {m:?}, expected server mode 4"),
+            Reject::Exchange(e) => write!(f, "{e}"),
             Reject::Duplicate => write!(f, "duplicate reply"),
-            Reject::BogusOrigin => write!(f, "origin timestamp does not match our request (stale or forged)"),
-            Reject::Unsynchronised => write!(f, "server is unsynchronised (LI=3)"),
-            Reject::BadStratum(s) => write!(f, "server stratum {s} is not usable"),
-            Reject::BogusTimestamps => write!(f, "server timestamps are zero or out of order"),
             Reject::ReferenceInFuture => write!(f, "server reference time is later than its transmit time"),
             Reject::RootDistance(d) => write!(f, "root distance {d:.3} s is too large"),
             Reject::Loop => write!(f, "server is synchronised to us (timing loop)"),
-            Reject::UnknownKiss(r) => write!(f, "unknown kiss code {:?}", String::from_utf8_lossy(&r.0)),
         }
     }
 }
@@ -123,118 +112,90 @@ pub struct LoopGuard {
     pub own: Option<(u8, RefId, u64)>,
 }
 
-/// The request a reply must answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Outstanding {
-    /// The random transmit timestamp we sent; the reply's origin must equal it.
-    pub cookie: u64,
-    /// Local time the request left (T1).
-    pub sent: Time,
-}
-
 /// A reply that passed every test, with its measurement.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Checked {
-    pub packet: Packet,
+    pub measurement: Measurement,
     pub sample: Sample,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Verdict {
     Good(Checked),
-    Kiss(KissCode, Packet),
+    /// A kiss code with a valid origin, and the poll exponent the server asked for.
+    Kiss(KissCode, i8),
     Reject(Reject),
 }
 
-/// Runs the tests on `bytes` received at local time `t4` from `server`.
+/// Runs the tests on `bytes` received at local time `t4` from `server`. `outstanding` is the
+/// request in flight, `last_answered` the nonce of the last request that got its answer.
 pub fn check_reply(
     bytes: &[u8],
     t4: Time,
     server: IpAddr,
-    outstanding: Option<Outstanding>,
+    outstanding: Option<Pending>,
     last_answered: Option<u64>,
     guard: &LoopGuard,
     max_distance: f64,
 ) -> Verdict {
-    let p = match Packet::parse(bytes) {
-        Ok(p) => p,
-        Err(e) => return Verdict::Reject(Reject::Malformed(e)),
+    let Some(req) = outstanding else {
+        return Verdict::Reject(match Packet::parse(bytes) {
+            Ok(p) if p.mode == Mode::Server && last_answered == Some(p.origin_ts) => Reject::Duplicate,
+            Ok(p) if p.mode != Mode::Server => Reject::Exchange(exchange::Reject::NotServerMode(p.mode)),
+            Ok(_) => Reject::Exchange(exchange::Reject::OriginMismatch),
+            Err(e) => Reject::Exchange(exchange::Reject::Malformed(e)),
+        });
     };
-    if p.mode != Mode::Server {
-        return Verdict::Reject(Reject::NotServerMode(p.mode));
-    }
-    let req = match outstanding {
-        Some(o) if o.cookie == p.origin_ts => o,
-        _ if last_answered == Some(p.origin_ts) => return Verdict::Reject(Reject::Duplicate),
-        _ => return Verdict::Reject(Reject::BogusOrigin),
+    let m = match req.check(bytes, t4) {
+        Ok(m) => m,
+        Err(exchange::Reject::OriginMismatch)
+            if Packet::parse(bytes).is_ok_and(|p| last_answered == Some(p.origin_ts)) =>
+        {
+            return Verdict::Reject(Reject::Duplicate);
+        }
+        Err(exchange::Reject::Kiss(code)) => {
+            let poll = Packet::parse(bytes).map(|p| p.poll).unwrap_or(0);
+            return Verdict::Kiss(KissCode::from_refid(code), poll);
+        }
+        Err(e) => return Verdict::Reject(Reject::Exchange(e)),
     };
-    if p.leap == Leap::Unsynchronised && p.stratum == 0 {
-        return match KissCode::from_refid(p.refid) {
-            KissCode::Other(r) => Verdict::Reject(Reject::UnknownKiss(r)),
-            k => Verdict::Kiss(k, p),
-        };
-    }
-    if p.leap == Leap::Unsynchronised {
-        return Verdict::Reject(Reject::Unsynchronised);
-    }
-    if p.stratum == 0 || p.stratum >= 16 {
-        return Verdict::Reject(Reject::BadStratum(p.stratum));
-    }
-    if p.receive_ts == 0 || p.transmit_ts == 0 {
-        return Verdict::Reject(Reject::BogusTimestamps);
-    }
-    let t1 = req.sent;
-    let t2 = Time::from_ntp(p.receive_ts, t1);
-    let t3 = Time::from_ntp(p.transmit_ts, t1);
-    if t3 < t2 {
-        return Verdict::Reject(Reject::BogusTimestamps);
-    }
-    if p.reference_ts != 0 && Time::from_ntp(p.reference_ts, t1) > t3 {
+    if m.reference_time.is_some_and(|r| r > m.t3) {
         return Verdict::Reject(Reject::ReferenceInFuture);
     }
-    let syncs_to_us = p.stratum >= 2 && guard.local_refids.contains(&p.refid);
+    // Compared raw: the decoded time need not re-encode to the same bits.
+    let reference_ts = Packet::parse(bytes).map_or(0, |p| p.reference_ts);
+    let syncs_to_us = m.stratum >= 2 && guard.local_refids.contains(&m.refid);
     let is_us = guard.own.is_some_and(|(s, r, ref_ts)| {
-        ref_ts != 0 && s == p.stratum && r == p.refid && ref_ts == p.reference_ts
+        ref_ts != 0 && s == m.stratum && r == m.refid && ref_ts == reference_ts
     });
     if syncs_to_us || is_us {
         return Verdict::Reject(Reject::Loop);
     }
-
-    let offset = (t2.nanos_since(t1) + t3.nanos_since(t4)) as f64 / 2e9;
-    let delay = ((t4.nanos_since(t1) - t3.nanos_since(t2)) as f64 / 1e9).max(0.0);
-    let dispersion = 2f64.powi(p.precision.clamp(-30, 0) as i32)
-        + 2f64.powi(OUR_PRECISION_LOG2 as i32)
-        + PHI * t4.secs_since(t1);
-    let root_delay = from_ntp_short(p.root_delay);
-    let root_dispersion = from_ntp_short(p.root_dispersion);
-    let distance = (root_delay + delay) / 2.0 + root_dispersion + dispersion;
+    let mut sample = m.to_sample(2f64.powi(OUR_PRECISION_LOG2 as i32));
+    // The measurement's own error grows with the time it took (RFC 5905 PHI term).
+    sample.dispersion += PHI * t4.secs_since(m.t1).max(0.0);
+    // As a source of ours, the server is known by its address, which becomes our refid.
+    sample.refid = refid_of(server);
+    let distance = (m.root_delay + m.delay) / 2.0 + m.root_dispersion + sample.dispersion;
     if distance > max_distance {
         return Verdict::Reject(Reject::RootDistance(distance));
     }
-    let sample = Sample {
-        time: t4,
-        offset,
-        delay,
-        dispersion,
-        root_delay,
-        root_dispersion,
-        stratum: p.stratum,
-        leap: p.leap,
-        refid: refid_of(server),
-    };
-    Verdict::Good(Checked { packet: p, sample })
+    Verdict::Good(Checked { measurement: m, sample })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Leap;
+    use crate::net::exchange::Reject as X;
+    use crate::net::packet::ParseError;
 
     const T1: Time = Time::from_unix_secs(1_800_000_000);
     const COOKIE: u64 = 0x1234_5678_9abc_def0;
     const SERVER: &str = "192.0.2.9";
 
-    fn out() -> Option<Outstanding> {
-        Some(Outstanding { cookie: COOKIE, sent: T1 })
+    fn out() -> Option<Pending> {
+        Some(Pending::new(COOKIE, T1, 6).0)
     }
 
     /// A reply from a server 0.25 s ahead of us, 10 ms each way, 1 ms processing.
@@ -278,7 +239,7 @@ mod tests {
         let s = c.sample;
         assert!((s.offset - 0.25).abs() < 1e-8, "{}", s.offset);
         assert!((s.delay - 0.020).abs() < 1e-8, "{}", s.delay);
-        assert_eq!(s.time, t4());
+        assert_eq!(s.time, T1.add_nanos(10_500_000), "measured at the midpoint of the exchange");
         assert_eq!(s.stratum, 2);
         assert_eq!(s.refid, RefId([192, 0, 2, 9]), "refid is the upstream's address");
         assert!((s.root_delay - 0.002).abs() < 1e-4 && (s.root_dispersion - 0.003).abs() < 1e-4);
@@ -289,7 +250,7 @@ mod tests {
     fn origin_must_match_exactly() {
         let mut p = reply();
         p.origin_ts = COOKIE ^ 1;
-        assert_eq!(rejected(p), Reject::BogusOrigin);
+        assert_eq!(rejected(p), Reject::Exchange(X::OriginMismatch));
         // No request outstanding at all.
         let v = check_reply(
             &reply().to_bytes(),
@@ -300,7 +261,7 @@ mod tests {
             &LoopGuard::default(),
             1.5,
         );
-        assert_eq!(v, Verdict::Reject(Reject::BogusOrigin));
+        assert_eq!(v, Verdict::Reject(Reject::Exchange(X::OriginMismatch)));
     }
 
     #[test]
@@ -321,13 +282,13 @@ mod tests {
     fn unsynchronised_and_bad_stratum() {
         let mut p = reply();
         p.leap = Leap::Unsynchronised;
-        assert_eq!(rejected(p), Reject::Unsynchronised);
+        assert!(matches!(rejected(p), Reject::Exchange(X::Unsynchronised { stratum: 2, .. })));
         let mut p = reply();
         p.stratum = 16;
-        assert_eq!(rejected(p), Reject::BadStratum(16));
+        assert!(matches!(rejected(p), Reject::Exchange(X::Unsynchronised { stratum: 16, .. })));
         let mut p = reply();
         p.stratum = 0;
-        assert_eq!(rejected(p), Reject::BadStratum(0));
+        assert!(matches!(rejected(p), Reject::Exchange(X::Unsynchronised { stratum: 0, .. })));
     }
 
     #[test]
@@ -342,20 +303,22 @@ mod tests {
         p.refid = RefId::RSTR;
         assert!(matches!(check(p), Verdict::Kiss(KissCode::Rstr, _)));
         p.refid = RefId(*b"XYZW");
-        assert_eq!(rejected(p), Reject::UnknownKiss(RefId(*b"XYZW")));
+        assert!(matches!(rejected(p), Reject::Exchange(X::Unsynchronised { stratum: 0, .. })));
+        assert!(rejected(p).answered(), "an unknown kiss still answers the request");
         p.refid = RefId::DENY;
         p.origin_ts = 0;
-        assert_eq!(rejected(p), Reject::BogusOrigin, "a spoofed DENY is ignored");
+        assert_eq!(rejected(p), Reject::Exchange(X::OriginMismatch), "a spoofed DENY is ignored");
+        assert!(!rejected(p).answered());
     }
 
     #[test]
     fn bogus_timestamps() {
         let mut p = reply();
         p.transmit_ts = 0;
-        assert_eq!(rejected(p), Reject::BogusTimestamps);
+        assert_eq!(rejected(p), Reject::Exchange(X::ZeroTimestamp));
         let mut p = reply();
         p.transmit_ts = T1.to_ntp(); // before its receive time
-        assert_eq!(rejected(p), Reject::BogusTimestamps);
+        assert_eq!(rejected(p), Reject::Exchange(X::ReceiveAfterTransmit));
         let mut p = reply();
         p.reference_ts = T1.add_nanos(10_000_000_000).to_ntp();
         assert_eq!(rejected(p), Reject::ReferenceInFuture);
@@ -392,9 +355,9 @@ mod tests {
     fn wrong_mode_and_garbage() {
         let mut p = reply();
         p.mode = Mode::Client;
-        assert_eq!(rejected(p), Reject::NotServerMode(Mode::Client));
+        assert_eq!(rejected(p), Reject::Exchange(X::NotServerMode(Mode::Client)));
         let v =
             check_reply(&[0u8; 12], t4(), SERVER.parse().unwrap(), out(), None, &LoopGuard::default(), 1.5);
-        assert_eq!(v, Verdict::Reject(Reject::Malformed(ParseError::TooShort(12))));
+        assert_eq!(v, Verdict::Reject(Reject::Exchange(X::Malformed(ParseError::TooShort(12)))));
     }
 }
