@@ -199,8 +199,6 @@ mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    const S: i64 = 1_000_000_000;
-
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
