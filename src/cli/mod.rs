@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod simulate;
 pub mod status;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub enum Command {
     },
     /// What `ntpq -p` shows, read from the running daemon's control socket.
     Status(status::StatusArgs),
+    /// Runs the real core against a modelled receiver, oscillator and network in virtual time.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(code) => code,
