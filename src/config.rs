@@ -105,6 +105,17 @@ pub struct RefclockConfig {
     pub baud: Option<Baud>,
     /// `pps` straight from a GPIO line: `"gpiochip0:18"` (chip and line by name or number).
     pub gpio: Option<String>,
+    /// `pps`: how late this board stamps the edge, µs (see `hardware/pps-bias.md`; Pi 5 GPIO
+    /// ~11.7). Default 0.
+    #[serde(default)]
+    pub pps_bias_us: Option<f64>,
+    /// `pps`: which edge is on time, `"assert"` (default) or `"clear"`.
+    #[serde(default)]
+    pub edge: Option<crate::refclock::source::PpsEdgeKind>,
+    /// `nmea`: which side of the pulse the message falls on, `"auto"` (default: learned from a
+    /// synchronised clock), `"after"` or `"before"` (lets pairing start without one).
+    #[serde(default)]
+    pub message_side: Option<crate::refclock::pairing::SidePrior>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -253,6 +264,11 @@ impl Config {
                 && !(300..=921_600).contains(&b)
             {
                 return Err(err("baud", format!("{b} is not a serial speed (300–921600 or \"auto\")")));
+            }
+            if let Some(b) = r.pps_bias_us
+                && !(b.is_finite() && b.abs() < 100_000.0)
+            {
+                return Err(err("pps_bias_us", format!("{b} µs is not a plausible timestamp bias")));
             }
             if let Some(g) = &r.gpio
                 && g.split_once(':').is_none_or(|(c, l)| c.is_empty() || l.is_empty())
