@@ -5,6 +5,8 @@
 //! without hardware. Device timestamps are `CLOCK_REALTIME` readings; they are mapped onto the
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
 
+pub mod nmea;
+
 use crate::time::Time;
 
 /// A UTC time the NMEA driver trusts (valid fix, plausible date), once per second.
