@@ -81,6 +81,25 @@ pub struct Reference {
     pub expected_delay_s: f64,
 }
 
+/// What the decoder hands on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    /// A trusted second.
+    Time(DecodedTime),
+    /// The receiver said explicitly that it has no valid fix this cycle (RMC `V` or mode `N`,
+    /// GGA quality 0…); `received` is the cycle's arrival. ZDA alone does not produce this.
+    NoFix { received: Time },
+}
+
+impl Decoded {
+    pub fn time(&self) -> Option<&DecodedTime> {
+        match self {
+            Decoded::Time(t) => Some(t),
+            Decoded::NoFix { .. } => None,
+        }
+    }
+}
+
 /// A trusted second, with what the diagnostics want to know about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodedTime {
@@ -134,7 +153,8 @@ struct Cycle {
     other_valid: bool,
     other_invalid: bool,
     sats_used: Option<u8>,
-    decided: bool,
+    /// `Some(trusted)` once decided.
+    decided: Option<bool>,
     decided_date: Option<Date>,
     contradicted: bool,
 }
@@ -234,7 +254,7 @@ impl Decoder {
     }
 
     /// Feeds one read that returned at `read_end`; trusted seconds are appended to `out`.
-    pub fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<DecodedTime>) {
+    pub fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<Decoded>) {
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear();
         self.framer.push(bytes, read_end, self.char_ns, &mut frames);
@@ -245,21 +265,21 @@ impl Decoder {
     }
 
     /// Ends the open cycle if nothing arrived for it for a while (live: call on read timeouts).
-    pub fn poll(&mut self, now: Time, out: &mut Vec<DecodedTime>) {
+    pub fn poll(&mut self, now: Time, out: &mut Vec<Decoded>) {
         if self.cycle.as_ref().is_some_and(|c| now.nanos_since(c.last_rx) > CYCLE_TIMEOUT_NS) {
             self.close_cycle(out);
         }
     }
 
     /// End of input (replay): decides the open cycle. A held, unconfirmed time stays unreported.
-    pub fn finish(&mut self, out: &mut Vec<DecodedTime>) {
+    pub fn finish(&mut self, out: &mut Vec<Decoded>) {
         self.close_cycle(out);
         if self.held.take().is_some() {
             self.stats.unconfirmed += 1;
         }
     }
 
-    fn on_frame(&mut self, frame: &Frame, out: &mut Vec<DecodedTime>) {
+    fn on_frame(&mut self, frame: &Frame, out: &mut Vec<Decoded>) {
         match frame.checksum {
             Checksum::Valid => self.checksummed_seen += 1,
             Checksum::Missing => {
@@ -300,7 +320,7 @@ impl Decoder {
             other_valid: false,
             other_invalid: false,
             sats_used: None,
-            decided: false,
+            decided: None,
             decided_date: None,
             contradicted: false,
         });
@@ -381,7 +401,7 @@ impl Decoder {
     }
 
     /// Decides the open cycle if the evidence suffices (`closing`: no more will come).
-    fn try_decide(&mut self, closing: bool, out: &mut Vec<DecodedTime>) {
+    fn try_decide(&mut self, closing: bool, out: &mut Vec<Decoded>) {
         let rmc_expected = self.rmc_expected();
         let Some(c) = self.cycle.as_mut() else { return };
         let valid = match c.rmc_valid {
@@ -395,22 +415,30 @@ impl Decoder {
             Some((d, source)) => Some((d, source)),
             None => self.last_date.and_then(|l| date_from(l, c.tod, c.start)).map(|d| (d, "previous")),
         };
-        if c.decided {
-            let disagrees = valid == Some(false)
-                || c.date_conflict
-                || c.own_date.is_some_and(|(d, _)| Some(d) != c.decided_date);
-            if disagrees && !c.contradicted {
-                c.contradicted = true;
-                self.stats.contradictions += 1;
+        match c.decided {
+            Some(false) => return,
+            Some(true) => {
+                let own_differs = c.own_date.is_some_and(|(d, _)| Some(d) != c.decided_date);
+                if (valid == Some(false) || c.date_conflict || own_differs) && !c.contradicted {
+                    c.contradicted = true;
+                    self.stats.contradictions += 1;
+                } else if let Some((d, _)) = c.own_date.filter(|_| !c.contradicted) {
+                    // A ZDA after the GGA that decided: its date now dates later cycles.
+                    self.last_date = Some(FullDate { date: d, tod: c.tod, rx: c.start });
+                }
+                return;
+            }
+            None => {}
+        }
+        if c.date_conflict {
+            if closing {
+                c.decided = Some(false); // Already counted in `date_conflicts`.
             }
             return;
         }
-        if c.date_conflict {
-            return; // Counted in date_conflicts; the cycle is closed out below as untrusted.
-        }
         match (valid, date) {
             (Some(true), Some((d, source))) => {
-                c.decided = true;
+                c.decided = Some(true);
                 if c.rmc_valid == Some(true) && c.other_invalid {
                     self.stats.fix_disagreements += 1;
                 }
@@ -428,26 +456,36 @@ impl Decoder {
                 }
                 self.candidate(t, out);
             }
-            (Some(true), None) if closing => self.stats.rejected_no_date += 1,
-            (Some(false), _) | (None, _) if closing => self.stats.rejected_no_fix += 1,
+            (Some(false), _) => {
+                // The receiver says so explicitly: pulses it sends now are free-running.
+                c.decided = Some(false);
+                self.stats.rejected_no_fix += 1;
+                out.push(Decoded::NoFix { received: c.start });
+            }
+            (Some(true), None) if closing => {
+                c.decided = Some(false);
+                self.stats.rejected_no_date += 1;
+            }
+            (None, _) if closing => {
+                // ZDA alone, or nothing about the fix: not trusted, but no claim of "no fix" either.
+                c.decided = Some(false);
+                self.stats.rejected_no_fix += 1;
+            }
             _ => {}
         }
     }
 
-    fn close_cycle(&mut self, out: &mut Vec<DecodedTime>) {
+    fn close_cycle(&mut self, out: &mut Vec<Decoded>) {
         let Some(c) = self.cycle.as_ref() else { return };
         let had_rmc = c.rmc_valid.is_some();
         self.stats.cycles += 1;
-        // A cycle with conflicting dates is already counted in `date_conflicts`.
-        if c.decided || !c.date_conflict {
-            self.try_decide(true, out);
-        }
+        self.try_decide(true, out);
         self.cycles_since_rmc = if had_rmc { 0 } else { self.cycles_since_rmc.saturating_add(1) };
         self.cycle = None;
     }
 
     /// Continuity: hand on a time only when the previous trusted cycle was at most 1 s earlier.
-    fn candidate(&mut self, t: DecodedTime, out: &mut Vec<DecodedTime>) {
+    fn candidate(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
         let key = t.key();
         let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= SEC);
         self.last_candidate = Some(key);
@@ -464,7 +502,7 @@ impl Decoder {
         }
     }
 
-    fn emit(&mut self, t: DecodedTime, out: &mut Vec<DecodedTime>) {
+    fn emit(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
         if let Some(r) = self.reference {
             let upstream = t.time.received.add_secs_f64(r.offset_s - r.expected_delay_s);
             let diff = t.time.utc.secs_since(upstream);
@@ -511,7 +549,7 @@ impl Decoder {
         self.last_emitted = Some((key, t.second_id()));
         self.stats.times_reported += 1;
         self.stats.last_time = Some(t.utc_string());
-        out.push(t);
+        out.push(Decoded::Time(t));
     }
 }
 
@@ -572,13 +610,17 @@ mod tests {
     const T0: Time = Time::from_unix_secs(1_735_787_045); // 2025-01-02T03:04:05Z
 
     /// Feeds one burst per second (each as its own read, 0.1 s after the second) and finishes.
-    fn run(dec: &mut Decoder, bursts: &[String]) -> Vec<DecodedTime> {
+    fn run_all(dec: &mut Decoder, bursts: &[String]) -> Vec<Decoded> {
         let mut out = Vec::new();
         for (i, b) in bursts.iter().enumerate() {
             dec.push(b.as_bytes(), T0.add_nanos(i as i64 * SEC + SEC / 10), &mut out);
         }
         dec.finish(&mut out);
         out
+    }
+
+    fn run(dec: &mut Decoder, bursts: &[String]) -> Vec<DecodedTime> {
+        run_all(dec, bursts).iter().filter_map(Decoded::time).cloned().collect()
     }
 
     fn utcs(out: &[DecodedTime]) -> Vec<String> {
@@ -612,10 +654,15 @@ mod tests {
             .map(|i| format!("{}{}", rmc(T0.add_nanos(i * SEC), 'V'), zda(T0.add_nanos(i * SEC))))
             .collect();
         let mut d = replay();
-        assert!(run(&mut d, &bursts).is_empty());
+        let out = run_all(&mut d, &bursts);
         assert_eq!(d.stats().rejected_no_fix, 5);
+        // Each cycle says "no fix" at its RMC, stamped with the cycle's arrival.
+        assert_eq!(out.len(), 5);
+        assert!(matches!(out[1], Decoded::NoFix { received } if received < T0.add_nanos(SEC + SEC / 10)));
         let zda_only: Vec<String> = (0..5).map(|i| zda(T0.add_nanos(i * SEC))).collect();
-        assert!(run(&mut replay(), &zda_only).is_empty());
+        let mut d = replay();
+        assert!(run_all(&mut d, &zda_only).is_empty(), "ZDA alone: neither a time nor a no-fix claim");
+        assert_eq!(d.stats().rejected_no_fix, 5);
     }
 
     #[test]
@@ -773,12 +820,13 @@ mod tests {
     #[test]
     fn high_rate_receiver_reports_once_per_second() {
         let mut d = replay();
-        let mut out = Vec::new();
+        let mut all = Vec::new();
         for i in 0..20 {
             let t = T0.add_nanos(i * SEC / 5);
-            d.push(rmc(t, 'A').as_bytes(), t, &mut out);
+            d.push(rmc(t, 'A').as_bytes(), t, &mut all);
         }
-        d.finish(&mut out);
+        d.finish(&mut all);
+        let out: Vec<DecodedTime> = all.iter().filter_map(Decoded::time).cloned().collect();
         assert_eq!(
             utcs(&out),
             ["2025-01-02T03:04:05Z", "2025-01-02T03:04:06Z", "2025-01-02T03:04:07Z", "2025-01-02T03:04:08Z"]

@@ -14,6 +14,6 @@ pub mod sentence;
 pub mod serial;
 pub mod stats;
 
-pub use decoder::{DecodedTime, Decoder, DecoderConfig, Reference};
+pub use decoder::{Decoded, DecodedTime, Decoder, DecoderConfig, Reference};
 pub use serial::{NmeaDriverConfig, NmeaDriverHandle, spawn};
 pub use stats::{FixInfo, NmeaStats};

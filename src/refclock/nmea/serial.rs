@@ -22,7 +22,7 @@ use serialport::{DataBits, FlowControl, Parity, SerialPort, StopBits, TTYPort};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
-use super::decoder::{DecodedTime, Decoder, DecoderConfig, Reference};
+use super::decoder::{Decoded, Decoder, DecoderConfig, Reference};
 use super::framer::{Checksum, Framer};
 use super::rollover;
 use super::sentence::Date;
@@ -107,18 +107,22 @@ impl Drop for NmeaDriverHandle {
     }
 }
 
-/// Starts the driver; trusted seconds go to `tx` as [`RefclockEvent::Nmea`]. The leap second
-/// itself is not sent (POSIX time has no name for it).
+/// Starts the driver; trusted seconds go to `tx` as [`RefclockEvent::Nmea`], cycles in which the
+/// receiver says it has no fix as [`RefclockEvent::NoFix`]. The leap second itself is not sent
+/// (POSIX time has no name for it).
 pub fn spawn(cfg: NmeaDriverConfig, tx: UnboundedSender<RefclockEvent>) -> NmeaDriverHandle {
-    spawn_with(cfg, move |t| {
-        if !t.leap_second {
-            let _ = tx.send(RefclockEvent::Nmea(t.time));
-        }
+    spawn_with(cfg, move |d| {
+        let ev = match d {
+            Decoded::Time(t) if t.leap_second => return,
+            Decoded::Time(t) => RefclockEvent::Nmea(t.time),
+            Decoded::NoFix { received } => RefclockEvent::NoFix { received },
+        };
+        let _ = tx.send(ev);
     })
 }
 
-/// Starts the driver with a callback per trusted second (diagnostics want the details).
-pub fn spawn_with(cfg: NmeaDriverConfig, sink: impl FnMut(DecodedTime) + Send + 'static) -> NmeaDriverHandle {
+/// Starts the driver with a callback per decoder output (diagnostics want the details).
+pub fn spawn_with(cfg: NmeaDriverConfig, sink: impl FnMut(Decoded) + Send + 'static) -> NmeaDriverHandle {
     let shared = Arc::new(Shared::default());
     let s = shared.clone();
     let name = format!("nmea {}", cfg.device.display());
@@ -143,7 +147,7 @@ struct Reader<F> {
     last_error: Option<String>,
 }
 
-impl<F: FnMut(DecodedTime)> Reader<F> {
+impl<F: FnMut(Decoded)> Reader<F> {
     fn new(cfg: NmeaDriverConfig, shared: Arc<Shared>, sink: F) -> Self {
         let decoder = Decoder::new(DecoderConfig {
             baud: cfg.baud.unwrap_or(9600),
@@ -299,7 +303,7 @@ impl<F: FnMut(DecodedTime)> Reader<F> {
         "stopped".into()
     }
 
-    fn deliver(&mut self, out: &mut Vec<DecodedTime>, decoder_stats: NmeaStats) {
+    fn deliver(&mut self, out: &mut Vec<Decoded>, decoder_stats: NmeaStats) {
         self.publish(|s| {
             let keep = (s.device.take(), s.baud, s.connected, s.reconnects, s.last_error.take());
             *s = decoder_stats;
