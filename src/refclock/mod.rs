@@ -7,6 +7,7 @@
 
 pub mod anchor;
 pub mod pairing;
+pub mod pps;
 pub mod sim;
 pub mod source;
 #[cfg(test)]
