@@ -147,7 +147,7 @@ fn explain(chip: &str, e: &gpiocdev::Error) -> String {
             format!("{chip} does not exist: check the chip with `ls /dev/gpiochip*` (gpioinfo)")
         }
         Some(libc::EACCES) | Some(libc::EPERM) => format!(
-            "{chip}: permission denied: add the daemon's user to the `gpio` group or a udev rule `SUBSYSTEM==\"gpio\", GROUP=\"stratum1\", MODE=\"0660\"`"
+            "{chip}: permission denied: install udev/60-stratum1.rules (`SUBSYSTEM==\"gpio\", KERNEL==\"gpiochip[0-9]*\", GROUP=\"gpio\", MODE=\"0660\"`) and add the daemon's user to group gpio"
         ),
         _ => format!("{chip}: {e}"),
     }

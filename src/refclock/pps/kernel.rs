@@ -74,7 +74,7 @@ pub fn explain(path: &Path, err: &std::io::Error) -> String {
             "{p} does not exist: enable a PPS source, e.g. `dtoverlay=pps-gpio,gpiopin=18` in /boot/firmware/config.txt (then reboot), or use gpio = \"gpiochip0:18\" instead"
         ),
         Some(libc::EACCES) | Some(libc::EPERM) => format!(
-            "{p}: permission denied: add a udev rule such as `KERNEL==\"pps[0-9]*\", GROUP=\"stratum1\", MODE=\"0660\"` (udev/ in this repository) or run with CAP_SYS_TIME"
+            "{p}: permission denied: install udev/60-stratum1.rules (`SUBSYSTEM==\"pps\", KERNEL==\"pps[0-9]*\", GROUP=\"stratum1\", MODE=\"0660\"`) and run as a member of group stratum1"
         ),
         Some(libc::ENOTTY) | Some(libc::EINVAL) => format!(
             "{p} is not a PPS device (ENOTTY): point device at /dev/ppsN (created by `dtoverlay=pps-gpio,gpiopin=N`), or read the line directly with gpio = \"CHIP:LINE\""
