@@ -345,7 +345,7 @@ mod tests {
         let p = Path::new("/dev/pps0");
         let e = |n| std::io::Error::from_raw_os_error(n);
         assert!(explain(p, &e(libc::ENOTTY)).contains("not a PPS device"));
-        assert!(explain(p, &e(libc::EACCES)).contains("udev rule"));
+        assert!(explain(p, &e(libc::EACCES)).contains("60-stratum1.rules"));
         assert!(explain(p, &e(libc::ENOENT)).contains("dtoverlay=pps-gpio,gpiopin="));
         assert_eq!(explain(p, &e(libc::EACCES)).lines().count(), 1);
     }
