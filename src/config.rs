@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::net::access::Cidr;
+use crate::net::ratelimit::{RateLimiter, RateParams};
+
 pub const DEFAULT_PATH: &str = "/etc/stratum1/stratum1.toml";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/stratum1/control.sock";
 
@@ -28,6 +31,34 @@ pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     /// `false` turns rate limiting off (benchmarks).
     pub rate_limit: bool,
+    /// Sustained spacing (s) a client (IPv4 address, IPv6 /64) may poll at; see `net::ratelimit`.
+    pub rate_limit_interval: f64,
+    /// Requests a quiet client may send back to back.
+    pub rate_limit_burst: u32,
+    /// Clients the rate limiter remembers (24 bytes each, allocated once).
+    pub rate_limit_clients: usize,
+    /// Only these networks are served, when non-empty (longest prefix among allow/deny wins).
+    #[serde(deserialize_with = "cidrs_allow")]
+    pub allow: Vec<Cidr>,
+    /// Never answered; dropped silently (no KoD DENY: see `net::access`).
+    #[serde(deserialize_with = "cidrs_deny")]
+    pub deny: Vec<Cidr>,
+}
+
+/// A list of networks; a bad entry's error names the key (toml points at the list's line).
+fn cidrs<'de, D: serde::Deserializer<'de>>(d: D, key: &str) -> Result<Vec<Cidr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| s.parse().map_err(|e| serde::de::Error::custom(format!("{key}: {e}"))))
+        .collect()
+}
+
+fn cidrs_allow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    cidrs(d, "allow")
+}
+
+fn cidrs_deny<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    cidrs(d, "deny")
 }
 
 impl Default for ServerConfig {
@@ -35,6 +66,11 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: vec!["0.0.0.0:123".parse().expect("literal"), "[::]:123".parse().expect("literal")],
             rate_limit: true,
+            rate_limit_interval: RateParams::DEFAULT_INTERVAL_S,
+            rate_limit_burst: RateParams::DEFAULT_BURST,
+            rate_limit_clients: RateLimiter::DEFAULT_CLIENTS,
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     }
 }
@@ -69,6 +105,17 @@ pub struct RefclockConfig {
     pub baud: Option<Baud>,
     /// `pps` straight from a GPIO line: `"gpiochip0:18"` (chip and line by name or number).
     pub gpio: Option<String>,
+    /// `pps`: how late this board stamps the edge, µs (see `hardware/pps-bias.md`; Pi 5 GPIO
+    /// ~11.7). Default 0.
+    #[serde(default)]
+    pub pps_bias_us: Option<f64>,
+    /// `pps`: which edge is on time, `"assert"` (default) or `"clear"`.
+    #[serde(default)]
+    pub edge: Option<crate::refclock::source::PpsEdgeKind>,
+    /// `nmea`: which side of the pulse the message falls on, `"auto"` (default: learned from a
+    /// synchronised clock), `"after"` or `"before"` (lets pairing start without one).
+    #[serde(default)]
+    pub message_side: Option<crate::refclock::pairing::SidePrior>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +123,39 @@ pub struct RefclockConfig {
 pub struct UpstreamConfig {
     /// `host[:port]`, port 123 by default.
     pub address: String,
+    /// Poll interval bounds, log2 seconds (6 = 64 s, 10 = 1024 s).
+    #[serde(default = "default_minpoll")]
+    pub minpoll: i8,
+    #[serde(default = "default_maxpoll")]
+    pub maxpoll: i8,
+    /// A quick burst of requests at start and after the server was unreachable.
+    #[serde(default = "default_true")]
+    pub iburst: bool,
+    /// Preferred among upstreams that pass selection.
+    #[serde(default)]
+    pub prefer: bool,
+    /// Polled and shown, never used to steer the clock.
+    #[serde(default)]
+    pub noselect: bool,
+    /// `address` names a pool: use up to `max_sources` of the servers it resolves to, replacing
+    /// the ones that drop out.
+    #[serde(default)]
+    pub pool: bool,
+    #[serde(default = "default_max_sources")]
+    pub max_sources: usize,
+}
+
+fn default_minpoll() -> i8 {
+    6
+}
+fn default_maxpoll() -> i8 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_sources() -> usize {
+    4
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -151,6 +231,16 @@ impl Config {
             line: find_key_line(text, key),
             message: format!("{key}: {message}"),
         };
+        let server = &self.server;
+        if !(server.rate_limit_interval.is_finite() && server.rate_limit_interval > 0.0) {
+            return Err(err("rate_limit_interval", "must be a positive number of seconds".into()));
+        }
+        if server.rate_limit_burst == 0 {
+            return Err(err("rate_limit_burst", "must be at least 1".into()));
+        }
+        if !(64..=1 << 24).contains(&server.rate_limit_clients) {
+            return Err(err("rate_limit_clients", "must be 64–16777216 (24 bytes each)".into()));
+        }
         for (i, r) in self.refclock.iter().enumerate() {
             match r.kind {
                 RefclockKind::Nmea if r.device.is_none() => {
@@ -175,6 +265,11 @@ impl Config {
             {
                 return Err(err("baud", format!("{b} is not a serial speed (300–921600 or \"auto\")")));
             }
+            if let Some(b) = r.pps_bias_us
+                && !(b.is_finite() && b.abs() < 100_000.0)
+            {
+                return Err(err("pps_bias_us", format!("{b} µs is not a plausible timestamp bias")));
+            }
             if let Some(g) = &r.gpio
                 && g.split_once(':').is_none_or(|(c, l)| c.is_empty() || l.is_empty())
             {
@@ -184,6 +279,17 @@ impl Config {
         for u in &self.upstream {
             if u.address.trim().is_empty() {
                 return Err(err("address", "upstream address is empty".into()));
+            }
+            for (key, v) in [("minpoll", u.minpoll), ("maxpoll", u.maxpoll)] {
+                if !(-6..=17).contains(&v) {
+                    return Err(err(key, format!("{v} is outside -6..=17 (log2 seconds)")));
+                }
+            }
+            if u.minpoll > u.maxpoll {
+                return Err(err("minpoll", format!("minpoll {} is above maxpoll {}", u.minpoll, u.maxpoll)));
+            }
+            if u.pool && !(1..=16).contains(&u.max_sources) {
+                return Err(err("max_sources", format!("{} is outside 1..=16", u.max_sources)));
             }
         }
         Ok(())
@@ -243,6 +349,30 @@ listen = "127.0.0.1:9123"
         assert_eq!(c.refclock[0].baud, Some(Baud::Auto(AutoWord::Auto)));
         assert_eq!(c.clock.mode, ClockMode::Software);
         assert_eq!(c.upstream[0].address, "ntp.example.org");
+        let u = &c.upstream[0];
+        assert_eq!(
+            (u.minpoll, u.maxpoll, u.iburst, u.prefer, u.noselect, u.pool),
+            (6, 10, true, false, false, false)
+        );
+    }
+
+    #[test]
+    fn upstream_keys() {
+        let c = Config::parse(
+            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 5\nminpoll = 1\nmaxpoll = 3\niburst = false\nprefer = true\n",
+            "u.toml",
+        )
+        .unwrap();
+        let u = &c.upstream[0];
+        assert_eq!(
+            (u.minpoll, u.maxpoll, u.iburst, u.prefer, u.pool, u.max_sources),
+            (1, 3, false, true, true, 5)
+        );
+        let e =
+            Config::parse("[[upstream]]\naddress = \"a\"\nminpoll = 9\nmaxpoll = 7\n", "u.toml").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = Config::parse("[[upstream]]\naddress = \"a\"\nmaxpoll = 40\n", "u.toml").unwrap_err();
+        assert!(e.to_string().contains("maxpoll"), "{e}");
     }
 
     #[test]
@@ -251,6 +381,30 @@ listen = "127.0.0.1:9123"
         assert_eq!(c.server.listen.len(), 2);
         assert!(c.server.rate_limit);
         assert_eq!(c.clock.mode, ClockMode::System);
+        assert!(c.server.allow.is_empty() && c.server.deny.is_empty());
+    }
+
+    #[test]
+    fn access_and_rate_keys() {
+        let c = Config::parse(
+            "[server]\nallow = [\"192.0.2.0/24\", \"2001:db8::/32\"]\ndeny = [\"192.0.2.7\"]\n\
+             rate_limit_interval = 0.02\nrate_limit_burst = 4\nrate_limit_clients = 4096\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.server.allow.len(), 2);
+        assert_eq!(c.server.deny[0].to_string(), "192.0.2.7/32");
+        assert_eq!((c.server.rate_limit_interval, c.server.rate_limit_burst), (0.02, 4));
+
+        let e = Config::parse("[server]\ndeny = [\n  \"10.0.0.0/8\",\n  \"10.1.2.3/8\",\n]\n", "x.toml")
+            .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.to_string().contains("deny: 10.1.2.3/8"), "names key and entry: {e}");
+        assert!(e.to_string().contains("10.0.0.0/8"), "suggests the network: {e}");
+        let e = Config::parse("[server]\nrate_limit_burst = 0\n", "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = Config::parse("[server]\nrate_limit_interval = -1.0\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("rate_limit_interval"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,11 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod core;
+pub mod logging;
+pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod refclock;
 pub mod time;

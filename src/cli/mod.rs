@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// What `ntpq -p` shows, read from the running daemon's control socket.
+    Status(status::StatusArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,6 +37,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
+        Command::Status(args) => status::run(&args),
     };
     match result {
         Ok(code) => code,

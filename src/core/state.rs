@@ -64,7 +64,7 @@ pub fn shared_state() -> SharedState {
 }
 
 /// A source's standing in selection, as `status` shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceState {
     /// Disciplines the clock.
@@ -80,7 +80,7 @@ pub enum SourceState {
 }
 
 /// One row of `status`.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SourceStatus {
     pub name: String,
     pub kind: SourceKind,

@@ -1,3 +1,9 @@
 //! Network: the NTP wire format, the server, and the client side (query and upstreams).
 
+pub mod access;
+pub mod client;
+pub mod exchange;
 pub mod packet;
+pub mod pool_policy;
+pub mod ratelimit;
+pub mod server;

@@ -1,0 +1,203 @@
+//! Log output that reads well in journald, and rate limiting for warnings that repeat.
+//!
+//! Under systemd (`$JOURNAL_STREAM` set) each line starts with a syslog priority prefix (`<4>`)
+//! that journald turns into the entry's priority, so `journalctl -p warning` works; journald adds
+//! its own timestamps, so we add none and no colours. On a terminal the usual tracing format.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), output to stderr.
+/// A second call is a no-op.
+pub fn init() {
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if journal {
+        builder.with_ansi(false).event_format(JournalFormat).try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
+}
+
+/// One line per event: `<priority>span: span: message key=value`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JournalFormat;
+
+impl<S, N> FormatEvent<S, N> for JournalFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "<{}>", syslog_priority(*event.metadata().level()))?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                write!(writer, "{}: ", span.name())?;
+            }
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// sd-daemon(3) priorities: err, warning, info, debug.
+fn syslog_priority(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+/// Lets the first occurrence through, then at most one per `interval`, counting the rest.
+///
+/// One per call site (a `static` works: [`RateLimit::new`] is `const`). Use [`warn_limited!`].
+#[derive(Debug)]
+pub struct RateLimit {
+    interval: Duration,
+    state: Mutex<LimitState>,
+}
+
+#[derive(Debug)]
+struct LimitState {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    pub const fn new(interval: Duration) -> RateLimit {
+        RateLimit { interval, state: Mutex::new(LimitState { last: None, suppressed: 0 }) }
+    }
+
+    /// `Some(n)` when this occurrence should be logged, `n` being how many were suppressed
+    /// since the last one logged; `None` when it should be suppressed.
+    pub fn check(&self) -> Option<u64> {
+        self.check_at(Instant::now())
+    }
+
+    pub fn check_at(&self, now: Instant) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match s.last {
+            Some(last) if now.saturating_duration_since(last) < self.interval => {
+                s.suppressed += 1;
+                None
+            }
+            _ => {
+                s.last = Some(now);
+                Some(std::mem::take(&mut s.suppressed))
+            }
+        }
+    }
+}
+
+/// `warn!` through a [`RateLimit`]; adds `suppressed=N` when earlier occurrences were dropped.
+///
+/// ```
+/// use std::time::Duration;
+/// use stratum1::{logging::RateLimit, warn_limited};
+/// static BAD_SENTENCE: RateLimit = RateLimit::new(Duration::from_secs(60));
+/// warn_limited!(BAD_SENTENCE, "NMEA checksum error on {}", "/dev/gps0");
+/// ```
+#[macro_export]
+macro_rules! warn_limited {
+    ($limit:expr, $($arg:tt)+) => {
+        if let Some(suppressed) = $limit.check() {
+            if suppressed > 0 {
+                ::tracing::warn!(suppressed, $($arg)+);
+            } else {
+                ::tracing::warn!($($arg)+);
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn limiter_lets_first_through_then_one_per_interval_with_count() {
+        let l = RateLimit::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(l.check_at(t0), Some(0));
+        assert_eq!(l.check_at(t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.check_at(t0 + Duration::from_secs(9)), None);
+        assert_eq!(l.check_at(t0 + Duration::from_secs(10)), Some(2));
+        assert_eq!(l.check_at(t0 + Duration::from_secs(11)), None);
+        assert_eq!(l.check_at(t0 + Duration::from_secs(30)), Some(1));
+        assert_eq!(l.check_at(t0 + Duration::from_secs(60)), Some(0));
+    }
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn capture(f: impl FnOnce()) -> String {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .event_format(JournalFormat)
+            .with_writer(move || buf.clone())
+            .with_max_level(Level::DEBUG)
+            .finish();
+        tracing::subscriber::with_default(sub, f);
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn journal_lines_carry_priority_and_no_timestamp_or_colour() {
+        let text = capture(|| {
+            tracing::info!("started");
+            let span = tracing::info_span!("refclock");
+            let _g = span.enter();
+            tracing::warn!(device = "/dev/gps0", "no fix");
+            tracing::error!("gave up");
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, ["<6>started", "<4>refclock: no fix device=\"/dev/gps0\"", "<3>refclock: gave up"]);
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn warn_limited_logs_once_then_suppresses() {
+        let limit = RateLimit::new(Duration::from_secs(3600));
+        let text = capture(|| {
+            for i in 0..5 {
+                warn_limited!(limit, "bad sentence {i}");
+            }
+        });
+        assert_eq!(text.lines().collect::<Vec<_>>(), ["<4>bad sentence 0"]);
+        // Force the interval to have passed: the next line reports the four suppressed.
+        limit.state.lock().unwrap().last = Some(Instant::now() - Duration::from_secs(7200));
+        let text = capture(|| warn_limited!(limit, "bad sentence again"));
+        assert_eq!(text.trim(), "<4>bad sentence again suppressed=4");
+    }
+}

@@ -1,0 +1,93 @@
+//! The policy a pool member serves with: access lists first, then per-client rate limits.
+//!
+//! Outcomes are counted by the server per [`Verdict`]: denied clients under `denied`, limited
+//! ones under `rate_limited` (silence) or as a KoD RATE. Non-client modes never get here (the
+//! responder drops them under `mode`).
+
+use std::net::IpAddr;
+
+use crate::config::ServerConfig;
+use crate::core::RefId;
+use crate::net::access::AccessControl;
+use crate::net::packet::Packet;
+use crate::net::ratelimit::{RateLimiter, RateParams, RateVerdict};
+use crate::net::server::{DropReason, Policy, Verdict};
+use crate::time::Time;
+
+pub struct PoolPolicy {
+    access: AccessControl,
+    /// `None` when `rate_limit = false`: no table is allocated.
+    limiter: Option<RateLimiter>,
+}
+
+impl PoolPolicy {
+    pub fn new(access: AccessControl, limiter: Option<RateLimiter>) -> PoolPolicy {
+        PoolPolicy { access, limiter }
+    }
+
+    pub fn from_config(server: &ServerConfig) -> PoolPolicy {
+        let limiter = server.rate_limit.then(|| {
+            RateLimiter::new(
+                RateParams::new(server.rate_limit_interval, server.rate_limit_burst),
+                server.rate_limit_clients,
+            )
+        });
+        PoolPolicy::new(AccessControl::new(&server.allow, &server.deny), limiter)
+    }
+
+    /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
+    pub fn table_bytes(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.table_bytes())
+    }
+}
+
+impl Policy for PoolPolicy {
+    fn check(&self, peer: IpAddr, _request: &Packet, now: Time) -> Verdict {
+        if !self.access.allows(peer) {
+            return Verdict::Drop(DropReason::Denied);
+        }
+        match self.limiter.as_ref().map_or(RateVerdict::Serve, |l| l.check(peer, now)) {
+            RateVerdict::Serve => Verdict::Serve,
+            RateVerdict::Kod => Verdict::Kod(RefId::RATE),
+            RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::net::packet::HEADER_LEN;
+    use crate::net::server::Outcome;
+    use crate::net::server::respond::respond;
+
+    fn policy(toml: &str) -> PoolPolicy {
+        PoolPolicy::from_config(&Config::parse(toml, "t.toml").unwrap().server)
+    }
+
+    fn outcome(p: &PoolPolicy, peer: &str, t: f64) -> Outcome {
+        let mut req = [0u8; HEADER_LEN];
+        req[0] = 0x23;
+        let mut out = [0u8; HEADER_LEN];
+        let now = Time::from_unix_nanos((t * 1e9) as i64);
+        let state = crate::core::SystemState::unsynchronised();
+        respond(&req, peer.parse().unwrap(), now, &state, p, || now, &mut out)
+    }
+
+    #[test]
+    fn deny_beats_rate_and_rate_limit_kods_then_drops() {
+        let p = policy("[server]\ndeny = [\"192.0.2.0/24\"]\nrate_limit_burst = 2\n");
+        assert_eq!(outcome(&p, "192.0.2.9", 0.0), Outcome::Drop(DropReason::Denied));
+        let v: Vec<Outcome> = (0..4).map(|_| outcome(&p, "198.51.100.1", 10.0)).collect();
+        assert_eq!(v, [Outcome::Reply, Outcome::Reply, Outcome::Kod, Outcome::Drop(DropReason::RateLimited)]);
+    }
+
+    #[test]
+    fn rate_limit_false_allocates_nothing_and_limits_nothing() {
+        let p = policy("[server]\nrate_limit = false\nrate_limit_burst = 1\n");
+        assert_eq!(p.table_bytes(), 0);
+        assert!((0..1000).all(|_| outcome(&p, "198.51.100.1", 1.0) == Outcome::Reply));
+        assert_eq!(policy("").table_bytes(), 3 << 20);
+    }
+}

@@ -1,0 +1,398 @@
+//! The server's answer to one datagram, sans-IO: request bytes, receive time and the system
+//! state snapshot in, a reply (or the reason for silence) out.
+//!
+//! Replies are always the bare 48-byte header, so a reply is never larger than its request (a
+//! request shorter than that is malformed and gets nothing): no amplification. The transmit
+//! timestamp is stamped separately ([`stamp_transmit`]) so the socket code can read the clock
+//! right before the send syscall.
+
+use std::net::IpAddr;
+
+use super::policy::{Policy, Verdict};
+use crate::core::{Leap, RefId, SystemState};
+use crate::net::packet::{HEADER_LEN, Mode, Packet, ParseError};
+use crate::time::{Time, to_ntp_short};
+
+/// Poll exponents we echo back: chrony goes down to -6 on LANs, RFC 5905's maximum is 17.
+const MIN_POLL: i8 = -6;
+const MAX_POLL: i8 = 17;
+/// A KoD asks the client to back off: never advertise a poll below 16 s.
+const KOD_MIN_POLL: i8 = 4;
+/// What an unsynchronised server advertises as root delay and dispersion (chrony's values).
+const UNSYNC_ROOT_S: f64 = 1.0;
+
+/// Why a datagram got no reply. Each reason has its own counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than an NTP header.
+    Malformed,
+    /// Version outside 1–4.
+    Version,
+    /// Not a client request (server replies, broadcasts, mode 6/7 control/private, symmetric).
+    Mode,
+    /// Refused by access control.
+    Denied,
+    /// Over a rate limit, without a KoD.
+    RateLimited,
+    /// Any other policy decision.
+    Policy,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 6] = [
+        DropReason::Malformed,
+        DropReason::Version,
+        DropReason::Mode,
+        DropReason::Denied,
+        DropReason::RateLimited,
+        DropReason::Policy,
+    ];
+
+    /// Stable name for counters and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::Version => "version",
+            DropReason::Mode => "mode",
+            DropReason::Denied => "denied",
+            DropReason::RateLimited => "rate_limited",
+            DropReason::Policy => "policy",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What [`prepare`] put into the output buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A time reply of [`HEADER_LEN`] bytes; its transmit timestamp still needs
+    /// [`stamp_transmit`] (until then it equals the receive timestamp, which is valid).
+    Reply,
+    /// A kiss-o'-death of [`HEADER_LEN`] bytes, complete as is.
+    Kod,
+    /// Send nothing.
+    Drop(DropReason),
+}
+
+/// Checks a request and, if it deserves one, writes the reply into `out`.
+///
+/// `rx` is the request's receive time on the disciplined timescale (the kernel timestamp mapped
+/// through the clock).
+pub fn prepare(
+    request: &[u8],
+    peer: IpAddr,
+    rx: Time,
+    state: &SystemState,
+    policy: &dyn Policy,
+    out: &mut [u8; HEADER_LEN],
+) -> Outcome {
+    let req = match parse_client_request(request) {
+        Ok(p) => p,
+        Err(reason) => return Outcome::Drop(reason),
+    };
+    match policy.check(peer, &req, rx) {
+        Verdict::Serve => {
+            time_reply(&req, rx, state).write(out);
+            Outcome::Reply
+        }
+        Verdict::Kod(code) => {
+            kod_reply(&req, code, state.precision).write(out);
+            Outcome::Kod
+        }
+        Verdict::Drop(reason) => Outcome::Drop(reason),
+    }
+}
+
+/// [`prepare`] and stamp in one go, for callers without batching; `transmit` is read last.
+pub fn respond(
+    request: &[u8],
+    peer: IpAddr,
+    rx: Time,
+    state: &SystemState,
+    policy: &dyn Policy,
+    transmit: impl FnOnce() -> Time,
+    out: &mut [u8; HEADER_LEN],
+) -> Outcome {
+    let outcome = prepare(request, peer, rx, state, policy, out);
+    if outcome == Outcome::Reply {
+        stamp_transmit(out, rx, transmit());
+    }
+    outcome
+}
+
+/// Writes the transmit timestamp of a time reply, never earlier than its receive timestamp
+/// (clients reject receive > transmit; a clock step between the two must not cause that).
+pub fn stamp_transmit(reply: &mut [u8; HEADER_LEN], rx: Time, tx: Time) {
+    reply[40..48].copy_from_slice(&tx.max(rx).to_ntp().to_be_bytes());
+}
+
+/// A request we are willing to consider: parses, version 1–4, client mode.
+pub fn parse_client_request(request: &[u8]) -> Result<Packet, DropReason> {
+    let p = Packet::parse(request).map_err(|e| match e {
+        ParseError::TooShort(_) => DropReason::Malformed,
+        ParseError::BadVersion(_) => DropReason::Version,
+    })?;
+    // NTPv1 had no mode field; ntpd and chrony treat its zero as a client request.
+    let is_client = p.mode == Mode::Client || (p.version == 1 && p.mode == Mode::Reserved);
+    if !is_client {
+        return Err(DropReason::Mode);
+    }
+    Ok(p)
+}
+
+/// The time reply to a client request.
+pub fn time_reply(req: &Packet, rx: Time, state: &SystemState) -> Packet {
+    let rx_ntp = rx.to_ntp();
+    let synced = state.is_synchronised();
+    let (leap, stratum, root_delay, root_dispersion) = if synced {
+        (state.leap, state.stratum, state.root_delay, state.root_dispersion_at(rx))
+    } else {
+        // RFC 5905: stratum 16 goes on the wire as 0; real clients look for LI=3 and stratum 0.
+        (
+            Leap::Unsynchronised,
+            0,
+            state.root_delay.max(UNSYNC_ROOT_S),
+            state.root_dispersion_at(rx).max(UNSYNC_ROOT_S),
+        )
+    };
+    Packet {
+        leap,
+        version: req.version,
+        mode: Mode::Server,
+        stratum,
+        poll: req.poll.clamp(MIN_POLL, MAX_POLL),
+        precision: state.precision,
+        root_delay: to_ntp_short(root_delay),
+        root_dispersion: to_ntp_short(root_dispersion),
+        refid: state.refid,
+        reference_ts: if state.reference_time == Time::ZERO { 0 } else { state.reference_time.to_ntp() },
+        origin_ts: req.transmit_ts,
+        receive_ts: rx_ntp,
+        transmit_ts: rx_ntp,
+    }
+}
+
+/// A kiss-o'-death (RFC 5905 §7.4): LI=3, stratum 0, the code in refid, receive and transmit
+/// equal to the client's transmit (it learns nothing about our clock), poll at least the
+/// client's so it backs off.
+pub fn kod_reply(req: &Packet, code: RefId, precision: i8) -> Packet {
+    Packet {
+        leap: Leap::Unsynchronised,
+        version: req.version,
+        mode: Mode::Server,
+        stratum: 0,
+        poll: req.poll.max(KOD_MIN_POLL),
+        precision,
+        root_delay: 0,
+        root_dispersion: 0,
+        refid: code,
+        reference_ts: 0,
+        origin_ts: req.transmit_ts,
+        receive_ts: req.transmit_ts,
+        transmit_ts: req.transmit_ts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::server::policy::ServeAll;
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn now() -> Time {
+        Time::from_utc(2026, 11, 26, 12, 0, 0, 123_456_789)
+    }
+
+    fn synced() -> SystemState {
+        SystemState {
+            leap: Leap::None,
+            stratum: 1,
+            refid: RefId::PPS,
+            precision: -22,
+            root_delay: 0.0,
+            root_dispersion: 0.000_010,
+            reference_time: now().add_nanos(-4_000_000_000),
+            offset: 0.0,
+            frequency_ppm: 0.0,
+        }
+    }
+
+    fn request(version: u8, mode: u8, poll: i8, xmt: u64) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0] = (version << 3) | mode;
+        b[2] = poll as u8;
+        b[40..48].copy_from_slice(&xmt.to_be_bytes());
+        b
+    }
+
+    fn serve(req: &[u8], state: &SystemState, policy: &dyn Policy) -> (Outcome, Packet) {
+        let mut out = [0u8; HEADER_LEN];
+        let tx = now().add_nanos(15_000);
+        let o = respond(req, PEER, now(), state, policy, || tx, &mut out);
+        (o, Packet::parse(&out).unwrap_or_else(|_| Packet::parse(&[0x23; 48]).unwrap()))
+    }
+
+    #[test]
+    fn synchronised_reply() {
+        let xmt = 0x0123_4567_89ab_cdef;
+        let req = request(4, 3, 6, xmt);
+        let (o, p) = serve(&req, &synced(), &ServeAll);
+        assert_eq!(o, Outcome::Reply);
+        assert_eq!(
+            (p.mode, p.version, p.leap, p.stratum, p.refid),
+            (Mode::Server, 4, Leap::None, 1, RefId::PPS)
+        );
+        // Origin is the request's transmit, byte for byte.
+        let mut out = [0u8; HEADER_LEN];
+        respond(&req, PEER, now(), &synced(), &ServeAll, now, &mut out);
+        assert_eq!(out[24..32], req[40..48]);
+        assert_eq!(p.receive_ts, now().to_ntp());
+        assert_eq!(p.transmit_ts, now().add_nanos(15_000).to_ntp());
+        assert_eq!(p.precision, -22);
+        assert_eq!(p.poll, 6);
+        assert_eq!(p.reference_ts, now().add_nanos(-4_000_000_000).to_ntp());
+        // 10 µs + 4 s of PHI growth = 70 µs.
+        let disp = crate::time::from_ntp_short(p.root_dispersion);
+        assert!((disp - 0.000_070).abs() < 2e-5, "{disp}");
+    }
+
+    #[test]
+    fn version_is_echoed_and_v1_mode0_is_a_client() {
+        for v in 1..=4 {
+            let (o, p) = serve(&request(v, 3, 6, 9), &synced(), &ServeAll);
+            assert_eq!((o, p.version, p.mode), (Outcome::Reply, v, Mode::Server));
+        }
+        let (o, p) = serve(&request(1, 0, 6, 9), &synced(), &ServeAll);
+        assert_eq!((o, p.version), (Outcome::Reply, 1));
+        // Mode 0 is only a client in NTPv1.
+        assert_eq!(serve(&request(4, 0, 6, 9), &synced(), &ServeAll).0, Outcome::Drop(DropReason::Mode));
+    }
+
+    #[test]
+    fn poll_is_clamped() {
+        assert_eq!(serve(&request(4, 3, 100, 9), &synced(), &ServeAll).1.poll, MAX_POLL);
+        assert_eq!(serve(&request(4, 3, -100, 9), &synced(), &ServeAll).1.poll, MIN_POLL);
+        assert_eq!(serve(&request(4, 3, -3, 9), &synced(), &ServeAll).1.poll, -3);
+    }
+
+    #[test]
+    fn unsynchronised_wire_form() {
+        for state in [SystemState::unsynchronised(), SystemState { stratum: 16, ..synced() }] {
+            let (o, p) = serve(&request(4, 3, 6, 77), &state, &ServeAll);
+            assert_eq!(o, Outcome::Reply);
+            assert_eq!((p.leap, p.stratum), (Leap::Unsynchronised, 0));
+            assert!(crate::time::from_ntp_short(p.root_delay) >= 1.0);
+            assert!(crate::time::from_ntp_short(p.root_dispersion) >= 1.0);
+            assert_eq!(p.origin_ts, 77);
+        }
+        let (_, p) = serve(&request(4, 3, 6, 77), &SystemState::unsynchronised(), &ServeAll);
+        assert_eq!(p.refid, RefId::INIT);
+        assert_eq!(p.reference_ts, 0);
+    }
+
+    #[test]
+    fn transmit_never_before_receive() {
+        let mut out = [0u8; HEADER_LEN];
+        let o = respond(
+            &request(4, 3, 6, 1),
+            PEER,
+            now(),
+            &synced(),
+            &ServeAll,
+            || now().add_nanos(-5),
+            &mut out,
+        );
+        assert_eq!(o, Outcome::Reply);
+        let p = Packet::parse(&out).unwrap();
+        assert_eq!(p.transmit_ts, p.receive_ts);
+    }
+
+    struct Fixed(Verdict);
+    impl Policy for Fixed {
+        fn check(&self, _: IpAddr, _: &Packet, _: Time) -> Verdict {
+            self.0
+        }
+    }
+
+    #[test]
+    fn kod_form() {
+        let xmt = 0xfeed_face_cafe_beef;
+        let (o, p) = serve(&request(3, 3, 6, xmt), &synced(), &Fixed(Verdict::Kod(RefId::RATE)));
+        assert_eq!(o, Outcome::Kod);
+        assert_eq!(
+            (p.leap, p.stratum, p.refid, p.mode, p.version),
+            (Leap::Unsynchronised, 0, RefId::RATE, Mode::Server, 3)
+        );
+        assert_eq!((p.origin_ts, p.receive_ts, p.transmit_ts), (xmt, xmt, xmt));
+        assert!(p.poll >= 6);
+        // A low client poll is raised; a high one is kept.
+        assert_eq!(
+            serve(&request(4, 3, 0, xmt), &synced(), &Fixed(Verdict::Kod(RefId::RATE))).1.poll,
+            KOD_MIN_POLL
+        );
+        assert_eq!(serve(&request(4, 3, 12, xmt), &synced(), &Fixed(Verdict::Kod(RefId::DENY))).1.poll, 12);
+    }
+
+    #[test]
+    fn policy_drop_is_silent() {
+        let mut out = [0u8; HEADER_LEN];
+        let o = prepare(
+            &request(4, 3, 6, 1),
+            PEER,
+            now(),
+            &synced(),
+            &Fixed(Verdict::Drop(DropReason::Denied)),
+            &mut out,
+        );
+        assert_eq!(o, Outcome::Drop(DropReason::Denied));
+        assert_eq!(out, [0u8; HEADER_LEN]);
+    }
+
+    #[test]
+    fn malformed_and_other_modes_get_nothing() {
+        let mut out = [0u8; HEADER_LEN];
+        let mut go = |b: &[u8]| prepare(b, PEER, now(), &synced(), &ServeAll, &mut out);
+        assert_eq!(go(&[]), Outcome::Drop(DropReason::Malformed));
+        assert_eq!(go(&request(4, 3, 6, 1)[..47]), Outcome::Drop(DropReason::Malformed));
+        assert_eq!(go(&request(0, 3, 6, 1)), Outcome::Drop(DropReason::Version));
+        assert_eq!(go(&request(5, 3, 6, 1)), Outcome::Drop(DropReason::Version));
+        for mode in [1, 2, 4, 5, 6, 7] {
+            assert_eq!(go(&request(4, mode, 6, 1)), Outcome::Drop(DropReason::Mode), "mode {mode}");
+        }
+        // A mode 6 / 7 query is short on the wire; it gets nothing either way.
+        assert_eq!(go(&[0x16, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), Outcome::Drop(DropReason::Malformed));
+    }
+
+    #[test]
+    fn extension_fields_are_not_echoed() {
+        let mut req = request(4, 3, 6, 5).to_vec();
+        req.extend_from_slice(&[0xAB; 68]);
+        let mut out = [0u8; HEADER_LEN];
+        assert_eq!(respond(&req, PEER, now(), &synced(), &ServeAll, now, &mut out), Outcome::Reply);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_never_amplify(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            kod in any::<bool>(),
+        ) {
+            let policy = Fixed(if kod { Verdict::Kod(RefId::RATE) } else { Verdict::Serve });
+            let mut out = [0u8; HEADER_LEN];
+            match respond(&bytes, PEER, now(), &synced(), &policy, now, &mut out) {
+                Outcome::Reply | Outcome::Kod => {
+                    prop_assert!(bytes.len() >= HEADER_LEN);
+                    prop_assert_eq!(&out[24..32], &bytes[40..48]);
+                    prop_assert_eq!(out[0] & 7, 4);
+                }
+                Outcome::Drop(_) => prop_assert_eq!(out, [0u8; HEADER_LEN]),
+            }
+        }
+    }
+}
