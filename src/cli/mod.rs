@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod run;
 pub mod status;
 
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Runs the daemon.
+    Run(run::RunArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -36,6 +39,10 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            crate::logging::init();
+            run::run(args)
+        }
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
     };
