@@ -2,8 +2,10 @@
 
 pub mod access;
 pub mod client;
+pub mod cmsg;
 pub mod exchange;
 pub mod packet;
 pub mod pool_policy;
+pub mod query;
 pub mod ratelimit;
 pub mod server;
