@@ -92,8 +92,9 @@ fn simulated_gps_serves_stratum1_pps_to_real_clients() {
     // ntpdig (real client): stratum 1, small offset.
     let out = common::peers::ntpdig(addr, &["-j", "-t", "3"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let j: serde_json::Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("ntpdig gave no JSON ({e}): {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let j: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!("ntpdig gave no JSON ({e}): {text} {}", String::from_utf8_lossy(&out.stderr))
+    });
     assert_eq!(j["stratum"], 1, "{j}");
     let off = j["offset"].as_f64().expect("ntpdig offset");
     assert!(off.abs() < 1e-3, "ntpdig offset {off}");

@@ -21,7 +21,7 @@ pub struct Refclock {
     pub description: String,
     simulated: bool,
     pub nmea: Vec<NmeaDriverHandle>,
-    pub pps: Vec<KernelPpsHandle>,
+    _pps: Vec<KernelPpsHandle>,
     _sim: Option<sim::pty::SimHandle>,
 }
 
@@ -96,5 +96,5 @@ pub fn start(
     info!("refclock: {description}");
     let name = if simulate { "SIM(0)" } else { "GPS(0)" };
     let id = core.add_source(name, SourceKind::Refclock, SourceOptions::default());
-    Ok(Some(Refclock { id, source, description, simulated: simulate, nmea, pps, _sim: sim_handle }))
+    Ok(Some(Refclock { id, source, description, simulated: simulate, nmea, _pps: pps, _sim: sim_handle }))
 }

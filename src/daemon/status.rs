@@ -6,9 +6,9 @@ use tracing::warn;
 
 use super::refclock::Refclock;
 use crate::config::Config;
+use crate::control::StatusHandle;
 use crate::control::server::{ControlListener, serve as serve_control};
 use crate::control::snapshot::{RefclockCounters, ServerCounters, StatusSnapshot, SystemStatus};
-use crate::control::StatusHandle;
 use crate::core::Core;
 use crate::metrics::{MetricsListener, serve as serve_metrics};
 use crate::net::server::ServerHandle;
