@@ -56,6 +56,14 @@ fn chronyd_accepts_stratum1() {
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(text.contains("System clock wrong by"), "{text}");
+    let offset: f64 = text
+        .split("System clock wrong by ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN);
+    assert!(offset.abs() < 0.001, "chronyd measured {offset} s: {text}");
+    assert!(server.handle.stats().answered >= 1);
 }
 
 #[test]
