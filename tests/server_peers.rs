@@ -20,10 +20,11 @@ fn ntpdig_json(host: &str) -> (serde_json::Value, String) {
 fn ntpdig_accepts_stratum1_pps() {
     let server = TestServer::start(&["127.0.0.53:123"]);
     // ntpdig (Python) takes a single sample and stamps it in user space, so on a loaded machine
-    // one run can be off by its own scheduling delay: up to three runs, every one must accept
-    // us as stratum 1, and one must land within 1 ms.
+    // one run can be off by its own scheduling delay: up to six runs, every one must accept
+    // us as stratum 1, and one must land within 1 ms. (Its `-p` samples are not picked by
+    // delay, so repeated runs stand in for a best-of-N.)
     let mut offsets = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..6 {
         let (v, text) = ntpdig_json("127.0.0.53");
         eprintln!("{text}");
         assert_eq!(v["stratum"], 1, "{text}");
