@@ -45,7 +45,7 @@ fn start(addr: &str, extra: &[&str]) -> Daemon {
 fn query_json(target: &str) -> Option<serde_json::Value> {
     let out = Command::new(BIN).args(["query", target, "--json"]).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).last()
+    text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
 }
 
 /// Polls with our own client until the daemon claims stratum 1; returns the seconds it took.
