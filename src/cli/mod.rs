@@ -1,6 +1,8 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod query;
+pub mod run;
 pub mod simulate;
 pub mod status;
 
@@ -18,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Runs the daemon.
+    Run(run::RunArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -25,6 +29,8 @@ pub enum Command {
     },
     /// What `ntpq -p` shows, read from the running daemon's control socket.
     Status(status::StatusArgs),
+    /// One-shot NTP client like `ntpdate -q`: offset and delay to a server, clock untouched.
+    Query(query::QueryArgs),
     /// Runs the real core against a modelled receiver, oscillator and network in virtual time.
     Simulate(simulate::SimulateArgs),
 }
@@ -39,8 +45,13 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            crate::logging::init();
+            run::run(args)
+        }
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
+        Command::Query(args) => query::run(&args),
         Command::Simulate(args) => simulate::run(&args),
     };
     match result {
