@@ -71,6 +71,29 @@ fn v4_and_v6_wildcards_coexist_on_one_port() {
 }
 
 #[test]
+fn wildcard_server_replies_from_the_address_it_was_asked_on() {
+    // Without IP_PKTINFO the kernel would pick 127.0.0.1 as the source, and a client (connected
+    // socket, or one that checks the source) would never see the reply.
+    let server = TestServer::start(&["0.0.0.0:0", "[::]:0"]);
+    let port = server.handle.local_addrs()[0].port();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    for dst in ["127.0.0.9", "127.1.2.3"] {
+        let mut req = [0u8; 48];
+        req[0] = 0x23;
+        req[47] = 1;
+        let to: std::net::SocketAddr = format!("{dst}:{port}").parse().unwrap();
+        sock.send_to(&req, to).unwrap();
+        let mut buf = [0u8; 64];
+        let (_, from) = sock.recv_from(&mut buf).expect("reply");
+        assert_eq!(from, to);
+    }
+    let v6port = server.handle.local_addrs()[1].port();
+    let m = query(format!("[::1]:{v6port}").parse().unwrap(), &SystemClock::new(), TIMEOUT);
+    assert!(m.is_ok(), "{m:?}");
+}
+
+#[test]
 fn unsynchronised_server_is_rejected_by_our_client() {
     let server = TestServer::start_with(&["127.0.0.3:0"], false);
     match query(server.addr(), &SystemClock::new(), TIMEOUT) {
