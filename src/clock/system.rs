@@ -153,7 +153,10 @@ impl Clock for SystemClock {
     }
 
     fn frequency_ppm(&self) -> f64 {
-        self.read().map_or(0.0, |tx| kernel_freq_to_ppm(i64::from(tx.freq)))
+        // c_long is i32 on a 32-bit Pi OS, i64 here.
+        #[allow(clippy::useless_conversion)]
+        let freq = self.read().map(|tx| i64::from(tx.freq));
+        freq.map_or(0.0, kernel_freq_to_ppm)
     }
 
     fn set_frequency_ppm(&self, ppm: f64) -> Result<(), ClockError> {

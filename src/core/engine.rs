@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use tracing::{info, warn};
 
 use super::filter::{Estimate, SourceFilter, Verdict};
+use super::gps_check::{self, GpsGuard, NetworkTime};
 use super::leap::{self, LeapTable};
 use super::options::{CoreConfig, SourceOptions};
 use super::sample::{Leap, RefId, Sample, SourceId, SourceKind};
@@ -135,6 +136,10 @@ pub struct Core {
     panicking: bool,
     /// Uncertainty of the learned frequency, ppm (from the peer's filter).
     freq_sd_ppm: f64,
+    /// Upstreams' veto over a refclock that is off by whole seconds (see [`super::gps_check`]).
+    gps_guard: GpsGuard,
+    /// The upstreams' consensus at the last update, and when.
+    network: Option<(NetworkTime, Time)>,
 }
 
 impl Core {
@@ -156,6 +161,8 @@ impl Core {
             in_holdover: false,
             panicking: false,
             freq_sd_ppm: 0.0,
+            gps_guard: GpsGuard::default(),
+            network: None,
         }
     }
 
@@ -308,6 +315,8 @@ impl Core {
                 require: src.opts.require,
             });
         }
+        let vetoed = self.gps_guard.veto(&mut cand_src, &mut cands);
+        self.network = gps_check::consensus_of(&cands).map(|n| (n, now));
         // A required source that is not even a candidate blocks selection.
         let required_missing = self
             .sources
@@ -327,6 +336,9 @@ impl Core {
         }
         for &k in &sel.combined {
             self.sources[cand_src[k]].state = SourceState::Selected;
+        }
+        for &i in &vetoed {
+            self.sources[i].state = SourceState::Falseticker;
         }
 
         let Some(peer_k) = sel.peer else {
@@ -479,9 +491,21 @@ impl Core {
             ch.filter.clock_adjusted(at, dfreq, step);
             ch.last.offset -= dfreq * ch.last.time.secs_since(at) + step;
         }
+        if let Some((n, _)) = &mut self.network {
+            n.offset_s -= step;
+        }
         // A step moves the timescale; samples measured before it are recognised by time.
         let at = if step > 0.0 { at.add_secs_f64(step) } else { at };
         self.history.push_back(Adjustment { at, dfreq, step });
+    }
+
+    /// What the upstreams say the time is (their consensus at the last update, its bound grown
+    /// since): the reference for numbering PPS pulses when NMEA is missing.
+    pub fn network_time_estimate(&self, now: Time) -> Option<NetworkTime> {
+        self.network.map(|(n, at)| NetworkTime {
+            error_s: n.error_s + self.cfg.skew * now.secs_since(at).max(0.0),
+            ..n
+        })
     }
 
     pub fn system_state(&self) -> SystemState {
