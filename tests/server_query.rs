@@ -192,3 +192,59 @@ fn a_second_server_on_the_same_address_is_refused() {
         format!("cannot bind {}: address already in use (is another NTP server running?)", first.addr())
     );
 }
+
+/// KoDs one client address, drops another, serves the rest: the policy seam over real sockets.
+struct SelectivePolicy;
+
+impl stratum1::net::server::Policy for SelectivePolicy {
+    fn check(
+        &self,
+        peer: std::net::IpAddr,
+        _request: &Packet,
+        _now: stratum1::time::Time,
+    ) -> stratum1::net::server::Verdict {
+        use stratum1::net::server::Verdict;
+        match peer.to_string().as_str() {
+            "127.0.2.31" => Verdict::Kod(RefId::RATE),
+            "127.0.2.32" => Verdict::Drop(DropReason::Denied),
+            _ => Verdict::Serve,
+        }
+    }
+}
+
+#[test]
+fn policy_verdicts_reach_the_wire_and_the_counters() {
+    let clock = std::sync::Arc::new(stratum1::clock::software::SoftwareClock::new());
+    let state = stratum1::core::state::shared_state();
+    state.store(std::sync::Arc::new(common::server::synced_state(&*clock)));
+    let handle = stratum1::net::server::spawn(
+        stratum1::net::server::ServerOptions::new(vec!["127.0.2.8:0".parse().unwrap()]),
+        state,
+        clock,
+        std::sync::Arc::new(SelectivePolicy),
+    )
+    .expect("server starts");
+    let server = handle.local_addrs()[0];
+    let ask = |from: &str| {
+        let sock = UdpSocket::bind(format!("{from}:0")).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let mut req = [0u8; 48];
+        req[0] = 0x23;
+        req[2] = 6;
+        req[40..48].copy_from_slice(&0x1122_3344_5566_7788u64.to_be_bytes());
+        sock.send_to(&req, server).unwrap();
+        let mut buf = [0u8; 64];
+        sock.recv_from(&mut buf).ok().map(|(n, _)| Packet::parse(&buf[..n]).unwrap())
+    };
+    let kod = ask("127.0.2.31").expect("a KoD");
+    assert_eq!((kod.leap.to_bits(), kod.stratum, kod.refid), (3, 0, RefId::RATE));
+    assert_eq!(
+        (kod.origin_ts, kod.receive_ts, kod.transmit_ts),
+        (0x1122_3344_5566_7788, 0x1122_3344_5566_7788, 0x1122_3344_5566_7788)
+    );
+    assert!(kod.poll >= 6);
+    assert!(ask("127.0.2.32").is_none(), "a denied client gets silence");
+    assert_eq!(ask("127.0.2.33").expect("time").stratum, 1);
+    let s = handle.stats();
+    assert_eq!((s.kod, s.answered, s.dropped(DropReason::Denied)), (1, 1, 1));
+}
