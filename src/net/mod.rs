@@ -1,8 +1,10 @@
 //! Network: the NTP wire format, the server, and the client side (query and upstreams).
 
 pub mod access;
+pub mod cmsg;
 pub mod exchange;
 pub mod packet;
 pub mod pool_policy;
+pub mod query;
 pub mod ratelimit;
 pub mod server;

@@ -1,7 +1,134 @@
-//! The NTP server: a sans-IO responder ([`respond`]) behind a policy seam ([`policy`]).
+//! The NTP server.
+//!
+//! - [`respond`]: the sans-IO answer to one datagram.
+//! - [`policy`]: the seam where access control and rate limiting decide.
+//! - [`worker`]: the socket loop (`recvmmsg`/`sendmmsg`, kernel timestamps), one thread per
+//!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
 pub mod policy;
 pub mod respond;
+pub mod socket;
+pub mod stats;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::Context;
 
 pub use policy::{Policy, ServeAll, Verdict};
 pub use respond::{DropReason, Outcome};
+pub use stats::ServerCounters;
+
+use crate::clock::Clock;
+use crate::core::state::SharedState;
+use stats::WorkerCounters;
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Addresses to serve on; port 0 picks a free port (see [`ServerHandle::local_addrs`]).
+    pub listen: Vec<SocketAddr>,
+    /// Sockets (and threads) per address; 0 means one per CPU.
+    pub workers: usize,
+}
+
+impl ServerOptions {
+    pub fn new(listen: Vec<SocketAddr>) -> ServerOptions {
+        ServerOptions { listen, workers: 0 }
+    }
+}
+
+/// A running server. Dropping it stops the workers too.
+pub struct ServerHandle {
+    addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    counters: Vec<Arc<WorkerCounters>>,
+}
+
+/// Binds every address (all of them, before any thread starts, so a bad address fails the
+/// start cleanly) and starts the workers.
+pub fn spawn(
+    opts: ServerOptions,
+    state: SharedState,
+    clock: Arc<dyn Clock>,
+    policy: Arc<dyn Policy>,
+) -> anyhow::Result<ServerHandle> {
+    if opts.listen.is_empty() {
+        anyhow::bail!("no listen address configured for the NTP server");
+    }
+    let workers = match opts.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let mut addrs = Vec::new();
+    let mut sockets = Vec::new();
+    for &addr in &opts.listen {
+        let first = socket::bind(addr)?;
+        let actual = first
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .with_context(|| format!("cannot read the bound address of {addr}"))?;
+        sockets.push((actual, first));
+        for _ in 1..workers {
+            sockets.push((actual, socket::bind(actual)?));
+        }
+        addrs.push(actual);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handle = ServerHandle { addrs, stop: stop.clone(), threads: Vec::new(), counters: Vec::new() };
+    for (i, (addr, socket)) in sockets.into_iter().enumerate() {
+        let counters = Arc::new(WorkerCounters::default());
+        handle.counters.push(counters.clone());
+        let worker = worker::Worker {
+            socket,
+            state: state.clone(),
+            clock: clock.clone(),
+            policy: policy.clone(),
+            stop: stop.clone(),
+            counters,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("ntp-serve-{i}"))
+            .spawn(move || worker.run())
+            .with_context(|| format!("cannot start a server thread for {addr}"))?;
+        handle.threads.push(thread);
+    }
+    tracing::info!("serving NTP on {:?} with {workers} worker(s) per address", handle.addrs);
+    Ok(handle)
+}
+
+impl ServerHandle {
+    /// The addresses actually bound (with the port the kernel chose for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Counters summed over all workers.
+    pub fn stats(&self) -> ServerCounters {
+        stats::total(self.counters.iter().map(|c| &**c))
+    }
+
+    /// Stops the workers and waits for them (at most one read timeout).
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("an NTP server thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,133 @@
+//! Serving counters. Each worker counts locally and publishes once per batch into its own
+//! cache line of atomics (single writer, no contention); readers sum the workers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::respond::{DropReason, Outcome};
+
+const N_DROP: usize = DropReason::ALL.len();
+
+/// A snapshot of what the server did since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerCounters {
+    /// Datagrams read from the sockets.
+    pub received: u64,
+    /// Time replies sent.
+    pub answered: u64,
+    /// Kiss-o'-death replies sent.
+    pub kod: u64,
+    /// Datagrams left unanswered, by [`DropReason::index`].
+    pub dropped: [u64; N_DROP],
+    /// Replies the kernel refused to send.
+    pub send_errors: u64,
+    /// Datagrams without a kernel receive timestamp (read from the clock instead).
+    pub no_kernel_timestamp: u64,
+}
+
+impl ServerCounters {
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason.index()]
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    /// `(name, count)` for every drop reason, for metrics and status.
+    pub fn dropped_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL.iter().map(|r| (r.name(), self.dropped(*r)))
+    }
+
+    pub fn record(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Reply => self.answered += 1,
+            Outcome::Kod => self.kod += 1,
+            Outcome::Drop(r) => self.dropped[r.index()] += 1,
+        }
+    }
+
+    fn add(&mut self, o: &ServerCounters) {
+        self.received += o.received;
+        self.answered += o.answered;
+        self.kod += o.kod;
+        for (a, b) in self.dropped.iter_mut().zip(o.dropped) {
+            *a += b;
+        }
+        self.send_errors += o.send_errors;
+        self.no_kernel_timestamp += o.no_kernel_timestamp;
+    }
+}
+
+/// One worker's published counters, on its own cache line.
+#[repr(align(64))]
+#[derive(Default)]
+pub struct WorkerCounters {
+    received: AtomicU64,
+    answered: AtomicU64,
+    kod: AtomicU64,
+    dropped: [AtomicU64; N_DROP],
+    send_errors: AtomicU64,
+    no_kernel_timestamp: AtomicU64,
+}
+
+impl WorkerCounters {
+    /// Publishes the worker's running totals (only that worker calls this).
+    pub fn publish(&self, c: &ServerCounters) {
+        let r = Ordering::Relaxed;
+        self.received.store(c.received, r);
+        self.answered.store(c.answered, r);
+        self.kod.store(c.kod, r);
+        for (a, b) in self.dropped.iter().zip(c.dropped) {
+            a.store(b, r);
+        }
+        self.send_errors.store(c.send_errors, r);
+        self.no_kernel_timestamp.store(c.no_kernel_timestamp, r);
+    }
+
+    pub fn load(&self) -> ServerCounters {
+        let r = Ordering::Relaxed;
+        let mut dropped = [0; N_DROP];
+        for (d, a) in dropped.iter_mut().zip(&self.dropped) {
+            *d = a.load(r);
+        }
+        ServerCounters {
+            received: self.received.load(r),
+            answered: self.answered.load(r),
+            kod: self.kod.load(r),
+            dropped,
+            send_errors: self.send_errors.load(r),
+            no_kernel_timestamp: self.no_kernel_timestamp.load(r),
+        }
+    }
+}
+
+/// Sum over workers.
+pub fn total<'a>(workers: impl IntoIterator<Item = &'a WorkerCounters>) -> ServerCounters {
+    let mut t = ServerCounters::default();
+    for w in workers {
+        t.add(&w.load());
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_sum() {
+        let (a, b) = (WorkerCounters::default(), WorkerCounters::default());
+        let mut c = ServerCounters { received: 3, ..Default::default() };
+        c.record(Outcome::Reply);
+        c.record(Outcome::Kod);
+        c.record(Outcome::Drop(DropReason::Mode));
+        a.publish(&c);
+        b.publish(&c);
+        let t = total([&a, &b]);
+        assert_eq!(
+            (t.received, t.answered, t.kod, t.dropped(DropReason::Mode), t.dropped_total()),
+            (6, 2, 2, 2, 2)
+        );
+        assert!(t.dropped_by_reason().any(|(n, v)| n == "mode" && v == 2));
+    }
+}

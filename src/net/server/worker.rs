@@ -1,0 +1,257 @@
+//! One serving thread on one socket: `recvmmsg` a batch, let the responder decide each request,
+//! stamp transmit times, `sendmmsg` the replies. All buffers are allocated once per worker, so
+//! nothing allocates per packet.
+//!
+//! Kernel receive timestamps (`SO_TIMESTAMPNS`, `CLOCK_REALTIME`) are mapped through the clock.
+//! The transmit timestamp is one clock read per batch taken right before `sendmmsg`, which is as
+//! late as a user-space stamp can be. Replies leave from the address the request arrived on
+//! (`IP_PKTINFO` / `IPV6_PKTINFO`), which matters on multi-homed and IPv6 hosts.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use socket2::Socket;
+
+use super::policy::Policy;
+use super::respond::{self, Outcome};
+use super::stats::{ServerCounters, WorkerCounters};
+use crate::clock::{Clock, realtime_now};
+use crate::core::state::SharedState;
+use crate::net::cmsg::read_cmsgs;
+use crate::net::packet::HEADER_LEN;
+use crate::time::Time;
+
+const BATCH: usize = 32;
+/// Longer datagrams are truncated; only the 48-byte header matters to us.
+const RX_BUF: usize = 512;
+const CMSG_BUF: usize = 128;
+
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct CmsgBuf([u8; CMSG_BUF]);
+
+/// Everything the syscalls point into. Lives in one heap block that never moves.
+#[repr(C)]
+struct Slots {
+    rx_buf: [[u8; RX_BUF]; BATCH],
+    rx_name: [libc::sockaddr_storage; BATCH],
+    rx_iov: [libc::iovec; BATCH],
+    rx_cmsg: [CmsgBuf; BATCH],
+    rx_hdr: [libc::mmsghdr; BATCH],
+    tx_buf: [[u8; HEADER_LEN]; BATCH],
+    tx_iov: [libc::iovec; BATCH],
+    tx_cmsg: [CmsgBuf; BATCH],
+    tx_hdr: [libc::mmsghdr; BATCH],
+    /// For each reply slot: receive time, and whether it is a time reply to stamp.
+    tx_rx_time: [Time; BATCH],
+    tx_stamp: [bool; BATCH],
+}
+
+impl Slots {
+    fn new() -> Box<Slots> {
+        // SAFETY: every field is plain old data (bytes, C structs of integers and pointers,
+        // `Time` = i64, bool) for which all-zero is a valid value.
+        let mut s = unsafe { Box::<Slots>::new_zeroed().assume_init() };
+        for i in 0..BATCH {
+            s.rx_iov[i] = libc::iovec { iov_base: s.rx_buf[i].as_mut_ptr().cast(), iov_len: RX_BUF };
+            s.tx_iov[i] = libc::iovec { iov_base: s.tx_buf[i].as_mut_ptr().cast(), iov_len: HEADER_LEN };
+        }
+        s
+    }
+
+    /// Points the receive headers at their buffers; the kernel overwrites lengths each call.
+    fn arm_rx(&mut self) {
+        for i in 0..BATCH {
+            let h = &mut self.rx_hdr[i].msg_hdr;
+            h.msg_name = (&mut self.rx_name[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut self.rx_iov[i];
+            h.msg_iovlen = 1;
+            h.msg_control = self.rx_cmsg[i].0.as_mut_ptr().cast();
+            h.msg_controllen = CMSG_BUF as _;
+            h.msg_flags = 0;
+            self.rx_hdr[i].msg_len = 0;
+        }
+    }
+}
+
+pub struct Worker {
+    pub socket: Socket,
+    pub state: SharedState,
+    pub clock: Arc<dyn Clock>,
+    pub policy: Arc<dyn Policy>,
+    pub stop: Arc<AtomicBool>,
+    pub counters: Arc<WorkerCounters>,
+}
+
+impl Worker {
+    pub fn run(self) {
+        let fd = self.socket.as_raw_fd();
+        let mut s = Slots::new();
+        let mut c = ServerCounters::default();
+        let mut last_error: Option<i32> = None;
+        while !self.stop.load(Ordering::Relaxed) {
+            s.arm_rx();
+            // SAFETY: rx_hdr holds BATCH headers whose pointers all target `s`, which is alive and
+            // not otherwise borrowed during the call; the socket fd is owned by `self.socket`.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    s.rx_hdr.as_mut_ptr(),
+                    BATCH as _,
+                    libc::MSG_WAITFORONE,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n <= 0 {
+                let e = std::io::Error::last_os_error();
+                let code = e.raw_os_error();
+                if !matches!(code, Some(libc::EAGAIN | libc::EINTR)) && n < 0 {
+                    if last_error != code {
+                        tracing::warn!("NTP server receive error: {e}");
+                        last_error = code;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                continue;
+            }
+            last_error = None;
+            let n = n as usize;
+            c.received += n as u64;
+            let state = self.state.load();
+            let mut k = 0;
+            for i in 0..n {
+                let len = (s.rx_hdr[i].msg_len as usize).min(RX_BUF);
+                let meta = read_cmsgs(&s.rx_hdr[i].msg_hdr);
+                let rx_real = meta.timestamp.unwrap_or_else(|| {
+                    c.no_kernel_timestamp += 1;
+                    realtime_now()
+                });
+                let rx = self.clock.map_realtime(rx_real);
+                let Some(peer) = peer_ip(&s.rx_name[i]) else {
+                    c.record(Outcome::Drop(respond::DropReason::Malformed));
+                    continue;
+                };
+                let outcome =
+                    respond::prepare(&s.rx_buf[i][..len], peer, rx, &state, &*self.policy, &mut s.tx_buf[k]);
+                c.record(outcome);
+                if matches!(outcome, Outcome::Drop(_)) {
+                    continue;
+                }
+                s.tx_rx_time[k] = rx;
+                s.tx_stamp[k] = outcome == Outcome::Reply;
+                let namelen = s.rx_hdr[i].msg_hdr.msg_namelen;
+                let name: *mut libc::sockaddr_storage = &mut s.rx_name[i];
+                let control_len = write_pktinfo(&mut s.tx_cmsg[k], meta.local);
+                let h = &mut s.tx_hdr[k].msg_hdr;
+                h.msg_name = name.cast();
+                h.msg_namelen = namelen;
+                h.msg_iov = &mut s.tx_iov[k];
+                h.msg_iovlen = 1;
+                h.msg_control =
+                    if control_len == 0 { std::ptr::null_mut() } else { s.tx_cmsg[k].0.as_mut_ptr().cast() };
+                h.msg_controllen = control_len as _;
+                h.msg_flags = 0;
+                k += 1;
+            }
+            drop(state);
+            if k > 0 {
+                let tx = self.clock.now();
+                for j in 0..k {
+                    if s.tx_stamp[j] {
+                        respond::stamp_transmit(&mut s.tx_buf[j], s.tx_rx_time[j], tx);
+                    }
+                }
+                // Published before sending so a client that got its reply sees it counted.
+                self.counters.publish(&c);
+                c.send_errors += send_all(fd, &mut s.tx_hdr[..k]);
+            }
+            self.counters.publish(&c);
+        }
+        self.counters.publish(&c);
+    }
+}
+
+/// Sends every prepared reply; a message the kernel refuses is skipped. Returns how many failed.
+fn send_all(fd: libc::c_int, hdrs: &mut [libc::mmsghdr]) -> u64 {
+    let mut sent = 0;
+    let mut failed = 0;
+    while sent < hdrs.len() {
+        let rest = &mut hdrs[sent..];
+        // SAFETY: `rest` is a live slice of initialised headers whose pointers target the
+        // worker's slots; the kernel reads at most `rest.len()` of them.
+        let r = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as _, 0) };
+        if r > 0 {
+            sent += r as usize;
+        } else if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        } else {
+            // The first remaining message cannot be sent (unreachable, bad source...): skip it.
+            failed += 1;
+            sent += 1;
+        }
+    }
+    failed
+}
+
+fn peer_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
+            // aligned enough for.
+            let sin = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
+}
+
+/// Writes a source-address control message for the reply; returns its length (0: none).
+fn write_pktinfo(buf: &mut CmsgBuf, local: Option<(IpAddr, u32)>) -> usize {
+    match local {
+        // Multicast/broadcast destinations cannot be a source; let routing choose.
+        Some((IpAddr::V4(a), _)) if !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()) => {
+            let pi = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr { s_addr: u32::from(a).to_be() },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            write_cmsg(buf, libc::IPPROTO_IP, libc::IP_PKTINFO, pi)
+        }
+        Some((IpAddr::V6(a), ifindex)) if !(a.is_multicast() || a.is_unspecified()) => {
+            let pi = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr { s6_addr: a.octets() },
+                ipi6_ifindex: ifindex,
+            };
+            write_cmsg(buf, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, pi)
+        }
+        _ => 0,
+    }
+}
+
+/// Writes one control message carrying `payload` (a plain C struct) at the start of `buf`.
+fn write_cmsg<T: Copy>(buf: &mut CmsgBuf, level: libc::c_int, kind: libc::c_int, payload: T) -> usize {
+    let len = std::mem::size_of::<T>() as u32;
+    // SAFETY: CMSG_SPACE/CMSG_LEN are size computations. `buf` is 8-aligned (as cmsghdr needs)
+    // and CMSG_BUF bytes long, more than CMSG_SPACE of any pktinfo, so the header and payload
+    // are written inside it; the payload is written unaligned.
+    unsafe {
+        let space = libc::CMSG_SPACE(len) as usize;
+        if space > CMSG_BUF {
+            return 0;
+        }
+        let cm = buf.0.as_mut_ptr().cast::<libc::cmsghdr>();
+        (*cm).cmsg_len = libc::CMSG_LEN(len) as _;
+        (*cm).cmsg_level = level;
+        (*cm).cmsg_type = kind;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<T>(), payload);
+        space
+    }
+}

@@ -1,0 +1,58 @@
+//! Starting the NTP server in-process for tests: a SoftwareClock and a hand-set system state.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use stratum1::clock::Clock;
+use stratum1::clock::software::SoftwareClock;
+use stratum1::core::state::{SharedState, SystemState, shared_state};
+use stratum1::core::{Leap, RefId};
+use stratum1::net::server::{self, ServeAll, ServerHandle, ServerOptions};
+
+/// What a GPS-locked stratum 1 advertises.
+pub fn synced_state(clock: &dyn Clock) -> SystemState {
+    SystemState {
+        leap: Leap::None,
+        stratum: 1,
+        refid: RefId::PPS,
+        precision: -20,
+        root_delay: 0.0,
+        root_dispersion: 0.000_01,
+        reference_time: clock.now(),
+        offset: 0.0,
+        frequency_ppm: 0.0,
+    }
+}
+
+pub struct TestServer {
+    pub handle: ServerHandle,
+    pub state: SharedState,
+    pub clock: Arc<SoftwareClock>,
+}
+
+impl TestServer {
+    /// Serves on `listen` (port 0 allowed) as a synchronised stratum 1 / PPS.
+    pub fn start(listen: &[&str]) -> TestServer {
+        Self::start_with(listen, true)
+    }
+
+    pub fn start_with(listen: &[&str], synced: bool) -> TestServer {
+        let clock = Arc::new(SoftwareClock::new());
+        let state = shared_state();
+        if synced {
+            state.store(Arc::new(synced_state(&*clock)));
+        }
+        let opts = ServerOptions {
+            listen: listen.iter().map(|a| a.parse::<SocketAddr>().expect("test address")).collect(),
+            workers: 2,
+        };
+        let handle =
+            server::spawn(opts, state.clone(), clock.clone(), Arc::new(ServeAll)).expect("server starts");
+        TestServer { handle, state, clock }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.handle.local_addrs()[0]
+    }
+}
