@@ -97,7 +97,7 @@ fn monitor_pattern_is_never_kissed_while_a_flooder_is() {
                         kods.push((start.elapsed(), buf[..n].to_vec()));
                     }
                 }
-                if sent % 64 == 0 {
+                if sent.is_multiple_of(64) {
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }
@@ -232,12 +232,14 @@ fn malformed_floods_do_not_stall_good_clients() {
                 {
                     let x = sent.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ k as u64;
                     let len = [0usize, 1, 7, 47, 48, 48, 48, 200, 1200][(x % 9) as usize];
-                    junk[0] = [0x00, 0xff, 0x2b /* v5 */, 0x26 /* mode 6 */, 0x27, 0x24, 0x21, 0x3b][(x >> 8) as usize % 8];
+                    junk[0] =
+                        [0x00, 0xff, 0x2b /* v5 */, 0x26 /* mode 6 */, 0x27, 0x24, 0x21, 0x3b]
+                            [(x >> 8) as usize % 8];
                     junk[1..8].copy_from_slice(&x.to_be_bytes()[1..]);
                     if s.send_to(&junk[..len], to).is_ok() {
                         sent += 1;
                     }
-                    if sent % 256 == 0 {
+                    if sent.is_multiple_of(256) {
                         std::thread::sleep(Duration::from_micros(100));
                     }
                 }
@@ -250,15 +252,17 @@ fn malformed_floods_do_not_stall_good_clients() {
         // Each good client its own address, so the rate limiter (on, at defaults) stays out.
         let good = client([127, 18, 0, i as u8 + 1]);
         good.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
-        let reply = exchange(&good, to, &request(i + 1, 6)).unwrap_or_else(|| panic!("good request {i} unanswered"));
+        let reply =
+            exchange(&good, to, &request(i + 1, 6)).unwrap_or_else(|| panic!("good request {i} unanswered"));
         assert_eq!(Packet::parse(&reply).expect("reply parses").origin_ts, i + 1);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let junk: u64 = flooders.into_iter().map(|f| f.join().expect("flooder")).sum();
     let stats = srv.stats();
     assert!(junk > 1_000, "flooders sent only {junk}");
-    let refused =
-        stats.dropped(DropReason::Malformed) + stats.dropped(DropReason::Version) + stats.dropped(DropReason::Mode);
+    let refused = stats.dropped(DropReason::Malformed)
+        + stats.dropped(DropReason::Version)
+        + stats.dropped(DropReason::Mode);
     assert!(refused > junk / 4, "{stats:?} after {junk} junk packets");
     assert!(stats.answered >= 100);
 }

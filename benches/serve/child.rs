@@ -31,7 +31,8 @@ pub fn run(listen: SocketAddr, rate_limit: bool, workers: usize) -> anyhow::Resu
     let config = ServerConfig { listen: vec![listen], rate_limit, ..ServerConfig::default() };
     let policy = Arc::new(PoolPolicy::from_config(&config));
     let table_bytes = policy.table_bytes();
-    let handle = server::spawn(ServerOptions { listen: config.listen.clone(), workers }, state, clock, policy)?;
+    let handle =
+        server::spawn(ServerOptions { listen: config.listen.clone(), workers }, state, clock, policy)?;
     println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);
     for line in std::io::stdin().lock().lines() {
         if line?.trim() == "stats" {

@@ -27,6 +27,8 @@ pub struct Outcome {
     pub oversized: u64,
     /// Requests actually sent per second (the generator keeping up).
     pub achieved_rate: f64,
+    /// Replies the kernel dropped because the generator's own sockets overflowed.
+    pub generator_drops: u64,
     /// Reply latencies in ns, sorted.
     pub latencies: Vec<u32>,
 }
@@ -70,7 +72,10 @@ pub fn run(load: &Load) -> std::io::Result<Outcome> {
         b[0] = 0x23; // LI 0, NTPv4, client
     }
     tx.lens = [48; BATCH];
-    let mut out = Outcome { latencies: Vec::with_capacity((load.rate * load.duration.as_secs_f64()) as usize + 1024), ..Default::default() };
+    let mut out = Outcome {
+        latencies: Vec::with_capacity((load.rate * load.duration.as_secs_f64()) as usize + 1024),
+        ..Default::default()
+    };
     let start = mono_ns();
     let dur_ns = load.duration.as_nanos() as u64;
     let ns_per_pkt = 1e9 / load.rate;
@@ -136,7 +141,24 @@ pub fn run(load: &Load) -> std::io::Result<Outcome> {
             }
         }
     }
+    let ports: Vec<u16> = sockets.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.port()).collect();
+    out.generator_drops = udp_drops(&ports);
     out.achieved_rate = out.sent as f64 / load.duration.as_secs_f64();
     out.latencies.sort_unstable();
     Ok(out)
+}
+
+/// Datagrams the kernel dropped on full receive queues of the IPv4 UDP sockets bound to these
+/// ports (the `drops` column of /proc/net/udp), to tell the server's losses from ours.
+pub fn udp_drops(ports: &[u16]) -> u64 {
+    let Ok(text) = std::fs::read_to_string("/proc/net/udp") else { return 0 };
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let drops = f.last()?.parse::<u64>().ok()?;
+            ports.contains(&port).then_some(drops)
+        })
+        .sum()
 }
