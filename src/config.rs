@@ -105,6 +105,17 @@ pub struct RefclockConfig {
     pub baud: Option<Baud>,
     /// `pps` straight from a GPIO line: `"gpiochip0:18"` (chip and line by name or number).
     pub gpio: Option<String>,
+    /// `pps`: how late this board stamps the edge, µs (see `hardware/pps-bias.md`; Pi 5 GPIO
+    /// ~11.7). Default 0.
+    #[serde(default)]
+    pub pps_bias_us: Option<f64>,
+    /// `pps`: which edge is on time, `"assert"` (default) or `"clear"`.
+    #[serde(default)]
+    pub edge: Option<crate::refclock::source::PpsEdgeKind>,
+    /// `nmea`: which side of the pulse the message falls on, `"auto"` (default: learned from a
+    /// synchronised clock), `"after"` or `"before"` (lets pairing start without one).
+    #[serde(default)]
+    pub message_side: Option<crate::refclock::pairing::SidePrior>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,6 +123,39 @@ pub struct RefclockConfig {
 pub struct UpstreamConfig {
     /// `host[:port]`, port 123 by default.
     pub address: String,
+    /// Poll interval bounds, log2 seconds (6 = 64 s, 10 = 1024 s).
+    #[serde(default = "default_minpoll")]
+    pub minpoll: i8,
+    #[serde(default = "default_maxpoll")]
+    pub maxpoll: i8,
+    /// A quick burst of requests at start and after the server was unreachable.
+    #[serde(default = "default_true")]
+    pub iburst: bool,
+    /// Preferred among upstreams that pass selection.
+    #[serde(default)]
+    pub prefer: bool,
+    /// Polled and shown, never used to steer the clock.
+    #[serde(default)]
+    pub noselect: bool,
+    /// `address` names a pool: use up to `max_sources` of the servers it resolves to, replacing
+    /// the ones that drop out.
+    #[serde(default)]
+    pub pool: bool,
+    #[serde(default = "default_max_sources")]
+    pub max_sources: usize,
+}
+
+fn default_minpoll() -> i8 {
+    6
+}
+fn default_maxpoll() -> i8 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_sources() -> usize {
+    4
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -221,6 +265,11 @@ impl Config {
             {
                 return Err(err("baud", format!("{b} is not a serial speed (300–921600 or \"auto\")")));
             }
+            if let Some(b) = r.pps_bias_us
+                && !(b.is_finite() && b.abs() < 100_000.0)
+            {
+                return Err(err("pps_bias_us", format!("{b} µs is not a plausible timestamp bias")));
+            }
             if let Some(g) = &r.gpio
                 && g.split_once(':').is_none_or(|(c, l)| c.is_empty() || l.is_empty())
             {
@@ -230,6 +279,17 @@ impl Config {
         for u in &self.upstream {
             if u.address.trim().is_empty() {
                 return Err(err("address", "upstream address is empty".into()));
+            }
+            for (key, v) in [("minpoll", u.minpoll), ("maxpoll", u.maxpoll)] {
+                if !(-6..=17).contains(&v) {
+                    return Err(err(key, format!("{v} is outside -6..=17 (log2 seconds)")));
+                }
+            }
+            if u.minpoll > u.maxpoll {
+                return Err(err("minpoll", format!("minpoll {} is above maxpoll {}", u.minpoll, u.maxpoll)));
+            }
+            if u.pool && !(1..=16).contains(&u.max_sources) {
+                return Err(err("max_sources", format!("{} is outside 1..=16", u.max_sources)));
             }
         }
         Ok(())
@@ -289,6 +349,30 @@ listen = "127.0.0.1:9123"
         assert_eq!(c.refclock[0].baud, Some(Baud::Auto(AutoWord::Auto)));
         assert_eq!(c.clock.mode, ClockMode::Software);
         assert_eq!(c.upstream[0].address, "ntp.example.org");
+        let u = &c.upstream[0];
+        assert_eq!(
+            (u.minpoll, u.maxpoll, u.iburst, u.prefer, u.noselect, u.pool),
+            (6, 10, true, false, false, false)
+        );
+    }
+
+    #[test]
+    fn upstream_keys() {
+        let c = Config::parse(
+            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 5\nminpoll = 1\nmaxpoll = 3\niburst = false\nprefer = true\n",
+            "u.toml",
+        )
+        .unwrap();
+        let u = &c.upstream[0];
+        assert_eq!(
+            (u.minpoll, u.maxpoll, u.iburst, u.prefer, u.pool, u.max_sources),
+            (1, 3, false, true, true, 5)
+        );
+        let e =
+            Config::parse("[[upstream]]\naddress = \"a\"\nminpoll = 9\nmaxpoll = 7\n", "u.toml").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = Config::parse("[[upstream]]\naddress = \"a\"\nmaxpoll = 40\n", "u.toml").unwrap_err();
+        assert!(e.to_string().contains("maxpoll"), "{e}");
     }
 
     #[test]

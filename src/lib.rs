@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod refclock;

@@ -11,6 +11,7 @@
 //! Kernel timestamps (PPS edges, `SO_TIMESTAMPNS` packet receive times) are taken on
 //! `CLOCK_REALTIME`; [`Clock::map_realtime`] maps them onto the disciplined timescale.
 
+pub mod sim;
 pub mod software;
 pub mod system;
 
@@ -43,6 +44,11 @@ pub trait Clock: Send + Sync + 'static {
         _est_error_s: f64,
         _max_error_s: f64,
     ) -> Result<(), ClockError> {
+        Ok(())
+    }
+    /// Arms a leap second at the end of the current UTC day (`Leap::None` disarms). The system
+    /// clock hands it to the kernel; other clocks follow POSIX time and ignore it.
+    fn set_leap(&self, _leap: crate::core::Leap) -> Result<(), ClockError> {
         Ok(())
     }
 }

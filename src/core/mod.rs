@@ -3,9 +3,36 @@
 //! Sources (the refclock, network upstreams) hand [`Sample`]s in; the core answers with clock
 //! actions and a [`SystemState`] snapshot. Nothing in here opens a socket, reads a file or reads a
 //! wall clock, so the daemon, the simulator and the tests run the same code.
+//!
+//! - [`filter`]: per-source Kalman filter (why Kalman: see its header).
+//! - [`select`]: falseticker rejection, system peer, combining.
+//! - [`engine`]: the [`Core`] itself and the phase/frequency discipline.
+//! - [`leap`]: `leap-seconds.list` and the leap indicator.
 
+pub mod engine;
+pub mod filter;
+pub mod leap;
+pub mod options;
 pub mod sample;
+pub mod select;
 pub mod state;
 
+pub use engine::{ClockAction, Core};
+pub use leap::LeapTable;
+pub use options::{CoreConfig, SourceOptions};
 pub use sample::{Leap, RefId, Sample, SourceId, SourceKind};
 pub use state::{SourceState, SourceStatus, SystemState};
+
+use crate::clock::{Clock, ClockError};
+
+/// Carries out one action on a clock (the daemon's and the simulator's only path to steer).
+pub fn apply(clock: &dyn Clock, action: &ClockAction) -> Result<(), ClockError> {
+    match *action {
+        ClockAction::Step { offset_s } => clock.step(offset_s),
+        ClockAction::SetFrequency { ppm } => clock.set_frequency_ppm(ppm),
+        ClockAction::SyncStatus { synchronised, est_error_s, max_error_s } => {
+            clock.set_sync_status(synchronised, est_error_s, max_error_s)
+        }
+        ClockAction::Leap { leap } => clock.set_leap(leap),
+    }
+}

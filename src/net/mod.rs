@@ -1,6 +1,7 @@
 //! Network: the NTP wire format, the server, and the client side (query and upstreams).
 
 pub mod access;
+pub mod client;
 pub mod cmsg;
 pub mod exchange;
 pub mod packet;

@@ -5,6 +5,14 @@
 //! without hardware. Device timestamps are `CLOCK_REALTIME` readings; they are mapped onto the
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
 
+pub mod anchor;
+pub mod nmea;
+pub mod pairing;
+pub mod sim;
+pub mod source;
+#[cfg(test)]
+mod testkit;
+
 use crate::time::Time;
 
 /// A UTC time the NMEA driver trusts (valid fix, plausible date), once per second.
@@ -36,4 +44,9 @@ pub struct PpsEdge {
 pub enum RefclockEvent {
     Nmea(NmeaTime),
     Pps(PpsEdge),
+    /// The receiver is talking but reports no valid fix this cycle (RMC status V, GGA quality
+    /// 0): pulses it emits now are free-running and must not be used. `CLOCK_REALTIME` of receipt.
+    NoFix {
+        received: Time,
+    },
 }

@@ -1,0 +1,212 @@
+//! A modelled oscillator driven by virtual time, so the core's actions are verified exactly as
+//! they would steer production.
+//!
+//! The simulated clock plays the *system* clock of a board: kernel timestamps (PPS edges, packet
+//! receive times) are readings of it, so [`Clock::map_realtime`] is the identity. Its error
+//! against true time grows with the crystal's frequency error (a constant, a random walk and a
+//! slow temperature sinusoid) plus the correction the core sets, and jumps when stepped.
+//! The simulator owns true time and moves it forward with [`SimClock::advance_to`].
+
+use std::sync::Mutex;
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use super::{Clock, ClockError};
+use crate::time::Time;
+
+/// The crystal, as a scenario's `[oscillator]` table describes it.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OscillatorModel {
+    /// Initial frequency error, ppm (positive: the crystal runs fast).
+    pub freq_ppm: f64,
+    /// Random-walk frequency noise, ppb per √s.
+    pub wander_ppb: f64,
+    /// Amplitude of the temperature-driven sinusoidal frequency change, ppm.
+    pub temp_swing_ppm: f64,
+    pub temp_period_s: f64,
+}
+
+impl Default for OscillatorModel {
+    fn default() -> Self {
+        OscillatorModel { freq_ppm: 12.0, wander_ppb: 1.0, temp_swing_ppm: 0.2, temp_period_s: 3600.0 }
+    }
+}
+
+/// A standard normal variate (Box–Muller; keeps the dependency list short).
+pub fn normal(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = rng.r#gen::<f64>().max(1e-300);
+    let u2: f64 = rng.r#gen();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[derive(Debug)]
+struct State {
+    start: Time,
+    true_now: Time,
+    /// Disciplined − true, seconds.
+    error: f64,
+    correction_ppm: f64,
+    /// Random-walk part of the crystal's frequency error, ppm (starts at `freq_ppm`).
+    walk_ppm: f64,
+    /// Next whole second (since start) at which the random walk takes a step.
+    next_walk_s: i64,
+    rng: StdRng,
+    leap: crate::core::Leap,
+    synchronised: bool,
+}
+
+pub struct SimClock {
+    model: OscillatorModel,
+    state: Mutex<State>,
+}
+
+impl SimClock {
+    /// A clock that reads `start + initial_error_s` at true time `start`.
+    pub fn new(model: OscillatorModel, start: Time, initial_error_s: f64, seed: u64) -> SimClock {
+        SimClock {
+            model,
+            state: Mutex::new(State {
+                start,
+                true_now: start,
+                error: initial_error_s,
+                correction_ppm: 0.0,
+                walk_ppm: model.freq_ppm,
+                next_walk_s: 1,
+                rng: StdRng::seed_from_u64(seed ^ 0x5157_c10c),
+                leap: crate::core::Leap::None,
+                synchronised: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn temperature_ppm(&self, since_start_s: f64) -> f64 {
+        if self.model.temp_period_s <= 0.0 {
+            return 0.0;
+        }
+        self.model.temp_swing_ppm * (std::f64::consts::TAU * since_start_s / self.model.temp_period_s).sin()
+    }
+
+    /// Moves true time forward to `t` (never backwards), integrating the clock's error.
+    pub fn advance_to(&self, t: Time) {
+        let mut s = self.lock();
+        while s.true_now < t {
+            let boundary = s.start.add_nanos(s.next_walk_s * 1_000_000_000);
+            let seg_end = if boundary < t { boundary } else { t };
+            let dt = seg_end.secs_since(s.true_now);
+            let mid = s.true_now.secs_since(s.start) + dt / 2.0;
+            let f = s.walk_ppm + self.temperature_ppm(mid) + s.correction_ppm;
+            s.error += f * 1e-6 * dt;
+            s.true_now = seg_end;
+            if seg_end == boundary {
+                let step = self.model.wander_ppb * 1e-3 * normal(&mut s.rng);
+                s.walk_ppm += step;
+                s.next_walk_s += 1;
+            }
+        }
+    }
+
+    pub fn true_now(&self) -> Time {
+        self.lock().true_now
+    }
+
+    /// Disciplined − true time, seconds: the error a client of this clock would see.
+    pub fn error_s(&self) -> f64 {
+        self.lock().error
+    }
+
+    /// The crystal's own frequency error right now, ppm (what a perfect discipline cancels).
+    pub fn oscillator_ppm(&self) -> f64 {
+        let s = self.lock();
+        s.walk_ppm + self.temperature_ppm(s.true_now.secs_since(s.start))
+    }
+
+    /// The leap and sync status last handed to this clock.
+    pub fn status(&self) -> (crate::core::Leap, bool) {
+        let s = self.lock();
+        (s.leap, s.synchronised)
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Time {
+        let s = self.lock();
+        s.true_now.add_secs_f64(s.error)
+    }
+
+    fn map_realtime(&self, realtime: Time) -> Time {
+        realtime
+    }
+
+    fn frequency_ppm(&self) -> f64 {
+        self.lock().correction_ppm
+    }
+
+    fn set_frequency_ppm(&self, ppm: f64) -> Result<(), ClockError> {
+        if !ppm.is_finite() || ppm.abs() > 500.0 {
+            return Err(ClockError::Refused(format!("frequency {ppm} ppm is out of range")));
+        }
+        self.lock().correction_ppm = ppm;
+        Ok(())
+    }
+
+    fn step(&self, offset_s: f64) -> Result<(), ClockError> {
+        if !offset_s.is_finite() {
+            return Err(ClockError::Refused(format!("step of {offset_s} s is not finite")));
+        }
+        self.lock().error += offset_s;
+        Ok(())
+    }
+
+    fn set_sync_status(&self, synchronised: bool, _est: f64, _max: f64) -> Result<(), ClockError> {
+        self.lock().synchronised = synchronised;
+        Ok(())
+    }
+
+    fn set_leap(&self, leap: crate::core::Leap) -> Result<(), ClockError> {
+        self.lock().leap = leap;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start() -> Time {
+        Time::from_utc(2026, 1, 1, 0, 0, 0, 0)
+    }
+
+    #[test]
+    fn constant_frequency_error_accumulates_and_correction_cancels_it() {
+        let m = OscillatorModel { freq_ppm: 10.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+        let c = SimClock::new(m, start(), 0.5, 1);
+        assert_eq!(c.now().nanos_since(start()), 500_000_000);
+        c.advance_to(start().add_nanos(100_000_000_000));
+        assert!((c.error_s() - (0.5 + 1e-3)).abs() < 1e-12);
+        c.set_frequency_ppm(-10.0).unwrap();
+        c.step(-0.501).unwrap();
+        c.advance_to(start().add_nanos(1_000_000_000_000));
+        assert!(c.error_s().abs() < 1e-12, "{}", c.error_s());
+        assert!(c.set_frequency_ppm(1e4).is_err());
+    }
+
+    #[test]
+    fn wander_and_temperature_move_the_frequency_deterministically() {
+        let m = OscillatorModel { freq_ppm: 0.0, wander_ppb: 1.0, temp_swing_ppm: 0.2, temp_period_s: 400.0 };
+        let a = SimClock::new(m, start(), 0.0, 7);
+        let b = SimClock::new(m, start(), 0.0, 7);
+        a.advance_to(start().add_nanos(100_000_000_000));
+        // Quarter period: the sinusoid is at its peak; the walk adds ~10 ppb at most a few σ.
+        assert!((a.oscillator_ppm() - 0.2).abs() < 0.05, "{}", a.oscillator_ppm());
+        for i in 1..=100 {
+            b.advance_to(start().add_nanos(i * 1_000_000_000));
+        }
+        assert_eq!(a.error_s(), b.error_s());
+        assert!(a.error_s() > 0.0);
+    }
+}

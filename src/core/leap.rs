@@ -1,0 +1,156 @@
+//! Leap seconds: the IERS/IETF `leap-seconds.list` (parsing only; the daemon reads the file)
+//! and the leap indicator to advertise.
+//!
+//! The indicator is announced during the last UTC day before the leap, as chrony does. A valid
+//! (unexpired) table decides; without one, the selected sources vote and a strict majority of
+//! them must agree.
+
+use crate::core::sample::Leap;
+use crate::time::{NTP_UNIX_OFFSET_S, Time};
+
+/// A parsed leap-second table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeapTable {
+    /// (instant from which TAI−UTC holds, TAI−UTC seconds), ascending.
+    pub entries: Vec<(Time, i32)>,
+    /// After this instant the table must not be trusted (`#@` line).
+    pub expires: Time,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("leap-seconds.list line {line}: {message}")]
+pub struct LeapParseError {
+    pub line: usize,
+    pub message: String,
+}
+
+fn ntp_secs_to_time(s: i64) -> Time {
+    Time::from_unix_secs(s - NTP_UNIX_OFFSET_S)
+}
+
+impl LeapTable {
+    pub fn parse(text: &str) -> Result<LeapTable, LeapParseError> {
+        let mut entries = Vec::new();
+        let mut expires = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let err = |message: String| LeapParseError { line, message };
+            let l = raw.trim();
+            if let Some(rest) = l.strip_prefix("#@") {
+                let v: i64 = rest.trim().parse().map_err(|_| err(format!("bad expiry {:?}", rest.trim())))?;
+                expires = Some(ntp_secs_to_time(v));
+                continue;
+            }
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let data = l.split('#').next().unwrap_or("");
+            let mut f = data.split_whitespace();
+            let (Some(a), Some(b)) = (f.next(), f.next()) else {
+                return Err(err(format!("expected \"NTP-seconds TAI-UTC\", got {l:?}")));
+            };
+            let secs: i64 = a.parse().map_err(|_| err(format!("bad NTP seconds {a:?}")))?;
+            let dtai: i32 = b.parse().map_err(|_| err(format!("bad TAI-UTC {b:?}")))?;
+            let t = ntp_secs_to_time(secs);
+            if entries.last().is_some_and(|&(p, _)| p >= t) {
+                return Err(err("entries are not in ascending order".into()));
+            }
+            entries.push((t, dtai));
+        }
+        let expires = expires.ok_or(LeapParseError { line: 0, message: "no expiry (#@) line".into() })?;
+        if entries.is_empty() {
+            return Err(LeapParseError { line: 0, message: "no leap second entries".into() });
+        }
+        Ok(LeapTable { entries, expires })
+    }
+
+    pub fn is_expired(&self, now: Time) -> bool {
+        now >= self.expires
+    }
+
+    /// The leap to announce at `now`: within the UTC day that ends at a table entry.
+    pub fn leap_at(&self, now: Time) -> Leap {
+        for w in self.entries.windows(2) {
+            let (at, new) = w[1];
+            let old = w[0].1;
+            if now < at && now.nanos_since(at.add_nanos(-86_400_000_000_000)) >= 0 {
+                return match new.cmp(&old) {
+                    std::cmp::Ordering::Greater => Leap::Insert,
+                    std::cmp::Ordering::Less => Leap::Delete,
+                    std::cmp::Ordering::Equal => Leap::None,
+                };
+            }
+        }
+        Leap::None
+    }
+}
+
+/// The leap indicator to advertise: the table when valid, else a strict majority of votes.
+pub fn decide(table: Option<&LeapTable>, now: Time, votes: &[Leap]) -> Leap {
+    if let Some(t) = table
+        && !t.is_expired(now)
+    {
+        return t.leap_at(now);
+    }
+    let n = votes.len();
+    for l in [Leap::Insert, Leap::Delete] {
+        if 2 * votes.iter().filter(|&&v| v == l).count() > n {
+            return l;
+        }
+    }
+    Leap::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIST: &str = "\
+#\tleap-seconds.list (excerpt)
+#$\t 3676924800
+#@\t 3913697premature
+";
+
+    const GOOD: &str = "\
+#$\t 3676924800
+#@\t 3960057600
+2272060800\t10\t# 1 Jan 1972
+3644697600\t36\t# 1 Jul 2015
+3692217600\t37\t# 1 Jan 2017
+#h\t16edd0f0 3666784f 37db6bdd e74ced87 59af48f1
+";
+
+    #[test]
+    fn parses_and_announces_the_last_day() {
+        let t = LeapTable::parse(GOOD).unwrap();
+        assert_eq!(t.entries.len(), 3);
+        assert_eq!(t.expires, Time::from_utc(2025, 6, 28, 0, 0, 0, 0));
+        assert_eq!(t.leap_at(Time::from_utc(2016, 12, 31, 0, 0, 0, 0)), Leap::Insert);
+        assert_eq!(t.leap_at(Time::from_utc(2016, 12, 31, 23, 59, 59, 0)), Leap::Insert);
+        assert_eq!(t.leap_at(Time::from_utc(2017, 1, 1, 0, 0, 0, 0)), Leap::None);
+        assert_eq!(t.leap_at(Time::from_utc(2016, 12, 30, 23, 59, 59, 0)), Leap::None);
+        assert_eq!(t.leap_at(Time::from_utc(2015, 6, 30, 12, 0, 0, 0)), Leap::Insert);
+    }
+
+    #[test]
+    fn expired_table_yields_to_votes() {
+        let t = LeapTable::parse(GOOD).unwrap();
+        let late = Time::from_utc(2026, 12, 31, 12, 0, 0, 0);
+        assert!(t.is_expired(late));
+        assert_eq!(decide(Some(&t), late, &[Leap::Insert, Leap::Insert, Leap::None]), Leap::Insert);
+        assert_eq!(decide(Some(&t), late, &[Leap::Insert, Leap::None]), Leap::None);
+        let valid = Time::from_utc(2016, 12, 31, 1, 0, 0, 0);
+        assert_eq!(decide(Some(&t), valid, &[Leap::None, Leap::None]), Leap::Insert);
+        assert_eq!(decide(None, valid, &[]), Leap::None);
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = LeapTable::parse(LIST).unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = LeapTable::parse("#@ 3960057600\n2272060800 ten\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("TAI-UTC"), "{e}");
+        assert!(LeapTable::parse("2272060800 10\n").is_err());
+    }
+}

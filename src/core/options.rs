@@ -1,0 +1,64 @@
+//! How the core treats each source and itself.
+
+use crate::core::state::PHI;
+
+/// Per-source operator options (chrony's `prefer`, `noselect`, `require`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceOptions {
+    /// Among the truechimers, this source disciplines alone.
+    pub prefer: bool,
+    /// Measured and shown, never selected.
+    pub noselect: bool,
+    /// Nothing is selected unless this source is a truechimer.
+    pub require: bool,
+}
+
+/// Tuning of the core. `Default` is what the daemon runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoreConfig {
+    /// Offsets above this are stepped, but only during the first `step_limit` clock updates
+    /// (chrony's `makestep 0.1 3`); afterwards they are slewed.
+    pub step_threshold_s: f64,
+    pub step_limit: u32,
+    /// Offsets above this are refused (never stepped nor slewed) unless `allow_panic`.
+    pub panic_threshold_s: f64,
+    pub allow_panic: bool,
+    /// The frequency correction the clock starts with (from the drift file) and how far off it
+    /// may be: ~1 ppm with a drift file, tens of ppm without.
+    pub initial_frequency_ppm: f64,
+    pub initial_frequency_sd_ppm: f64,
+    /// The largest frequency correction ever requested (the kernel allows ±500 ppm).
+    pub max_frequency_ppm: f64,
+    /// Sources with a larger root distance are not selectable; the server is unsynchronised
+    /// when its own root distance exceeds it.
+    pub max_distance_s: f64,
+    /// With no source selected, serve on the learned frequency until the advertised root
+    /// distance grows past this; then LI=3.
+    pub holdover_max_distance_s: f64,
+    /// Samples a source needs before it can be selected.
+    pub min_samples: u32,
+    /// Standard deviations of the filter's estimate included in the advertised error bound.
+    pub bound_sigmas: f64,
+    /// Growth rate of the error bound without fresh samples, s/s (RFC 5905 PHI).
+    pub skew: f64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            step_threshold_s: 0.1,
+            step_limit: 3,
+            panic_threshold_s: 1000.0,
+            allow_panic: false,
+            initial_frequency_ppm: 0.0,
+            initial_frequency_sd_ppm: 50.0,
+            max_frequency_ppm: 500.0,
+            max_distance_s: 1.5,
+            holdover_max_distance_s: 0.1,
+            min_samples: 6,
+            bound_sigmas: 6.0,
+            skew: PHI,
+        }
+    }
+}

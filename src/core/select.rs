@@ -1,0 +1,164 @@
+//! Source selection: who tells the truth, whom to follow, whom to average.
+//!
+//! Each candidate is an interval `offset ± distance` that contains the true time if the source
+//! is honest. Marzullo's intersection (RFC 5905 §11.2.1) finds the region shared by the most
+//! intervals; it needs a strict majority of candidates, and those whose interval misses it are
+//! falsetickers. A single candidate (typically the refclock on its own) is selected alone.
+//! Among the truechimers a `prefer` source or else the refclock disciplines alone (its error is
+//! orders of magnitude below any network path); otherwise the ones within [`COMBINE_LIMIT`] of
+//! the best distance are averaged.
+
+/// Truechimers whose distance is within this factor of the best are combined.
+pub const COMBINE_LIMIT: f64 = 3.0;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    pub offset: f64,
+    /// Half-width of the correctness interval (root distance), seconds.
+    pub distance: f64,
+    pub refclock: bool,
+    pub prefer: bool,
+    pub require: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Selection {
+    /// Index (into the candidates) of each truechimer.
+    pub truechimers: Vec<usize>,
+    pub falsetickers: Vec<usize>,
+    /// The system peer: whose stratum, refid and root delay the server advertises.
+    pub peer: Option<usize>,
+    /// The candidates combined into the system offset (includes the peer).
+    pub combined: Vec<usize>,
+}
+
+pub fn select(cands: &[Candidate]) -> Selection {
+    let n = cands.len();
+    if n == 0 {
+        return Selection::default();
+    }
+    let Some((lo, hi)) = intersection(cands) else {
+        // No majority agrees: nobody can be trusted over anybody else.
+        return Selection { falsetickers: (0..n).collect(), ..Selection::default() };
+    };
+    let (truechimers, falsetickers): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| {
+        let c = &cands[i];
+        c.offset - c.distance <= hi && c.offset + c.distance >= lo
+    });
+    if cands.iter().enumerate().any(|(i, c)| c.require && !truechimers.contains(&i)) {
+        return Selection { truechimers, falsetickers, ..Selection::default() };
+    }
+    let rank = |&i: &usize| {
+        let c = &cands[i];
+        (!c.prefer, !c.refclock, c.distance)
+    };
+    let peer = truechimers
+        .iter()
+        .copied()
+        .min_by(|a, b| {
+            let (pa, ra, da) = rank(a);
+            let (pb, rb, db) = rank(b);
+            (pa, ra).cmp(&(pb, rb)).then(da.total_cmp(&db))
+        })
+        .expect("a majority intersection has at least one truechimer");
+    let p = &cands[peer];
+    let combined = if p.prefer || p.refclock {
+        vec![peer]
+    } else {
+        truechimers.iter().copied().filter(|&i| cands[i].distance <= COMBINE_LIMIT * p.distance).collect()
+    };
+    Selection { truechimers, falsetickers, peer: Some(peer), combined }
+}
+
+/// The interval covered by a strict majority of candidates, if any (the widest such region
+/// among those with the most support).
+fn intersection(cands: &[Candidate]) -> Option<(f64, f64)> {
+    let mut edges: Vec<(f64, i32)> = Vec::with_capacity(cands.len() * 2);
+    for c in cands {
+        edges.push((c.offset - c.distance, 1));
+        edges.push((c.offset + c.distance, -1));
+    }
+    // Opening edges before closing ones at the same point: touching intervals intersect.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    let mut depth = 0;
+    let mut best = 0;
+    let mut region: Option<(f64, f64)> = None;
+    for (k, &(x, d)) in edges.iter().enumerate() {
+        depth += d;
+        if d == 1 && depth > best {
+            best = depth;
+            // The region ends at the next edge (which must be a closing one when depth peaks).
+            let end = edges.get(k + 1).map_or(x, |e| e.0);
+            region = Some((x, end));
+        } else if d == 1 && depth == best {
+            // An equally supported region elsewhere: take the union's hull for membership.
+            let end = edges.get(k + 1).map_or(x, |e| e.0);
+            region = region.map(|(lo, hi)| (lo.min(x), hi.max(end)));
+        }
+    }
+    if 2 * best as usize > cands.len() { region } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(offset: f64, distance: f64) -> Candidate {
+        Candidate { offset, distance, refclock: false, prefer: false, require: false }
+    }
+
+    #[test]
+    fn refclock_alone_is_selected() {
+        let s = select(&[Candidate { refclock: true, ..up(1e-6, 2e-6) }]);
+        assert_eq!(s.peer, Some(0));
+        assert_eq!(s.combined, vec![0]);
+    }
+
+    #[test]
+    fn falseticker_upstream_is_rejected_and_rest_combined() {
+        let c = [up(0.001, 0.012), up(-0.002, 0.011), up(0.050, 0.010), up(0.0, 0.015)];
+        let s = select(&c);
+        assert_eq!(s.falsetickers, vec![2]);
+        assert_eq!(s.truechimers, vec![0, 1, 3]);
+        assert_eq!(s.peer, Some(1));
+        assert_eq!(s.combined, vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn refclock_off_by_a_second_is_outvoted() {
+        let gps = Candidate { refclock: true, ..up(1.0, 2e-6) };
+        let s = select(&[gps, up(0.001, 0.01), up(0.0, 0.01), up(-0.001, 0.01)]);
+        assert_eq!(s.falsetickers, vec![0]);
+        assert_ne!(s.peer, Some(0));
+    }
+
+    #[test]
+    fn refclock_among_truechimers_disciplines_alone() {
+        let gps = Candidate { refclock: true, ..up(0.0, 2e-6) };
+        let s = select(&[up(0.001, 0.01), gps, up(0.0, 0.01)]);
+        assert_eq!(s.peer, Some(1));
+        assert_eq!(s.combined, vec![1]);
+    }
+
+    #[test]
+    fn two_disagreeing_sources_give_no_selection() {
+        let s = select(&[up(0.0, 0.001), up(1.0, 0.001)]);
+        assert_eq!(s.peer, None);
+        assert_eq!(s.falsetickers.len(), 2);
+    }
+
+    #[test]
+    fn prefer_and_require() {
+        let mut c = [up(0.0, 0.01), up(0.001, 0.005), up(0.002, 0.02)];
+        c[2].prefer = true;
+        let s = select(&c);
+        assert_eq!(s.peer, Some(2));
+        assert_eq!(s.combined, vec![2]);
+        // A required source that is a falseticker blocks selection.
+        let mut c = [up(0.0, 0.001), up(0.0, 0.001), up(0.5, 0.001)];
+        c[2].require = true;
+        let s = select(&c);
+        assert_eq!(s.peer, None);
+        assert_eq!(s.falsetickers, vec![2]);
+    }
+}

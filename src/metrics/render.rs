@@ -1,0 +1,283 @@
+//! The snapshot as Prometheus families (prefix `stratum1_`), encoded by `prometheus-client`.
+//!
+//! A fresh registry per scrape: the snapshot already holds the totals, so nothing is kept
+//! between scrapes and a source that disappears disappears from the page too.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::control::StatusSnapshot;
+use crate::core::{SourceKind, SourceState};
+
+type Labels = Vec<(&'static str, String)>;
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+/// Which text format a scraper asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4 (`text/plain`), what plain `curl` and most tools read.
+    Prometheus,
+    /// OpenMetrics 1.0 text, as `prometheus-client` writes it (Prometheus asks for it).
+    OpenMetrics,
+}
+
+impl Format {
+    /// Picks the format from an HTTP `Accept` header.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Prometheus,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+const STATES: [(SourceState, &str); 5] = [
+    (SourceState::Selected, "selected"),
+    (SourceState::Candidate, "candidate"),
+    (SourceState::Falseticker, "falseticker"),
+    (SourceState::Unusable, "unusable"),
+    (SourceState::Unreachable, "unreachable"),
+];
+
+/// The metrics page for `snapshot`.
+pub fn render(snapshot: &StatusSnapshot, format: Format) -> String {
+    let registry = registry(snapshot);
+    let mut text = String::new();
+    // Writing into a String cannot fail; an encoder error would be a bug in the crate.
+    if let Err(e) = encode(&mut text, &registry) {
+        tracing::error!("metrics encoding failed: {e}");
+    }
+    match format {
+        Format::OpenMetrics => text,
+        Format::Prometheus => openmetrics_to_prometheus(&text),
+    }
+}
+
+fn registry(s: &StatusSnapshot) -> Registry {
+    let mut r = Registry::with_prefix("stratum1");
+    let sys = &s.system;
+    gauge(&mut r, "system_offset_seconds", "Last offset of the clock to the selected sources", sys.offset_s);
+    gauge(&mut r, "system_frequency_ppm", "Frequency correction applied to the clock", sys.frequency_ppm);
+    gauge(&mut r, "system_root_delay_seconds", "Root delay the server advertises", sys.root_delay_s);
+    gauge(
+        &mut r,
+        "system_root_dispersion_seconds",
+        "Root dispersion the server advertises now",
+        sys.root_dispersion_s,
+    );
+    gauge(&mut r, "system_stratum", "Stratum the server advertises (16: unsynchronised)", sys.stratum.into());
+    gauge(
+        &mut r,
+        "system_leap",
+        "Leap indicator (0 none, 1 insert, 2 delete, 3 unsynchronised)",
+        sys.leap.into(),
+    );
+    gauge(
+        &mut r,
+        "system_synchronised",
+        "1 when the server claims synchronisation",
+        if sys.synchronised { 1.0 } else { 0.0 },
+    );
+    gauge(&mut r, "uptime_seconds", "Seconds since the daemon started", s.uptime_s);
+    let info: Family<Labels, F64Gauge> = Family::default();
+    info.get_or_create(&vec![("version", escape(&s.version))]).set(1.0);
+    r.register("build_info", "Daemon version", info);
+
+    let offset: Family<Labels, F64Gauge> = Family::default();
+    let jitter: Family<Labels, F64Gauge> = Family::default();
+    let delay: Family<Labels, F64Gauge> = Family::default();
+    let reach: Family<Labels, F64Gauge> = Family::default();
+    let stratum: Family<Labels, F64Gauge> = Family::default();
+    let state: Family<Labels, F64Gauge> = Family::default();
+    for src in &s.sources {
+        let kind = match src.kind {
+            SourceKind::Refclock => "refclock",
+            SourceKind::Upstream => "upstream",
+        };
+        let labels: Labels = vec![("name", escape(&src.name)), ("kind", kind.to_string())];
+        offset.get_or_create(&labels).set(finite(src.offset_s));
+        jitter.get_or_create(&labels).set(finite(src.jitter_s));
+        delay.get_or_create(&labels).set(finite(src.delay_s));
+        reach.get_or_create(&labels).set(src.reach.into());
+        stratum.get_or_create(&labels).set(src.stratum.into());
+        for (st, name) in STATES {
+            let mut l = labels.clone();
+            l.push(("state", name.to_string()));
+            state.get_or_create(&l).set(if src.state == st { 1.0 } else { 0.0 });
+        }
+    }
+    r.register(
+        "source_offset_seconds",
+        "Offset of the source to our clock (positive: we are behind)",
+        offset,
+    );
+    r.register("source_jitter_seconds", "Jitter of the source's recent samples", jitter);
+    r.register("source_delay_seconds", "Round-trip delay to the source", delay);
+    r.register("source_reach", "Reach register (8 bits, bit 0 the latest poll)", reach);
+    r.register("source_stratum", "Stratum the source reports", stratum);
+    r.register("source_state", "1 for the source's current selection state", state);
+
+    if let Some(rc) = &s.refclock {
+        counter(&mut r, "pps_pulses", "PPS pulses received", rc.pps_pulses);
+        counter(&mut r, "pps_missed", "PPS pulses expected but not received", rc.pps_missed);
+        counter(&mut r, "nmea_sentences", "NMEA sentences with a valid checksum", rc.nmea_sentences);
+        counter(
+            &mut r,
+            "nmea_checksum_errors",
+            "NMEA sentences with a bad checksum",
+            rc.nmea_checksum_errors,
+        );
+        counter(
+            &mut r,
+            "nmea_times",
+            "Seconds the NMEA driver assigned a trustworthy UTC time",
+            rc.nmea_times,
+        );
+        counter(&mut r, "pps_paired", "Pulses given a UTC second", rc.paired);
+        counter(&mut r, "pps_unpaired", "Pulses that could not be given a UTC second", rc.unpaired);
+    }
+
+    let requests: Family<Labels, Counter> = Family::default();
+    requests.get_or_create(&vec![("outcome", "answered".into())]).inc_by(s.server.answered);
+    requests.get_or_create(&vec![("outcome", "kod".into())]).inc_by(s.server.kod);
+    for (reason, n) in &s.server.dropped_by_reason {
+        requests.get_or_create(&vec![("outcome", escape(&format!("dropped_{reason}")))]).inc_by(*n);
+    }
+    r.register("server_requests", "NTP requests by outcome (answered, kod, dropped_<reason>)", requests);
+    r
+}
+
+fn gauge(r: &mut Registry, name: &str, help: &str, v: f64) {
+    let g = F64Gauge::default();
+    g.set(finite(v));
+    r.register(name, help, g);
+}
+
+fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(v);
+    r.register(name, help, c);
+}
+
+/// Label value escaping (backslash, quote, newline): prometheus-client 0.22 writes label values
+/// as given, and source names come from the config.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The encoder writes `inf` for infinities, which strict parsers reject; no gauge of ours is
+/// legitimately infinite, so report "no value" instead.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { f64::NAN }
+}
+
+/// OpenMetrics text → Prometheus 0.0.4: counter families are named with their `_total` suffix,
+/// and the OpenMetrics-only `# EOF` and `# UNIT` lines go.
+pub fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::snapshot::tests::example;
+
+    #[test]
+    fn families_and_values() {
+        let t = render(&example(), Format::Prometheus);
+        for want in [
+            "# TYPE stratum1_system_offset_seconds gauge",
+            "stratum1_system_offset_seconds 0.00000125",
+            "stratum1_system_frequency_ppm -12.5",
+            "stratum1_system_stratum 1.0",
+            "stratum1_system_leap 0.0",
+            "# TYPE stratum1_pps_pulses_total counter",
+            "stratum1_pps_pulses_total 3599",
+            "stratum1_pps_missed_total 1",
+            "stratum1_nmea_checksum_errors_total 4",
+            "stratum1_source_reach{name=\"PPS(/dev/pps0)\",kind=\"refclock\"} 255.0",
+            "stratum1_source_state{name=\"192.0.2.1:123\",kind=\"upstream\",state=\"falseticker\"} 1.0",
+            "stratum1_source_state{name=\"192.0.2.1:123\",kind=\"upstream\",state=\"selected\"} 0.0",
+            "stratum1_server_requests_total{outcome=\"dropped_rate\"} 3",
+            "stratum1_server_requests_total{outcome=\"answered\"} 1000",
+        ] {
+            assert!(t.lines().any(|l| l == want), "missing {want:?} in\n{t}");
+        }
+        assert!(!t.contains("# EOF"));
+    }
+
+    #[test]
+    fn openmetrics_keeps_eof_and_counter_family_names() {
+        let t = render(&example(), Format::OpenMetrics);
+        assert!(t.ends_with("# EOF\n"), "{t}");
+        assert!(t.contains("# TYPE stratum1_pps_pulses counter\n"));
+        assert!(t.contains("stratum1_pps_pulses_total 3599\n"));
+    }
+
+    #[test]
+    fn no_refclock_no_refclock_families_and_no_infinities() {
+        let mut s = example();
+        s.refclock = None;
+        s.system.root_dispersion_s = f64::INFINITY;
+        let t = render(&s, Format::Prometheus);
+        assert!(!t.contains("stratum1_pps_pulses"));
+        assert!(t.contains("stratum1_system_root_dispersion_seconds NaN\n"), "{t}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = example();
+        s.sources[0].name = "we\"ird\\name\n".into();
+        let t = render(&s, Format::Prometheus);
+        assert!(t.contains("name=\"we\\\"ird\\\\name\\n\""), "{t}");
+    }
+
+    #[test]
+    fn accept_header_picks_format() {
+        assert_eq!(Format::from_accept(None), Format::Prometheus);
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Prometheus);
+    }
+}

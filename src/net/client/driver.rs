@@ -1,0 +1,457 @@
+//! The thin IO side of upstreams: one tokio task per `[[upstream]]` entry resolves its name,
+//! runs one [`Upstream`] machine per server over a connected UDP socket, and reports to the
+//! daemon through a channel. Everything that decides lives in the machine.
+//!
+//! A `pool = true` entry keeps up to `max_sources` servers from its name; a server that
+//! stops answering (or refuses us with DENY/RSTR) is dropped and its slot refilled from a fresh
+//! resolution, never with a server that refused us. A plain entry given by name is re-resolved
+//! the same way when its server stops answering (its address may have moved); one given as a
+//! literal address is polled forever, backing off while unreachable.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::UpstreamConfig;
+use crate::core::Sample;
+use crate::core::state::SharedState;
+use crate::time::Time;
+
+use super::machine::{Received, Upstream, UpstreamOptions};
+use super::poll::PollOptions;
+use super::refid::refid_of;
+use super::rx_timestamp;
+use super::sanity::{DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard};
+
+/// Consecutive unanswered polls after which a named server is dropped and re-resolved.
+const DROP_AFTER_UNANSWERED: u32 = 8;
+/// Re-resolution back-off bounds when a name gives nothing usable.
+const RESOLVE_RETRY_MIN: Duration = Duration::from_secs(2);
+const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// One `[[upstream]]` entry, ready to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamSpec {
+    /// Position of the entry in the config: how the daemon tells entries apart.
+    pub source_index: usize,
+    pub host: String,
+    pub port: u16,
+    pub pool: bool,
+    /// Servers kept at once (1 unless `pool`).
+    pub max_sources: usize,
+    pub options: UpstreamOptions,
+    pub prefer: bool,
+    pub noselect: bool,
+}
+
+impl UpstreamSpec {
+    pub fn from_config(source_index: usize, c: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
+        let (host, port) =
+            split_host_port(&c.address).with_context(|| format!("upstream address {:?}", c.address))?;
+        Ok(UpstreamSpec {
+            source_index,
+            host,
+            port,
+            pool: c.pool,
+            max_sources: if c.pool { c.max_sources.max(1) } else { 1 },
+            options: UpstreamOptions {
+                poll: PollOptions { minpoll: c.minpoll, maxpoll: c.maxpoll, iburst: c.iburst },
+                max_distance: DEFAULT_MAX_DISTANCE_S,
+            },
+            prefer: c.prefer,
+            noselect: c.noselect,
+        })
+    }
+
+    /// The entry as written (`host` or `host:port`), for logs and `status`.
+    pub fn display_name(&self) -> String {
+        match (self.port, self.host.contains(':')) {
+            (123, _) => self.host.clone(),
+            (p, true) => format!("[{}]:{p}", self.host),
+            (p, false) => format!("{}:{p}", self.host),
+        }
+    }
+}
+
+/// `host`, `host:port`, `v4:port`, `[v6]:port` or a bare IPv6 address; port 123 by default.
+pub fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
+    let s = s.trim();
+    let parse_port =
+        |p: &str| p.parse::<u16>().with_context(|| format!("port {p:?} is not a number 1–65535"));
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((h, after)) = rest.split_once(']') else { bail!("missing ']' after an IPv6 address") };
+        match after.strip_prefix(':') {
+            Some(p) => (h.to_string(), parse_port(p)?),
+            None if after.is_empty() => (h.to_string(), 123),
+            None => bail!("unexpected {after:?} after ']'"),
+        }
+    } else if s.matches(':').count() > 1 {
+        (s.to_string(), 123) // bare IPv6
+    } else if let Some((h, p)) = s.split_once(':') {
+        (h.to_string(), parse_port(p)?)
+    } else {
+        (s.to_string(), 123)
+    };
+    if host.is_empty() {
+        bail!("empty host");
+    }
+    if port == 0 {
+        bail!("port 0 is not a server port");
+    }
+    Ok((host, port))
+}
+
+/// What an upstream task tells the daemon.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamEvent {
+    /// The `[[upstream]]` entry.
+    pub source_index: usize,
+    /// Which of the entry's servers (always 0 unless `pool`); a slot's server may change, each
+    /// change announced by [`UpstreamEventKind::Resolved`].
+    pub slot: usize,
+    /// The slot's reach register and poll exponent after this event.
+    pub reach: u8,
+    pub poll_log2: i8,
+    pub kind: UpstreamEventKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpstreamEventKind {
+    /// The slot now polls this server (first time, or a replacement: forget the old one's
+    /// samples). `name` is what `status` should show.
+    Resolved {
+        addr: SocketAddr,
+        name: String,
+    },
+    Sample(Sample),
+    /// A poll went unanswered (or answered unusably); `Time` is local time of noticing.
+    NoResponse(Time),
+    /// A kiss-o'-death. RATE: polling already slowed. DENY/RSTR: the slot's server is dropped.
+    Kod(KissCode),
+    /// The slot has no server (dropped and nothing to replace it yet).
+    Gone,
+}
+
+/// Keeps the entry's task; dropping the handle stops it.
+pub struct UpstreamHandle {
+    task: JoinHandle<()>,
+}
+
+impl UpstreamHandle {
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+impl Drop for UpstreamHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Turns a host and port into server addresses (the system resolver by default; tests give a
+/// fixed table to stand in for a pool's DNS).
+pub type Resolver = Arc<
+    dyn Fn(String, u16) -> Pin<Box<dyn Future<Output = anyhow::Result<Vec<SocketAddr>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The system resolver (`getaddrinfo` on tokio's blocking pool).
+pub fn system_resolver() -> Resolver {
+    Arc::new(|host, port| Box::pin(async move { resolve(&host, port).await }))
+}
+
+/// Starts polling `spec` (inside a tokio runtime). `state` is our own advertised state, used to
+/// recognise a reply from ourselves; pass `None` when there is no server.
+pub fn spawn(
+    spec: UpstreamSpec,
+    clock: Arc<dyn Clock>,
+    state: Option<SharedState>,
+    tx: UnboundedSender<UpstreamEvent>,
+) -> UpstreamHandle {
+    spawn_with_resolver(spec, clock, state, tx, system_resolver())
+}
+
+/// [`spawn`] with a chosen resolver.
+pub fn spawn_with_resolver(
+    spec: UpstreamSpec,
+    clock: Arc<dyn Clock>,
+    state: Option<SharedState>,
+    tx: UnboundedSender<UpstreamEvent>,
+    resolver: Resolver,
+) -> UpstreamHandle {
+    let ctx = Arc::new(Ctx { spec, clock, state, tx, resolver });
+    UpstreamHandle { task: tokio::spawn(supervise(ctx)) }
+}
+
+struct Ctx {
+    spec: UpstreamSpec,
+    clock: Arc<dyn Clock>,
+    state: Option<SharedState>,
+    tx: UnboundedSender<UpstreamEvent>,
+    resolver: Resolver,
+}
+
+impl Ctx {
+    fn emit(&self, slot: usize, machine: Option<&Upstream>, kind: UpstreamEventKind) {
+        let (reach, poll_log2) =
+            machine.map_or((0, self.spec.options.poll.minpoll), |m| (m.reach(), m.poll_log2()));
+        // A closed channel means the daemon is shutting down; the task ends with it.
+        let _ = self.tx.send(UpstreamEvent {
+            source_index: self.spec.source_index,
+            slot,
+            reach,
+            poll_log2,
+            kind,
+        });
+    }
+}
+
+/// Why a server's run ended.
+#[derive(Debug)]
+enum End {
+    Refused(KissCode),
+    Unreachable,
+    Failed(anyhow::Error),
+}
+
+async fn supervise(ctx: Arc<Ctx>) {
+    let spec = &ctx.spec;
+    let name = spec.display_name();
+    let literal = spec.host.parse::<IpAddr>().is_ok();
+    let mut slots: Vec<Option<SocketAddr>> = vec![None; spec.max_sources];
+    let mut refused: HashSet<SocketAddr> = HashSet::new();
+    // Servers dropped for silence: used again only when nothing better resolves.
+    let mut silent: Vec<SocketAddr> = vec![];
+    let mut members: JoinSet<(usize, SocketAddr, End)> = JoinSet::new();
+    let mut retry = RESOLVE_RETRY_MIN;
+    loop {
+        if slots.iter().any(Option::is_none) {
+            match (ctx.resolver)(spec.host.clone(), spec.port).await {
+                Ok(addrs) => {
+                    let in_use: HashSet<SocketAddr> = slots.iter().flatten().copied().collect();
+                    let (mut fresh, stale): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+                        .into_iter()
+                        .filter(|a| !in_use.contains(a) && !refused.contains(a))
+                        .partition(|a| !silent.contains(a));
+                    fresh.extend(stale);
+                    let mut fresh = fresh.into_iter();
+                    for (slot, entry) in slots.iter_mut().enumerate() {
+                        if entry.is_some() {
+                            continue;
+                        }
+                        let Some(addr) = fresh.next() else { break };
+                        *entry = Some(addr);
+                        info!(upstream = %name, slot, server = %addr, "polling upstream server");
+                        ctx.emit(
+                            slot,
+                            None,
+                            UpstreamEventKind::Resolved { addr, name: member_name(spec, addr) },
+                        );
+                        let c = ctx.clone();
+                        let drop_when_silent = !literal;
+                        members.spawn(async move {
+                            (slot, addr, run_server(&c, slot, addr, drop_when_silent).await)
+                        });
+                    }
+                    retry = RESOLVE_RETRY_MIN;
+                }
+                Err(e) => warn!(upstream = %name, "cannot resolve upstream: {e:#}"),
+            }
+        }
+        let waiting = slots.iter().any(Option::is_none);
+        if members.is_empty() && !waiting {
+            return;
+        }
+        if members.is_empty() && refused.len() >= spec.max_sources && literal {
+            error!(upstream = %name, "every server of this upstream refused us; not polling it any more");
+            return;
+        }
+        tokio::select! {
+            Some(done) = members.join_next() => {
+                let Ok((slot, addr, end)) = done else { continue };
+                match end {
+                    End::Refused(code) => {
+                        error!(upstream = %name, server = %addr, "server refused us with kiss code {code}; not asking it again");
+                        refused.insert(addr);
+                    }
+                    End::Unreachable => {
+                        silent.retain(|a| *a != addr);
+                        silent.push(addr);
+                        warn!(upstream = %name, server = %addr, "server stopped answering; looking for a replacement");
+                    }
+                    End::Failed(e) => warn!(upstream = %name, server = %addr, "upstream socket failed: {e:#}"),
+                }
+                slots[slot] = None;
+                ctx.emit(slot, None, UpstreamEventKind::Gone);
+            }
+            _ = tokio::time::sleep(retry), if waiting => {
+                retry = (retry * 2).min(RESOLVE_RETRY_MAX);
+            }
+        }
+    }
+}
+
+fn member_name(spec: &UpstreamSpec, addr: SocketAddr) -> String {
+    let ip_port = if addr.port() == 123 { addr.ip().to_string() } else { addr.to_string() };
+    if spec.host.parse::<IpAddr>().is_ok() { ip_port } else { format!("{} ({ip_port})", spec.host) }
+}
+
+async fn resolve(host: &str, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut out: Vec<SocketAddr> = vec![];
+    for a in tokio::net::lookup_host((host, port)).await.with_context(|| format!("resolving {host}"))? {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    if out.is_empty() {
+        bail!("{host} resolves to no address");
+    }
+    Ok(out)
+}
+
+async fn open_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
+    let local: SocketAddr =
+        if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().context("literal")?;
+    let socket = std::net::UdpSocket::bind(local).context("binding a client socket")?;
+    socket.set_nonblocking(true).context("non-blocking socket")?;
+    if let Err(e) = rx_timestamp::enable(&socket) {
+        warn!(server = %server, "no kernel receive timestamps ({e}); reading the clock on receipt instead");
+    }
+    let socket = UdpSocket::from_std(socket).context("registering the socket")?;
+    socket.connect(server).await.with_context(|| format!("connecting to {server}"))?;
+    Ok(socket)
+}
+
+/// Polls one server until it refuses us, goes silent (when `drop_when_silent`) or its socket
+/// fails.
+async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent: bool) -> End {
+    let socket = match open_socket(server).await {
+        Ok(s) => s,
+        Err(e) => return End::Failed(e),
+    };
+    let local_refids = socket.local_addr().map(|a| vec![refid_of(a.ip())]).unwrap_or_default();
+    let clock = &ctx.clock;
+    let mut machine = Upstream::new(server.ip(), ctx.spec.options, clock.now());
+    let mut unanswered = 0u32;
+    let mut last_complaint: Option<String> = None;
+    let mut buf = [0u8; 1024];
+    loop {
+        let Some(next) = machine.next_poll() else {
+            return End::Refused(machine.stopped().unwrap_or(KissCode::Deny));
+        };
+        let wait = next.nanos_since(clock.now()).max(0) as u64;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_nanos(wait)) => {
+                if clock.now() < next {
+                    continue; // the clock was stepped back while we slept
+                }
+                let t1 = clock.now();
+                let Some(req) = machine.transmit(t1, rand::random()) else { continue };
+                if req.previous_unanswered {
+                    unanswered += 1;
+                    ctx.emit(slot, Some(&machine), UpstreamEventKind::NoResponse(t1));
+                    if drop_when_silent && unanswered >= DROP_AFTER_UNANSWERED && machine.reach() == 0 {
+                        return End::Unreachable;
+                    }
+                }
+                if let Err(e) = socket.send(&req.bytes).await {
+                    // Network down or no route: counts as an unanswered poll, nothing more.
+                    debug!(server = %server, "send failed: {e}");
+                }
+            }
+            got = socket.async_io(Interest::READABLE, || rx_timestamp::recv(socket.as_raw_fd(), &mut buf)) => {
+                let (n, stamp) = match got {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // ICMP errors (port unreachable) surface here on a connected socket.
+                        debug!(server = %server, "receive error: {e}");
+                        continue;
+                    }
+                };
+                let t4 = stamp.map_or_else(|| clock.now(), |r| clock.map_realtime(r));
+                let guard = loop_guard(&local_refids, ctx.state.as_ref());
+                match machine.receive(&buf[..n], t4, &guard) {
+                    Received::Sample(s) => {
+                        unanswered = 0;
+                        last_complaint = None;
+                        ctx.emit(slot, Some(&machine), UpstreamEventKind::Sample(s));
+                    }
+                    Received::Kiss(code) => {
+                        unanswered = 0;
+                        if code == KissCode::Rate {
+                            warn!(server = %server, poll = machine.poll_log2(), "server asked us to slow down (KoD RATE); polling less often");
+                        }
+                        ctx.emit(slot, Some(&machine), UpstreamEventKind::Kod(code));
+                        if code.is_stop() {
+                            return End::Refused(code);
+                        }
+                    }
+                    Received::Unusable(why) => {
+                        unanswered = 0;
+                        let text = why.to_string();
+                        if last_complaint.as_deref() != Some(&text) {
+                            warn!(server = %server, "upstream reply not usable: {text}");
+                            last_complaint = Some(text);
+                        }
+                    }
+                    Received::Ignored(why) => debug!(server = %server, "ignored datagram: {why}"),
+                }
+            }
+        }
+    }
+}
+
+fn loop_guard(local_refids: &[crate::core::RefId], state: Option<&SharedState>) -> LoopGuard {
+    let own = state.map(|s| {
+        let s = s.load();
+        (s.stratum, s.refid, s.reference_time.to_ntp())
+    });
+    LoopGuard { local_refids: local_refids.to_vec(), own }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(split_host_port("ntp.example.org").unwrap(), ("ntp.example.org".into(), 123));
+        assert_eq!(split_host_port("127.0.0.5:11123").unwrap(), ("127.0.0.5".into(), 11123));
+        assert_eq!(split_host_port("[::1]:4123").unwrap(), ("::1".into(), 4123));
+        assert_eq!(split_host_port("[2001:db8::1]").unwrap(), ("2001:db8::1".into(), 123));
+        assert_eq!(split_host_port("2001:db8::1").unwrap(), ("2001:db8::1".into(), 123));
+        for bad in ["", "host:", "host:99999", "host:0", "[::1", "[::1]x", ":123"] {
+            assert!(split_host_port(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn spec_from_config() {
+        let c = crate::config::Config::parse(
+            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 3\nminpoll = 2\nmaxpoll = 4\n",
+            "t.toml",
+        )
+        .unwrap();
+        let s = UpstreamSpec::from_config(0, &c.upstream[0]).unwrap();
+        assert_eq!((s.max_sources, s.port, s.options.poll.minpoll, s.options.poll.maxpoll), (3, 123, 2, 4));
+        assert_eq!(s.display_name(), "pool.example.org");
+    }
+}

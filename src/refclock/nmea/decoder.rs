@@ -1,0 +1,835 @@
+//! Per-cycle logic (sans-IO): which second it is, and whether to trust it.
+//!
+//! A receiver sends a burst of sentences per output epoch, all naming the same time of day; a
+//! *cycle* is the run of time-bearing sentences with one time of day. Per cycle:
+//! - **Arrival**: the `$` arrival of the cycle's first time-bearing sentence (any of RMC, GGA,
+//!   GLL, GNS, ZDA), corrected by the framer for the bytes that followed it in the same read.
+//! - **Validity**: a valid fix is required. If the receiver sends RMC (seen within the last three
+//!   cycles) its RMC decides (status `A`, mode not `N`/`E`/`M`/`S`, navigational status not
+//!   `V`); otherwise GGA quality 1–5, GLL `A`, GNS with a fixing constellation, none saying
+//!   otherwise. ZDA never vouches for itself: receivers send it from their RTC before a fix.
+//! - **Date**: from the cycle's RMC or ZDA (rollover-corrected, see [`super::rollover`]; RMC and
+//!   ZDA disagreeing makes the cycle untrusted), else from the last full date of a trusted cycle
+//!   at most an hour earlier (by arrival time), rolled to the next day at midnight.
+//! - **Decision** as soon as validity and date are known (usually at the cycle's RMC), else when
+//!   the next cycle starts or [`Decoder::poll`] finds the cycle over. Later sentences of a
+//!   decided cycle only count `contradictions`.
+//! - **Continuity**: a trusted time is handed on only if the previous trusted cycle is at most one
+//!   second before it. An isolated time (first after start or a gap) is held until the next cycle
+//!   confirms it, then both go out (the held one late, with its true arrival stamp); a lone
+//!   glitch that passed the checksum never does.
+//! - **Output**: one time per UTC second, strictly increasing: an earlier time is a fault
+//!   (`rejected_backwards`, logged), never a new truth; only a reference (below) that agrees with
+//!   it lets the driver follow the receiver back.
+//! - **Reference** ([`Decoder::set_reference`]): with synchronised upstream time available, a GPS
+//!   time differing by a second or more from what upstream says at its arrival (minus the
+//!   expected message delay) is flagged and not used.
+//!
+//! Checksum policy: a sentence without `*hh` is a line whose integrity nothing vouches for. It is
+//! ignored unless the stream has never carried a checksummed sentence and has carried at least
+//! [`UNCHECKED_MIN`] unchecksummed ones (a receiver that cannot send checksums); then it is used,
+//! still subject to the continuity rule above, which needs two consecutive consistent cycles.
+//! One checksummed sentence switches that off for good (until [`Decoder::reset`]).
+//!
+//! Leap second: 23:59:60 is decoded and reported with `leap_second = true` (its POSIX instant is
+//! the next midnight, which the following 00:00:00 also maps to); the serial driver does not send
+//! it on as an [`NmeaTime`] because POSIX time has no name for that pulse.
+
+use tracing::{info, warn};
+
+use super::framer::{Checksum, Frame, Framer};
+use super::rollover;
+use super::sentence::{self, Date, ParseError, Sentence, TimeOfDay};
+use super::stats::NmeaStats;
+use crate::refclock::NmeaTime;
+use crate::time::Time;
+
+/// Unchecksummed sentences needed (with no checksummed one) before they are used at all.
+pub const UNCHECKED_MIN: u64 = 16;
+/// How long a full date may date time-only sentences (by arrival time).
+const DATE_MAX_AGE_NS: i64 = 3600 * 1_000_000_000;
+/// A cycle is over when no sentence for it came for this long.
+const CYCLE_TIMEOUT_NS: i64 = 1_500_000_000;
+const SEC: i64 = 1_000_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// Serial speed, for the time per character (10 bits: start, 8 data, stop).
+    pub baud: u32,
+    /// Dates before this get +1024 weeks (see [`super::rollover`]).
+    pub rollover_anchor: Date,
+}
+
+impl DecoderConfig {
+    /// For a live receiver: anchor at [`rollover::BUILD_ANCHOR`].
+    pub fn live(baud: u32) -> Self {
+        DecoderConfig { baud, rollover_anchor: rollover::BUILD_ANCHOR }
+    }
+
+    /// For a capture of unknown age: anchor at the GPS epoch (dates as decoded).
+    pub fn replay(baud: u32) -> Self {
+        DecoderConfig { baud, rollover_anchor: rollover::GPS_EPOCH }
+    }
+}
+
+/// Synchronised upstream time: true UTC = `CLOCK_REALTIME` + `offset_s`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reference {
+    pub offset_s: f64,
+    /// How long after the second it names a message arrives (the pairing's learned value when
+    /// known; 0.5 s covers receivers from 0.5 s early to 1.5 s late).
+    pub expected_delay_s: f64,
+}
+
+/// What the decoder hands on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    /// A trusted second.
+    Time(DecodedTime),
+    /// The receiver said explicitly that it has no valid fix this cycle (RMC `V` or mode `N`,
+    /// GGA quality 0…); `received` is the cycle's arrival. ZDA alone does not produce this.
+    NoFix { received: Time },
+}
+
+impl Decoded {
+    pub fn time(&self) -> Option<&DecodedTime> {
+        match self {
+            Decoded::Time(t) => Some(t),
+            Decoded::NoFix { .. } => None,
+        }
+    }
+}
+
+/// A trusted second, with what the diagnostics want to know about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodedTime {
+    pub time: NmeaTime,
+    /// 23:59:60: `time.utc` is the next midnight's POSIX instant.
+    pub leap_second: bool,
+    /// Address of the sentence that opened the cycle (`GPRMC`, `GNGGA`…).
+    pub first_sentence: String,
+    /// Where the date came from: `RMC`, `ZDA` or `previous` (time-only sentence).
+    pub date_source: &'static str,
+    /// Satellites used in this cycle's fix, when a sentence said.
+    pub sats_used: Option<u8>,
+    /// Confirmed by the next cycle and handed on late.
+    pub delayed: bool,
+}
+
+impl DecodedTime {
+    /// RFC 3339 with `Z`; the leap second shows as `23:59:60`.
+    pub fn utc_string(&self) -> String {
+        if self.leap_second {
+            let mut u = self.time.utc.add_nanos(-SEC).to_utc();
+            u.second = 60;
+            u.to_string()
+        } else {
+            self.time.utc.to_utc().to_string()
+        }
+    }
+
+    /// Orders times with the leap second between 23:59:59 and 00:00:00 (half a second each side
+    /// for 1 Hz receivers).
+    fn key(&self) -> i64 {
+        let ns = self.time.utc.unix_nanos();
+        if self.leap_second { ns - SEC + SEC / 2 + self.time.utc.subsec_nanos() as i64 / 2 } else { ns }
+    }
+
+    /// Identifies the UTC second (the leap second is its own).
+    fn second_id(&self) -> (i64, bool) {
+        (self.time.utc.unix_secs(), self.leap_second)
+    }
+}
+
+#[derive(Debug)]
+struct Cycle {
+    tod: TimeOfDay,
+    start: Time,
+    last_rx: Time,
+    first: String,
+    own_date: Option<(Date, &'static str)>,
+    date_conflict: bool,
+    rmc_valid: Option<bool>,
+    other_valid: bool,
+    other_invalid: bool,
+    sats_used: Option<u8>,
+    /// `Some(trusted)` once decided.
+    decided: Option<bool>,
+    decided_date: Option<Date>,
+    contradicted: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FullDate {
+    date: Date,
+    tod: TimeOfDay,
+    rx: Time,
+}
+
+#[derive(Debug)]
+pub struct Decoder {
+    config: DecoderConfig,
+    char_ns: i64,
+    framer: Framer,
+    frames: Vec<Frame>,
+    stats: NmeaStats,
+    checksummed_seen: u64,
+    cycle: Option<Cycle>,
+    cycles_since_rmc: u32,
+    last_date: Option<FullDate>,
+    last_candidate: Option<i64>,
+    held: Option<DecodedTime>,
+    last_emitted: Option<(i64, (i64, bool))>,
+    reference: Option<Reference>,
+    /// Satellites in view per GSV talker.
+    gsv_in_view: Vec<(String, u16)>,
+    rollover_logged: bool,
+    backwards_logged: bool,
+}
+
+impl Decoder {
+    pub fn new(config: DecoderConfig) -> Self {
+        Decoder {
+            config,
+            char_ns: char_ns(config.baud),
+            framer: Framer::new(),
+            frames: Vec::new(),
+            stats: NmeaStats::default(),
+            checksummed_seen: 0,
+            cycle: None,
+            cycles_since_rmc: u32::MAX,
+            last_date: None,
+            last_candidate: None,
+            held: None,
+            last_emitted: None,
+            reference: None,
+            gsv_in_view: Vec::new(),
+            rollover_logged: false,
+            backwards_logged: false,
+        }
+    }
+
+    pub fn config(&self) -> DecoderConfig {
+        self.config
+    }
+
+    /// Changes the serial speed (after auto-detection or a reconnect).
+    pub fn set_baud(&mut self, baud: u32) {
+        self.config.baud = baud;
+        self.char_ns = char_ns(baud);
+    }
+
+    /// Sets or clears the synchronised upstream time used to flag wrong GPS seconds.
+    pub fn set_reference(&mut self, reference: Option<Reference>) {
+        self.reference = reference;
+    }
+
+    pub fn stats(&self) -> NmeaStats {
+        let mut s = self.stats.clone();
+        let f = self.framer.stats();
+        s.bytes = f.bytes;
+        s.skipped_bytes = f.skipped_bytes;
+        s.checksum_errors = f.checksum_errors;
+        s.framing_errors = f.framing_errors;
+        s
+    }
+
+    /// Forgets everything about the stream except the counters (after a reconnect the
+    /// partial line and the open cycle are stale). Keeps the last reported time: going back
+    /// remains a fault across reconnects.
+    pub fn reset_stream(&mut self) {
+        self.framer.reset();
+        self.cycle = None;
+        self.held = None;
+        self.last_candidate = None;
+    }
+
+    /// Forgets the stream and the reported history (operator action: a receiver replaced).
+    pub fn reset(&mut self) {
+        self.reset_stream();
+        self.last_emitted = None;
+        self.last_date = None;
+        self.checksummed_seen = 0;
+        self.cycles_since_rmc = u32::MAX;
+    }
+
+    /// Feeds one read that returned at `read_end`; trusted seconds are appended to `out`.
+    pub fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<Decoded>) {
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        self.framer.push(bytes, read_end, self.char_ns, &mut frames);
+        for frame in &frames {
+            self.on_frame(frame, out);
+        }
+        self.frames = frames;
+    }
+
+    /// Ends the open cycle if nothing arrived for it for a while (live: call on read timeouts).
+    pub fn poll(&mut self, now: Time, out: &mut Vec<Decoded>) {
+        if self.cycle.as_ref().is_some_and(|c| now.nanos_since(c.last_rx) > CYCLE_TIMEOUT_NS) {
+            self.close_cycle(out);
+        }
+    }
+
+    /// End of input (replay): decides the open cycle. A held, unconfirmed time stays unreported.
+    pub fn finish(&mut self, out: &mut Vec<Decoded>) {
+        self.close_cycle(out);
+        if self.held.take().is_some() {
+            self.stats.unconfirmed += 1;
+        }
+    }
+
+    fn on_frame(&mut self, frame: &Frame, out: &mut Vec<Decoded>) {
+        match frame.checksum {
+            Checksum::Valid => self.checksummed_seen += 1,
+            Checksum::Missing => {
+                self.stats.no_checksum += 1;
+                if self.checksummed_seen > 0 || self.stats.no_checksum < UNCHECKED_MIN {
+                    return;
+                }
+            }
+        }
+        let parsed = match sentence::parse(&frame.body) {
+            Ok(p) => p,
+            Err(ParseError::Proprietary) => {
+                self.stats.proprietary += 1;
+                return;
+            }
+            Err(e) => {
+                self.stats.parse_errors += 1;
+                self.stats.last_parse_error = Some(e.to_string());
+                return;
+            }
+        };
+        *self.stats.sentences.entry(parsed.kind.clone()).or_default() += 1;
+        *self.stats.talkers.entry(parsed.talker.clone()).or_default() += 1;
+        self.note_fix_info(&parsed.talker, &parsed.sentence);
+
+        let Some(tod) = parsed.sentence.time() else { return };
+        if self.cycle.as_ref().is_some_and(|c| c.tod != tod) {
+            self.close_cycle(out);
+        }
+        let cycle = self.cycle.get_or_insert_with(|| Cycle {
+            tod,
+            start: frame.start,
+            last_rx: frame.start,
+            first: format!("{}{}", parsed.talker, parsed.kind),
+            own_date: None,
+            date_conflict: false,
+            rmc_valid: None,
+            other_valid: false,
+            other_invalid: false,
+            sats_used: None,
+            decided: None,
+            decided_date: None,
+            contradicted: false,
+        });
+        cycle.last_rx = frame.start;
+        let mut date = None;
+        match &parsed.sentence {
+            Sentence::Rmc(r) => {
+                cycle.rmc_valid = Some(r.fix_valid());
+                date = r.date.map(|d| (d, "RMC"));
+            }
+            Sentence::Zda(z) => date = z.date.map(|d| (d, "ZDA")),
+            Sentence::Gga(g) => {
+                cycle.other_valid |= g.fix_valid();
+                cycle.other_invalid |= !g.fix_valid();
+                cycle.sats_used = cycle.sats_used.or(g.sats_used);
+            }
+            Sentence::Gll(g) => {
+                cycle.other_valid |= g.fix_valid();
+                cycle.other_invalid |= !g.fix_valid();
+            }
+            Sentence::Gns(g) => {
+                cycle.other_valid |= g.fix_valid();
+                cycle.other_invalid |= !g.fix_valid();
+                cycle.sats_used = cycle.sats_used.or(g.sats_used);
+            }
+            _ => {}
+        }
+        if let Some((d, source)) = date {
+            let (d, periods) = rollover::correct(d, self.config.rollover_anchor);
+            if periods > 0 {
+                self.stats.rollover_corrections += 1;
+                if !self.rollover_logged {
+                    self.rollover_logged = true;
+                    warn!(
+                        "GPS week rollover: receiver reports {source} date {} weeks early; correcting to {d}",
+                        periods * 1024
+                    );
+                }
+            }
+            let cycle = self.cycle.as_mut().expect("inserted above");
+            match cycle.own_date {
+                Some((have, _)) if have != d => {
+                    if !cycle.date_conflict {
+                        self.stats.date_conflicts += 1;
+                    }
+                    cycle.date_conflict = true;
+                }
+                Some(_) => {}
+                None => cycle.own_date = Some((d, source)),
+            }
+        }
+        self.try_decide(false, out);
+    }
+
+    fn note_fix_info(&mut self, talker: &str, s: &Sentence) {
+        let fix = &mut self.stats.fix;
+        match s {
+            Sentence::Rmc(r) => fix.rmc_valid = Some(r.fix_valid()),
+            Sentence::Gga(g) => {
+                fix.gga_quality = g.quality;
+                fix.sats_used = g.sats_used.or(fix.sats_used);
+            }
+            Sentence::Gns(g) => fix.sats_used = g.sats_used.or(fix.sats_used),
+            Sentence::Gsa(g) => fix.fix_type = g.fix_type,
+            Sentence::Gsv(g) => {
+                if let Some(n) = g.sats_in_view {
+                    self.gsv_in_view.retain(|(t, _)| t != talker);
+                    self.gsv_in_view.push((talker.to_string(), n));
+                    fix.sats_in_view = Some(self.gsv_in_view.iter().map(|(_, n)| *n).sum());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rmc_expected(&self) -> bool {
+        self.cycles_since_rmc < 3
+    }
+
+    /// Decides the open cycle if the evidence suffices (`closing`: no more will come).
+    fn try_decide(&mut self, closing: bool, out: &mut Vec<Decoded>) {
+        let rmc_expected = self.rmc_expected();
+        let Some(c) = self.cycle.as_mut() else { return };
+        let valid = match c.rmc_valid {
+            Some(v) => Some(v),
+            None if rmc_expected && !closing => None,
+            None if c.other_invalid => Some(false),
+            None if c.other_valid => Some(true),
+            None => None,
+        };
+        let date = match c.own_date {
+            Some((d, source)) => Some((d, source)),
+            None => self.last_date.and_then(|l| date_from(l, c.tod, c.start)).map(|d| (d, "previous")),
+        };
+        match c.decided {
+            Some(false) => return,
+            Some(true) => {
+                let own_differs = c.own_date.is_some_and(|(d, _)| Some(d) != c.decided_date);
+                if (valid == Some(false) || c.date_conflict || own_differs) && !c.contradicted {
+                    c.contradicted = true;
+                    self.stats.contradictions += 1;
+                } else if let Some((d, _)) = c.own_date.filter(|_| !c.contradicted) {
+                    // A ZDA after the GGA that decided: its date now dates later cycles.
+                    self.last_date = Some(FullDate { date: d, tod: c.tod, rx: c.start });
+                }
+                return;
+            }
+            None => {}
+        }
+        if c.date_conflict {
+            if closing {
+                c.decided = Some(false); // Already counted in `date_conflicts`.
+            }
+            return;
+        }
+        match (valid, date) {
+            (Some(true), Some((d, source))) => {
+                c.decided = Some(true);
+                if c.rmc_valid == Some(true) && c.other_invalid {
+                    self.stats.fix_disagreements += 1;
+                }
+                let t = DecodedTime {
+                    time: NmeaTime { utc: d.at(c.tod), received: c.start, leap_pending: None },
+                    leap_second: c.tod.is_leap_second(),
+                    first_sentence: c.first.clone(),
+                    date_source: source,
+                    sats_used: c.sats_used,
+                    delayed: false,
+                };
+                c.decided_date = Some(d);
+                if source != "previous" {
+                    self.last_date = Some(FullDate { date: d, tod: c.tod, rx: c.start });
+                }
+                self.candidate(t, out);
+            }
+            (Some(false), _) => {
+                // The receiver says so explicitly: pulses it sends now are free-running.
+                c.decided = Some(false);
+                self.stats.rejected_no_fix += 1;
+                out.push(Decoded::NoFix { received: c.start });
+            }
+            (Some(true), None) if closing => {
+                c.decided = Some(false);
+                self.stats.rejected_no_date += 1;
+            }
+            (None, _) if closing => {
+                // ZDA alone, or nothing about the fix: not trusted, but no claim of "no fix" either.
+                c.decided = Some(false);
+                self.stats.rejected_no_fix += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn close_cycle(&mut self, out: &mut Vec<Decoded>) {
+        let Some(c) = self.cycle.as_ref() else { return };
+        let had_rmc = c.rmc_valid.is_some();
+        self.stats.cycles += 1;
+        self.try_decide(true, out);
+        self.cycles_since_rmc = if had_rmc { 0 } else { self.cycles_since_rmc.saturating_add(1) };
+        self.cycle = None;
+    }
+
+    /// Continuity: hand on a time only when the previous trusted cycle was at most 1 s earlier.
+    fn candidate(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
+        let key = t.key();
+        let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= SEC);
+        self.last_candidate = Some(key);
+        if confirmed {
+            if let Some(mut held) = self.held.take() {
+                held.delayed = true;
+                self.emit(held, out);
+            }
+            self.emit(t, out);
+        } else {
+            if self.held.replace(t).is_some() {
+                self.stats.unconfirmed += 1;
+            }
+        }
+    }
+
+    fn emit(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
+        if let Some(r) = self.reference {
+            let upstream = t.time.received.add_secs_f64(r.offset_s - r.expected_delay_s);
+            let diff = t.time.utc.secs_since(upstream);
+            if diff.abs() >= 1.0 {
+                self.stats.rejected_reference += 1;
+                warn!("GPS time {} differs from upstream time by {diff:+.3} s: not used", t.utc_string());
+                return;
+            }
+        }
+        let key = t.key();
+        if let Some((last_key, last_id)) = self.last_emitted {
+            if t.second_id() == last_id {
+                self.stats.rejected_same_second += 1;
+                return;
+            }
+            if key < last_key {
+                if self.reference.is_some() {
+                    warn!(
+                        "GPS time went back {:.3} s to {}; upstream time agrees, following the receiver",
+                        (last_key - key) as f64 / 1e9,
+                        t.utc_string()
+                    );
+                } else {
+                    self.stats.rejected_backwards += 1;
+                    if !self.backwards_logged {
+                        self.backwards_logged = true;
+                        warn!(
+                            "GPS time went back {:.3} s to {} after reporting later times: ignored as a receiver fault",
+                            (last_key - key) as f64 / 1e9,
+                            t.utc_string()
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        if self.backwards_logged {
+            self.backwards_logged = false;
+            info!("GPS time moves forward from the last reported time again");
+        }
+        if t.leap_second {
+            self.stats.leap_seconds += 1;
+        }
+        self.last_emitted = Some((key, t.second_id()));
+        self.stats.times_reported += 1;
+        self.stats.last_time = Some(t.utc_string());
+        out.push(Decoded::Time(t));
+    }
+}
+
+/// Dates a time of day from the last full date: same day, or the next one across midnight.
+fn date_from(last: FullDate, tod: TimeOfDay, rx: Time) -> Option<Date> {
+    let age = rx.nanos_since(last.rx);
+    if !(-SEC..=DATE_MAX_AGE_NS).contains(&age) {
+        return None;
+    }
+    let half_day = 12 * 3600 * SEC;
+    let delta = tod.nanos_of_day() - last.tod.nanos_of_day();
+    let days = last.date.days_since_epoch();
+    Some(Date::from_days(if delta < -half_day {
+        days + 1
+    } else if delta > half_day {
+        days - 1
+    } else {
+        days
+    }))
+}
+
+/// Nanoseconds per character at `baud`, 10 bits each.
+pub fn char_ns(baud: u32) -> i64 {
+    if baud == 0 { 0 } else { 10_000_000_000 / baud as i64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::refclock::nmea::framer::with_checksum;
+
+    fn hms(t: Time) -> String {
+        let u = t.to_utc();
+        format!("{:02}{:02}{:02}.{:02}", u.hour, u.minute, u.second, u.nanos / 10_000_000)
+    }
+
+    fn rmc(t: Time, status: char) -> String {
+        let u = t.to_utc();
+        with_checksum(&format!(
+            "GPRMC,{},{status},4807.038,N,01131.000,E,0.0,0.0,{:02}{:02}{:02},,,{}",
+            hms(t),
+            u.day,
+            u.month,
+            u.year % 100,
+            if status == 'A' { 'A' } else { 'N' }
+        ))
+    }
+
+    fn gga(t: Time, q: u8) -> String {
+        with_checksum(&format!("GPGGA,{},4807.038,N,01131.000,E,{q},08,0.9,545.4,M,46.9,M,,", hms(t)))
+    }
+
+    fn zda(t: Time) -> String {
+        let u = t.to_utc();
+        with_checksum(&format!("GPZDA,{},{:02},{:02},{:04},00,00", hms(t), u.day, u.month, u.year))
+    }
+
+    const T0: Time = Time::from_unix_secs(1_735_787_045); // 2025-01-02T03:04:05Z
+
+    /// Feeds one burst per second (each as its own read, 0.1 s after the second) and finishes.
+    fn run_all(dec: &mut Decoder, bursts: &[String]) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        for (i, b) in bursts.iter().enumerate() {
+            dec.push(b.as_bytes(), T0.add_nanos(i as i64 * SEC + SEC / 10), &mut out);
+        }
+        dec.finish(&mut out);
+        out
+    }
+
+    fn run(dec: &mut Decoder, bursts: &[String]) -> Vec<DecodedTime> {
+        run_all(dec, bursts).iter().filter_map(Decoded::time).cloned().collect()
+    }
+
+    fn utcs(out: &[DecodedTime]) -> Vec<String> {
+        out.iter().map(|t| t.utc_string()).collect()
+    }
+
+    fn replay() -> Decoder {
+        Decoder::new(DecoderConfig::replay(9600))
+    }
+
+    #[test]
+    fn rmc_stream_every_second_reported_with_corrected_arrival() {
+        let bursts: Vec<String> = (0..5)
+            .map(|i| format!("{}{}", rmc(T0.add_nanos(i * SEC), 'A'), gga(T0.add_nanos(i * SEC), 1)))
+            .collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), 5, "{:?}", d.stats());
+        assert_eq!(out[0].utc_string(), "2025-01-02T03:04:05Z");
+        assert!(out[0].delayed && !out[1].delayed, "first second is confirmed by the second");
+        // RMC is the first sentence of its read: its `$` began the whole burst's length earlier.
+        let burst_chars = bursts[2].len() as i64;
+        assert_eq!(out[2].time.received, T0.add_nanos(2 * SEC + SEC / 10 - burst_chars * char_ns(9600)));
+        assert_eq!(d.stats().times_reported, 5);
+        assert_eq!(d.stats().sentences["RMC"], 5);
+    }
+
+    #[test]
+    fn zda_alone_or_invalid_rmc_is_not_trusted() {
+        let bursts: Vec<String> = (0..5)
+            .map(|i| format!("{}{}", rmc(T0.add_nanos(i * SEC), 'V'), zda(T0.add_nanos(i * SEC))))
+            .collect();
+        let mut d = replay();
+        let out = run_all(&mut d, &bursts);
+        assert_eq!(d.stats().rejected_no_fix, 5);
+        // Each cycle says "no fix" at its RMC, stamped with the cycle's arrival.
+        assert_eq!(out.len(), 5);
+        assert!(matches!(out[1], Decoded::NoFix { received } if received < T0.add_nanos(SEC + SEC / 10)));
+        let zda_only: Vec<String> = (0..5).map(|i| zda(T0.add_nanos(i * SEC))).collect();
+        let mut d = replay();
+        assert!(run_all(&mut d, &zda_only).is_empty(), "ZDA alone: neither a time nor a no-fix claim");
+        assert_eq!(d.stats().rejected_no_fix, 5);
+    }
+
+    #[test]
+    fn gga_dated_by_zda_without_rmc() {
+        let bursts: Vec<String> = (0..4)
+            .map(|i| format!("{}{}", gga(T0.add_nanos(i * SEC), 1), zda(T0.add_nanos(i * SEC))))
+            .collect();
+        let out = run(&mut replay(), &bursts);
+        assert_eq!(utcs(&out).len(), 4);
+        assert_eq!(out[0].date_source, "ZDA");
+        // Later cycles are decided at their GGA, dated from the previous cycle's ZDA.
+        assert_eq!(out[3].date_source, "previous");
+        assert_eq!(out[3].first_sentence, "GPGGA");
+    }
+
+    #[test]
+    fn time_only_sentences_dated_across_midnight() {
+        let eve = Time::from_utc(2025, 3, 1, 23, 59, 58, 0);
+        let mut bursts = vec![rmc(eve, 'A'), rmc(eve.add_nanos(SEC), 'A')];
+        bursts.extend((2..5).map(|i| gga(eve.add_nanos(i * SEC), 1)));
+        let out = run(&mut replay(), &bursts);
+        assert_eq!(
+            utcs(&out),
+            [
+                "2025-03-01T23:59:58Z",
+                "2025-03-01T23:59:59Z",
+                "2025-03-02T00:00:00Z",
+                "2025-03-02T00:00:01Z",
+                "2025-03-02T00:00:02Z"
+            ]
+        );
+        assert_eq!(out[4].date_source, "previous");
+    }
+
+    #[test]
+    fn gga_without_any_date_is_not_trusted() {
+        let bursts: Vec<String> = (0..4).map(|i| gga(T0.add_nanos(i * SEC), 1)).collect();
+        let mut d = replay();
+        assert!(run(&mut d, &bursts).is_empty());
+        assert_eq!(d.stats().rejected_no_date, 4);
+    }
+
+    #[test]
+    fn rollover_corrected_with_live_anchor_kept_in_replay() {
+        let true_t = Time::from_utc(2026, 11, 26, 12, 0, 0, 0);
+        let early = true_t.add_nanos(-rollover::ROLLOVER_DAYS * 86_400 * SEC);
+        let bursts: Vec<String> = (0..3).map(|i| rmc(early.add_nanos(i * SEC), 'A')).collect();
+        let mut live = Decoder::new(DecoderConfig::live(9600));
+        let out = run(&mut live, &bursts);
+        assert_eq!(out[0].time.utc, true_t);
+        assert_eq!(live.stats().rollover_corrections, 3);
+        let out = run(&mut replay(), &bursts);
+        assert_eq!(out[0].utc_string(), "2007-04-12T12:00:00Z");
+    }
+
+    #[test]
+    fn backwards_is_a_fault_unless_upstream_agrees() {
+        let mut bursts: Vec<String> = (0..3).map(|i| rmc(T0.add_nanos(i * SEC), 'A')).collect();
+        let back = T0.add_nanos(-3600 * SEC);
+        bursts.extend((0..3).map(|i| rmc(back.add_nanos(i * SEC), 'A')));
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), 3);
+        assert_eq!(d.stats().rejected_backwards, 3, "{:?}", d.stats());
+    }
+
+    #[test]
+    fn isolated_glitch_is_never_reported() {
+        let glitch = T0.add_nanos(86_400 * SEC + 2 * SEC);
+        let bursts = [
+            rmc(T0, 'A'),
+            rmc(T0.add_nanos(SEC), 'A'),
+            rmc(glitch, 'A'),
+            rmc(T0.add_nanos(3 * SEC), 'A'),
+            rmc(T0.add_nanos(4 * SEC), 'A'),
+        ];
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(
+            utcs(&out),
+            ["2025-01-02T03:04:05Z", "2025-01-02T03:04:06Z", "2025-01-02T03:04:08Z", "2025-01-02T03:04:09Z"]
+        );
+        assert_eq!(d.stats().unconfirmed, 1);
+    }
+
+    #[test]
+    fn leap_second_is_reported_between_its_neighbours() {
+        let t = Time::from_utc(2016, 12, 31, 23, 59, 58, 0);
+        let mut bursts = vec![rmc(t, 'A'), rmc(t.add_nanos(SEC), 'A')];
+        bursts.push(with_checksum("GPRMC,235960.00,A,4807.038,N,01131.000,E,0.0,0.0,311216,,,A"));
+        bursts.push(rmc(t.add_nanos(2 * SEC), 'A')); // 2017-01-01T00:00:00
+        bursts.push(rmc(t.add_nanos(3 * SEC), 'A'));
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(
+            utcs(&out),
+            [
+                "2016-12-31T23:59:58Z",
+                "2016-12-31T23:59:59Z",
+                "2016-12-31T23:59:60Z",
+                "2017-01-01T00:00:00Z",
+                "2017-01-01T00:00:01Z"
+            ]
+        );
+        assert!(out[2].leap_second);
+        assert_eq!(out[2].time.utc, out[3].time.utc, "same POSIX instant");
+        assert_eq!(d.stats().leap_seconds, 1);
+    }
+
+    #[test]
+    fn reference_flags_a_wrong_second() {
+        let bursts: Vec<String> = (0..4).map(|i| rmc(T0.add_nanos(i * SEC), 'A')).collect();
+        // Bursts arrive 0.1 s after their second minus the burst length; upstream agrees exactly.
+        let mut d = replay();
+        d.set_reference(Some(Reference { offset_s: 0.0, expected_delay_s: 0.05 }));
+        assert_eq!(run(&mut d, &bursts).len(), 4);
+        // Upstream says the realtime clock is 1.2 s behind: every GPS second disagrees.
+        let mut d = replay();
+        d.set_reference(Some(Reference { offset_s: 1.2, expected_delay_s: 0.05 }));
+        assert!(run(&mut d, &bursts).is_empty());
+        assert_eq!(d.stats().rejected_reference, 4);
+    }
+
+    #[test]
+    fn unchecksummed_sentences_only_from_receivers_without_checksums() {
+        let plain = |t: Time| {
+            let s = rmc(t, 'A');
+            format!("{}\r\n", &s[..s.find('*').unwrap()])
+        };
+        // Mixed with checksummed ones: never used.
+        let mut bursts: Vec<String> = vec![rmc(T0, 'A')];
+        bursts.extend((1..30).map(|i| plain(T0.add_nanos(i * SEC))));
+        let mut d = replay();
+        assert_eq!(run(&mut d, &bursts).len(), 0);
+        assert_eq!(d.stats().no_checksum, 29);
+        // A receiver that never sends checksums: used after UNCHECKED_MIN sentences.
+        let bursts: Vec<String> = (0..30).map(|i| plain(T0.add_nanos(i * SEC))).collect();
+        let out = run(&mut replay(), &bursts);
+        assert_eq!(out.len(), 30 - UNCHECKED_MIN as usize + 1);
+    }
+
+    #[test]
+    fn conflicting_dates_in_one_cycle_are_not_trusted() {
+        let bursts: Vec<String> = (0..3)
+            .map(|i| {
+                let t = T0.add_nanos(i * SEC);
+                format!("{}{}", zda(t.add_nanos(86_400 * SEC)), rmc(t, 'A'))
+            })
+            .collect();
+        let mut d = replay();
+        assert!(run(&mut d, &bursts).is_empty());
+        assert_eq!(d.stats().date_conflicts, 3);
+    }
+
+    #[test]
+    fn high_rate_receiver_reports_once_per_second() {
+        let mut d = replay();
+        let mut all = Vec::new();
+        for i in 0..20 {
+            let t = T0.add_nanos(i * SEC / 5);
+            d.push(rmc(t, 'A').as_bytes(), t, &mut all);
+        }
+        d.finish(&mut all);
+        let out: Vec<DecodedTime> = all.iter().filter_map(Decoded::time).cloned().collect();
+        assert_eq!(
+            utcs(&out),
+            ["2025-01-02T03:04:05Z", "2025-01-02T03:04:06Z", "2025-01-02T03:04:07Z", "2025-01-02T03:04:08Z"]
+        );
+    }
+}

@@ -1,0 +1,78 @@
+//! Diagnostics counters: a plain snapshot for `status`, metrics and `refclock test`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// What the receiver last said about its fix (diagnostics only; validity is decided per cycle).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FixInfo {
+    /// GGA fix quality (0 none, 1 GPS, 2 DGPS, …).
+    pub gga_quality: Option<u8>,
+    /// GSA fix type (1 none, 2 2D, 3 3D).
+    pub fix_type: Option<u8>,
+    /// Satellites used (GGA, else GNS, else GSA).
+    pub sats_used: Option<u8>,
+    /// Satellites in view, summed over the constellations' GSV.
+    pub sats_in_view: Option<u16>,
+    /// Validity of the latest RMC.
+    pub rmc_valid: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NmeaStats {
+    // Framing.
+    pub bytes: u64,
+    /// Bytes outside sentences: binary protocols, NUL padding.
+    pub skipped_bytes: u64,
+    pub checksum_errors: u64,
+    pub framing_errors: u64,
+    /// Sentences without `*hh` (ignored unless the receiver never sends checksums).
+    pub no_checksum: u64,
+    // Parsing.
+    /// Well-formed sentences by type (`RMC`, `GGA`, …).
+    pub sentences: BTreeMap<String, u64>,
+    /// Well-formed sentences by talker (`GP`, `GN`, …).
+    pub talkers: BTreeMap<String, u64>,
+    /// `$P…` manufacturer sentences (ignored).
+    pub proprietary: u64,
+    /// Checksummed but malformed (bad field); the last message names the field.
+    pub parse_errors: u64,
+    pub last_parse_error: Option<String>,
+    // Deciding.
+    /// Receiver output cycles (distinct times of day).
+    pub cycles: u64,
+    /// Trusted seconds handed on.
+    pub times_reported: u64,
+    /// Cycles without a valid fix (RMC `V`, GGA quality 0, ZDA alone…).
+    pub rejected_no_fix: u64,
+    /// Valid fix but no date (no RMC/ZDA date yet, or too old to date a time-only sentence).
+    pub rejected_no_date: u64,
+    /// RMC and ZDA of one cycle naming different dates.
+    pub date_conflicts: u64,
+    /// A time earlier than one already reported: a fault, not a new truth.
+    pub rejected_backwards: u64,
+    /// A second already reported (high-rate receivers, repeated sentences).
+    pub rejected_same_second: u64,
+    /// Differing from the synchronised upstream time by a second or more.
+    pub rejected_reference: u64,
+    /// Isolated times not followed by a consecutive one (a glitch, or the end of data).
+    pub unconfirmed: u64,
+    /// A later sentence of an already decided cycle disagreeing with the decision.
+    pub contradictions: u64,
+    /// RMC valid while GGA/GLL/GNS of the same cycle say no fix (RMC decides).
+    pub fix_disagreements: u64,
+    /// Dates moved forward by 1024-week periods.
+    pub rollover_corrections: u64,
+    /// Leap seconds (23:59:60) seen in trusted cycles.
+    pub leap_seconds: u64,
+    pub fix: FixInfo,
+    /// The last trusted time, RFC 3339.
+    pub last_time: Option<String>,
+    // Driver (serial) state; untouched by the decoder.
+    pub device: Option<String>,
+    pub baud: Option<u32>,
+    pub connected: bool,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+}

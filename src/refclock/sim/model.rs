@@ -1,0 +1,223 @@
+//! A modelled GPS receiver, second by second, in true time (sans-IO).
+//!
+//! Used by the real-time simulated receiver (`run --simulate`, where true time is the host's
+//! `CLOCK_REALTIME`) and by the virtual-time simulator (which maps true instants through its
+//! oscillator model). It grows the hard cases pairing must survive: the message after or before
+//! the pulse it describes, wandering delay, missed pulses, pulses without a fix, outages.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::time::Time;
+
+/// How the receiver behaves. Times of day are seconds since the model's start second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReceiverParams {
+    pub pps: bool,
+    /// White noise of each pulse edge, ns (1 sigma).
+    pub pps_jitter_ns: f64,
+    /// Assert-to-clear width, ms (the clear edge is reported when `both_edges`).
+    pub pulse_width_ms: f64,
+    pub both_edges: bool,
+    /// Mean arrival of the message describing second T, relative to the pulse of T, ms
+    /// (negative: before the pulse; > 1000: a second late).
+    pub nmea_delay_ms: f64,
+    /// Slow sinusoidal wander of that delay, peak ms, and its period.
+    pub nmea_wander_ms: f64,
+    pub nmea_wander_period_s: f64,
+    /// White noise of the message arrival, ms (1 sigma, clipped at 3 sigma).
+    pub nmea_jitter_ms: f64,
+    /// Probability that a pulse is missed.
+    pub missed_pulse_prob: f64,
+    /// Seconds `[start, end)` with no fix: NMEA says so (RMC status V).
+    pub no_fix: Vec<(f64, f64)>,
+    /// Whether the receiver keeps pulsing (free-running) without a fix.
+    pub pulses_without_fix: bool,
+    /// Phase error of the free-running pulse without a fix, ms.
+    pub free_run_offset_ms: f64,
+    /// Seconds `[start, end)` with neither NMEA nor PPS.
+    pub outages: Vec<(f64, f64)>,
+    /// Seconds `[start, end)` with no NMEA (PPS continues).
+    pub nmea_lost: Vec<(f64, f64)>,
+    /// Seconds `[start, end)` with no PPS (NMEA continues).
+    pub pps_lost: Vec<(f64, f64)>,
+}
+
+impl Default for ReceiverParams {
+    /// An MT3339-like hat: rising edge, 100 ms high, message ~450 ms after the pulse.
+    fn default() -> Self {
+        ReceiverParams {
+            pps: true,
+            pps_jitter_ns: 1000.0,
+            pulse_width_ms: 100.0,
+            both_edges: false,
+            nmea_delay_ms: 450.0,
+            nmea_wander_ms: 0.0,
+            nmea_wander_period_s: 600.0,
+            nmea_jitter_ms: 30.0,
+            missed_pulse_prob: 0.0,
+            no_fix: Vec::new(),
+            pulses_without_fix: false,
+            free_run_offset_ms: 3.0,
+            outages: Vec::new(),
+            nmea_lost: Vec::new(),
+            pps_lost: Vec::new(),
+        }
+    }
+}
+
+/// The message describing one second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Message {
+    /// The UTC second it names.
+    pub utc: Time,
+    /// True instant at which its first byte arrives.
+    pub arrival: Time,
+    /// Whether the receiver reports a valid fix.
+    pub fix: bool,
+}
+
+/// One pulse: the true instants of its assert edge and (with `both_edges`) its clear edge.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pulse {
+    pub assert: Time,
+    pub clear: Option<Time>,
+}
+
+/// What the receiver does for one true UTC second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SecondOutput {
+    pub second: Time,
+    pub pulse: Option<Pulse>,
+    pub message: Option<Message>,
+}
+
+#[derive(Debug)]
+pub struct ReceiverModel {
+    params: ReceiverParams,
+    start: i64,
+    rng: StdRng,
+    wander_phase: f64,
+}
+
+impl ReceiverModel {
+    /// `start`: the true UTC second (Unix seconds) the time windows count from.
+    pub fn new(params: ReceiverParams, seed: u64, start: i64) -> ReceiverModel {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let wander_phase = rng.r#gen::<f64>() * std::f64::consts::TAU;
+        ReceiverModel { params, start, rng, wander_phase }
+    }
+
+    pub fn params(&self) -> &ReceiverParams {
+        &self.params
+    }
+
+    /// The delay (ms) the model gives second `t` (seconds since start) before white noise.
+    pub fn mean_delay_ms(&self, t: f64) -> f64 {
+        let p = &self.params;
+        let w = if p.nmea_wander_period_s > 0.0 {
+            (std::f64::consts::TAU * t / p.nmea_wander_period_s + self.wander_phase).sin()
+        } else {
+            0.0
+        };
+        p.nmea_delay_ms + p.nmea_wander_ms * w
+    }
+
+    /// The pulse and message of true UTC second `second` (Unix seconds). Call in order.
+    pub fn second(&mut self, second: i64) -> SecondOutput {
+        let t = (second - self.start) as f64;
+        let within = |w: &[(f64, f64)]| w.iter().any(|&(a, b)| t >= a && t < b);
+        let p = self.params.clone();
+        let out = within(&p.outages);
+        let fix = !within(&p.no_fix);
+        let sec = Time::from_unix_secs(second);
+
+        let jitter = gauss(&mut self.rng) * p.pps_jitter_ns;
+        let missed = self.rng.r#gen::<f64>() < p.missed_pulse_prob;
+        let pulse =
+            (p.pps && !out && !within(&p.pps_lost) && !missed && (fix || p.pulses_without_fix)).then(|| {
+                let free_run = if fix { 0.0 } else { p.free_run_offset_ms * 1e6 };
+                let assert = sec.add_nanos((jitter + free_run).round() as i64);
+                let clear = p.both_edges.then(|| assert.add_nanos((p.pulse_width_ms * 1e6).round() as i64));
+                Pulse { assert, clear }
+            });
+
+        let noise = (gauss(&mut self.rng).clamp(-3.0, 3.0)) * p.nmea_jitter_ms;
+        let delay_ms = self.mean_delay_ms(t) + noise;
+        let message = (!out && !within(&p.nmea_lost)).then(|| Message {
+            utc: sec,
+            arrival: sec.add_nanos((delay_ms * 1e6).round() as i64),
+            fix,
+        });
+        SecondOutput { second: sec, pulse, message }
+    }
+}
+
+/// Standard normal deviate (Box–Muller); rand's distributions crate is not a dependency.
+fn gauss(rng: &mut StdRng) -> f64 {
+    let u1: f64 = rng.r#gen::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.r#gen();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_790_000_000;
+
+    #[test]
+    fn default_receiver_pulses_on_the_second_and_talks_after() {
+        let mut m = ReceiverModel::new(ReceiverParams::default(), 1, T0);
+        for s in T0..T0 + 100 {
+            let o = m.second(s);
+            let p = o.pulse.expect("pulse");
+            assert!(p.assert.nanos_since(Time::from_unix_secs(s)).abs() < 10_000);
+            let msg = o.message.expect("message");
+            assert_eq!(msg.utc, Time::from_unix_secs(s));
+            let d = msg.arrival.nanos_since(p.assert) as f64 / 1e6;
+            assert!((450.0 - 91.0..=450.0 + 91.0).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn outages_no_fix_and_losses_follow_the_windows() {
+        let params = ReceiverParams {
+            outages: vec![(10.0, 20.0)],
+            no_fix: vec![(30.0, 40.0)],
+            pulses_without_fix: true,
+            nmea_lost: vec![(50.0, 55.0)],
+            pps_lost: vec![(60.0, 65.0)],
+            nmea_delay_ms: -300.0,
+            ..ReceiverParams::default()
+        };
+        let mut m = ReceiverModel::new(params, 2, T0);
+        for s in T0..T0 + 70 {
+            let o = m.second(s);
+            let t = s - T0;
+            assert_eq!(o.pulse.is_none(), (10..20).contains(&t) || (60..65).contains(&t), "{t}");
+            assert_eq!(o.message.is_none(), (10..20).contains(&t) || (50..55).contains(&t), "{t}");
+            if let Some(msg) = o.message {
+                assert_eq!(msg.fix, !(30..40).contains(&t));
+                assert!(msg.arrival < o.second, "before the pulse");
+            }
+            if (30..40).contains(&t) {
+                let off = o.pulse.unwrap().assert.nanos_since(o.second);
+                assert!((off - 3_000_000).abs() < 10_000, "free-running offset {off}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_receiver() {
+        let p = ReceiverParams { missed_pulse_prob: 0.3, nmea_wander_ms: 200.0, ..ReceiverParams::default() };
+        let mut a = ReceiverModel::new(p.clone(), 9, T0);
+        let mut b = ReceiverModel::new(p, 9, T0);
+        let missed = (T0..T0 + 200).filter(|&s| a.second(s).pulse.is_none()).count();
+        assert!((30..90).contains(&missed), "{missed}");
+        let mut a = ReceiverModel::new(a.params().clone(), 9, T0);
+        for s in T0..T0 + 50 {
+            assert_eq!(a.second(s), b.second(s));
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Generated pulse and message sequences for pairing and source tests (test builds only).
+
+use super::sim::{ReceiverModel, ReceiverParams};
+use super::{NmeaTime, PpsEdge, RefclockEvent};
+use crate::time::Time;
+
+pub const T0: i64 = 1_790_000_000;
+
+/// One event as the local host sees it, with the truth attached.
+#[derive(Clone, Debug)]
+pub struct Ev {
+    pub event: RefclockEvent,
+    /// For pulses: the true UTC second they mark.
+    pub true_second: Option<i64>,
+    /// True instant of the event.
+    pub true_time: Time,
+}
+
+/// The local clock: `local = true + offset + freq * (true - T0)`.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalClock {
+    pub offset_s: f64,
+    pub freq_ppm: f64,
+}
+
+impl LocalClock {
+    pub fn local(&self, t: Time) -> Time {
+        let dt = t.nanos_since(Time::from_unix_secs(T0)) as f64;
+        t.add_nanos((self.offset_s * 1e9 + dt * self.freq_ppm * 1e-6).round() as i64)
+    }
+}
+
+/// Events of `secs` seconds of the modelled receiver, in local arrival order.
+pub fn events(params: ReceiverParams, seed: u64, secs: i64, clock: LocalClock) -> Vec<Ev> {
+    let mut m = ReceiverModel::new(params, seed, T0);
+    let mut out = Vec::new();
+    let mut seq = 0;
+    for s in T0..T0 + secs {
+        let o = m.second(s);
+        if let Some(p) = o.pulse {
+            seq += 1;
+            let edge = PpsEdge { timestamp: clock.local(p.assert), sequence: seq, assert: true };
+            out.push(Ev { event: RefclockEvent::Pps(edge), true_second: Some(s), true_time: p.assert });
+        }
+        if let Some(msg) = o.message {
+            let received = clock.local(msg.arrival);
+            let event = if msg.fix {
+                RefclockEvent::Nmea(NmeaTime { utc: msg.utc, received, leap_pending: None })
+            } else {
+                RefclockEvent::NoFix { received }
+            };
+            out.push(Ev { event, true_second: None, true_time: msg.arrival });
+        }
+    }
+    out.sort_by_key(|e| e.true_time);
+    out
+}
