@@ -8,6 +8,7 @@
 pub mod anchor;
 pub mod nmea;
 pub mod pairing;
+pub mod pps;
 pub mod sim;
 pub mod source;
 #[cfg(test)]
