@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod query;
 pub mod status;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub enum Command {
     },
     /// What `ntpq -p` shows, read from the running daemon's control socket.
     Status(status::StatusArgs),
+    /// One-shot NTP client like `ntpdate -q`: offset and delay to a server, clock untouched.
+    Query(query::QueryArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
+        Command::Query(args) => query::run(&args),
     };
     match result {
         Ok(code) => code,
