@@ -20,9 +20,12 @@ use stratum1::net::packet::{Mode, Packet};
 use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, DropReason, ServerHandle, ServerOptions};
 
-/// A synchronised stratum 1 serving on `listen` with the `[server]` settings in `toml`.
+/// A synchronised stratum 1 serving on `listen` with the `[server]` settings in `toml`. The
+/// test clients live in 127.0.0.0/8, which is exempt from rate limiting by default: the tests
+/// take the exemption away.
 fn start(listen: &str, toml: &str) -> ServerHandle {
-    let config = Config::parse(toml, "test.toml").expect("test config parses");
+    let toml = toml.replace("[server]\n", "[server]\nrate_limit_exempt = []\n");
+    let config = Config::parse(&toml, "test.toml").expect("test config parses");
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
     state.store(Arc::new(SystemState {

@@ -28,7 +28,13 @@ pub fn run(listen: SocketAddr, rate_limit: bool, workers: usize) -> anyhow::Resu
         offset: 0.0,
         frequency_ppm: 0.0,
     }));
-    let config = ServerConfig { listen: vec![listen], rate_limit, ..ServerConfig::default() };
+    // The load comes from 127.0.0.0/8, exempt from rate limiting by default: not here.
+    let config = ServerConfig {
+        listen: vec![listen],
+        rate_limit,
+        rate_limit_exempt: Vec::new(),
+        ..ServerConfig::default()
+    };
     let policy = Arc::new(PoolPolicy::from_config(&config));
     let table_bytes = policy.table_bytes();
     let handle =
