@@ -25,9 +25,10 @@ use crate::clock::{Clock, realtime_now};
 use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, ClockAction, Core, CoreConfig};
+use crate::core::{self as core_, ClockAction, Core, CoreConfig, SystemState};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
+use crate::time::Time;
 
 /// Everything `run` needs, resolved from the command line and the config file.
 #[derive(Debug, Clone)]
@@ -105,7 +106,9 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
             Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
             _ = tick.tick() => {
                 if let Some(r) = refclock.as_mut() {
-                    r.source.set_anchor_bound(r.anchor_bound(&*clock));
+                    let network = network_error_bound(&core.system_state(), clock.now());
+                    r.source.set_anchor_bound(r.anchor_bound(&*clock, network));
+                    r.set_network_reference(&*clock, network);
                     for sample in r.source.poll(realtime_now(), &*clock) {
                         core.on_sample(r.id, sample);
                     }
@@ -144,6 +147,13 @@ fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     if **state.load() != new {
         state.store(Arc::new(new));
     }
+}
+
+/// Our clock's error bound when network upstreams (not the refclock) discipline it: what the
+/// refclock may lean on to number pulses and to sanity-check GPS seconds.
+fn network_error_bound(state: &SystemState, now: Time) -> Option<f64> {
+    (state.is_synchronised() && state.stratum > 1)
+        .then(|| state.root_delay / 2.0 + state.root_dispersion_at(now))
 }
 
 /// The IERS leap-second list from tzdata, when present.
