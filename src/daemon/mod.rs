@@ -19,6 +19,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::clock::drift;
 use crate::clock::software::SoftwareClock;
 use crate::clock::system::SystemClock;
 use crate::clock::{Clock, realtime_now};
@@ -40,6 +41,8 @@ pub struct DaemonOptions {
 
 /// How often the core is updated when no event arrives, and the status is refreshed.
 const TICK: Duration = Duration::from_millis(500);
+/// How often the drift file is rewritten (and at shutdown).
+const DRIFT_SAVE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -66,7 +69,18 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     );
 
     let state: SharedState = shared_state();
-    let mut core = Core::new(CoreConfig::default(), clock.now());
+    let drift_path = config.clock.drift_path();
+    let drift = match &drift_path {
+        Some(path) => drift::read(path).unwrap_or_else(|e| {
+            warn!("{e:#}; learning the frequency from scratch");
+            None
+        }),
+        None => None,
+    };
+    if let Some(d) = drift {
+        info!("starting on the drift file's frequency {:+.3} ppm", d.freq_ppm);
+    }
+    let mut core = Core::new(CoreConfig::default().with_drift(drift), clock.now());
     if let Some(table) = read_leap_table() {
         core.set_leap_table(Some(table));
     }
@@ -94,6 +108,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut drift_saved = std::time::Instant::now();
     loop {
         tokio::select! {
             Some(ev) = ref_rx.recv() => {
@@ -117,6 +132,10 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
                 status.publish(snapshot);
                 let _ = crate::notify::watchdog();
+                if drift_saved.elapsed() >= DRIFT_SAVE_INTERVAL {
+                    drift_saved = std::time::Instant::now();
+                    save_drift(&core, drift_path.as_deref());
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -124,9 +143,19 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let _ = crate::notify::stopping();
     info!("stratum1 stopping");
+    save_drift(&core, drift_path.as_deref());
     upstreams.stop();
     server.shutdown();
     Ok(())
+}
+
+/// Keeps the learned frequency for the next start (when the core has learned one).
+fn save_drift(core: &Core, path: Option<&std::path::Path>) {
+    if let (Some(path), Some(d)) = (path, core.drift())
+        && let Err(e) = drift::write_atomic(path, &d)
+    {
+        warn!("{e:#}");
+    }
 }
 
 /// Runs the core to now, applies what it asks of the clock, publishes the new state.
