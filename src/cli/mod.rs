@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod refclock_test;
 pub mod status;
 
 use std::path::PathBuf;
@@ -24,6 +25,17 @@ pub enum Command {
     },
     /// What `ntpq -p` shows, read from the running daemon's control socket.
     Status(status::StatusArgs),
+    /// Reference clock tools.
+    Refclock {
+        #[command(subcommand)]
+        command: RefclockCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RefclockCommand {
+    /// Diagnoses the receiver (live device or --replay capture) and gives a verdict with fixes.
+    Test(refclock_test::RefclockTestArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -38,6 +50,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
+        Command::Refclock { command: RefclockCommand::Test(args) } => refclock_test::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -832,4 +832,43 @@ mod tests {
             ["2025-01-02T03:04:05Z", "2025-01-02T03:04:06Z", "2025-01-02T03:04:07Z", "2025-01-02T03:04:08Z"]
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..10)) {
+            let mut d = Decoder::new(DecoderConfig::live(9600));
+            let mut out = Vec::new();
+            for (i, c) in chunks.iter().enumerate() {
+                d.push(c, T0.add_nanos(i as i64 * SEC), &mut out);
+                d.poll(T0.add_nanos(i as i64 * SEC + SEC / 2), &mut out);
+            }
+            d.finish(&mut out);
+        }
+
+        /// Random valid/invalid RMC and GGA with jumping times: every reported time is one a
+        /// valid RMC named (RMC is sent, so it decides), and reports strictly increase.
+        #[test]
+        fn reports_only_what_valid_sentences_say(steps in proptest::collection::vec((0i64..4, proptest::prelude::any::<bool>(), 0u8..3), 1..60)) {
+            let mut t = T0;
+            let mut valid_rmc = std::collections::BTreeSet::new();
+            let mut bytes = String::new();
+            for (jump, ok, gga_q) in steps {
+                t = t.add_nanos(if jump == 3 { -5 * SEC } else { jump * SEC });
+                bytes += &gga(t, gga_q);
+                bytes += &rmc(t, if ok { 'A' } else { 'V' });
+                if ok {
+                    valid_rmc.insert(t);
+                }
+            }
+            let mut d = replay();
+            let mut out = Vec::new();
+            d.push(bytes.as_bytes(), T0, &mut out);
+            d.finish(&mut out);
+            let times: Vec<Time> = out.iter().filter_map(Decoded::time).map(|t| t.time.utc).collect();
+            for t in &times {
+                proptest::prop_assert!(valid_rmc.contains(t), "reported {t:?}");
+            }
+            proptest::prop_assert!(times.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
 }
