@@ -9,6 +9,7 @@ pub mod anchor;
 pub mod diagnose;
 pub mod nmea;
 pub mod pairing;
+pub mod pps;
 pub mod sim;
 pub mod source;
 #[cfg(test)]

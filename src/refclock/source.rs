@@ -12,6 +12,7 @@
 use serde::Serialize;
 
 use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
+use super::pps::edges::{EdgeReport, EdgeStats};
 use super::{NmeaTime, PpsEdge, RefclockEvent};
 use crate::clock::Clock;
 use crate::core::{Leap, RefId, Sample};
@@ -100,6 +101,8 @@ pub struct RefclockStatus {
     pub pps_bias_s: f64,
     /// The anchor bound in use (clock within ± this), if any.
     pub anchor_bound_s: Option<f64>,
+    /// Pulse width and on-time edge, when the driver reports both edges.
+    pub edges: Option<EdgeReport>,
     pub pairing: PairingStatus,
 }
 
@@ -120,6 +123,8 @@ pub struct RefclockSource {
     nmea_samples: u64,
     last_offset: Option<f64>,
     mode: RefclockMode,
+    edges: EdgeStats,
+    square_wave_warned: bool,
 }
 
 impl RefclockSource {
@@ -141,6 +146,8 @@ impl RefclockSource {
             nmea_samples: 0,
             last_offset: None,
             mode: RefclockMode::None,
+            edges: EdgeStats::default(),
+            square_wave_warned: false,
         }
     }
 
@@ -185,11 +192,31 @@ impl RefclockSource {
             last_offset_s: self.last_offset,
             pps_bias_s: self.cfg.pps_bias_s,
             anchor_bound_s: self.anchor_bound,
+            edges: self.edges.report(),
             pairing: self.pairing.status(),
         }
     }
 
     fn on_pps(&mut self, edge: PpsEdge, clock: &dyn Clock) -> Vec<Sample> {
+        self.edges.push(edge);
+        if let Some(r) = self.edges.report() {
+            if r.square_wave && !self.square_wave_warned {
+                tracing::warn!(
+                    "pps: the pulse is a square wave (high {:.0} ms): both edges look alike, using the configured {:?} edge",
+                    r.high_s * 1e3,
+                    self.cfg.edge
+                );
+                self.square_wave_warned = true;
+            } else if r.on_time.is_some_and(|e| e != self.cfg.edge) && !self.square_wave_warned {
+                tracing::warn!(
+                    "pps: the pulse is high {:.0} ms of each second, so the {:?} edge is on time, not the configured {:?}: set edge accordingly",
+                    r.high_s * 1e3,
+                    r.on_time.unwrap_or_default(),
+                    self.cfg.edge
+                );
+                self.square_wave_warned = true;
+            }
+        }
         if edge.assert != (self.cfg.edge == PpsEdgeKind::Assert) {
             return Vec::new();
         }

@@ -2,5 +2,8 @@
 //! `run --simulate` through a real pty and by the virtual-time simulator.
 
 pub mod model;
+pub mod pty;
+pub mod sentences;
 
 pub use model::{Message, Pulse, ReceiverModel, ReceiverParams, SecondOutput};
+pub use pty::{SimHandle, realtime_model, spawn, spawn_with_baud};

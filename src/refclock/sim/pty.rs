@@ -1,0 +1,283 @@
+//! The simulated receiver in real time: NMEA through a real pty, PPS edges through the same
+//! channel the kernel-PPS and GPIO drivers use.
+//!
+//! True time is the host's `CLOCK_REALTIME`, so the served time lands within microseconds of
+//! the host clock. Each second the model says when the pulse occurs (with jitter) and when the
+//! message describing it starts; the burst is then written at the baud rate's pace (10 bits per
+//! character, in small chunks), so the NMEA driver sees the same timing it would on
+//! `/dev/serial0`. We keep the slave side open ourselves so the line exists before and between
+//! readers; bytes nobody read by the next burst are flushed, so a late reader never sees a
+//! stale second.
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::model::ReceiverModel;
+use super::sentences::burst;
+use crate::clock::realtime_now;
+use crate::refclock::{PpsEdge, RefclockEvent};
+use crate::time::Time;
+
+/// Characters written at once; 4 characters are ~4 ms at 9600 baud.
+const CHUNK: usize = 4;
+
+/// Counters of a running simulated receiver.
+#[derive(Debug, Default)]
+pub struct SimStats {
+    pub pulses: AtomicU64,
+    pub bursts: AtomicU64,
+    /// Bytes dropped because nobody read the pty.
+    pub flushed: AtomicU64,
+}
+
+/// A running simulated receiver; stops when dropped.
+pub struct SimHandle {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    stats: Arc<SimStats>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// The pty slave the NMEA driver opens, like `/dev/serial0`.
+    pub fn serial_path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A receiver model whose time windows count from now.
+pub fn realtime_model(params: super::ReceiverParams, seed: u64) -> ReceiverModel {
+    ReceiverModel::new(params, seed, realtime_now().unix_secs())
+}
+
+/// Starts the simulated receiver at 9600 baud.
+pub fn spawn(model: ReceiverModel, tx: UnboundedSender<RefclockEvent>) -> anyhow::Result<SimHandle> {
+    spawn_with_baud(model, 9600, tx)
+}
+
+pub fn spawn_with_baud(
+    model: ReceiverModel,
+    baud: u32,
+    tx: UnboundedSender<RefclockEvent>,
+) -> anyhow::Result<SimHandle> {
+    if !(300..=4_000_000).contains(&baud) {
+        bail!("simulated receiver: {baud} is not a serial speed");
+    }
+    let pty = Pty::open().context("simulated receiver: cannot open a pty pair")?;
+    let path = pty.path.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(SimStats::default());
+    let (s, st) = (stop.clone(), stats.clone());
+    let thread = std::thread::Builder::new()
+        .name("sim-receiver".into())
+        .spawn(move || {
+            Writer { model, pty, tx, stop: s, stats: st, char_ns: 10_000_000_000 / baud as i64 }.run()
+        })
+        .context("simulated receiver: cannot start its thread")?;
+    Ok(SimHandle { path, stop, stats, thread: Some(thread) })
+}
+
+struct Pty {
+    master: OwnedFd,
+    slave: OwnedFd,
+    path: PathBuf,
+}
+
+impl Pty {
+    fn open() -> std::io::Result<Pty> {
+        let (mut master, mut slave) = (-1, -1);
+        let mut name = [0 as libc::c_char; 128];
+        // SAFETY: openpty writes two fds and a NUL-terminated name into buffers we own (the name
+        // buffer is larger than any pts path); null termios/winsize mean defaults.
+        let rc = unsafe {
+            libc::openpty(&mut master, &mut slave, name.as_mut_ptr(), std::ptr::null(), std::ptr::null())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: openpty succeeded, so both are fresh fds owned by nobody else.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // SAFETY: openpty NUL-terminated the name inside the buffer.
+        let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+        let path = PathBuf::from(path.to_string_lossy().into_owned());
+        // SAFETY: termios is plain data; tcgetattr fills it from the slave fd we own.
+        let mut tio: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and pointer to our termios.
+        if unsafe { libc::tcgetattr(slave.as_raw_fd(), &mut tio) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: cfmakeraw only edits the struct we own.
+        unsafe { libc::cfmakeraw(&mut tio) };
+        // SAFETY: valid fd and termios.
+        if unsafe { libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // A reader that stalls must never stall the pulses: writes to the master never block.
+        // SAFETY: F_GETFL/F_SETFL on an fd we own.
+        unsafe {
+            let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        Ok(Pty { master, slave, path })
+    }
+
+    /// Bytes written but not yet read on the slave side.
+    fn unread(&self) -> i32 {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into `n`.
+        let rc = unsafe { libc::ioctl(self.slave.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if rc == 0 { n } else { 0 }
+    }
+
+    fn flush_unread(&self) {
+        // SAFETY: tcflush on the slave fd we own discards its unread input.
+        unsafe { libc::tcflush(self.slave.as_raw_fd(), libc::TCIFLUSH) };
+    }
+
+    fn write(&self, bytes: &[u8]) -> bool {
+        // SAFETY: writes from a live slice to an fd we own.
+        let n = unsafe { libc::write(self.master.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        n == bytes.len() as isize
+    }
+}
+
+enum Action {
+    Edge(PpsEdge),
+    BurstStart,
+    Chunk(Vec<u8>),
+}
+
+struct Writer {
+    model: ReceiverModel,
+    pty: Pty,
+    tx: UnboundedSender<RefclockEvent>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<SimStats>,
+    char_ns: i64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut plan: BTreeMap<(i64, u64), Action> = BTreeMap::new();
+        let mut order = 0u64;
+        let mut seq = 0u64;
+        let mut next_second = realtime_now().unix_secs() + 1;
+        let mut line_free = Time::ZERO;
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = realtime_now();
+            // Plan two seconds ahead so messages sent before their pulse are written in time.
+            while next_second <= now.unix_secs() + 2 {
+                let o = self.model.second(next_second);
+                let mut put = |t: Time, a: Action| {
+                    order += 1;
+                    plan.insert((t.unix_nanos(), order), a);
+                };
+                if let Some(p) = o.pulse {
+                    seq += 1;
+                    put(p.assert, Action::Edge(PpsEdge { timestamp: p.assert, sequence: seq, assert: true }));
+                    if let Some(c) = p.clear {
+                        put(c, Action::Edge(PpsEdge { timestamp: c, sequence: seq, assert: false }));
+                    }
+                }
+                if let Some(m) = o.message {
+                    let text = burst(m.utc, m.fix);
+                    let start = m.arrival.max(line_free);
+                    put(start, Action::BurstStart);
+                    for (i, chunk) in text.as_bytes().chunks(CHUNK).enumerate() {
+                        let at = start.add_nanos(i as i64 * CHUNK as i64 * self.char_ns);
+                        put(at, Action::Chunk(chunk.to_vec()));
+                    }
+                    line_free = start.add_nanos(text.len() as i64 * self.char_ns);
+                }
+                next_second += 1;
+            }
+            let Some((&(at, _), _)) = plan.first_key_value() else { continue };
+            let wait = at - realtime_now().unix_nanos();
+            if wait > 0 {
+                std::thread::sleep(Duration::from_nanos(wait.min(50_000_000) as u64));
+                continue;
+            }
+            let Some((_, action)) = plan.pop_first() else { continue };
+            match action {
+                Action::Edge(e) => {
+                    self.stats.pulses.fetch_add(1, Ordering::Relaxed);
+                    if self.tx.send(RefclockEvent::Pps(e)).is_err() {
+                        return; // nobody listens any more
+                    }
+                }
+                Action::BurstStart => {
+                    self.stats.bursts.fetch_add(1, Ordering::Relaxed);
+                    let unread = self.pty.unread();
+                    if unread > 0 {
+                        self.stats.flushed.fetch_add(unread as u64, Ordering::Relaxed);
+                        self.pty.flush_unread();
+                    }
+                }
+                Action::Chunk(bytes) => {
+                    if !self.pty.write(&bytes) {
+                        self.stats.flushed.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::refclock::sim::ReceiverParams;
+
+    #[test]
+    fn pulses_on_realtime_seconds_and_nmea_through_the_pty() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let params = ReceiverParams { nmea_delay_ms: 200.0, nmea_jitter_ms: 1.0, ..Default::default() };
+        let sim = spawn_with_baud(realtime_model(params, 1), 115_200, tx).unwrap();
+        let mut port = std::fs::File::open(sim.serial_path()).unwrap();
+        let mut text = Vec::new();
+        let mut edges = Vec::new();
+        let deadline = realtime_now().add_nanos(2_600_000_000);
+        let mut buf = [0u8; 512];
+        // The pty read blocks; two bursts arrive within 2.6 s.
+        while realtime_now() < deadline && text.iter().filter(|&&b| b == b'\n').count() < 14 {
+            let n = port.read(&mut buf).unwrap();
+            text.extend_from_slice(&buf[..n]);
+        }
+        while let Ok(RefclockEvent::Pps(e)) = rx.try_recv() {
+            edges.push(e);
+        }
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("$GPRMC,") && text.contains("$GPZDA,"), "{text}");
+        assert!(!edges.is_empty());
+        for e in &edges {
+            assert!(e.assert);
+            // ~1 µs jitter around the whole second.
+            let ns = e.timestamp.subsec_nanos() as i64;
+            let off = if ns > 500_000_000 { ns - 1_000_000_000 } else { ns };
+            assert!(off.abs() < 20_000, "{off}");
+        }
+    }
+}
