@@ -1,6 +1,7 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod query;
 pub mod refclock_test;
 pub mod status;
 
@@ -25,6 +26,8 @@ pub enum Command {
     },
     /// What `ntpq -p` shows, read from the running daemon's control socket.
     Status(status::StatusArgs),
+    /// One-shot NTP client like `ntpdate -q`: offset and delay to a server, clock untouched.
+    Query(query::QueryArgs),
     /// Reference clock tools.
     Refclock {
         #[command(subcommand)]
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
+        Command::Query(args) => query::run(&args),
         Command::Refclock { command: RefclockCommand::Test(args) } => refclock_test::run(&args),
     };
     match result {
