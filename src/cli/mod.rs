@@ -3,6 +3,7 @@
 pub mod config_check;
 pub mod query;
 pub mod refclock_test;
+pub mod run;
 pub mod status;
 
 use std::path::PathBuf;
@@ -19,6 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Runs the daemon.
+    Run(run::RunArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -51,6 +54,10 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            crate::logging::init();
+            run::run(args)
+        }
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
         Command::Query(args) => query::run(&args),
