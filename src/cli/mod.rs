@@ -4,6 +4,7 @@ pub mod config_check;
 pub mod query;
 pub mod refclock_test;
 pub mod run;
+pub mod simulate;
 pub mod status;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// One-shot NTP client like `ntpdate -q`: offset and delay to a server, clock untouched.
     Query(query::QueryArgs),
+    /// Runs the real core against a modelled receiver, oscillator and network in virtual time.
+    Simulate(simulate::SimulateArgs),
     /// Reference clock tools.
     Refclock {
         #[command(subcommand)]
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Refclock { command: RefclockCommand::Test(args) } => refclock_test::run(&args),
     };
     match result {
