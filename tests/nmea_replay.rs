@@ -159,7 +159,8 @@ fn ublox_m8() -> Capture {
         let t = start.add_nanos(i * SEC);
         out.extend(ubx(&mut rng, 0x01, 0x07, 92));
         let mut v = vec![
-            format!("GNRMC,{},A,5106.97838,N,00113.63021,W,0.012,,{},,,D", hms(t, 2), ddmmyy(t)),
+            // NMEA 4.1: the last field, navigational status, is `V` ("not provided") on u-blox.
+            format!("GNRMC,{},A,5106.97838,N,00113.63021,W,0.012,,{},,,D,V", hms(t, 2), ddmmyy(t)),
             "GNVTG,,T,,M,0.012,N,0.022,K,D".into(),
             format!("GNGGA,{},5106.97838,N,00113.63021,W,2,12,0.62,71.3,M,45.9,M,,0000", hms(t, 2)),
             "GNGSA,A,3,10,12,24,25,32,15,,,,,,,1.13,0.62,0.94".into(),

@@ -17,7 +17,9 @@
 //! - **Continuity**: a trusted time is handed on only if the previous trusted cycle is at most one
 //!   second before it. An isolated time (first after start or a gap) is held until the next cycle
 //!   confirms it, then both go out (the held one late, with its true arrival stamp); a lone
-//!   glitch that passed the checksum never does.
+//!   glitch that passed the checksum never does. A time up to 2 s behind the newest one is a
+//!   lagging sentence (`rejected_late`), dropped without breaking the chain; further back it
+//!   starts a new chain (before anything was reported) or is a fault (after).
 //! - **Output**: one time per UTC second, strictly increasing: an earlier time is a fault
 //!   (`rejected_backwards`, logged), never a new truth; only a reference (below) that agrees with
 //!   it lets the driver follow the receiver back.
@@ -487,6 +489,24 @@ impl Decoder {
     /// Continuity: hand on a time only when the previous trusted cycle was at most 1 s earlier.
     fn candidate(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
         let key = t.key();
+        // A time not after the last reported one is refused without disturbing the chain: a
+        // receiver whose GGA lags its RMC by a second must not break continuity. With upstream
+        // time available, a jump back goes through the chain (it may be followed, if confirmed).
+        if self.reference.is_none()
+            && let Some((last_key, _)) = self.last_emitted
+            && key <= last_key
+        {
+            self.emit(t, out);
+            return;
+        }
+        if let Some(head) = self.last_candidate
+            && key <= head
+            && head - key <= 2 * SEC
+        {
+            // Behind the chain's head but not yet reported: a lagging sentence, not a new chain.
+            self.stats.rejected_late += 1;
+            return;
+        }
         let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= SEC);
         self.last_candidate = Some(key);
         if confirmed {
@@ -516,6 +536,10 @@ impl Decoder {
         if let Some((last_key, last_id)) = self.last_emitted {
             if t.second_id() == last_id {
                 self.stats.rejected_same_second += 1;
+                return;
+            }
+            if key < last_key && self.reference.is_none() && last_key - key <= 2 * SEC {
+                self.stats.rejected_late += 1;
                 return;
             }
             if key < last_key {
@@ -727,6 +751,29 @@ mod tests {
         let out = run(&mut d, &bursts);
         assert_eq!(out.len(), 3);
         assert_eq!(d.stats().rejected_backwards, 3, "{:?}", d.stats());
+    }
+
+    #[test]
+    fn gga_lagging_its_rmc_by_a_second_does_not_break_the_chain() {
+        let bursts: Vec<String> = (1..8)
+            .map(|i| format!("{}{}", rmc(T0.add_nanos(i * SEC), 'A'), gga(T0.add_nanos((i - 1) * SEC), 1)))
+            .collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), 7, "{:?}", d.stats());
+        assert_eq!(d.stats().rejected_backwards, 0);
+        assert!(d.stats().rejected_late + d.stats().rejected_same_second >= 6, "{:?}", d.stats());
+    }
+
+    #[test]
+    fn a_glitch_as_the_very_first_time_does_not_lock_out_the_truth() {
+        let mut bursts = vec![rmc(T0.add_nanos(86_390 * SEC), 'A')];
+        bursts.extend((0..4).map(|i| rmc(T0.add_nanos(i * SEC), 'A')));
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(utcs(&out)[0], "2025-01-02T03:04:05Z");
+        assert_eq!(out.len(), 4);
+        assert_eq!(d.stats().unconfirmed, 1);
     }
 
     #[test]

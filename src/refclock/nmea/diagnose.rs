@@ -175,11 +175,12 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
     sec.line(
         "not trusted",
         format!(
-            "{} no fix, {} no date, {} date conflicts, {} backwards, {} same second, {} isolated, {} upstream disagrees",
+            "{} no fix, {} no date, {} date conflicts, {} backwards, {} late, {} same second, {} isolated, {} upstream disagrees",
             s.rejected_no_fix,
             s.rejected_no_date,
             s.date_conflicts,
             s.rejected_backwards,
+            s.rejected_late,
             s.rejected_same_second,
             s.unconfirmed,
             s.rejected_reference

@@ -50,8 +50,10 @@ pub struct NmeaStats {
     pub rejected_no_date: u64,
     /// RMC and ZDA of one cycle naming different dates.
     pub date_conflicts: u64,
-    /// A time earlier than one already reported: a fault, not a new truth.
+    /// More than 2 s earlier than a time already reported: a fault, not a new truth.
     pub rejected_backwards: u64,
+    /// Up to 2 s before a time already reported (a sentence lagging the others of its burst).
+    pub rejected_late: u64,
     /// A second already reported (high-rate receivers, repeated sentences).
     pub rejected_same_second: u64,
     /// Differing from the synchronised upstream time by a second or more.
