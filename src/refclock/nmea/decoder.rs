@@ -363,7 +363,18 @@ impl Decoder {
                 }
             }
             let cycle = self.cycle.as_mut().expect("inserted above");
+            let whole_periods = |a: Date, b: Date| {
+                (a.days_since_epoch() - b.days_since_epoch()) % rollover::ROLLOVER_DAYS == 0
+            };
             match cycle.own_date {
+                Some((have, _)) if have != d && whole_periods(have, d) => {
+                    // One of RMC/ZDA rolled over and the other did not (seen in the wild after
+                    // the April 2019 rollover): the later date is the true one.
+                    self.stats.rollover_corrections += 1;
+                    if d > have {
+                        cycle.own_date = Some((d, source));
+                    }
+                }
                 Some((have, _)) if have != d => {
                     if !cycle.date_conflict {
                         self.stats.date_conflicts += 1;
@@ -862,6 +873,22 @@ mod tests {
         let mut d = replay();
         assert!(run(&mut d, &bursts).is_empty());
         assert_eq!(d.stats().date_conflicts, 3);
+    }
+
+    #[test]
+    fn zda_right_and_rmc_rolled_over_in_one_cycle() {
+        let early = |t: Time| t.add_nanos(-rollover::ROLLOVER_DAYS * 86_400 * SEC);
+        let bursts: Vec<String> = (0..3)
+            .map(|i| {
+                let t = T0.add_nanos(i * SEC);
+                format!("{}{}", zda(t), rmc(early(t), 'A'))
+            })
+            .collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(utcs(&out)[0], "2025-01-02T03:04:05Z");
+        assert_eq!(out.len(), 3);
+        assert_eq!(d.stats().date_conflicts, 0);
     }
 
     #[test]
