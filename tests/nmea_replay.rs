@@ -379,6 +379,7 @@ fn mt3339_gp_9600_with_gsv_noise_and_pre_fix_rtc_date() {
     let stats = &r.summary["nmea"]["stats"];
     assert_eq!(stats["proprietary"], 2 + 6);
     assert_eq!(stats["rejected_no_fix"], 5);
+    assert_eq!(stats["rmc_valid_cycles"], 90);
     assert_eq!(stats["fix"]["sats_in_view"], 12);
     assert_eq!(r.events[0]["first_sentence"], "GPGGA");
     assert_eq!(r.events[0]["date_source"], "RMC");

@@ -492,6 +492,7 @@ impl Decoder {
         let Some(c) = self.cycle.as_ref() else { return };
         let had_rmc = c.rmc_valid.is_some();
         self.stats.cycles += 1;
+        self.stats.rmc_valid_cycles += (c.rmc_valid == Some(true)) as u64;
         self.try_decide(true, out);
         self.cycles_since_rmc = if had_rmc { 0 } else { self.cycles_since_rmc.saturating_add(1) };
         self.cycle = None;

@@ -172,6 +172,17 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
             _ => s.times_reported.to_string(),
         },
     );
+    if s.rmc_valid_cycles > 0 {
+        sec.line(
+            "coverage",
+            format!(
+                "{} trusted seconds for {} cycles with a valid RMC fix ({:.1}%)",
+                s.times_reported,
+                s.rmc_valid_cycles,
+                100.0 * s.times_reported as f64 / s.rmc_valid_cycles as f64
+            ),
+        );
+    }
     sec.line(
         "not trusted",
         format!(

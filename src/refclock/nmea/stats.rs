@@ -42,6 +42,9 @@ pub struct NmeaStats {
     // Deciding.
     /// Receiver output cycles (distinct times of day).
     pub cycles: u64,
+    /// Cycles whose RMC reported a valid fix (what "seconds with a valid fix" means for most
+    /// receivers; compare with `times_reported`).
+    pub rmc_valid_cycles: u64,
     /// Trusted seconds handed on.
     pub times_reported: u64,
     /// Cycles without a valid fix (RMC `V`, GGA quality 0, ZDA alone…).
