@@ -125,6 +125,7 @@ pub struct RefclockSource {
     mode: RefclockMode,
     edges: EdgeStats,
     square_wave_warned: bool,
+    verdicts: Vec<Verdict>,
 }
 
 impl RefclockSource {
@@ -148,6 +149,7 @@ impl RefclockSource {
             mode: RefclockMode::None,
             edges: EdgeStats::default(),
             square_wave_warned: false,
+            verdicts: Vec::new(),
         }
     }
 
@@ -162,6 +164,7 @@ impl RefclockSource {
 
     /// Feeds one driver event; returns the samples it completes (usually zero or one).
     pub fn on_event(&mut self, ev: RefclockEvent, clock: &dyn Clock) -> Vec<Sample> {
+        self.verdicts.clear();
         match ev {
             RefclockEvent::Pps(edge) => self.on_pps(edge, clock),
             RefclockEvent::Nmea(t) => self.on_nmea(t, clock),
@@ -175,8 +178,14 @@ impl RefclockSource {
 
     /// Judges pulses that have settled by `now` (`CLOCK_REALTIME`) when no event arrives.
     pub fn poll(&mut self, now: Time, clock: &dyn Clock) -> Vec<Sample> {
+        self.verdicts.clear();
         let v = self.pairing.poll(now);
         self.samples(v, clock)
+    }
+
+    /// The pairing verdicts of the last `on_event`/`poll` call (for `refclock test`).
+    pub fn last_verdicts(&self) -> &[Verdict] {
+        &self.verdicts
     }
 
     pub fn status(&self) -> RefclockStatus {
@@ -286,6 +295,7 @@ impl RefclockSource {
 
     fn samples(&mut self, verdicts: Vec<Verdict>, clock: &dyn Clock) -> Vec<Sample> {
         let mut out = Vec::new();
+        self.verdicts.extend_from_slice(&verdicts);
         for v in verdicts {
             let Verdict::Numbered { edge, second, .. } = v else { continue };
             let local = self.disciplined_edge(edge, clock);
