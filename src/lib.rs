@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod daemon;
 pub mod logging;
 pub mod metrics;
 pub mod net;

@@ -20,10 +20,11 @@ fn ntpdig_json(host: &str) -> (serde_json::Value, String) {
 fn ntpdig_accepts_stratum1_pps() {
     let server = TestServer::start(&["127.0.0.53:123"]);
     // ntpdig (Python) takes a single sample and stamps it in user space, so on a loaded machine
-    // one run can be off by its own scheduling delay: up to three runs, every one must accept
-    // us as stratum 1, and one must land within 1 ms.
+    // one run can be off by its own scheduling delay: up to six runs, every one must accept
+    // us as stratum 1, and one must land within 1 ms. (Its `-p` samples are not picked by
+    // delay, so repeated runs stand in for a best-of-N.)
     let mut offsets = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..6 {
         let (v, text) = ntpdig_json("127.0.0.53");
         eprintln!("{text}");
         assert_eq!(v["stratum"], 1, "{text}");
@@ -56,6 +57,14 @@ fn chronyd_accepts_stratum1() {
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(text.contains("System clock wrong by"), "{text}");
+    let offset: f64 = text
+        .split("System clock wrong by ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN);
+    assert!(offset.abs() < 0.001, "chronyd measured {offset} s: {text}");
+    assert!(server.handle.stats().answered >= 1);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The command line: one subcommand per job, each in its own file.
 
 pub mod config_check;
+pub mod query;
+pub mod run;
 pub mod status;
 
 use std::path::PathBuf;
@@ -17,6 +19,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Runs the daemon.
+    Run(run::RunArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -24,6 +28,8 @@ pub enum Command {
     },
     /// What `ntpq -p` shows, read from the running daemon's control socket.
     Status(status::StatusArgs),
+    /// One-shot NTP client like `ntpdate -q`: offset and delay to a server, clock untouched.
+    Query(query::QueryArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -36,8 +42,13 @@ pub enum ConfigCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => {
+            crate::logging::init();
+            run::run(args)
+        }
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
+        Command::Query(args) => query::run(&args),
     };
     match result {
         Ok(code) => code,

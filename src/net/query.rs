@@ -47,6 +47,16 @@ pub fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
 /// not an answer to this request (wrong origin, wrong mode, garbage) are ignored, with a
 /// warning, and waiting goes on; a reply that answers it but is unusable is an error.
 pub fn query(server: SocketAddr, clock: &dyn Clock, timeout: Duration) -> Result<Measurement, QueryError> {
+    query_with(server, clock, timeout, &mut |r| tracing::warn!("ignoring a datagram from {server}: {r}"))
+}
+
+/// [`query`], telling `on_ignored` about each datagram that was not our reply.
+pub fn query_with(
+    server: SocketAddr,
+    clock: &dyn Clock,
+    timeout: Duration,
+    on_ignored: &mut dyn FnMut(Reject),
+) -> Result<Measurement, QueryError> {
     let io = |e| QueryError::Io(server, e);
     let local: SocketAddr =
         if server.is_ipv6() { "[::]:0".parse() } else { "0.0.0.0:0".parse() }.expect("literal address");
@@ -83,7 +93,7 @@ pub fn query(server: SocketAddr, clock: &dyn Clock, timeout: Duration) -> Result
         };
         match pending.check(&buf[..n], received_at) {
             Ok(m) => return Ok(m),
-            Err(r) if r.is_not_ours() => tracing::warn!("ignoring a datagram from {server}: {r}"),
+            Err(r) if r.is_not_ours() => on_ignored(r),
             Err(r) => return Err(QueryError::Rejected(server, r)),
         }
     }

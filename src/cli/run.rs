@@ -1,0 +1,58 @@
+//! `stratum1 run`: the daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::config::{self, ClockMode, Config};
+use crate::daemon::{self, DaemonOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Config file (TOML). Default: /etc/stratum1/stratum1.toml, or none with --simulate.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Use the built-in simulated GPS receiver (NMEA through a real pty + PPS edges) and the
+    /// software clock: runs anywhere, unprivileged, and never touches the host clock.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Address to serve NTP on (repeatable); replaces `[server] listen`.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+}
+
+/// Where `run --simulate` listens without a config: unprivileged and loopback only.
+pub const SIMULATE_DEFAULT_LISTEN: &str = "127.0.0.1:11123";
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let options = resolve(args)?;
+    daemon::run(options)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Applies the rules for combining the config file, `--simulate` and `--listen`.
+pub fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
+    let explicit = args.config.is_some();
+    let path = args.config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let mut config = if explicit || !args.simulate {
+        Config::load(&path)?
+    } else {
+        // `run --simulate` alone: no config, loopback, unprivileged.
+        let mut c = Config::default();
+        c.server.listen = vec![SIMULATE_DEFAULT_LISTEN.parse().context("default listen address")?];
+        c.control.socket = std::env::temp_dir().join("stratum1-simulate.sock");
+        c
+    };
+    if !args.listen.is_empty() {
+        config.server.listen = args.listen;
+    }
+    if args.simulate {
+        // The simulated receiver stands in for the configured refclocks; the host clock is
+        // never steered by a simulation.
+        config.refclock.clear();
+        config.clock.mode = ClockMode::Software;
+    }
+    Ok(DaemonOptions { config, simulate: args.simulate })
+}

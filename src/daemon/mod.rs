@@ -1,0 +1,183 @@
+//! The daemon: wires the drivers, the core, the server, the control socket and metrics.
+//!
+//! Shape (DESIGN.md): drivers and upstream tasks only produce events; one task owns the core
+//! and is the only place that decides. It feeds events to the refclock source and the core,
+//! applies the core's clock actions, and publishes two immutable snapshots: the [`SystemState`]
+//! the NTP workers read for every reply (never waiting for the core), and the
+//! [`StatusSnapshot`](crate::control::StatusSnapshot) that `status` and the metrics page read.
+//!
+//! [`SystemState`]: crate::core::SystemState
+
+mod refclock;
+mod status;
+mod upstreams;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::clock::software::SoftwareClock;
+use crate::clock::system::SystemClock;
+use crate::clock::{Clock, realtime_now};
+use crate::config::{ClockMode, Config};
+use crate::control::StatusHandle;
+use crate::core::state::{SharedState, shared_state};
+use crate::core::{self as core_, ClockAction, Core, CoreConfig};
+use crate::net::pool_policy::PoolPolicy;
+use crate::net::server::{self, ServerOptions};
+
+/// Everything `run` needs, resolved from the command line and the config file.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub config: Config,
+    /// Use the built-in simulated receiver instead of the configured refclocks.
+    pub simulate: bool,
+}
+
+/// How often the core is updated when no event arrives, and the status is refreshed.
+const TICK: Duration = Duration::from_millis(500);
+
+pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("stratum1-rt")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_async(opts))
+}
+
+async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
+    let config = opts.config;
+    let clock: Arc<dyn Clock> = match config.clock.mode {
+        ClockMode::Software => Arc::new(SoftwareClock::new()),
+        ClockMode::System => Arc::new(SystemClock::new()),
+    };
+    info!(
+        "stratum1 {} starting: clock {:?}, {} listen address(es){}",
+        env!("CARGO_PKG_VERSION"),
+        config.clock.mode,
+        config.server.listen.len(),
+        if opts.simulate { ", simulated GPS receiver" } else { "" }
+    );
+
+    let state: SharedState = shared_state();
+    let mut core = Core::new(CoreConfig::default(), clock.now());
+    if let Some(table) = read_leap_table() {
+        core.set_leap_table(Some(table));
+    }
+
+    // Sources.
+    let (ref_tx, mut ref_rx) = mpsc::unbounded_channel();
+    let mut refclock = refclock::start(&config, opts.simulate, &mut core, ref_tx)?;
+    let (up_tx, mut up_rx) = mpsc::unbounded_channel();
+    let mut upstreams = upstreams::Upstreams::start(&config, clock.clone(), state.clone(), up_tx)?;
+
+    // Serving.
+    let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let server = server::spawn(
+        ServerOptions::new(config.server.listen.clone()),
+        state.clone(),
+        clock.clone(),
+        policy,
+    )?;
+    let status = StatusHandle::default();
+    let _control = status::start_control(&config, status.clone());
+    status::start_metrics(&config, status.clone())?;
+    let started = std::time::Instant::now();
+
+    let _ = crate::notify::ready();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            Some(ev) = ref_rx.recv() => {
+                if let Some(r) = refclock.as_mut() {
+                    for sample in r.source.on_event(ev, &*clock) {
+                        core.on_sample(r.id, sample);
+                    }
+                }
+            }
+            Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
+            _ = tick.tick() => {
+                if let Some(r) = refclock.as_mut() {
+                    r.source.set_anchor_bound(r.anchor_bound(&*clock));
+                    for sample in r.source.poll(realtime_now(), &*clock) {
+                        core.on_sample(r.id, sample);
+                    }
+                }
+                let now = clock.now();
+                let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                status.publish(snapshot);
+                let _ = crate::notify::watchdog();
+            }
+            _ = &mut shutdown => break,
+        }
+        steer(&mut core, &*clock, &state);
+    }
+    let _ = crate::notify::stopping();
+    info!("stratum1 stopping");
+    upstreams.stop();
+    server.shutdown();
+    Ok(())
+}
+
+/// Runs the core to now, applies what it asks of the clock, publishes the new state.
+fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
+    let actions = core.update(clock.now());
+    for action in &actions {
+        if let Err(e) = core_::apply(clock, action) {
+            // The core assumes its actions took effect; a refusal is worth shouting about.
+            match action {
+                ClockAction::Step { .. } | ClockAction::SetFrequency { .. } => {
+                    error!("clock adjustment {action:?} failed: {e}")
+                }
+                _ => warn!("clock status update {action:?} failed: {e}"),
+            }
+        }
+    }
+    let new = core.system_state();
+    if **state.load() != new {
+        state.store(Arc::new(new));
+    }
+}
+
+/// The IERS leap-second list from tzdata, when present.
+fn read_leap_table() -> Option<core_::LeapTable> {
+    const PATHS: [&str; 2] = ["/usr/share/zoneinfo/leap-seconds.list", "/etc/leap-seconds.list"];
+    for path in PATHS {
+        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        match core_::LeapTable::parse(&text) {
+            Ok(table) => {
+                if table.is_expired(realtime_now()) {
+                    warn!("{path} has expired; leap seconds come from sources only (update tzdata)");
+                    return None;
+                }
+                info!("leap seconds from {path}");
+                return Some(table);
+            }
+            Err(e) => warn!("{path}: {e}; ignoring it"),
+        }
+    }
+    None
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(e) => {
+            warn!("cannot watch SIGTERM ({e}); stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

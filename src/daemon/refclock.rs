@@ -1,0 +1,100 @@
+//! Starting the GPS refclock's drivers (or the simulated receiver) and keeping their handles.
+
+use anyhow::Context;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::info;
+
+use crate::clock::{Clock, realtime_now};
+use crate::config::{Baud, Config, RefclockKind};
+use crate::core::{Core, SourceId, SourceKind, SourceOptions};
+use crate::refclock::RefclockEvent;
+use crate::refclock::anchor::host_clock_error_bound;
+use crate::refclock::nmea::serial::{self as nmea_serial, NmeaDriverConfig, NmeaDriverHandle};
+use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsConfig, KernelPpsHandle};
+use crate::refclock::sim::{self, ReceiverParams};
+use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
+
+/// The refclock as the daemon runs it: one core source fed by one or more drivers.
+pub struct Refclock {
+    pub id: SourceId,
+    pub source: RefclockSource,
+    pub description: String,
+    simulated: bool,
+    pub nmea: Vec<NmeaDriverHandle>,
+    _pps: Vec<KernelPpsHandle>,
+    _sim: Option<sim::pty::SimHandle>,
+}
+
+impl Refclock {
+    /// How far the clock handed to the refclock source can be from UTC, when something
+    /// independent of the receiver vouches for it (pairing needs this once to learn which side
+    /// of the pulse the messages fall on).
+    pub fn anchor_bound(&self, clock: &dyn Clock) -> Option<f64> {
+        let correction = clock.now().secs_since(realtime_now()).abs();
+        if self.simulated {
+            // The simulated receiver's UTC *is* the host clock.
+            return Some(correction + 1e-3);
+        }
+        host_clock_error_bound().map(|b| b + correction)
+    }
+}
+
+/// Starts the configured refclock drivers (or, with `simulate`, the simulated receiver read
+/// through a real pty by the real NMEA driver) and registers the refclock with the core.
+pub fn start(
+    config: &Config,
+    simulate: bool,
+    core: &mut Core,
+    tx: UnboundedSender<RefclockEvent>,
+) -> anyhow::Result<Option<Refclock>> {
+    if !simulate && config.refclock.is_empty() {
+        return Ok(None);
+    }
+    let source = RefclockSource::new(RefclockSourceConfig::from_config(&config.refclock));
+    let mut nmea = Vec::new();
+    let mut pps = Vec::new();
+    let mut parts = Vec::new();
+    let mut sim_handle = None;
+    if simulate {
+        let model = sim::pty::realtime_model(ReceiverParams::default(), rand::random());
+        let handle = sim::pty::spawn(model, tx.clone())?;
+        let path = handle.serial_path().to_path_buf();
+        parts.push(format!("simulated receiver (nmea {} @9600 + pps)", path.display()));
+        nmea.push(nmea_serial::spawn(NmeaDriverConfig::new(path, Some(9600)), tx.clone()));
+        sim_handle = Some(handle);
+    }
+    for entry in &config.refclock {
+        match entry.kind {
+            RefclockKind::Nmea => {
+                let device = entry.device.clone().context("refclock kind = \"nmea\" needs a device")?;
+                let baud = match entry.baud {
+                    Some(Baud::Fixed(b)) => format!("@{b}"),
+                    _ => "@auto".into(),
+                };
+                parts.push(format!("nmea {} {baud}", device.display()));
+                nmea.push(nmea_serial::spawn(NmeaDriverConfig::from_config(device, entry.baud), tx.clone()));
+            }
+            RefclockKind::Pps => {
+                if let Some(device) = &entry.device {
+                    parts.push(format!("pps {}", device.display()));
+                    let cfg = KernelPpsConfig {
+                        device: device.clone(),
+                        edge: entry.edge.unwrap_or_default(),
+                        both_edges: true,
+                    };
+                    pps.push(
+                        pps_kernel::spawn(cfg, tx.clone())
+                            .with_context(|| format!("cannot start PPS on {}", device.display()))?,
+                    );
+                } else if let Some(gpio) = &entry.gpio {
+                    anyhow::bail!("pps on GPIO line {gpio}: not available in this build yet");
+                }
+            }
+        }
+    }
+    let description = parts.join(" + ");
+    info!("refclock: {description}");
+    let name = if simulate { "SIM(0)" } else { "GPS(0)" };
+    let id = core.add_source(name, SourceKind::Refclock, SourceOptions::default());
+    Ok(Some(Refclock { id, source, description, simulated: simulate, nmea, _pps: pps, _sim: sim_handle }))
+}

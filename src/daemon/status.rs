@@ -1,0 +1,92 @@
+//! The status snapshot `status` and the metrics page read, and the listeners that serve it.
+
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::refclock::Refclock;
+use crate::config::Config;
+use crate::control::StatusHandle;
+use crate::control::server::{ControlListener, serve as serve_control};
+use crate::control::snapshot::{RefclockCounters, ServerCounters, StatusSnapshot, SystemStatus};
+use crate::core::Core;
+use crate::metrics::{MetricsListener, serve as serve_metrics};
+use crate::net::server::ServerHandle;
+use crate::time::Time;
+
+pub fn snapshot(
+    core: &Core,
+    refclock: Option<&Refclock>,
+    server: &ServerHandle,
+    started: Instant,
+    now: Time,
+) -> StatusSnapshot {
+    let counters = server.stats();
+    let server = ServerCounters {
+        answered: counters.answered,
+        kod: counters.kod,
+        dropped_by_reason: counters
+            .dropped_by_reason()
+            .filter(|&(_, n)| n > 0)
+            .map(|(reason, n)| (reason.to_string(), n))
+            .collect(),
+    };
+    StatusSnapshot {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: started.elapsed().as_secs_f64(),
+        time: Some(now.to_utc().to_string()),
+        system: SystemStatus::from_state(&core.system_state(), now),
+        sources: core.source_status(now),
+        refclock: refclock.map(|r| refclock_counters(r, now)),
+        server,
+    }
+}
+
+fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {
+    let st = r.source.status();
+    let mut c = RefclockCounters {
+        description: r.description.clone(),
+        pps_pulses: st.pulses_seen,
+        pps_missed: st.pulses_missed,
+        paired: st.pps_samples,
+        ..RefclockCounters::default()
+    };
+    for d in &r.nmea {
+        let n = d.stats();
+        c.nmea_sentences += n.sentences.values().sum::<u64>();
+        c.nmea_checksum_errors += n.checksum_errors;
+        c.nmea_times += n.times_reported;
+    }
+    c.unpaired = st.pulses_seen.saturating_sub(st.pps_samples);
+    let _ = now;
+    c
+}
+
+/// The control socket, when it can be bound; `status` is then unavailable but serving goes on.
+pub fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
+    match ControlListener::bind(&config.control.socket) {
+        Ok(listener) => {
+            tokio::spawn(async move {
+                if let Err(e) = serve_control(listener, status).await {
+                    warn!("control socket stopped: {e:#}");
+                }
+            });
+            Some(())
+        }
+        Err(e) => {
+            warn!("no control socket, `stratum1 status` will not work: {e:#}");
+            None
+        }
+    }
+}
+
+pub fn start_metrics(config: &Config, status: StatusHandle) -> anyhow::Result<()> {
+    let Some(addr) = config.metrics.listen else { return Ok(()) };
+    let listener = MetricsListener::bind(addr)?;
+    tokio::spawn(async move {
+        if let Err(e) = serve_metrics(listener, status).await {
+            warn!("metrics endpoint stopped: {e:#}");
+        }
+    });
+    Ok(())
+}

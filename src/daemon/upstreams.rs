@@ -1,0 +1,81 @@
+//! Network upstreams as core sources: one task per `[[upstream]]` entry, one core source per
+//! server an entry resolves to (a `pool` entry may hold several).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::core::state::SharedState;
+use crate::core::{Core, SourceId, SourceKind, SourceOptions};
+use crate::net::client::driver::{self, UpstreamEvent, UpstreamEventKind, UpstreamHandle, UpstreamSpec};
+
+pub struct Upstreams {
+    specs: Vec<UpstreamSpec>,
+    handles: Vec<UpstreamHandle>,
+    /// The core source each (entry, slot) currently feeds.
+    slots: HashMap<(usize, usize), SourceId>,
+    /// Core sources by server address, so a server that comes back keeps its history.
+    by_addr: HashMap<(usize, SocketAddr), SourceId>,
+}
+
+impl Upstreams {
+    pub fn start(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        state: SharedState,
+        tx: UnboundedSender<UpstreamEvent>,
+    ) -> anyhow::Result<Upstreams> {
+        let mut specs = Vec::new();
+        for (i, entry) in config.upstream.iter().enumerate() {
+            specs.push(UpstreamSpec::from_config(i, entry)?);
+        }
+        let handles = specs
+            .iter()
+            .map(|spec| driver::spawn(spec.clone(), clock.clone(), Some(state.clone()), tx.clone()))
+            .collect();
+        Ok(Upstreams { specs, handles, slots: HashMap::new(), by_addr: HashMap::new() })
+    }
+
+    pub fn on_event(&mut self, ev: UpstreamEvent, core: &mut Core) {
+        let key = (ev.source_index, ev.slot);
+        match ev.kind {
+            UpstreamEventKind::Resolved { addr, name } => {
+                let Some(spec) = self.specs.get(ev.source_index) else { return };
+                let opts = SourceOptions { prefer: spec.prefer, noselect: spec.noselect, require: false };
+                let id = *self
+                    .by_addr
+                    .entry((ev.source_index, addr))
+                    .or_insert_with(|| core.add_source(&name, SourceKind::Upstream, opts));
+                info!("upstream {name}: polling {addr}");
+                self.slots.insert(key, id);
+            }
+            UpstreamEventKind::Sample(sample) => {
+                if let Some(&id) = self.slots.get(&key) {
+                    core.on_sample(id, sample);
+                }
+            }
+            UpstreamEventKind::NoResponse(at) => {
+                if let Some(&id) = self.slots.get(&key) {
+                    core.on_no_response(id, at);
+                }
+            }
+            UpstreamEventKind::Kod(code) => {
+                warn!("upstream #{} slot {}: kiss-o'-death {code:?}", ev.source_index + 1, ev.slot);
+            }
+            UpstreamEventKind::Gone => {
+                self.slots.remove(&key);
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        for h in self.handles.drain(..) {
+            h.abort();
+        }
+    }
+}
