@@ -14,6 +14,11 @@ use crate::net::ratelimit::{RateLimiter, RateParams};
 pub const DEFAULT_PATH: &str = "/etc/stratum1/stratum1.toml";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/stratum1/control.sock";
 
+/// The control socket of `run --simulate` without a config: unprivileged, in the temp dir.
+pub fn simulate_control_socket() -> PathBuf {
+    std::env::temp_dir().join("stratum1-simulate.sock")
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

@@ -42,7 +42,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
         // `run --simulate` alone: no config, loopback, unprivileged.
         let mut c = Config::default();
         c.server.listen = vec![SIMULATE_DEFAULT_LISTEN.parse().context("default listen address")?];
-        c.control.socket = std::env::temp_dir().join("stratum1-simulate.sock");
+        c.control.socket = config::simulate_control_socket();
         c
     };
     if !args.listen.is_empty() {

@@ -45,9 +45,15 @@ fn socket_path(args: &StatusArgs) -> anyhow::Result<PathBuf> {
         return Ok(Config::load(c)?.control.socket);
     }
     let default = Path::new(config::DEFAULT_PATH);
-    Ok(Config::load(default)
+    let socket = Config::load(default)
         .map(|c| c.control.socket)
-        .unwrap_or_else(|_| PathBuf::from(config::DEFAULT_CONTROL_SOCKET)))
+        .unwrap_or_else(|_| PathBuf::from(config::DEFAULT_CONTROL_SOCKET));
+    // `run --simulate` without a config uses an unprivileged socket; find that one too.
+    let simulated = config::simulate_control_socket();
+    if !socket.exists() && simulated.exists() {
+        return Ok(simulated);
+    }
+    Ok(socket)
 }
 
 /// The `ntpq -p`-like text: system line, counters, one row per source, legend.

@@ -56,10 +56,26 @@ fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {
         c.nmea_sentences += n.sentences.values().sum::<u64>();
         c.nmea_checksum_errors += n.checksum_errors;
         c.nmea_times += n.times_reported;
+        if c.fix.is_none() {
+            c.fix = describe_fix(&n.fix);
+        }
     }
     c.unpaired = st.pulses_seen.saturating_sub(st.pps_samples);
     let _ = now;
     c
+}
+
+/// `"3d"`, `"2d"`, `"none"` as the receiver last said (GSA fix type, else GGA quality).
+fn describe_fix(fix: &crate::refclock::nmea::stats::FixInfo) -> Option<String> {
+    let text = match (fix.fix_type, fix.gga_quality) {
+        (Some(3), _) => "3d",
+        (Some(2), _) => "2d",
+        (Some(_), _) | (None, Some(0)) => "none",
+        (None, Some(_)) => "fix",
+        (None, None) => return None,
+    };
+    let sats = fix.sats_used.map(|n| format!(", {n} satellites")).unwrap_or_default();
+    Some(format!("{text}{sats}"))
 }
 
 /// The control socket, when it can be bound; `status` is then unavailable but serving goes on.
