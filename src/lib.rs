@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod refclock;
+pub mod sim;
 pub mod time;

@@ -15,6 +15,12 @@ use stratum1::net::client::{KissCode, PollOptions, UpstreamOptions, spawn, spawn
 use stratum1::net::packet::{Mode, Packet};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
+/// A UDP port free on `host` right now (tests run concurrently, in several worktrees: no fixed
+/// ports).
+fn free_port(host: &str) -> u16 {
+    UdpSocket::bind((host, 0)).and_then(|s| s.local_addr()).expect("probe a free port").port()
+}
+
 fn spec(index: usize, host: &str, port: u16, minpoll: i8, maxpoll: i8) -> UpstreamSpec {
     UpstreamSpec {
         source_index: index,
@@ -59,10 +65,13 @@ fn samples_of(events: &[UpstreamEvent], index: usize, slot: usize) -> Vec<stratu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_chronyd_servers_give_usable_samples() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = 12_181;
     let hosts = ["127.0.8.1", "127.0.8.2", "127.0.8.3"];
-    let _servers: Vec<_> =
-        hosts.iter().map(|h| common::peers::ChronyServer::start(h, port, 2, dir.path(), &[])).collect();
+    let ports: Vec<u16> = hosts.iter().map(|h| free_port(h)).collect();
+    let _servers: Vec<_> = hosts
+        .iter()
+        .zip(&ports)
+        .map(|(h, &port)| common::peers::ChronyServer::start(h, port, 2, dir.path(), &[]))
+        .collect();
     std::thread::sleep(Duration::from_millis(500));
 
     let clock = Arc::new(SoftwareClock::new());
@@ -70,7 +79,7 @@ async fn three_chronyd_servers_give_usable_samples() {
     let _handles: Vec<_> = hosts
         .iter()
         .enumerate()
-        .map(|(i, h)| spawn(spec(i, h, port, 1, 2), clock.clone(), None, tx.clone()))
+        .map(|(i, h)| spawn(spec(i, h, ports[i], 1, 2), clock.clone(), None, tx.clone()))
         .collect();
 
     let events =
@@ -80,7 +89,7 @@ async fn three_chronyd_servers_give_usable_samples() {
         let ip: std::net::Ipv4Addr = h.parse().unwrap();
         let resolved = events.iter().find(|e| e.source_index == i).expect("an event per upstream");
         assert!(
-            matches!(&resolved.kind, UpstreamEventKind::Resolved { addr, .. } if *addr == SocketAddr::from((ip, port))),
+            matches!(&resolved.kind, UpstreamEventKind::Resolved { addr, .. } if *addr == SocketAddr::from((ip, ports[i]))),
             "first event announces the server: {resolved:?}"
         );
         let samples = samples_of(&events, i, 0);
@@ -100,14 +109,17 @@ async fn three_chronyd_servers_give_usable_samples() {
 
 /// A UDP responder on `addr` answering every request with `answer(request)`; records arrivals.
 struct Responder {
+    port: u16,
     arrivals: Arc<Mutex<Vec<Instant>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Responder {
-    fn start(addr: SocketAddr, answer: impl Fn(&Packet) -> Option<Packet> + Send + 'static) -> Responder {
-        let socket = UdpSocket::bind(addr).expect("bind responder");
+    /// Binds `host` on a free port.
+    fn start(host: &str, answer: impl Fn(&Packet) -> Option<Packet> + Send + 'static) -> Responder {
+        let socket = UdpSocket::bind((host, 0)).expect("bind responder");
+        let port = socket.local_addr().expect("bound").port();
         socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let arrivals = Arc::new(Mutex::new(vec![]));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -124,7 +136,7 @@ impl Responder {
                 }
             }
         });
-        Responder { arrivals, stop, thread: Some(thread) }
+        Responder { port, arrivals, stop, thread: Some(thread) }
     }
 
     fn arrivals(&self) -> Vec<Instant> {
@@ -161,12 +173,11 @@ fn kiss(req: &Packet, code: RefId, poll: i8) -> Packet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kod_rate_backs_off() {
-    let addr: SocketAddr = "127.0.8.11:12182".parse().unwrap();
-    let server = Responder::start(addr, |req| Some(kiss(req, RefId::RATE, 3)));
+    let server = Responder::start("127.0.8.11", |req| Some(kiss(req, RefId::RATE, 3)));
     let clock = Arc::new(SoftwareClock::new());
     let (tx, mut rx) = unbounded_channel();
     // minpoll 0 with iburst would send 4 requests in 6 s; RATE with poll 3 must stop that.
-    let _h = spawn(spec(0, "127.0.8.11", 12_182, 0, 2), clock, None, tx);
+    let _h = spawn(spec(0, "127.0.8.11", server.port, 0, 2), clock, None, tx);
     let events = collect(&mut rx, Duration::from_secs(12), |_| false).await;
 
     let kods: Vec<_> = events.iter().filter(|e| e.kind == UpstreamEventKind::Kod(KissCode::Rate)).collect();
@@ -186,11 +197,10 @@ async fn kod_rate_backs_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kod_deny_stops_polling() {
-    let addr: SocketAddr = "127.0.8.12:12183".parse().unwrap();
-    let server = Responder::start(addr, |req| Some(kiss(req, RefId::DENY, 0)));
+    let server = Responder::start("127.0.8.12", |req| Some(kiss(req, RefId::DENY, 0)));
     let clock = Arc::new(SoftwareClock::new());
     let (tx, mut rx) = unbounded_channel();
-    let h = spawn(spec(0, "127.0.8.12", 12_183, 0, 2), clock, None, tx);
+    let h = spawn(spec(0, "127.0.8.12", server.port, 0, 2), clock, None, tx);
     let events =
         collect(&mut rx, Duration::from_secs(5), |ev| ev.iter().any(|e| e.kind == UpstreamEventKind::Gone))
             .await;
@@ -204,8 +214,7 @@ async fn kod_deny_stops_polling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsynchronised_server_gives_no_samples() {
-    let addr: SocketAddr = "127.0.8.13:12184".parse().unwrap();
-    let _server = Responder::start(addr, |req| {
+    let server = Responder::start("127.0.8.13", |req| {
         let now = stratum1::clock::realtime_now().to_ntp();
         Some(Packet {
             leap: Leap::Unsynchronised,
@@ -217,7 +226,7 @@ async fn unsynchronised_server_gives_no_samples() {
     });
     let clock = Arc::new(SoftwareClock::new());
     let (tx, mut rx) = unbounded_channel();
-    let _h = spawn(spec(0, "127.0.8.13", 12_184, 0, 2), clock, None, tx);
+    let _h = spawn(spec(0, "127.0.8.13", server.port, 0, 2), clock, None, tx);
     let events = collect(&mut rx, Duration::from_secs(5), |_| false).await;
     assert!(samples_of(&events, 0, 0).is_empty(), "{events:?}");
     assert!(events.iter().all(|e| !matches!(e.kind, UpstreamEventKind::NoResponse(_))), "it did answer");
@@ -226,15 +235,13 @@ async fn unsynchronised_server_gives_no_samples() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_replaces_a_silent_server() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = 12_185;
     // .21 has nobody listening; .22 and .23 are chronyd.
-    let _a = common::peers::ChronyServer::start("127.0.8.22", port, 2, dir.path(), &[]);
-    let _b = common::peers::ChronyServer::start("127.0.8.23", port, 2, dir.path(), &[]);
+    let hosts = ["127.0.8.21", "127.0.8.22", "127.0.8.23"];
+    let table: Vec<SocketAddr> =
+        hosts.iter().map(|h| SocketAddr::new(h.parse().unwrap(), free_port(h))).collect();
+    let _a = common::peers::ChronyServer::start(hosts[1], table[1].port(), 2, dir.path(), &[]);
+    let _b = common::peers::ChronyServer::start(hosts[2], table[2].port(), 2, dir.path(), &[]);
     std::thread::sleep(Duration::from_millis(500));
-    let table: Vec<SocketAddr> = ["127.0.8.21", "127.0.8.22", "127.0.8.23"]
-        .iter()
-        .map(|h| SocketAddr::new(h.parse().unwrap(), port))
-        .collect();
     let resolver: Resolver = Arc::new(move |host: String, _port| {
         let table = table.clone();
         Box::pin(async move {
@@ -242,7 +249,7 @@ async fn pool_replaces_a_silent_server() {
             Ok(table)
         })
     });
-    let mut s = spec(0, "pool.test", port, -2, -1);
+    let mut s = spec(0, "pool.test", 123, -2, -1);
     s.pool = true;
     s.max_sources = 2;
     let clock = Arc::new(SoftwareClock::new());

@@ -3,6 +3,7 @@
 pub mod config_check;
 pub mod query;
 pub mod run;
+pub mod simulate;
 pub mod status;
 
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// One-shot NTP client like `ntpdate -q`: offset and delay to a server, clock untouched.
     Query(query::QueryArgs),
+    /// Runs the real core against a modelled receiver, oscillator and network in virtual time.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Config { command: ConfigCommand::Check { file } } => config_check::run(&file),
         Command::Status(args) => status::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(code) => code,

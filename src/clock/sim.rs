@@ -54,6 +54,7 @@ struct State {
     rng: StdRng,
     leap: crate::core::Leap,
     synchronised: bool,
+    max_error: f64,
 }
 
 pub struct SimClock {
@@ -76,6 +77,7 @@ impl SimClock {
                 rng: StdRng::seed_from_u64(seed ^ 0x5157_c10c),
                 leap: crate::core::Leap::None,
                 synchronised: false,
+                max_error: 16.0,
             }),
         }
     }
@@ -125,10 +127,11 @@ impl SimClock {
         s.walk_ppm + self.temperature_ppm(s.true_now.secs_since(s.start))
     }
 
-    /// The leap and sync status last handed to this clock.
-    pub fn status(&self) -> (crate::core::Leap, bool) {
+    /// The leap, sync status and maximum error last handed to this clock (what the kernel's
+    /// `adjtimex` would report back).
+    pub fn status_full(&self) -> (crate::core::Leap, bool, f64) {
         let s = self.lock();
-        (s.leap, s.synchronised)
+        (s.leap, s.synchronised, s.max_error)
     }
 }
 
@@ -162,8 +165,10 @@ impl Clock for SimClock {
         Ok(())
     }
 
-    fn set_sync_status(&self, synchronised: bool, _est: f64, _max: f64) -> Result<(), ClockError> {
-        self.lock().synchronised = synchronised;
+    fn set_sync_status(&self, synchronised: bool, _est: f64, max: f64) -> Result<(), ClockError> {
+        let mut s = self.lock();
+        s.synchronised = synchronised;
+        s.max_error = max;
         Ok(())
     }
 

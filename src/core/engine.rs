@@ -18,9 +18,10 @@ use std::collections::VecDeque;
 use tracing::{info, warn};
 
 use super::filter::{Estimate, SourceFilter, Verdict};
+use super::gps_check::{self, GpsGuard, NetworkTime};
 use super::leap::{self, LeapTable};
 use super::options::{CoreConfig, SourceOptions};
-use super::sample::{Leap, Sample, SourceId, SourceKind};
+use super::sample::{Leap, RefId, Sample, SourceId, SourceKind};
 use super::select::{Candidate, select};
 use super::state::{SourceState, SourceStatus, SystemState};
 use crate::time::Time;
@@ -54,28 +55,66 @@ const TAU_MIN_S: f64 = 2.0;
 const TAU_MAX_S: f64 = 1024.0;
 /// Delays remembered to find the minimum (least-queued) path delay of an upstream.
 const DELAY_WINDOW: usize = 16;
+/// A precise channel keeps speaking for its source this long after its last sample.
+const CHANNEL_HOLD_S: f64 = 600.0;
+
+/// One kind of measurement from a source, filtered on its own. A refclock has a `PPS` channel
+/// (µs) and a `GPS` channel (NMEA alone, ms): mixing them in one filter would let the coarse one
+/// drag the fine one. Upstreams have one channel.
+struct Channel {
+    refid: RefId,
+    filter: SourceFilter,
+    last: Sample,
+    /// Mean interval between samples, seconds.
+    interval: f64,
+    delays: VecDeque<f64>,
+}
+
+impl Channel {
+    fn age(&self, now: Time) -> f64 {
+        now.secs_since(self.last.time).max(0.0)
+    }
+
+    /// How precise its samples are (for choosing among channels), seconds.
+    fn precision(&self) -> f64 {
+        self.filter.jitter().max(self.last.dispersion)
+    }
+}
 
 struct Source {
     name: String,
     kind: SourceKind,
     opts: SourceOptions,
-    filter: SourceFilter,
     reach: u8,
-    last: Option<Sample>,
-    /// Mean interval between samples, seconds.
-    interval: f64,
-    delays: VecDeque<f64>,
+    channels: Vec<Channel>,
     state: SourceState,
 }
 
 impl Source {
+    /// Seconds since the freshest sample of any channel.
     fn age(&self, now: Time) -> Option<f64> {
-        self.last.map(|s| now.secs_since(s.time).max(0.0))
+        self.channels.iter().map(|c| c.age(now)).min_by(f64::total_cmp)
     }
 
-    /// The sample interval after which a silent source stops being a candidate.
-    fn max_age(&self) -> f64 {
-        (8.0 * self.interval).max(16.0)
+    /// The channel that speaks for the source: the most precise one heard within
+    /// [`CHANNEL_HOLD_S`] (a PPS briefly gone still predicts better than NMEA), else the freshest.
+    fn active(&self, now: Time) -> Option<&Channel> {
+        let recent = self
+            .channels
+            .iter()
+            .filter(|c| c.age(now) <= CHANNEL_HOLD_S)
+            .min_by(|a, b| a.precision().total_cmp(&b.precision()));
+        recent.or_else(|| self.channels.iter().min_by(|a, b| a.age(now).total_cmp(&b.age(now))))
+    }
+
+    fn last(&self, now: Time) -> Option<Sample> {
+        self.active(now).map(|c| c.last)
+    }
+
+    fn reachable(&self, now: Time) -> bool {
+        let interval = self.channels.iter().map(|c| c.interval).fold(f64::INFINITY, f64::min);
+        let max_age = (8.0 * interval).max(16.0);
+        self.reach != 0 && self.age(now).is_some_and(|a| a <= max_age)
     }
 }
 
@@ -95,6 +134,10 @@ pub struct Core {
     armed_leap: Leap,
     in_holdover: bool,
     panicking: bool,
+    /// Upstreams' veto over a refclock that is off by whole seconds (see [`super::gps_check`]).
+    gps_guard: GpsGuard,
+    /// The upstreams' consensus at the last update, and when.
+    network: Option<(NetworkTime, Time)>,
 }
 
 impl Core {
@@ -115,6 +158,8 @@ impl Core {
             armed_leap: Leap::None,
             in_holdover: false,
             panicking: false,
+            gps_guard: GpsGuard::default(),
+            network: None,
         }
     }
 
@@ -124,11 +169,8 @@ impl Core {
             name: name.to_string(),
             kind,
             opts,
-            filter: SourceFilter::new(self.cfg.initial_frequency_sd_ppm * 1e-6),
             reach: 0,
-            last: None,
-            interval: 1.0,
-            delays: VecDeque::with_capacity(DELAY_WINDOW),
+            channels: Vec::new(),
             state: SourceState::Unreachable,
         });
         id
@@ -164,25 +206,40 @@ impl Core {
             }
             s.offset -= a.dfreq * sample.time.secs_since(a.at);
         }
-        if let Some(prev) = src.last {
-            if s.time <= prev.time {
+        src.reach = (src.reach << 1) | 1;
+        let prior = self.cfg.initial_frequency_sd_ppm * 1e-6;
+        let k = match src.channels.iter().position(|c| c.refid == s.refid) {
+            Some(k) => k,
+            None => {
+                src.channels.push(Channel {
+                    refid: s.refid,
+                    filter: SourceFilter::new(prior),
+                    last: s,
+                    interval: 1.0,
+                    delays: VecDeque::with_capacity(DELAY_WINDOW),
+                });
+                src.channels.len() - 1
+            }
+        };
+        let ch = &mut src.channels[k];
+        if ch.filter.samples() > 0 {
+            if s.time <= ch.last.time {
                 return;
             }
-            let gap = s.time.secs_since(prev.time).min(4096.0);
-            src.interval += (gap - src.interval) * if src.filter.samples() < 4 { 0.5 } else { 0.125 };
+            let gap = s.time.secs_since(ch.last.time).min(4096.0);
+            ch.interval += (gap - ch.interval) * if ch.filter.samples() < 4 { 0.5 } else { 0.125 };
         }
-        src.reach = (src.reach << 1) | 1;
-        if src.delays.len() == DELAY_WINDOW {
-            src.delays.pop_front();
+        if ch.delays.len() == DELAY_WINDOW {
+            ch.delays.pop_front();
         }
-        src.delays.push_back(s.delay);
-        let min_delay = src.delays.iter().copied().fold(f64::INFINITY, f64::min);
+        ch.delays.push_back(s.delay);
+        let min_delay = ch.delays.iter().copied().fold(f64::INFINITY, f64::min);
         let excess = (s.delay - min_delay).max(0.0) / 2.0;
-        let verdict = src.filter.add(s.time, s.offset, s.dispersion / 3.0, excess);
-        if verdict == Verdict::Restarted && src.filter.samples() == 1 && src.last.is_some() {
+        let verdict = ch.filter.add(s.time, s.offset, s.dispersion / 3.0, excess);
+        if verdict == Verdict::Restarted && ch.filter.samples() == 1 && ch.last.time != s.time {
             info!(source = %src.name, offset = s.offset, "source moved; its filter restarted");
         }
-        src.last = Some(s);
+        ch.last = s;
     }
 
     /// A poll of `id` got no answer (shifts a zero into the reach register).
@@ -194,15 +251,14 @@ impl Core {
 
     /// Root distance of a source's estimate at `now` (the half-width of its correctness
     /// interval).
-    fn distance(&self, src: &Source, est: &Estimate, now: Time) -> f64 {
-        let Some(s) = src.last else { return f64::INFINITY };
-        let age = src.age(now).unwrap_or(0.0);
+    fn distance(&self, ch: &Channel, est: &Estimate, now: Time) -> f64 {
+        let s = ch.last;
         (s.root_delay + s.delay) / 2.0
             + s.root_dispersion
             + s.dispersion
             + self.cfg.bound_sigmas * est.offset_sd
-            + src.filter.jitter()
-            + self.cfg.skew * age
+            + ch.filter.jitter()
+            + self.cfg.skew * ch.age(now)
     }
 
     pub fn update(&mut self, now: Time) -> Vec<ClockAction> {
@@ -220,14 +276,19 @@ impl Core {
         let mut cands = Vec::new();
         let mut ests = vec![None; self.sources.len()];
         for (i, src) in self.sources.iter().enumerate() {
-            let est = src.filter.estimate(now);
+            let Some(ch) = src.active(now) else { continue };
+            let est = ch.filter.estimate(now);
             ests[i] = est;
-            let reachable = src.reach != 0 && src.age(now).is_some_and(|a| a <= src.max_age());
-            let Some(est) = est.filter(|_| reachable) else { continue };
-            let last = src.last.expect("a filter with an estimate has had a sample");
-            let distance = self.distance(src, &est, now);
+            let Some(est) = est.filter(|_| src.reachable(now)) else { continue };
+            let last = ch.last;
+            let distance = self.distance(ch, &est, now);
+            let min_samples = if src.kind == SourceKind::Refclock {
+                self.cfg.min_samples
+            } else {
+                self.cfg.min_samples_upstream
+            };
             let unusable = src.opts.noselect
-                || src.filter.samples() < self.cfg.min_samples
+                || ch.filter.samples() < min_samples
                 || last.leap == Leap::Unsynchronised
                 || last.stratum >= 16
                 || distance > self.cfg.max_distance_s;
@@ -238,11 +299,14 @@ impl Core {
             cands.push(Candidate {
                 offset: est.offset,
                 distance,
+                jitter: ch.filter.jitter(),
                 refclock: src.kind == SourceKind::Refclock,
                 prefer: src.opts.prefer,
                 require: src.opts.require,
             });
         }
+        let vetoed = self.gps_guard.veto(&mut cand_src, &mut cands);
+        self.network = gps_check::consensus_of(&cands).map(|n| (n, now));
         // A required source that is not even a candidate blocks selection.
         let required_missing = self
             .sources
@@ -252,8 +316,7 @@ impl Core {
         let sel = if required_missing { Default::default() } else { select(&cands) };
 
         for src in self.sources.iter_mut() {
-            let reachable = src.reach != 0 && src.age(now).is_some_and(|a| a <= src.max_age());
-            src.state = if !reachable { SourceState::Unreachable } else { SourceState::Unusable };
+            src.state = if src.reachable(now) { SourceState::Unusable } else { SourceState::Unreachable };
         }
         for &k in &sel.truechimers {
             self.sources[cand_src[k]].state = SourceState::Candidate;
@@ -263,6 +326,9 @@ impl Core {
         }
         for &k in &sel.combined {
             self.sources[cand_src[k]].state = SourceState::Selected;
+        }
+        for &i in &vetoed {
+            self.sources[i].state = SourceState::Falseticker;
         }
 
         let Some(peer_k) = sel.peer else {
@@ -307,7 +373,8 @@ impl Core {
         }
         self.clock_updates += 1;
 
-        let tau = (TAU_PER_INTERVAL * self.sources[peer].interval).clamp(TAU_MIN_S, TAU_MAX_S);
+        let interval = self.sources[peer].active(now).map_or(1.0, |c| c.interval);
+        let tau = (TAU_PER_INTERVAL * interval).clamp(TAU_MIN_S, TAU_MAX_S);
         let max = self.cfg.max_frequency_ppm;
         self.base_freq_ppm = (self.freq_ppm + freq * 1e6).clamp(-max, max);
         let new = (self.base_freq_ppm + remaining / tau * 1e6).clamp(-max, max);
@@ -318,15 +385,20 @@ impl Core {
 
         // System state from the peer.
         let peer_src = &self.sources[peer];
-        let last = peer_src.last.expect("peer has samples");
+        let peer_ch = peer_src.active(now).expect("peer has samples");
+        let last = peer_ch.last;
         let bound = remaining.abs()
             + self.cfg.bound_sigmas * peer_est.offset_sd
-            + peer_src.filter.jitter()
+            + peer_ch.filter.jitter()
             + last.dispersion;
         let root_delay = last.root_delay + last.delay;
         let root_dispersion = last.root_dispersion + bound;
-        let votes: Vec<Leap> =
-            sel.truechimers.iter().map(|&k| self.sources[cand_src[k]].last_leap()).collect();
+        let votes: Vec<Leap> = sel
+            .truechimers
+            .iter()
+            .filter_map(|&k| self.sources[cand_src[k]].last(now))
+            .map(|l| l.leap)
+            .collect();
         let leap = leap::decide(self.leap_table.as_ref(), now, &votes);
         let synchronised = root_delay / 2.0 + root_dispersion <= self.cfg.max_distance_s;
         self.state = SystemState {
@@ -404,15 +476,25 @@ impl Core {
         if dfreq == 0.0 && step == 0.0 {
             return;
         }
-        for s in &mut self.sources {
-            s.filter.clock_adjusted(at, dfreq, step);
-            if let Some(l) = &mut s.last {
-                l.offset -= dfreq * l.time.secs_since(at) + step;
-            }
+        for ch in self.sources.iter_mut().flat_map(|s| s.channels.iter_mut()) {
+            ch.filter.clock_adjusted(at, dfreq, step);
+            ch.last.offset -= dfreq * ch.last.time.secs_since(at) + step;
+        }
+        if let Some((n, _)) = &mut self.network {
+            n.offset_s -= step;
         }
         // A step moves the timescale; samples measured before it are recognised by time.
         let at = if step > 0.0 { at.add_secs_f64(step) } else { at };
         self.history.push_back(Adjustment { at, dfreq, step });
+    }
+
+    /// What the upstreams say the time is (their consensus at the last update, its bound grown
+    /// since): the reference for numbering PPS pulses when NMEA is missing.
+    pub fn network_time_estimate(&self, now: Time) -> Option<NetworkTime> {
+        self.network.map(|(n, at)| NetworkTime {
+            error_s: n.error_s + self.cfg.skew * now.secs_since(at).max(0.0),
+            ..n
+        })
     }
 
     pub fn system_state(&self) -> SystemState {
@@ -423,8 +505,9 @@ impl Core {
         self.sources
             .iter()
             .map(|s| {
-                let est = s.filter.estimate(now);
-                let last = s.last;
+                let ch = s.active(now);
+                let est = ch.and_then(|c| c.filter.estimate(now));
+                let last = ch.map(|c| c.last);
                 let stratum = last.map_or(0, |l| l.stratum);
                 SourceStatus {
                     name: s.name.clone(),
@@ -432,21 +515,15 @@ impl Core {
                     state: s.state,
                     reach: s.reach,
                     offset_s: est.map_or(0.0, |e| e.offset),
-                    jitter_s: s.filter.jitter(),
+                    jitter_s: ch.map_or(0.0, |c| c.filter.jitter()),
                     delay_s: last.map_or(0.0, |l| l.delay),
                     stratum,
                     refid: last.map_or_else(String::new, |l| l.refid.display(stratum.max(1))),
                     when_s: s.age(now),
-                    poll_log2: s.interval.max(1.0).log2().round() as i8,
+                    poll_log2: ch.map_or(0.0, |c| c.interval).max(1.0).log2().round() as i8,
                 }
             })
             .collect()
-    }
-}
-
-impl Source {
-    fn last_leap(&self) -> Leap {
-        self.last.map_or(Leap::None, |l| l.leap)
     }
 }
 
@@ -646,11 +723,11 @@ mod tests {
         core.adjusted(secs(10.0), 100e-6, 0.0);
         // Measured at t=5 with offset 0: in today's setting it reads as +0.5 ms at t=5.
         core.on_sample(id, upstream_sample(secs(5.0), 0.0, RefId::GPS));
-        let off = core.sources[0].last.unwrap().offset;
+        let off = core.sources[0].channels[0].last.offset;
         assert!((off - 5e-4).abs() < 1e-12, "{off}");
         // A sample from before a step is dropped.
         core.adjusted(secs(20.0), 0.0, 0.2);
         core.on_sample(id, upstream_sample(secs(15.0), 0.0, RefId::GPS));
-        assert_eq!(core.sources[0].filter.samples(), 1);
+        assert_eq!(core.sources[0].channels[0].filter.samples(), 1);
     }
 }

@@ -8,9 +8,11 @@
 //! - [`select`]: falseticker rejection, system peer, combining.
 //! - [`engine`]: the [`Core`] itself and the phase/frequency discipline.
 //! - [`leap`]: `leap-seconds.list` and the leap indicator.
+//! - [`gps_check`]: upstreams' veto over a GPS that names the wrong second; network time.
 
 pub mod engine;
 pub mod filter;
+pub mod gps_check;
 pub mod leap;
 pub mod options;
 pub mod sample;

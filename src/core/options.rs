@@ -36,8 +36,9 @@ pub struct CoreConfig {
     /// With no source selected, serve on the learned frequency until the advertised root
     /// distance grows past this; then LI=3.
     pub holdover_max_distance_s: f64,
-    /// Samples a source needs before it can be selected.
+    /// Samples a refclock (an upstream) needs before it can be selected.
     pub min_samples: u32,
+    pub min_samples_upstream: u32,
     /// Standard deviations of the filter's estimate included in the advertised error bound.
     pub bound_sigmas: f64,
     /// Growth rate of the error bound without fresh samples, s/s (RFC 5905 PHI).
@@ -57,6 +58,7 @@ impl Default for CoreConfig {
             max_distance_s: 1.5,
             holdover_max_distance_s: 0.1,
             min_samples: 6,
+            min_samples_upstream: 4,
             bound_sigmas: 6.0,
             skew: PHI,
         }

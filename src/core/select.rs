@@ -5,17 +5,24 @@
 //! intervals; it needs a strict majority of candidates, and those whose interval misses it are
 //! falsetickers. A single candidate (typically the refclock on its own) is selected alone.
 //! Among the truechimers a `prefer` source or else the refclock disciplines alone (its error is
-//! orders of magnitude below any network path); otherwise the ones within [`COMBINE_LIMIT`] of
-//! the best distance are averaged.
+//! orders of magnitude below any network path). Otherwise the cluster step (RFC 5905 §11.2.2)
+//! prunes, while more than [`MIN_SURVIVORS`] remain, the truechimer whose offset sits farthest
+//! from the others as long as that spread exceeds the smallest jitter of any survivor (a liar
+//! whose wide interval still touched the majority does not get averaged in), and the survivors
+//! within [`COMBINE_LIMIT`] of the best distance are averaged.
 
 /// Truechimers whose distance is within this factor of the best are combined.
 pub const COMBINE_LIMIT: f64 = 3.0;
+/// The cluster step stops pruning at this many survivors.
+pub const MIN_SURVIVORS: usize = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Candidate {
     pub offset: f64,
     /// Half-width of the correctness interval (root distance), seconds.
     pub distance: f64,
+    /// The source's own measurement jitter, seconds.
+    pub jitter: f64,
     pub refclock: bool,
     pub prefer: bool,
     pub require: bool,
@@ -48,11 +55,12 @@ pub fn select(cands: &[Candidate]) -> Selection {
     if cands.iter().enumerate().any(|(i, c)| c.require && !truechimers.contains(&i)) {
         return Selection { truechimers, falsetickers, ..Selection::default() };
     }
+    let survivors = cluster(cands, &truechimers);
     let rank = |&i: &usize| {
         let c = &cands[i];
         (!c.prefer, !c.refclock, c.distance)
     };
-    let peer = truechimers
+    let peer = survivors
         .iter()
         .copied()
         .min_by(|a, b| {
@@ -65,9 +73,31 @@ pub fn select(cands: &[Candidate]) -> Selection {
     let combined = if p.prefer || p.refclock {
         vec![peer]
     } else {
-        truechimers.iter().copied().filter(|&i| cands[i].distance <= COMBINE_LIMIT * p.distance).collect()
+        survivors.iter().copied().filter(|&i| cands[i].distance <= COMBINE_LIMIT * p.distance).collect()
     };
     Selection { truechimers, falsetickers, peer: Some(peer), combined }
+}
+
+/// RFC 5905's cluster algorithm over the truechimers: the ones left to combine.
+fn cluster(cands: &[Candidate], truechimers: &[usize]) -> Vec<usize> {
+    let mut s: Vec<usize> = truechimers.to_vec();
+    while s.len() > MIN_SURVIVORS {
+        let sel_jitter = |i: usize| {
+            let sum: f64 = s.iter().map(|&j| (cands[i].offset - cands[j].offset).powi(2)).sum();
+            (sum / (s.len() - 1) as f64).sqrt()
+        };
+        let (worst, worst_jitter) = s
+            .iter()
+            .map(|&i| (i, sel_jitter(i)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("more than MIN_SURVIVORS");
+        let min_jitter = s.iter().map(|&i| cands[i].jitter).fold(f64::INFINITY, f64::min);
+        if worst_jitter <= min_jitter {
+            break;
+        }
+        s.retain(|&i| i != worst);
+    }
+    s
 }
 
 /// The interval covered by a strict majority of candidates, if any (the widest such region
@@ -104,7 +134,7 @@ mod tests {
     use super::*;
 
     fn up(offset: f64, distance: f64) -> Candidate {
-        Candidate { offset, distance, refclock: false, prefer: false, require: false }
+        Candidate { offset, distance, jitter: 0.001, refclock: false, prefer: false, require: false }
     }
 
     #[test]
@@ -138,6 +168,17 @@ mod tests {
         let s = select(&[up(0.001, 0.01), gps, up(0.0, 0.01)]);
         assert_eq!(s.peer, Some(1));
         assert_eq!(s.combined, vec![1]);
+    }
+
+    #[test]
+    fn cluster_step_keeps_a_touching_liar_out_of_the_average() {
+        // The liar's wide interval touches the majority's, so it is a truechimer...
+        let c = [up(0.0, 0.03), up(0.001, 0.03), up(-0.001, 0.03), up(0.045, 0.03)];
+        let s = select(&c);
+        assert_eq!(s.truechimers.len(), 4);
+        // ...but its offset is far from the cluster: not combined.
+        assert!(!s.combined.contains(&3), "{s:?}");
+        assert_eq!(s.combined.len(), 3);
     }
 
     #[test]

@@ -27,12 +27,12 @@ use crate::clock::Clock;
 use crate::config::UpstreamConfig;
 use crate::core::Sample;
 use crate::core::state::SharedState;
+use crate::net::cmsg;
 use crate::time::Time;
 
 use super::machine::{Received, Upstream, UpstreamOptions};
 use super::poll::PollOptions;
 use super::refid::refid_of;
-use super::rx_timestamp;
 use super::sanity::{DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard};
 
 /// Consecutive unanswered polls after which a named server is dropped and re-resolved.
@@ -332,7 +332,7 @@ async fn open_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
         if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().context("literal")?;
     let socket = std::net::UdpSocket::bind(local).context("binding a client socket")?;
     socket.set_nonblocking(true).context("non-blocking socket")?;
-    if let Err(e) = rx_timestamp::enable(&socket) {
+    if let Err(e) = cmsg::enable_rx_timestamps(socket.as_raw_fd()) {
         warn!(server = %server, "no kernel receive timestamps ({e}); reading the clock on receipt instead");
     }
     let socket = UdpSocket::from_std(socket).context("registering the socket")?;
@@ -377,7 +377,7 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                     debug!(server = %server, "send failed: {e}");
                 }
             }
-            got = socket.async_io(Interest::READABLE, || rx_timestamp::recv(socket.as_raw_fd(), &mut buf)) => {
+            got = socket.async_io(Interest::READABLE, || cmsg::recv_timestamped(socket.as_raw_fd(), &mut buf)) => {
                 let (n, stamp) = match got {
                     Ok(v) => v,
                     Err(e) => {

@@ -5,13 +5,11 @@
 //! - [`sanity`]: RFC 5905's tests on a reply and the measurement it yields.
 //! - [`refid`]: the RefId of a server address.
 //! - [`driver`]: the tokio task per `[[upstream]]` entry (DNS, sockets, channel to the daemon).
-//! - [`rx_timestamp`]: kernel receive timestamps.
 
 pub mod driver;
 pub mod machine;
 pub mod poll;
 pub mod refid;
-pub mod rx_timestamp;
 pub mod sanity;
 
 pub use driver::{

@@ -1,0 +1,441 @@
+//! The simulation loop: true time in a priority queue of events, the real parts around it.
+//!
+//! Real: the core, the refclock source and its pairing (`refclock::source`), the upstream
+//! client machine (`net::client`), the clock actions via [`crate::core::apply`]. Modelled: the
+//! crystal ([`SimClock`]), the receiver (`refclock::sim::ReceiverModel`), the servers and
+//! network paths ([`super::upstream`]). Every random number comes from the scenario's seed.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use super::report::{Report, Stats};
+use super::scenario::{GpsScenario, Scenario};
+use super::upstream::ServerModel;
+use crate::clock::Clock;
+use crate::clock::sim::SimClock;
+use crate::core::{ClockAction, Core, CoreConfig, RefId, Sample, SourceId, SourceKind, apply};
+use crate::net::client::machine::{Received, Upstream, UpstreamOptions};
+use crate::net::client::poll::PollOptions;
+use crate::net::client::sanity::LoopGuard;
+use crate::net::packet::HEADER_LEN;
+use crate::refclock::sim::{ReceiverModel, ReceiverParams};
+use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
+use crate::refclock::{NmeaTime, PpsEdge, RefclockEvent};
+use crate::time::Time;
+
+/// True time at which every simulation starts.
+pub fn sim_start() -> Time {
+    Time::from_utc(2026, 3, 1, 0, 0, 0, 0)
+}
+
+enum Kind {
+    /// Once per true second: measure, poll, update.
+    Second(i64),
+    Pulse {
+        assert: bool,
+    },
+    Message {
+        utc: Time,
+        fix: bool,
+    },
+    Reply {
+        upstream: usize,
+        bytes: [u8; HEADER_LEN],
+    },
+}
+
+struct Event {
+    at: Time,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Event {
+    /// Reversed: the heap pops the earliest (then first scheduled) event.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+struct Gps {
+    params: GpsScenario,
+    model: ReceiverModel,
+    source: RefclockSource,
+    id: SourceId,
+    sequence: u64,
+}
+
+struct Up {
+    machine: Upstream,
+    server: ServerModel,
+    id: SourceId,
+}
+
+pub struct Simulation {
+    sc: Scenario,
+    start: Time,
+    clock: SimClock,
+    core: Core,
+    gps: Option<Gps>,
+    ups: Vec<Up>,
+    guard: LoopGuard,
+    rng: StdRng,
+    queue: BinaryHeap<Event>,
+    seq: u64,
+    stats: Stats,
+    steps: u64,
+    pps_samples: u64,
+    upstream_samples: u64,
+    /// The core has steered the clock at least once (the boot-time bound no longer applies).
+    core_in_control: bool,
+    /// Print a JSON trace line every this many virtual seconds.
+    trace_every: Option<i64>,
+}
+
+impl Simulation {
+    pub fn new(sc: Scenario) -> Simulation {
+        let start = sim_start();
+        let seed = sc.seed;
+        let clock = SimClock::new(sc.oscillator, start, sc.clock.initial_offset_s, seed);
+        let mut cfg = CoreConfig::default();
+        if sc.clock.drift_file {
+            // The drift file holds the correction that cancelled the crystal last time.
+            cfg.initial_frequency_ppm = -(sc.oscillator.freq_ppm + sc.clock.drift_file_error_ppm);
+            cfg.initial_frequency_sd_ppm = 1.0;
+        }
+        if let Some(v) = sc.core.step_threshold_s {
+            cfg.step_threshold_s = v;
+        }
+        if let Some(v) = sc.core.holdover_max_distance_s {
+            cfg.holdover_max_distance_s = v;
+        }
+        if let Some(v) = sc.core.bound_sigmas {
+            cfg.bound_sigmas = v;
+        }
+        let mut core = Core::new(cfg, clock.now());
+        let gps = sc.gps.clone().map(|g| {
+            let params = ReceiverParams {
+                pps: g.pps,
+                pps_jitter_ns: g.pps_jitter_ns,
+                nmea_delay_ms: g.nmea_delay_ms,
+                nmea_wander_ms: g.nmea_wander_ms,
+                nmea_wander_period_s: g.nmea_wander_period_s,
+                nmea_jitter_ms: g.nmea_jitter_ms,
+                missed_pulse_prob: g.missed_pulse_prob,
+                no_fix: g.no_fix.clone(),
+                pulses_without_fix: g.pulses_without_fix,
+                outages: g.outages.clone(),
+                nmea_lost: g.nmea_lost.clone(),
+                pps_lost: g.pps_lost.clone(),
+                ..ReceiverParams::default()
+            };
+            let mut rcfg =
+                RefclockSourceConfig { pps_bias_s: g.configured_bias_ns * 1e-9, ..Default::default() };
+            rcfg.pairing.side = g.message_side;
+            let id = core.add_source("gps", SourceKind::Refclock, Default::default());
+            Gps {
+                model: ReceiverModel::new(params, seed ^ 0x6e6d_6561, start.unix_secs()),
+                source: RefclockSource::new(rcfg),
+                params: g,
+                id,
+                sequence: 0,
+            }
+        });
+        let ups = sc
+            .upstream
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10 + i as u8));
+                let name = u.name.clone().unwrap_or_else(|| ip.to_string());
+                let opts = UpstreamOptions {
+                    poll: PollOptions { minpoll: u.minpoll, maxpoll: u.maxpoll, iburst: true },
+                    ..Default::default()
+                };
+                Up {
+                    machine: Upstream::new(ip, opts, clock.now()),
+                    server: ServerModel::new(u.clone(), seed.wrapping_add(1 + i as u64) ^ 0x7570, start),
+                    id: core.add_source(&name, SourceKind::Upstream, Default::default()),
+                }
+            })
+            .collect();
+        let mut sim = Simulation {
+            stats: Stats::new(sc.settle_s),
+            rng: StdRng::seed_from_u64(seed ^ 0x636f_6f6b),
+            sc,
+            start,
+            clock,
+            core,
+            gps,
+            ups,
+            guard: LoopGuard::default(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            steps: 0,
+            pps_samples: 0,
+            upstream_samples: 0,
+            core_in_control: false,
+            trace_every: None,
+        };
+        for k in 0..3 {
+            sim.schedule_receiver_second(k);
+        }
+        sim.push(start, Kind::Second(0));
+        sim
+    }
+
+    /// Prints `{"event":"trace",...}` lines (error, state, sources) every `secs` virtual seconds.
+    pub fn trace_every(mut self, secs: Option<u64>) -> Simulation {
+        self.trace_every = secs.filter(|&s| s > 0).map(|s| s as i64);
+        self
+    }
+
+    fn push(&mut self, at: Time, kind: Kind) {
+        self.seq += 1;
+        self.queue.push(Event { at, seq: self.seq, kind });
+    }
+
+    fn schedule_receiver_second(&mut self, k: i64) {
+        let Some(g) = &mut self.gps else { return };
+        let out = g.model.second(self.start.unix_secs() + k);
+        let mut evs = Vec::new();
+        if let Some(p) = out.pulse {
+            evs.push((p.assert, Kind::Pulse { assert: true }));
+            if let Some(c) = p.clear {
+                evs.push((c, Kind::Pulse { assert: false }));
+            }
+        }
+        if let Some(m) = out.message {
+            evs.push((m.arrival, Kind::Message { utc: m.utc, fix: m.fix }));
+        }
+        for (at, kind) in evs {
+            self.push(at, kind);
+        }
+    }
+
+    /// Runs to the end and reports.
+    pub fn run(mut self) -> Report {
+        let wall = std::time::Instant::now();
+        let end = self.start.add_secs_f64(self.sc.duration_s);
+        while let Some(ev) = self.queue.pop() {
+            if ev.at > end {
+                break;
+            }
+            self.clock.advance_to(ev.at);
+            match ev.kind {
+                Kind::Second(k) => self.second(k),
+                Kind::Pulse { assert } => self.pulse(assert),
+                Kind::Message { utc, fix } => self.message(utc, fix),
+                Kind::Reply { upstream, bytes } => self.reply(upstream, &bytes),
+            }
+        }
+        let wall_s = wall.elapsed().as_secs_f64();
+        let st = self.core.system_state();
+        let mut r = Report {
+            scenario: self.sc.name.clone().unwrap_or_default(),
+            duration_s: self.sc.duration_s,
+            rms_offset_s: None,
+            p99_abs_offset_s: None,
+            max_abs_offset_s: None,
+            time_to_lock_s: None,
+            max_error_while_serving_s: None,
+            root_distance_violations: 0,
+            seed: self.sc.seed,
+            settle_s: self.sc.settle_s,
+            time_to_stratum1_s: None,
+            synchronised_fraction: 0.0,
+            max_root_distance_s: None,
+            median_root_distance_s: None,
+            steps: self.steps,
+            final_stratum: st.stratum,
+            final_refid: st.refid.display(st.stratum),
+            final_frequency_ppm: self.clock.frequency_ppm(),
+            final_oscillator_ppm: self.clock.oscillator_ppm(),
+            pps_samples: self.pps_samples,
+            upstream_samples: self.upstream_samples,
+            wall_s,
+            speedup: if wall_s > 0.0 { self.sc.duration_s / wall_s } else { f64::INFINITY },
+        };
+        self.stats.fill(&mut r);
+        r
+    }
+
+    fn second(&mut self, k: i64) {
+        let now = self.clock.now();
+        let st = self.core.system_state();
+        let distance = st.root_delay / 2.0 + st.root_dispersion_at(now);
+        self.stats.observe(k as f64, self.clock.error_s(), st.is_synchronised(), distance, st.stratum);
+        if self.trace_every.is_some_and(|e| k % e == 0) {
+            let sources: Vec<_> = self
+                .core
+                .source_status(now)
+                .into_iter()
+                .map(|r| {
+                    serde_json::json!({"name": r.name, "state": r.state, "offset_s": r.offset_s,
+                    "jitter_s": r.jitter_s, "reach": r.reach, "refid": r.refid})
+                })
+                .collect();
+            let line = serde_json::json!({"event": "trace", "t": k, "error_s": self.clock.error_s(),
+                "synchronised": st.is_synchronised(), "stratum": st.stratum, "refid": st.refid.display(st.stratum),
+                "root_distance_s": distance, "offset_s": st.offset, "frequency_ppm": self.clock.frequency_ppm(),
+                "crystal_ppm": self.clock.oscillator_ppm(), "sources": sources});
+            println!("{line}");
+        }
+
+        // The refclock source learns whom to trust for numbering pulses: the kernel's bound at
+        // boot, then the core's own advertised root distance (what the daemon reads back from
+        // the kernel's maxerror once the core sets it).
+        let (_, synced, max_error) = self.clock.status_full();
+        let anchor =
+            if self.core_in_control { synced.then_some(max_error) } else { self.sc.clock.host_bound_s };
+        let mut samples = Vec::new();
+        if let Some(g) = &mut self.gps {
+            g.source.set_anchor_bound(anchor);
+            let id = g.id;
+            samples.extend(g.source.poll(now, &self.clock).into_iter().map(|s| (id, s)));
+        }
+        for (id, s) in samples {
+            self.deliver(id, s);
+        }
+
+        // Polls due on the local clock.
+        for i in 0..self.ups.len() {
+            let due = self.ups[i].machine.next_poll().is_some_and(|t| t <= now);
+            if !due {
+                continue;
+            }
+            let cookie: u64 = self.rng.r#gen();
+            let Some(req) = self.ups[i].machine.transmit(now, cookie) else { continue };
+            if req.previous_unanswered {
+                let id = self.ups[i].id;
+                self.core.on_no_response(id, now);
+            }
+            let true_now = self.clock.true_now();
+            if let Some(r) = self.ups[i].server.answer(&req.bytes, true_now) {
+                self.push(r.arrives, Kind::Reply { upstream: i, bytes: r.bytes });
+            }
+        }
+
+        self.update();
+        self.schedule_receiver_second(k + 3);
+        self.push(self.start.add_nanos((k + 1) * 1_000_000_000), Kind::Second(k + 1));
+    }
+
+    fn pulse(&mut self, assert: bool) {
+        let Some(g) = &mut self.gps else { return };
+        g.sequence += 1;
+        let edge = PpsEdge {
+            timestamp: self.clock.now().add_secs_f64(g.params.board_bias_ns * 1e-9),
+            sequence: g.sequence,
+            assert,
+        };
+        let id = g.id;
+        let samples = g.source.on_event(RefclockEvent::Pps(edge), &self.clock);
+        for s in samples {
+            self.deliver(id, s);
+        }
+    }
+
+    fn message(&mut self, utc: Time, fix: bool) {
+        let Some(g) = &mut self.gps else { return };
+        let received = self.clock.now();
+        let id = g.id;
+        if !g.params.pps
+            && let Some(delay_ms) = g.params.nmea_offset_ms
+        {
+            // An NMEA-only receiver: the operator calibrated its message delay.
+            if fix {
+                let s = nmea_only_sample(utc, received, delay_ms, &g.params);
+                self.deliver(id, s);
+            }
+            return;
+        }
+        let ev = if fix {
+            RefclockEvent::Nmea(NmeaTime { utc, received, leap_pending: None })
+        } else {
+            RefclockEvent::NoFix { received }
+        };
+        let samples = g.source.on_event(ev, &self.clock);
+        for s in samples {
+            self.deliver(id, s);
+        }
+    }
+
+    fn reply(&mut self, upstream: usize, bytes: &[u8]) {
+        let t4 = self.clock.now();
+        let up = &mut self.ups[upstream];
+        if let Received::Sample(s) = up.machine.receive(bytes, t4, &self.guard) {
+            let id = up.id;
+            self.upstream_samples += 1;
+            self.deliver(id, s);
+        }
+    }
+
+    fn deliver(&mut self, id: SourceId, s: Sample) {
+        if s.refid == RefId::PPS {
+            self.pps_samples += 1;
+        }
+        self.core.on_sample(id, s);
+        self.update();
+    }
+
+    fn update(&mut self) {
+        let now = self.clock.now();
+        for a in self.core.update(now) {
+            match a {
+                ClockAction::Step { .. } => {
+                    self.steps += 1;
+                    self.core_in_control = true;
+                }
+                ClockAction::SetFrequency { .. } if self.core.drift_ppm().is_some() => {
+                    self.core_in_control = true;
+                }
+                _ => {}
+            }
+            // The simulated clock refuses only non-finite or > 500 ppm requests, which the core
+            // never makes; a refusal would show up as a worse figure, not a crash.
+            let _ = apply(&self.clock, &a);
+        }
+    }
+}
+
+/// A sample from an NMEA-only receiver whose message delay the operator calibrated.
+fn nmea_only_sample(utc: Time, received: Time, delay_ms: f64, g: &GpsScenario) -> Sample {
+    let offset = utc.add_secs_f64(delay_ms * 1e-3).secs_since(received);
+    Sample {
+        time: received,
+        offset,
+        delay: 0.0,
+        dispersion: g.nmea_calibration_error_ms * 1e-3,
+        root_delay: 0.0,
+        root_dispersion: 0.0,
+        stratum: 0,
+        leap: crate::core::Leap::None,
+        refid: RefId::GPS,
+    }
+}
+
+/// Runs a scenario, with the command line's overrides.
+pub fn simulate(mut sc: Scenario, duration_s: Option<f64>, seed: Option<u64>, trace: Option<u64>) -> Report {
+    if let Some(d) = duration_s {
+        sc.duration_s = d;
+    }
+    if let Some(s) = seed {
+        sc.seed = s;
+    }
+    Simulation::new(sc).trace_every(trace).run()
+}
