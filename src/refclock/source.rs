@@ -183,6 +183,13 @@ impl RefclockSource {
         self.samples(v, clock)
     }
 
+    /// A leap second announced for the end of this UTC day by something other than the
+    /// receiver (the leap-second table); NMEA announcements override it as they arrive.
+    pub fn set_leap_pending(&mut self, leap: Leap) {
+        self.leap = leap;
+        self.pairing.set_leap(leap);
+    }
+
     /// The pairing verdicts of the last `on_event`/`poll` call (for `refclock test`).
     pub fn last_verdicts(&self) -> &[Verdict] {
         &self.verdicts
@@ -254,6 +261,7 @@ impl RefclockSource {
     fn on_nmea(&mut self, t: NmeaTime, clock: &dyn Clock) -> Vec<Sample> {
         self.messages += 1;
         self.leap = t.leap_pending.unwrap_or(Leap::None);
+        self.pairing.set_leap(self.leap);
         let v = self.pairing.on_message(t.utc, t.received);
         let mut out = self.samples(v, clock);
         let pps_lost = self
