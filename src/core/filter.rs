@@ -441,6 +441,7 @@ mod tests {
 /// Pi-like crystal go through this filter and through least-squares lines over the last W
 /// samples (chrony's approach, with the best W picked in hindsight, which chrony cannot do).
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)]
 mod versus_regression {
     use super::*;
     use crate::clock::sim::normal;
