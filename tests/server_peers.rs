@@ -18,14 +18,14 @@ fn ntpdig_json(host: &str) -> (serde_json::Value, String) {
 
 #[test]
 fn ntpdig_accepts_stratum1_pps() {
-    let server = TestServer::start(&["127.0.0.53:123"]);
+    let server = TestServer::start(&["127.0.2.53:123"]);
     // ntpdig (Python) takes a single sample and stamps it in user space, so on a loaded machine
     // one run can be off by its own scheduling delay: up to six runs, every one must accept
     // us as stratum 1, and one must land within 1 ms. (Its `-p` samples are not picked by
     // delay, so repeated runs stand in for a best-of-N.)
     let mut offsets = Vec::new();
     for _ in 0..6 {
-        let (v, text) = ntpdig_json("127.0.0.53");
+        let (v, text) = ntpdig_json("127.0.2.53");
         eprintln!("{text}");
         assert_eq!(v["stratum"], 1, "{text}");
         assert_eq!(v["leap"], "no-leap", "{text}");
@@ -41,8 +41,8 @@ fn ntpdig_accepts_stratum1_pps() {
 
 #[test]
 fn ntpdig_rejects_unsynchronised() {
-    let server = TestServer::start_with(&["127.0.0.54:123"], false);
-    let (v, text) = ntpdig_json("127.0.0.54");
+    let server = TestServer::start_with(&["127.0.2.54:123"], false);
+    let (v, text) = ntpdig_json("127.0.2.54");
     eprintln!("{text}");
     assert!(v.is_null(), "ntpdig took an unsynchronised server: {text}");
     assert!(text.contains("stratum 0"), "ntpdig should drop the reply for its stratum: {text}");
@@ -52,8 +52,8 @@ fn ntpdig_rejects_unsynchronised() {
 #[test]
 fn chronyd_accepts_stratum1() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&["127.0.0.55:0"]);
-    let out = peers::chronyd_query("127.0.0.55", server.addr().port(), dir.path());
+    let server = TestServer::start(&["127.0.2.55:0"]);
+    let out = peers::chronyd_query("127.0.2.55", server.addr().port(), dir.path());
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(text.contains("System clock wrong by"), "{text}");
@@ -70,8 +70,8 @@ fn chronyd_accepts_stratum1() {
 #[test]
 fn chronyd_rejects_unsynchronised() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_with(&["127.0.0.56:0"], false);
-    let out = peers::chronyd_query("127.0.0.56", server.addr().port(), dir.path());
+    let server = TestServer::start_with(&["127.0.2.56:0"], false);
+    let out = peers::chronyd_query("127.0.2.56", server.addr().port(), dir.path());
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}");
     assert!(!text.contains("System clock wrong by"), "{text}");

@@ -17,7 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 #[test]
 fn answers_stratum1_pps_on_an_ephemeral_port() {
-    let server = TestServer::start(&["127.0.0.1:0"]);
+    let server = TestServer::start(&["127.0.2.1:0"]);
     assert_ne!(server.addr().port(), 0);
     // Best (least delay) of a few, as ntpdate and chrony do: on a loaded machine a single
     // exchange can be stretched by scheduling.
@@ -32,7 +32,7 @@ fn answers_stratum1_pps_on_an_ephemeral_port() {
 
 #[test]
 fn origin_is_echoed_and_fields_are_sane() {
-    let server = TestServer::start(&["127.0.0.2:0"]);
+    let server = TestServer::start(&["127.0.2.2:0"]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(TIMEOUT)).unwrap();
     for (version, nonce) in [(4u8, 0x8765_4321_0fed_cba9u64), (3, 1), (2, 2), (1, 3)] {
@@ -71,8 +71,31 @@ fn v4_and_v6_wildcards_coexist_on_one_port() {
 }
 
 #[test]
+fn wildcard_server_replies_from_the_address_it_was_asked_on() {
+    // Without IP_PKTINFO the kernel would pick 127.0.0.1 as the source, and a client (connected
+    // socket, or one that checks the source) would never see the reply.
+    let server = TestServer::start(&["0.0.0.0:0", "[::]:0"]);
+    let port = server.handle.local_addrs()[0].port();
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    for dst in ["127.0.2.9", "127.0.2.10"] {
+        let mut req = [0u8; 48];
+        req[0] = 0x23;
+        req[47] = 1;
+        let to: std::net::SocketAddr = format!("{dst}:{port}").parse().unwrap();
+        sock.send_to(&req, to).unwrap();
+        let mut buf = [0u8; 64];
+        let (_, from) = sock.recv_from(&mut buf).expect("reply");
+        assert_eq!(from, to);
+    }
+    let v6port = server.handle.local_addrs()[1].port();
+    let m = query(format!("[::1]:{v6port}").parse().unwrap(), &SystemClock::new(), TIMEOUT);
+    assert!(m.is_ok(), "{m:?}");
+}
+
+#[test]
 fn unsynchronised_server_is_rejected_by_our_client() {
-    let server = TestServer::start_with(&["127.0.0.3:0"], false);
+    let server = TestServer::start_with(&["127.0.2.3:0"], false);
     match query(server.addr(), &SystemClock::new(), TIMEOUT) {
         Err(QueryError::Rejected(_, Reject::Unsynchronised { stratum: 0, .. })) => {}
         other => panic!("expected an unsynchronised rejection, got {other:?}"),
@@ -81,7 +104,7 @@ fn unsynchronised_server_is_rejected_by_our_client() {
 
 #[test]
 fn malformed_flood_gets_no_reply_and_is_counted() {
-    let server = TestServer::start(&["127.0.0.4:0"]);
+    let server = TestServer::start(&["127.0.2.4:0"]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut sent = [0u64; 3];
     for i in 0..3000u32 {
@@ -116,7 +139,7 @@ fn malformed_flood_gets_no_reply_and_is_counted() {
 #[test]
 fn bogus_replies_are_ignored_until_the_real_one() {
     // A fake server that first sends a reply with the wrong origin, then the right one.
-    let fake = UdpSocket::bind("127.0.0.5:0").unwrap();
+    let fake = UdpSocket::bind("127.0.2.5:0").unwrap();
     let addr = fake.local_addr().unwrap();
     let t = std::thread::spawn(move || {
         let mut buf = [0u8; 64];
@@ -146,8 +169,26 @@ fn bogus_replies_are_ignored_until_the_real_one() {
     assert_eq!(m.stratum, 2, "the forged stratum-1 reply must not be taken");
     t.join().unwrap();
     // A request nobody answers times out with a clear error.
-    let silent = UdpSocket::bind("127.0.0.5:0").unwrap();
+    let silent = UdpSocket::bind("127.0.2.5:0").unwrap();
     let e = query(silent.local_addr().unwrap(), &SystemClock::new(), Duration::from_millis(300)).unwrap_err();
-    assert!(e.to_string().starts_with("no reply from 127.0.0.5:"), "{e}");
+    assert!(e.to_string().starts_with("no reply from 127.0.2.5:"), "{e}");
     let _ = Pending::new; // exchange API is public for the upstream sources
+}
+
+#[test]
+fn a_second_server_on_the_same_address_is_refused() {
+    let first = TestServer::start(&["127.0.2.6:0"]);
+    let opts = stratum1::net::server::ServerOptions::new(vec![first.addr()]);
+    let e = stratum1::net::server::spawn(
+        opts,
+        first.state.clone(),
+        first.clock.clone(),
+        std::sync::Arc::new(stratum1::net::server::ServeAll),
+    )
+    .err()
+    .expect("second bind must fail rather than silently share the port");
+    assert_eq!(
+        e.to_string(),
+        format!("cannot bind {}: address already in use (is another NTP server running?)", first.addr())
+    );
 }

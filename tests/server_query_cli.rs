@@ -12,7 +12,7 @@ fn stratum1(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn json_lines_carry_the_contract_fields() {
-    let server = TestServer::start(&["127.0.0.61:0"]);
+    let server = TestServer::start(&["127.0.2.61:0"]);
     let target = server.addr().to_string();
     let out = stratum1(&["query", &target, "--json", "--count", "2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -50,7 +50,7 @@ fn text_output_like_ntpdate() {
 
 #[test]
 fn no_reply_is_a_clear_failure() {
-    let silent = std::net::UdpSocket::bind("127.0.0.62:0").unwrap();
+    let silent = std::net::UdpSocket::bind("127.0.2.62:0").unwrap();
     let target = silent.local_addr().unwrap().to_string();
     let out = stratum1(&["query", &target, "--timeout", "0.3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -61,7 +61,7 @@ fn no_reply_is_a_clear_failure() {
 
 #[test]
 fn unsynchronised_server_is_reported() {
-    let server = TestServer::start_with(&["127.0.0.63:0"], false);
+    let server = TestServer::start_with(&["127.0.2.63:0"], false);
     let out = stratum1(&["query", &server.addr().to_string(), "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

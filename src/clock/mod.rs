@@ -11,6 +11,7 @@
 //! Kernel timestamps (PPS edges, `SO_TIMESTAMPNS` packet receive times) are taken on
 //! `CLOCK_REALTIME`; [`Clock::map_realtime`] maps them onto the disciplined timescale.
 
+pub mod drift;
 pub mod sim;
 pub mod software;
 pub mod system;

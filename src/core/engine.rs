@@ -134,6 +134,8 @@ pub struct Core {
     armed_leap: Leap,
     in_holdover: bool,
     panicking: bool,
+    /// Uncertainty of the learned frequency, ppm (from the peer's filter).
+    freq_sd_ppm: f64,
     /// Upstreams' veto over a refclock that is off by whole seconds (see [`super::gps_check`]).
     gps_guard: GpsGuard,
     /// The upstreams' consensus at the last update, and when.
@@ -158,6 +160,7 @@ impl Core {
             armed_leap: Leap::None,
             in_holdover: false,
             panicking: false,
+            freq_sd_ppm: 0.0,
             gps_guard: GpsGuard::default(),
             network: None,
         }
@@ -181,9 +184,16 @@ impl Core {
         self.leap_table = table;
     }
 
-    /// The learned frequency, ppm, once the clock has been disciplined (for the drift file).
+    /// The learned frequency, ppm, once the clock has been disciplined.
     pub fn drift_ppm(&self) -> Option<f64> {
         (self.clock_updates > 0).then_some(self.base_freq_ppm)
+    }
+
+    /// What to write to the drift file: the learned frequency and its uncertainty, while a
+    /// source disciplines the clock (not in holdover, where nothing new was learned).
+    pub fn drift(&self) -> Option<crate::clock::drift::Drift> {
+        (self.clock_updates > 0 && !self.in_holdover && self.state.is_synchronised())
+            .then_some(crate::clock::drift::Drift { freq_ppm: self.base_freq_ppm, sd_ppm: self.freq_sd_ppm })
     }
 
     pub fn on_sample(&mut self, id: SourceId, sample: Sample) {
@@ -377,6 +387,7 @@ impl Core {
         let tau = (TAU_PER_INTERVAL * interval).clamp(TAU_MIN_S, TAU_MAX_S);
         let max = self.cfg.max_frequency_ppm;
         self.base_freq_ppm = (self.freq_ppm + freq * 1e6).clamp(-max, max);
+        self.freq_sd_ppm = peer_est.freq_sd * 1e6;
         let new = (self.base_freq_ppm + remaining / tau * 1e6).clamp(-max, max);
         let dfreq = (new - self.freq_ppm) * 1e-6;
         self.freq_ppm = new;
@@ -614,6 +625,12 @@ mod tests {
         let st = core.system_state();
         assert_eq!((st.stratum, st.refid, st.leap), (1, RefId::PPS, Leap::None));
         assert!((core.drift_ppm().unwrap() + clock.oscillator_ppm()).abs() < 0.05);
+        let d = core.drift().unwrap();
+        assert!(d.sd_ppm > 0.0 && d.sd_ppm < 0.05, "{d:?}");
+        assert_eq!(
+            crate::clock::drift::Drift::parse(&d.format()).unwrap().freq_ppm,
+            (d.freq_ppm * 1e6).round() / 1e6
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::time::Time;
 /// Frequency random-walk noise of the model bank, (s/s)²/s: wander 0.03 ppb/√s to 30 ppb/√s.
 const Q_BANK: [f64; 7] = [1e-21, 1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15];
 /// Weight of the newest innovation in each model's score.
-const SCORE_ALPHA: f64 = 1.0 / 64.0;
+const SCORE_ALPHA: f64 = 1.0 / 256.0;
 /// Second differences kept for the noise estimate.
 const NOISE_WINDOW: usize = 128;
 /// Innovations beyond this many standard deviations are spikes once the filter has settled.

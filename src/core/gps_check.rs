@@ -48,6 +48,7 @@ pub fn consensus(upstreams: &[UpstreamView]) -> Option<NetworkTime> {
         .map(|u| Candidate {
             offset: u.offset,
             distance: u.distance,
+            jitter: 0.0,
             refclock: false,
             prefer: false,
             require: false,
@@ -179,7 +180,7 @@ mod tests {
     }
 
     fn cand(offset: f64, distance: f64, refclock: bool) -> Candidate {
-        Candidate { offset, distance, refclock, prefer: false, require: false }
+        Candidate { offset, distance, jitter: 0.0, refclock, prefer: false, require: false }
     }
 
     #[test]

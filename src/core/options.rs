@@ -64,3 +64,15 @@ impl Default for CoreConfig {
         }
     }
 }
+
+impl CoreConfig {
+    /// Starts on the drift file's frequency when there is one (the daemon also sets the clock
+    /// to it through the core's first action).
+    pub fn with_drift(mut self, drift: Option<crate::clock::drift::Drift>) -> CoreConfig {
+        if let Some(d) = drift {
+            self.initial_frequency_ppm = d.freq_ppm;
+            self.initial_frequency_sd_ppm = d.sd_ppm.max(crate::clock::drift::Drift::MIN_SD_PPM);
+        }
+        self
+    }
+}

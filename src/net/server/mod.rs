@@ -66,14 +66,8 @@ pub fn spawn(
     let mut addrs = Vec::new();
     let mut sockets = Vec::new();
     for &addr in &opts.listen {
-        let first = socket::bind(addr)?;
-        let actual = first
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .with_context(|| format!("cannot read the bound address of {addr}"))?;
-        sockets.push((actual, first));
-        for _ in 1..workers {
+        let actual = socket::claim(addr)?;
+        for _ in 0..workers {
             sockets.push((actual, socket::bind(actual)?));
         }
         addrs.push(actual);

@@ -19,6 +19,24 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<Socket> {
     open(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {}", explain(&e, addr)))
 }
 
+/// Checks that nobody holds `addr` and resolves port 0 to a free port.
+///
+/// `SO_REUSEPORT` lets a second process of the same user join our port silently and take a
+/// share of the requests (a stale daemon, a test run next door). A plain socket cannot join a
+/// reuse-port group, so binding one first turns that into a clear "address in use". It is
+/// closed again at once; the shared sockets then bind the address it found.
+pub fn claim(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let probe = || -> io::Result<SocketAddr> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&addr.into())?;
+        socket.local_addr()?.as_socket().ok_or_else(|| io::Error::other("bound address is not IP"))
+    };
+    probe().map_err(|e| anyhow::anyhow!("cannot bind {addr}: {}", explain(&e, addr)))
+}
+
 fn open(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
@@ -84,6 +102,15 @@ mod tests {
         // v6only keeps [::] from claiming the IPv4 side of the same port.
         let v6 = bind(format!("[::]:{port}").parse().unwrap());
         assert!(v6.is_ok(), "{v6:?}");
+    }
+
+    #[test]
+    fn claim_sees_a_reuse_port_group() {
+        let addr = claim("127.0.2.20:0".parse().unwrap()).unwrap();
+        assert_ne!(addr.port(), 0);
+        let _held = bind(addr).unwrap();
+        let e = claim(addr).unwrap_err().to_string();
+        assert!(e.ends_with("address already in use (is another NTP server running?)"), "{e}");
     }
 
     #[test]

@@ -130,7 +130,8 @@ impl Worker {
                     realtime_now()
                 });
                 let rx = self.clock.map_realtime(rx_real);
-                let Some(peer) = peer_ip(&s.rx_name[i]) else {
+                // Nothing can be sent to port 0: such a source is forged.
+                let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
                     c.record(Outcome::Drop(respond::DropReason::Malformed));
                     continue;
                 };
@@ -196,18 +197,19 @@ fn send_all(fd: libc::c_int, hdrs: &mut [libc::mmsghdr]) -> u64 {
     failed
 }
 
-fn peer_ip(ss: &libc::sockaddr_storage) -> Option<IpAddr> {
+/// The sender's address and port.
+fn peer_ip(ss: &libc::sockaddr_storage) -> Option<(IpAddr, u16)> {
     match ss.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in, which it is large and
             // aligned enough for.
             let sin = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+            Some((IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))), u16::from_be(sin.sin_port)))
         }
         libc::AF_INET6 => {
             // SAFETY: as above, for sockaddr_in6.
             let sin6 = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+            Some((IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)), u16::from_be(sin6.sin6_port)))
         }
         _ => None,
     }
