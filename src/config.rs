@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::net::access::Cidr;
+use crate::net::access::{Cidr, loopback};
 use crate::net::ratelimit::{RateLimiter, RateParams};
 
 pub const DEFAULT_PATH: &str = "/etc/stratum1/stratum1.toml";
@@ -42,6 +42,11 @@ pub struct ServerConfig {
     pub rate_limit_burst: u32,
     /// Clients the rate limiter remembers (24 bytes each, allocated once).
     pub rate_limit_clients: usize,
+    /// Networks never rate limited. Default: loopback, like ntpd's `restrict 127.0.0.1` next
+    /// to `restrict default limited` (local tools poll as they like; the world cannot send
+    /// from 127.0.0.0/8 or ::1, the kernel drops such packets from outside).
+    #[serde(deserialize_with = "cidrs_rate_limit_exempt")]
+    pub rate_limit_exempt: Vec<Cidr>,
     /// Only these networks are served, when non-empty (longest prefix among allow/deny wins).
     #[serde(deserialize_with = "cidrs_allow")]
     pub allow: Vec<Cidr>,
@@ -62,6 +67,10 @@ fn cidrs_allow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::E
     cidrs(d, "allow")
 }
 
+fn cidrs_rate_limit_exempt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    cidrs(d, "rate_limit_exempt")
+}
+
 fn cidrs_deny<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
     cidrs(d, "deny")
 }
@@ -74,6 +83,7 @@ impl Default for ServerConfig {
             rate_limit_interval: RateParams::DEFAULT_INTERVAL_S,
             rate_limit_burst: RateParams::DEFAULT_BURST,
             rate_limit_clients: RateLimiter::DEFAULT_CLIENTS,
+            rate_limit_exempt: loopback(),
             allow: Vec::new(),
             deny: Vec::new(),
         }
@@ -387,19 +397,22 @@ listen = "127.0.0.1:9123"
         assert!(c.server.rate_limit);
         assert_eq!(c.clock.mode, ClockMode::System);
         assert!(c.server.allow.is_empty() && c.server.deny.is_empty());
+        assert_eq!(c.server.rate_limit_exempt, loopback());
     }
 
     #[test]
     fn access_and_rate_keys() {
         let c = Config::parse(
             "[server]\nallow = [\"192.0.2.0/24\", \"2001:db8::/32\"]\ndeny = [\"192.0.2.7\"]\n\
-             rate_limit_interval = 0.02\nrate_limit_burst = 4\nrate_limit_clients = 4096\n",
+             rate_limit_interval = 0.02\nrate_limit_burst = 4\nrate_limit_clients = 4096\n\
+             rate_limit_exempt = []\n",
             "t.toml",
         )
         .unwrap();
         assert_eq!(c.server.allow.len(), 2);
         assert_eq!(c.server.deny[0].to_string(), "192.0.2.7/32");
         assert_eq!((c.server.rate_limit_interval, c.server.rate_limit_burst), (0.02, 4));
+        assert!(c.server.rate_limit_exempt.is_empty());
 
         let e = Config::parse("[server]\ndeny = [\n  \"10.0.0.0/8\",\n  \"10.1.2.3/8\",\n]\n", "x.toml")
             .unwrap_err();

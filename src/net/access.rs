@@ -162,6 +162,14 @@ impl AccessControl {
     }
 }
 
+/// 127.0.0.0/8 and ::1.
+pub fn loopback() -> Vec<Cidr> {
+    vec![
+        Cidr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid literal"),
+        Cidr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128).expect("valid literal"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! The policy a pool member serves with: access lists first, then per-client rate limits.
+//! The policy a pool member serves with: access lists first, then per-client rate limits
+//! (except for `rate_limit_exempt` networks, loopback by default).
 //!
 //! Outcomes are counted by the server per [`Verdict`]: denied clients under `denied`, limited
 //! ones under `rate_limited` (silence) or as a KoD RATE. Non-client modes never get here (the
@@ -8,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::config::ServerConfig;
 use crate::core::RefId;
-use crate::net::access::AccessControl;
+use crate::net::access::{AccessControl, Cidr};
 use crate::net::packet::Packet;
 use crate::net::ratelimit::{RateLimiter, RateParams, RateVerdict};
 use crate::net::server::{DropReason, Policy, Verdict};
@@ -18,11 +19,13 @@ pub struct PoolPolicy {
     access: AccessControl,
     /// `None` when `rate_limit = false`: no table is allocated.
     limiter: Option<RateLimiter>,
+    exempt: Vec<Cidr>,
 }
 
 impl PoolPolicy {
-    pub fn new(access: AccessControl, limiter: Option<RateLimiter>) -> PoolPolicy {
-        PoolPolicy { access, limiter }
+    /// `exempt` networks skip the rate limiter.
+    pub fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
+        PoolPolicy { access, limiter, exempt }
     }
 
     pub fn from_config(server: &ServerConfig) -> PoolPolicy {
@@ -32,7 +35,11 @@ impl PoolPolicy {
                 server.rate_limit_clients,
             )
         });
-        PoolPolicy::new(AccessControl::new(&server.allow, &server.deny), limiter)
+        PoolPolicy::new(
+            AccessControl::new(&server.allow, &server.deny),
+            limiter,
+            server.rate_limit_exempt.clone(),
+        )
     }
 
     /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
@@ -46,7 +53,8 @@ impl Policy for PoolPolicy {
         if !self.access.allows(peer) {
             return Verdict::Drop(DropReason::Denied);
         }
-        match self.limiter.as_ref().map_or(RateVerdict::Serve, |l| l.check(peer, now)) {
+        let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
+        match limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now)) {
             RateVerdict::Serve => Verdict::Serve,
             RateVerdict::Kod => Verdict::Kod(RefId::RATE),
             RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
@@ -78,9 +86,20 @@ mod tests {
     #[test]
     fn deny_beats_rate_and_rate_limit_kods_then_drops() {
         let p = policy("[server]\ndeny = [\"192.0.2.0/24\"]\nrate_limit_burst = 2\n");
+        // Loopback is exempt by default.
+        assert!((0..100).all(|_| outcome(&p, "127.0.0.1", 10.0) == Outcome::Reply));
+        assert!((0..100).all(|_| outcome(&p, "::1", 10.0) == Outcome::Reply));
         assert_eq!(outcome(&p, "192.0.2.9", 0.0), Outcome::Drop(DropReason::Denied));
         let v: Vec<Outcome> = (0..4).map(|_| outcome(&p, "198.51.100.1", 10.0)).collect();
         assert_eq!(v, [Outcome::Reply, Outcome::Reply, Outcome::Kod, Outcome::Drop(DropReason::RateLimited)]);
+    }
+
+    #[test]
+    fn exemptions_are_configurable() {
+        let p = policy("[server]\nrate_limit_burst = 1\nrate_limit_exempt = [\"192.0.2.0/24\"]\n");
+        assert!((0..10).all(|_| outcome(&p, "192.0.2.1", 1.0) == Outcome::Reply));
+        assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Reply);
+        assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Kod, "loopback no longer exempt");
     }
 
     #[test]

@@ -1,0 +1,50 @@
+//! `serve` mode: this binary as a stratum1 server process with a fixed, synchronised system
+//! state (GPS-locked stratum 1), so its CPU and memory can be measured apart from the load.
+//! Reads commands on stdin: `stats` prints the counters as one JSON line; EOF stops it.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use stratum1::clock::Clock;
+use stratum1::clock::software::SoftwareClock;
+use stratum1::config::ServerConfig;
+use stratum1::core::state::{SystemState, shared_state};
+use stratum1::core::{Leap, RefId};
+use stratum1::net::pool_policy::PoolPolicy;
+use stratum1::net::server::{self, ServerOptions};
+
+pub fn run(listen: SocketAddr, rate_limit: bool, workers: usize) -> anyhow::Result<()> {
+    let clock = Arc::new(SoftwareClock::new());
+    let state = shared_state();
+    state.store(Arc::new(SystemState {
+        leap: Leap::None,
+        stratum: 1,
+        refid: RefId::PPS,
+        precision: -20,
+        root_delay: 0.0,
+        root_dispersion: 0.000_01,
+        reference_time: clock.now(),
+        offset: 0.0,
+        frequency_ppm: 0.0,
+    }));
+    // The load comes from 127.0.0.0/8, exempt from rate limiting by default: not here.
+    let config = ServerConfig {
+        listen: vec![listen],
+        rate_limit,
+        rate_limit_exempt: Vec::new(),
+        ..ServerConfig::default()
+    };
+    let policy = Arc::new(PoolPolicy::from_config(&config));
+    let table_bytes = policy.table_bytes();
+    let handle =
+        server::spawn(ServerOptions { listen: config.listen.clone(), workers }, state, clock, policy)?;
+    println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);
+    for line in std::io::stdin().lock().lines() {
+        if line?.trim() == "stats" {
+            println!("{}", serde_json::to_string(&handle.stats())?);
+        }
+    }
+    handle.shutdown();
+    Ok(())
+}
