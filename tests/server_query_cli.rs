@@ -76,3 +76,23 @@ fn bad_target_is_one_line() {
     assert!(stderr.starts_with("stratum1: cannot resolve no.such.host.invalid:123"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    use std::io::BufRead;
+    let server = TestServer::start(&["127.0.2.64:0"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratum1"))
+        .args(["query", &server.addr().to_string(), "--count", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("server "), "{first}");
+    // The reader is gone (like `| head -1`); the next line must not panic.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{stderr}");
+}

@@ -39,10 +39,14 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
         let mut ignored = |r| eprintln!("stratum1 query: ignoring a datagram from {server}: {r}");
         match query_with(server, &clock, timeout, &mut ignored) {
             Ok(m) => {
-                if args.json {
-                    println!("{}", json_line(&server.to_string(), &m));
+                let line = if args.json {
+                    json_line(&server.to_string(), &m).to_string()
                 } else {
-                    println!("{}", text_line(&server.to_string(), &m));
+                    text_line(&server.to_string(), &m)
+                };
+                if !print_line(&line) {
+                    // The reader went away (`| head -1`): stop quietly, as Unix tools do.
+                    return Ok(ExitCode::SUCCESS);
                 }
                 if best.is_none_or(|b| m.delay < b.delay) {
                     best = Some(m);
@@ -58,18 +62,25 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
     match best {
         Some(b) => {
             if !args.json && args.count > 1 {
-                println!(
+                print_line(&format!(
                     "{}: best of {} (least delay): offset {:+.6} s, delay {:.6} s",
                     server,
                     args.count - failures,
                     b.offset,
                     b.delay
-                );
+                ));
             }
             Ok(ExitCode::SUCCESS)
         }
         None => Err(anyhow::anyhow!("no usable reply from {server} ({failures} request(s) failed)")),
     }
+}
+
+/// Writes one line to stdout; false when stdout is closed (never a panic, unlike `println!`).
+fn print_line(line: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
 }
 
 /// `ntpdate -q`'s line, with refid and leap added.
