@@ -425,7 +425,9 @@ impl Decoder {
                 if let Some(n) = g.sats_in_view {
                     self.gsv_in_view.retain(|(t, _)| t != talker);
                     self.gsv_in_view.push((talker.to_string(), n));
-                    fix.sats_in_view = Some(self.gsv_in_view.iter().map(|(_, n)| *n).sum());
+                    // Saturating: a checksummed GSV can still claim any count.
+                    fix.sats_in_view =
+                        Some(self.gsv_in_view.iter().fold(0u16, |acc, (_, n)| acc.saturating_add(*n)));
                 }
             }
             _ => {}
