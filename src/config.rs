@@ -187,6 +187,20 @@ pub enum ClockMode {
 #[serde(deny_unknown_fields, default)]
 pub struct ClockConfig {
     pub mode: ClockMode,
+    /// Where the learned frequency is kept across restarts. Default: `/var/lib/stratum1/drift`
+    /// with `mode = "system"`; none with `"software"` (its frequency is relative to a host clock
+    /// someone else may be steering).
+    pub drift_file: Option<PathBuf>,
+}
+
+impl ClockConfig {
+    pub fn drift_path(&self) -> Option<PathBuf> {
+        match (&self.drift_file, self.mode) {
+            (Some(p), _) => Some(p.clone()),
+            (None, ClockMode::System) => Some(PathBuf::from(crate::clock::drift::DEFAULT_PATH)),
+            (None, ClockMode::Software) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

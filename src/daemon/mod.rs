@@ -19,15 +19,17 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::clock::drift;
 use crate::clock::software::SoftwareClock;
 use crate::clock::system::SystemClock;
 use crate::clock::{Clock, realtime_now};
 use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, ClockAction, Core, CoreConfig};
+use crate::core::{self as core_, ClockAction, Core, CoreConfig, SystemState};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
+use crate::time::Time;
 
 /// Everything `run` needs, resolved from the command line and the config file.
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct DaemonOptions {
 
 /// How often the core is updated when no event arrives, and the status is refreshed.
 const TICK: Duration = Duration::from_millis(500);
+/// How often the drift file is rewritten (and at shutdown).
+const DRIFT_SAVE_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -65,7 +69,18 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     );
 
     let state: SharedState = shared_state();
-    let mut core = Core::new(CoreConfig::default(), clock.now());
+    let drift_path = config.clock.drift_path();
+    let drift = match &drift_path {
+        Some(path) => drift::read(path).unwrap_or_else(|e| {
+            warn!("{e:#}; learning the frequency from scratch");
+            None
+        }),
+        None => None,
+    };
+    if let Some(d) = drift {
+        info!("starting on the drift file's frequency {:+.3} ppm", d.freq_ppm);
+    }
+    let mut core = Core::new(CoreConfig::default().with_drift(drift), clock.now());
     if let Some(table) = read_leap_table() {
         core.set_leap_table(Some(table));
     }
@@ -93,6 +108,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut drift_saved = std::time::Instant::now();
     loop {
         tokio::select! {
             Some(ev) = ref_rx.recv() => {
@@ -105,7 +121,9 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
             Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
             _ = tick.tick() => {
                 if let Some(r) = refclock.as_mut() {
-                    r.source.set_anchor_bound(r.anchor_bound(&*clock));
+                    let network = network_error_bound(&core.system_state(), clock.now());
+                    r.source.set_anchor_bound(r.anchor_bound(&*clock, network));
+                    r.set_network_reference(&*clock, network);
                     for sample in r.source.poll(realtime_now(), &*clock) {
                         core.on_sample(r.id, sample);
                     }
@@ -114,6 +132,10 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
                 status.publish(snapshot);
                 let _ = crate::notify::watchdog();
+                if drift_saved.elapsed() >= DRIFT_SAVE_INTERVAL {
+                    drift_saved = std::time::Instant::now();
+                    save_drift(&core, drift_path.as_deref());
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -121,9 +143,19 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let _ = crate::notify::stopping();
     info!("stratum1 stopping");
+    save_drift(&core, drift_path.as_deref());
     upstreams.stop();
     server.shutdown();
     Ok(())
+}
+
+/// Keeps the learned frequency for the next start (when the core has learned one).
+fn save_drift(core: &Core, path: Option<&std::path::Path>) {
+    if let (Some(path), Some(d)) = (path, core.drift())
+        && let Err(e) = drift::write_atomic(path, &d)
+    {
+        warn!("{e:#}");
+    }
 }
 
 /// Runs the core to now, applies what it asks of the clock, publishes the new state.
@@ -144,6 +176,13 @@ fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     if **state.load() != new {
         state.store(Arc::new(new));
     }
+}
+
+/// Our clock's error bound when network upstreams (not the refclock) discipline it: what the
+/// refclock may lean on to number pulses and to sanity-check GPS seconds.
+fn network_error_bound(state: &SystemState, now: Time) -> Option<f64> {
+    (state.is_synchronised() && state.stratum > 1)
+        .then(|| state.root_delay / 2.0 + state.root_dispersion_at(now))
 }
 
 /// The IERS leap-second list from tzdata, when present.

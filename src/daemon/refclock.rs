@@ -9,6 +9,7 @@ use crate::config::{Baud, Config, RefclockKind};
 use crate::core::{Core, SourceId, SourceKind, SourceOptions};
 use crate::refclock::RefclockEvent;
 use crate::refclock::anchor::host_clock_error_bound;
+use crate::refclock::nmea::decoder::Reference;
 use crate::refclock::nmea::serial::{self as nmea_serial, NmeaDriverConfig, NmeaDriverHandle};
 use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsConfig, KernelPpsHandle};
 use crate::refclock::sim::{self, ReceiverParams};
@@ -20,6 +21,7 @@ pub struct Refclock {
     pub source: RefclockSource,
     pub description: String,
     simulated: bool,
+    reference: Option<Reference>,
     pub nmea: Vec<NmeaDriverHandle>,
     _pps: Vec<KernelPpsHandle>,
     _sim: Option<sim::pty::SimHandle>,
@@ -29,13 +31,43 @@ impl Refclock {
     /// How far the clock handed to the refclock source can be from UTC, when something
     /// independent of the receiver vouches for it (pairing needs this once to learn which side
     /// of the pulse the messages fall on).
-    pub fn anchor_bound(&self, clock: &dyn Clock) -> Option<f64> {
+    ///
+    /// `network` is the error bound of our clock when upstream servers (not this refclock)
+    /// discipline it.
+    pub fn anchor_bound(&self, clock: &dyn Clock, network: Option<f64>) -> Option<f64> {
         let correction = clock.now().secs_since(realtime_now()).abs();
         if self.simulated {
             // The simulated receiver's UTC *is* the host clock.
             return Some(correction + 1e-3);
         }
-        host_clock_error_bound().map(|b| b + correction)
+        let host = host_clock_error_bound().map(|b| b + correction);
+        match (host, network) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Lets the NMEA drivers flag GPS seconds that disagree with upstream time (`network`: our
+    /// clock's error bound while upstreams discipline it; `None` otherwise).
+    pub fn set_network_reference(&mut self, clock: &dyn Clock, network: Option<f64>) {
+        let reference = network.map(|_| Reference {
+            offset_s: clock.now().secs_since(realtime_now()),
+            expected_delay_s: self.source.status().pairing.model.map_or(0.5, |m| m.mean_s),
+        });
+        // Tell the drivers only about real changes (the offset drifts by nanoseconds a tick).
+        let changed = match (self.reference, reference) {
+            (Some(a), Some(b)) => {
+                (a.offset_s - b.offset_s).abs() > 1e-3
+                    || (a.expected_delay_s - b.expected_delay_s).abs() > 0.05
+            }
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        if changed {
+            self.reference = reference;
+            for d in &self.nmea {
+                d.set_reference(reference);
+            }
+        }
     }
 }
 
@@ -96,5 +128,14 @@ pub fn start(
     info!("refclock: {description}");
     let name = if simulate { "SIM(0)" } else { "GPS(0)" };
     let id = core.add_source(name, SourceKind::Refclock, SourceOptions::default());
-    Ok(Some(Refclock { id, source, description, simulated: simulate, nmea, _pps: pps, _sim: sim_handle }))
+    Ok(Some(Refclock {
+        id,
+        source,
+        description,
+        simulated: simulate,
+        reference: None,
+        nmea,
+        _pps: pps,
+        _sim: sim_handle,
+    }))
 }
