@@ -360,7 +360,10 @@ impl Core {
         offset /= wsum;
         freq /= wsum;
 
-        if offset.abs() > self.cfg.panic_threshold_s && !self.cfg.allow_panic {
+        // At start any offset is stepped (ntpd -g, chrony makestep): a Pi without an RTC boots
+        // on fake-hwclock's time, hours or days off. Later, an offset that large is refused.
+        let starting = self.clock_updates < self.cfg.step_limit;
+        if offset.abs() > self.cfg.panic_threshold_s && !self.cfg.allow_panic && !starting {
             if !self.panicking {
                 warn!(
                     offset_s = offset,
@@ -690,21 +693,44 @@ mod tests {
     }
 
     #[test]
-    fn panic_threshold_refuses_and_allow_panic_steps() {
+    fn any_offset_is_stepped_at_start_but_a_later_jump_beyond_panic_is_refused() {
+        let gps = |k: usize, offset: f64| {
+            let mut s = upstream_sample(secs(k as f64), offset, RefId::GPS);
+            (s.stratum, s.delay, s.root_delay, s.root_dispersion) = (0, 0.0, 0.0, 0.0);
+            s
+        };
+        // A Pi booting on fake-hwclock's time, 5000 s behind: stepped, synchronised.
+        let mut core = Core::new(CoreConfig::default(), start());
+        let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+        let mut acts = Vec::new();
+        for k in 0..8 {
+            core.on_sample(id, gps(k, 5000.0));
+            acts.extend(core.update(secs(k as f64)));
+        }
+        assert!(acts.iter().any(|a| matches!(a, ClockAction::Step { offset_s } if *offset_s > 4999.0)));
+        // Once running, a source that jumps by 5000 s is refused unless allow_panic.
         for allow_panic in [false, true] {
             let mut core = Core::new(CoreConfig { allow_panic, ..Default::default() }, start());
             let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+            for k in 0..16 {
+                core.on_sample(id, gps(k, 0.0));
+                core.update(secs(k as f64));
+            }
+            assert!(core.system_state().is_synchronised());
             let mut acts = Vec::new();
-            for k in 0..8 {
-                let mut s = upstream_sample(secs(k as f64), 5000.0, RefId::GPS);
-                (s.stratum, s.delay, s.root_delay, s.root_dispersion) = (0, 0.0, 0.0, 0.0);
-                core.on_sample(id, s);
+            for k in 16..40 {
+                core.on_sample(id, gps(k, 5000.0));
                 acts.extend(core.update(secs(k as f64)));
             }
-            let stepped =
-                acts.iter().any(|a| matches!(a, ClockAction::Step { offset_s } if *offset_s > 4999.0));
-            assert_eq!(stepped, allow_panic);
-            assert_eq!(core.system_state().is_synchronised(), allow_panic);
+            let corrected = acts.iter().any(|a| match a {
+                ClockAction::Step { offset_s } => *offset_s > 4999.0,
+                ClockAction::SetFrequency { ppm } => ppm.abs() > 100.0,
+                _ => false,
+            });
+            assert_eq!(corrected, allow_panic, "allow_panic = {allow_panic}");
+            if !allow_panic {
+                assert!(!core.system_state().is_synchronised(), "a refused jump must not be served");
+            }
         }
     }
 
