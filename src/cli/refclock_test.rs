@@ -4,7 +4,7 @@
 //! decided, then `{"event":"summary",...}`. The report is a [`Report`] of sections, each built by
 //! its driver's diagnosis; further sources (PPS) add a section and their own options here.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::config::{Config, DEFAULT_PATH, RefclockKind};
+use crate::refclock::RefclockEvent;
+use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::diagnose::Report;
 use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
 use crate::refclock::nmea::replay::{self, parse_date};
 use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
 use crate::refclock::nmea::{Decoded, rollover};
+use crate::refclock::pps::probe::{PpsInput, PpsProbe};
+use crate::refclock::sim::ReceiverParams;
+use crate::refclock::source::RefclockSourceConfig;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefclockTestArgs {
@@ -28,7 +33,8 @@ pub struct RefclockTestArgs {
     /// `# baud:` comment, else 9600).
     #[arg(long, value_name = "N|auto")]
     pub baud: Option<String>,
-    /// Decode a capture (raw port bytes; lines starting with `#` are comments) instead of a device.
+    /// Decode a capture (raw port bytes; lines starting with `#` are comments) instead of a
+    /// device; `-` reads standard input.
     #[arg(long, value_name = "FILE", conflicts_with = "device")]
     pub replay: Option<PathBuf>,
     /// Replay: when the capture was made; dates before it get the week-rollover correction
@@ -41,6 +47,15 @@ pub struct RefclockTestArgs {
     /// One JSON object per line (`time` events, then `summary`).
     #[arg(long)]
     pub json: bool,
+    /// Also diagnose a kernel PPS device (e.g. /dev/pps0) paired with the NMEA.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pps_gpio", "replay"])]
+    pub pps: Option<PathBuf>,
+    /// Also diagnose PPS straight from a GPIO line, CHIP:LINE (e.g. gpiochip0:18).
+    #[arg(long = "pps-gpio", value_name = "CHIP:LINE", conflicts_with = "replay")]
+    pub pps_gpio: Option<String>,
+    /// Diagnose the built-in simulated receiver (NMEA through a pty, PPS) through the same path.
+    #[arg(long, conflicts_with_all = ["device", "replay", "pps", "pps_gpio"])]
+    pub simulate: bool,
 }
 
 pub fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
@@ -50,11 +65,13 @@ pub fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
         Some(file) => run_replay(args, file, baud)?,
         None => run_live(args, baud)?,
     };
-    if args.json {
-        println!("{}", report.summary_json());
+    // A closed stdout (`| head`) must not turn a verdict into a panic: output errors are ignored.
+    let mut stdout = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(stdout, "{}", report.summary_json())
     } else {
-        print!("{}", report.render_text());
-    }
+        write!(stdout, "{}", report.render_text())
+    };
     Ok(ExitCode::from(report.exit_code()))
 }
 
@@ -71,7 +88,13 @@ fn parse_baud(s: Option<&str>) -> anyhow::Result<Option<u32>> {
 }
 
 fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow::Result<Report> {
-    let data = std::fs::read(file).with_context(|| format!("cannot read capture {}", file.display()))?;
+    let data = if file.as_os_str() == "-" {
+        let mut d = Vec::new();
+        std::io::stdin().read_to_end(&mut d).context("cannot read the capture from stdin")?;
+        d
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read capture {}", file.display()))?
+    };
     let anchor = match &args.anchor {
         Some(a) => Some(parse_date(a).with_context(|| format!("--anchor {a:?}: expected YYYY-MM-DD"))?),
         None => None,
@@ -84,7 +107,7 @@ fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow
         if args.json
             && let Decoded::Time(t) = e
         {
-            writeln!(stdout, "{}", diagnose::time_event(t, false))?;
+            let _ = writeln!(stdout, "{}", diagnose::time_event(t, false));
         }
     }
     let ctx = Context { live: false, source: file.display().to_string(), duration_s: 0.0 };
@@ -100,7 +123,11 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     if !(args.duration.is_finite() && args.duration > 0.0) {
         bail!("--duration {}: expected a positive number of seconds", args.duration);
     }
-    let device = args.device.clone().unwrap_or_else(default_device);
+    let mut pps = pps_probe(args)?;
+    let (device, baud) = match pps.as_ref().and_then(|p| p.serial_path()) {
+        Some(path) => (path.to_path_buf(), Some(9600)),
+        None => (args.device.clone().unwrap_or_else(default_device), baud),
+    };
     let (tx, rx) = mpsc::channel();
     let handle = serial::spawn_with(NmeaDriverConfig::new(&device, baud), move |d| {
         let _ = tx.send(d);
@@ -112,25 +139,63 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     let mut obs = NmeaObserver::default();
     let mut stdout = std::io::stdout().lock();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
+        // Wake at least every 200 ms so pulses are reported while the NMEA is silent.
+        let d = match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(d) => {
                 obs.observe(&d, true);
                 if args.json
                     && let Decoded::Time(t) = &d
                 {
-                    writeln!(stdout, "{}", diagnose::time_event(t, true))?;
-                    stdout.flush()?;
+                    let _ = writeln!(stdout, "{}", diagnose::time_event(t, true));
+                    let _ = stdout.flush();
+                }
+                Some(d)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(p) = &mut pps {
+            let ev = match d {
+                Some(Decoded::Time(t)) if !t.leap_second => Some(RefclockEvent::Nmea(t.time)),
+                Some(Decoded::NoFix { received }) => Some(RefclockEvent::NoFix { received }),
+                _ => None,
+            };
+            for line in p.feed(ev) {
+                if args.json {
+                    writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     let stats = handle.stats();
     handle.stop();
     let ctx = Context { live: true, source: device.display().to_string(), duration_s: args.duration };
-    let (section, findings) = diagnose::analyse(&ctx, &obs, &stats);
-    Ok(Report { mode: "live".into(), sections: vec![section], findings })
+    let (section, mut findings) = diagnose::analyse(&ctx, &obs, &stats);
+    let mut sections = vec![section];
+    if let Some(p) = &pps {
+        let (s, f) = p.section();
+        sections.push(s);
+        findings.extend(f);
+    }
+    let mode = if args.simulate { "simulate" } else { "live" };
+    Ok(Report { mode: mode.into(), sections, findings })
+}
+
+/// The PPS side, when asked for (`--pps`, `--pps-gpio`, `--simulate`).
+fn pps_probe(args: &RefclockTestArgs) -> anyhow::Result<Option<PpsProbe>> {
+    let input = if args.simulate {
+        PpsInput::Simulated(ReceiverParams { both_edges: true, ..ReceiverParams::default() })
+    } else if let Some(p) = &args.pps {
+        PpsInput::Kernel(p.clone())
+    } else if let Some(g) = &args.pps_gpio {
+        PpsInput::Gpio(g.clone())
+    } else {
+        return Ok(None);
+    };
+    let cfg = Config::load(Path::new(DEFAULT_PATH))
+        .map(|c| RefclockSourceConfig::from_config(&c.refclock))
+        .unwrap_or_default();
+    Ok(Some(PpsProbe::start(input, cfg, host_clock_error_bound())?))
 }
 
 /// The default config's first nmea refclock, else `/dev/serial0`.
