@@ -268,6 +268,7 @@ impl Core {
             + s.dispersion
             + self.cfg.bound_sigmas * est.offset_sd
             + ch.filter.jitter()
+            + ch.filter.suspect()
             + self.cfg.skew * ch.age(now)
     }
 
@@ -404,6 +405,7 @@ impl Core {
         let bound = remaining.abs()
             + self.cfg.bound_sigmas * peer_est.offset_sd
             + peer_ch.filter.jitter()
+            + peer_ch.filter.suspect()
             + last.dispersion;
         let root_delay = last.root_delay + last.delay;
         let root_dispersion = last.root_dispersion + bound;
@@ -634,6 +636,42 @@ mod tests {
             crate::clock::drift::Drift::parse(&d.format()).unwrap().freq_ppm,
             (d.freq_ppm * 1e6).round() / 1e6
         );
+    }
+
+    #[test]
+    fn a_late_jump_is_slewed_never_stepped() {
+        let m = OscillatorModel { freq_ppm: 3.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+        let clock = SimClock::new(m, start(), 0.3, 5);
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut core = Core::new(CoreConfig::default(), clock.now());
+        let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+        let mut steps = 0;
+        let mut max_ppm: f64 = 0.0;
+        for k in 1..=900 {
+            clock.advance_to(secs(k as f64));
+            if k == 300 {
+                // Something else moved the clock by 0.2 s (another daemon, a VM pause).
+                clock.step(0.2).unwrap();
+            }
+            core.on_sample(id, pps_sample(&clock, &mut rng, 1e-6));
+            for a in core.update(clock.now()) {
+                match a {
+                    ClockAction::Step { .. } => steps += 1,
+                    ClockAction::SetFrequency { ppm } if k > 300 => max_ppm = max_ppm.max(ppm.abs()),
+                    _ => {}
+                }
+                apply(&clock, &a).unwrap();
+            }
+            let st = core.system_state();
+            if st.is_synchronised() {
+                let dist = st.root_delay / 2.0 + st.root_dispersion_at(clock.now());
+                assert!(clock.error_s().abs() <= dist, "at {k}: error {} > distance {dist}", clock.error_s());
+            }
+        }
+        assert_eq!(steps, 1, "only the start-up step");
+        assert!((max_ppm - 500.0).abs() < 1e-9, "slewed at the kernel's limit: {max_ppm}");
+        // 0.2 s at 500 ppm takes 400 s: back within a microsecond by the end.
+        assert!(clock.error_s().abs() < 1e-6, "{}", clock.error_s());
     }
 
     #[test]
