@@ -15,7 +15,7 @@
 //!   the next cycle starts or [`Decoder::poll`] finds the cycle over. Later sentences of a
 //!   decided cycle only count `contradictions`.
 //! - **Continuity**: a trusted time is handed on only if the previous trusted cycle is at most one
-//!   second before it. An isolated time (first after start or a gap) is held until the next cycle
+//!   output period (1 s, or what the receiver shows: old Garmins talk every 2 s) before it. An isolated time (first after start or a gap) is held until the next cycle
 //!   confirms it, then both go out (the held one late, with its true arrival stamp); a lone
 //!   glitch that passed the checksum never does. A time up to 2 s behind the newest one is a
 //!   lagging sentence (`rejected_late`), dropped without breaking the chain; further back it
@@ -200,6 +200,9 @@ pub struct Decoder {
     /// Replay: consecutive times behind the reported ones (a possible new session).
     session: Vec<DecodedTime>,
     sentences_seen: u64,
+    /// Time of day of the previous cycle and recent steps between cycles (output period).
+    prev_cycle_tod: Option<TimeOfDay>,
+    cycle_steps: Vec<i64>,
     rollover_logged: bool,
     backwards_logged: bool,
 }
@@ -223,6 +226,8 @@ impl Decoder {
             gsv_in_view: Vec::new(),
             session: Vec::new(),
             sentences_seen: 0,
+            prev_cycle_tod: None,
+            cycle_steps: Vec::new(),
             rollover_logged: false,
             backwards_logged: false,
         }
@@ -334,6 +339,9 @@ impl Decoder {
         if self.cycle.as_ref().is_some_and(|c| c.tod != tod) {
             self.close_cycle(out);
         }
+        if self.cycle.is_none() {
+            self.note_cycle_start(tod);
+        }
         let cycle = self.cycle.get_or_insert_with(|| Cycle {
             tod,
             start: frame.start,
@@ -432,6 +440,32 @@ impl Decoder {
             }
             _ => {}
         }
+    }
+
+    /// Remembers the step between consecutive cycles' times of day (within 10 s).
+    fn note_cycle_start(&mut self, tod: TimeOfDay) {
+        if let Some(prev) = self.prev_cycle_tod {
+            let day = 86_400 * SEC;
+            let step = (tod.nanos_of_day() - prev.nanos_of_day()).rem_euclid(day);
+            if step > 0 && step <= 10 * SEC {
+                if self.cycle_steps.len() == 9 {
+                    self.cycle_steps.remove(0);
+                }
+                self.cycle_steps.push(step);
+            }
+        }
+        self.prev_cycle_tod = Some(tod);
+    }
+
+    /// The receiver's output period: the shortest step between cycles seen at least three times
+    /// among the last nine (1 s until known; at most 5 s). Old Garmin handhelds talk every 2 s.
+    fn output_period(&self) -> i64 {
+        let ms = |ns: i64| (ns + 500_000) / 1_000_000;
+        self.cycle_steps
+            .iter()
+            .filter(|&&a| self.cycle_steps.iter().filter(|&&b| ms(a) == ms(b)).count() >= 3)
+            .min()
+            .map_or(SEC, |&p| p.min(5 * SEC))
     }
 
     fn rmc_expected(&self) -> bool {
@@ -550,7 +584,8 @@ impl Decoder {
             self.stats.rejected_late += 1;
             return;
         }
-        let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= SEC);
+        let step = self.output_period().max(SEC);
+        let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= step);
         self.last_candidate = Some(key);
         if confirmed {
             if let Some(mut held) = self.held.take() {
@@ -569,7 +604,8 @@ impl Decoder {
     /// new session, reported from its start. Until then each counts as going back.
     fn back_chain(&mut self, t: DecodedTime, n: u32, out: &mut Vec<Decoded>) {
         let key = t.key();
-        let continues = self.session.last().is_some_and(|p| key > p.key() && key - p.key() <= SEC);
+        let step = self.output_period().max(SEC);
+        let continues = self.session.last().is_some_and(|p| key > p.key() && key - p.key() <= step);
         if !continues {
             self.session.clear();
         }
@@ -871,6 +907,16 @@ mod tests {
         let out = run(&mut d, &bursts);
         assert_eq!(out.len(), 5);
         assert_eq!(d.stats().rejected_backwards, 15);
+    }
+
+    #[test]
+    fn receiver_talking_every_two_seconds() {
+        let bursts: Vec<String> = (0..10).map(|i| rmc(T0.add_nanos(2 * i * SEC), 'A')).collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        // The first three steps teach the period; from then on every cycle is reported.
+        assert!(out.len() >= 8, "{} of 10: {:?}", out.len(), d.stats());
+        assert_eq!(out.last().unwrap().time.utc, T0.add_nanos(18 * SEC));
     }
 
     #[test]
