@@ -48,6 +48,8 @@ use super::stats::NmeaStats;
 use crate::refclock::NmeaTime;
 use crate::time::Time;
 
+/// Longest tentative chain kept while waiting for confirmation.
+const HELD_MAX: usize = 16;
 /// Consecutive seconds that make a jump back in a capture a new session (replay).
 pub const REPLAY_SESSION_AFTER: u32 = 10;
 /// Unchecksummed sentences needed (with no checksummed one) before they are used at all.
@@ -64,6 +66,9 @@ pub struct DecoderConfig {
     pub baud: u32,
     /// Dates before this get +1024 weeks (see [`super::rollover`]).
     pub rollover_anchor: Date,
+    /// Live: consecutive times must also arrive about as far apart as they name (real
+    /// arrival stamps); replay stamps are synthetic and not compared.
+    pub check_arrival: bool,
     /// Replay only: a jump back confirmed by this many consecutive seconds starts a new
     /// recording session (capture files are often several sessions put together). Live: `None`,
     /// going back is always a fault.
@@ -73,7 +78,12 @@ pub struct DecoderConfig {
 impl DecoderConfig {
     /// For a live receiver: anchor at [`rollover::BUILD_ANCHOR`].
     pub fn live(baud: u32) -> Self {
-        DecoderConfig { baud, rollover_anchor: rollover::BUILD_ANCHOR, new_session_after: None }
+        DecoderConfig {
+            baud,
+            rollover_anchor: rollover::BUILD_ANCHOR,
+            check_arrival: true,
+            new_session_after: None,
+        }
     }
 
     /// For a capture of unknown age: anchor at the GPS epoch (dates as decoded).
@@ -81,6 +91,7 @@ impl DecoderConfig {
         DecoderConfig {
             baud,
             rollover_anchor: rollover::GPS_EPOCH,
+            check_arrival: false,
             new_session_after: Some(REPLAY_SESSION_AFTER),
         }
     }
@@ -191,8 +202,10 @@ pub struct Decoder {
     cycle: Option<Cycle>,
     cycles_since_rmc: u32,
     last_date: Option<FullDate>,
-    last_candidate: Option<i64>,
-    held: Option<DecodedTime>,
+    /// Newest trusted-candidate time (key, arrival): the head of the continuity chain.
+    last_candidate: Option<(i64, Time)>,
+    /// Candidates waiting for confirmation, oldest first.
+    held: Vec<DecodedTime>,
     last_emitted: Option<(i64, (i64, bool))>,
     reference: Option<Reference>,
     /// Satellites in view per GSV talker.
@@ -220,7 +233,7 @@ impl Decoder {
             cycles_since_rmc: u32::MAX,
             last_date: None,
             last_candidate: None,
-            held: None,
+            held: Vec::new(),
             last_emitted: None,
             reference: None,
             gsv_in_view: Vec::new(),
@@ -269,7 +282,7 @@ impl Decoder {
     pub fn reset_stream(&mut self) {
         self.framer.reset();
         self.cycle = None;
-        self.held = None;
+        self.held.clear();
         self.last_candidate = None;
     }
 
@@ -303,9 +316,8 @@ impl Decoder {
     /// End of input (replay): decides the open cycle. A held, unconfirmed time stays unreported.
     pub fn finish(&mut self, out: &mut Vec<Decoded>) {
         self.close_cycle(out);
-        if self.held.take().is_some() {
-            self.stats.unconfirmed += 1;
-        }
+        self.stats.unconfirmed += self.held.len() as u64;
+        self.held.clear();
     }
 
     fn on_frame(&mut self, frame: &Frame, out: &mut Vec<Decoded>) {
@@ -557,9 +569,19 @@ impl Decoder {
         self.cycle = None;
     }
 
-    /// Continuity: hand on a time only when the previous trusted cycle was at most 1 s earlier.
+    /// Whether `b` can follow `a`: later by at most one output period and, live, arriving that
+    /// much later too (a misnumbered glitch arrives in another cycle's slot).
+    fn follows(&self, a: (i64, Time), b: (i64, Time)) -> bool {
+        let step = self.output_period().max(SEC);
+        let d = b.0 - a.0;
+        d > 0 && d <= step && (!self.config.check_arrival || (b.1.nanos_since(a.1) - d).abs() <= SEC / 2)
+    }
+
+    /// Continuity: hand on a time only when the previous trusted cycle is one output period
+    /// before it (see the module doc); unconfirmed ones wait in `held`.
     fn candidate(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
         let key = t.key();
+        let this = (key, t.time.received);
         // A time not after the last reported one is refused without disturbing the chain: a
         // receiver whose GGA lags its RMC by a second must not break continuity. With upstream
         // time available, a jump back goes through the chain (it may be followed, if confirmed).
@@ -576,7 +598,7 @@ impl Decoder {
             }
             return;
         }
-        if let Some(head) = self.last_candidate
+        if let Some((head, _)) = self.last_candidate
             && key <= head
             && head - key <= 2 * SEC
         {
@@ -584,19 +606,41 @@ impl Decoder {
             self.stats.rejected_late += 1;
             return;
         }
-        let step = self.output_period().max(SEC);
-        let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= step);
-        self.last_candidate = Some(key);
+        let confirmed = self.last_candidate.is_some_and(|prev| self.follows(prev, this));
+        self.last_candidate = Some(this);
         if confirmed {
-            if let Some(mut held) = self.held.take() {
-                held.delayed = true;
-                self.emit(held, out);
+            // The held times that chain up to this one go out late; the rest never do.
+            let held = std::mem::take(&mut self.held);
+            let mut first = held.len();
+            let mut next = this;
+            while first > 0 {
+                let h = &held[first - 1];
+                let hk = (h.key(), h.time.received);
+                if !self.follows(hk, next) {
+                    break;
+                }
+                next = hk;
+                first -= 1;
+            }
+            self.stats.unconfirmed += first as u64;
+            for mut h in held.into_iter().skip(first) {
+                h.delayed = true;
+                self.emit(h, out);
             }
             self.emit(t, out);
         } else {
-            if self.held.replace(t).is_some() {
+            // Keep a short tentative chain (a receiver whose period is not learned yet), else
+            // start over from this time.
+            let extends = self.held.last().is_some_and(|h| key > h.key() && key - h.key() <= 5 * SEC);
+            if !extends {
+                self.stats.unconfirmed += self.held.len() as u64;
+                self.held.clear();
+            }
+            if self.held.len() == HELD_MAX {
+                self.held.remove(0);
                 self.stats.unconfirmed += 1;
             }
+            self.held.push(t);
         }
     }
 
@@ -622,8 +666,9 @@ impl Decoder {
             debug!("capture: time went back to {}, a new recording session", self.session[0].utc_string());
         }
         self.last_emitted = None;
-        self.last_candidate = Some(key);
-        self.held = None;
+        self.stats.unconfirmed += self.held.len() as u64;
+        self.held.clear();
+        self.last_candidate = self.session.last().map(|t| (key, t.time.received));
         for mut t in std::mem::take(&mut self.session) {
             t.delayed = true;
             self.emit(t, out);
@@ -914,9 +959,26 @@ mod tests {
         let bursts: Vec<String> = (0..10).map(|i| rmc(T0.add_nanos(2 * i * SEC), 'A')).collect();
         let mut d = replay();
         let out = run(&mut d, &bursts);
-        // The first three steps teach the period; from then on every cycle is reported.
-        assert!(out.len() >= 8, "{} of 10: {:?}", out.len(), d.stats());
+        // The first three steps teach the period; the cycles held meanwhile go out then.
+        assert_eq!(out.len(), 10, "{:?}", d.stats());
         assert_eq!(out.last().unwrap().time.utc, T0.add_nanos(18 * SEC));
+    }
+
+    #[test]
+    fn live_glitch_naming_a_later_second_never_goes_out_with_a_wrong_arrival() {
+        // Slot 2 carries a (checksum-passing) RMC naming second 3; slots 3..5 are the truth.
+        let names = [0, 1, 3, 3, 4, 5];
+        let bursts: Vec<String> = names.iter().map(|&n| rmc(T0.add_nanos(n * SEC), 'A')).collect();
+        let mut d =
+            Decoder::new(DecoderConfig { rollover_anchor: rollover::GPS_EPOCH, ..DecoderConfig::live(9600) });
+        let out = run(&mut d, &bursts);
+        for t in &out {
+            // Arrival slot i is i seconds after T0 (plus 0.1 s minus the burst): it must name i.
+            let slot = t.time.received.nanos_since(T0).div_euclid(SEC);
+            assert_eq!(t.time.utc, T0.add_nanos(slot * SEC), "{}", t.utc_string());
+        }
+        assert_eq!(out.len(), 4, "{:?}", d.stats());
+        assert!(d.stats().unconfirmed >= 1);
     }
 
     #[test]
