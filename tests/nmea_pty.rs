@@ -167,3 +167,66 @@ fn auto_baud_finds_sentences_on_a_pty() {
     assert!(times.windows(2).all(|w| w[1].nanos_since(w[0]) == 1_000_000_000), "{times:?}");
     handle.stop();
 }
+
+fn run_cli(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stratum1"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn refclock_test_live_on_a_pty() {
+    let pty = openpty();
+    let path = pty.path.to_string_lossy().into_owned();
+    let child =
+        run_cli(&["refclock", "test", "--device", &path, "--baud", "9600", "--duration", "4", "--json"]);
+    // Talk like a receiver: each burst names the current second, right after it began.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut last = 0;
+    while Instant::now() < until {
+        let now = realtime_now().unix_secs();
+        if now != last {
+            last = now;
+            pty.write(burst(Time::from_unix_secs(now)).as_bytes());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary", "{text}");
+    let times: Vec<&serde_json::Value> = lines.iter().filter(|l| l["event"] == "time").collect();
+    assert!(times.len() >= 2, "{text}");
+    // A pty delivers a burst at once, but the driver assumes 9600 baud and dates each `$` back by
+    // the serial time of the bytes after it in the read: at most one burst's worth.
+    let burst_s = burst(Time::ZERO).len() as f64 * 10.0 / 9600.0;
+    for t in &times {
+        // Arrival after the second it names: written within the second, read at once.
+        let d = t["delay_s"].as_f64().unwrap();
+        assert!(d > -burst_s - 0.001 && d < 1.0, "delay {d}: {t}");
+        assert!(t["utc"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(summary["verdict"], "healthy", "{summary}");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(summary["nmea"]["stats"]["baud"], 9600);
+}
+
+#[test]
+fn refclock_test_live_silent_port_is_no_data() {
+    let pty = openpty();
+    let path = pty.path.to_string_lossy().into_owned();
+    let out =
+        run_cli(&["refclock", "test", "--device", &path, "--baud", "9600", "--duration", "1.5", "--json"])
+            .wait_with_output()
+            .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert_eq!(summary["findings"][0]["code"], "no_data");
+    assert!(summary["findings"][0]["fix"].as_str().unwrap().contains("console"));
+    drop(pty);
+}

@@ -2,6 +2,7 @@
 
 pub mod config_check;
 pub mod query;
+pub mod refclock_test;
 pub mod run;
 pub mod simulate;
 pub mod status;
@@ -33,6 +34,17 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Runs the real core against a modelled receiver, oscillator and network in virtual time.
     Simulate(simulate::SimulateArgs),
+    /// Reference clock tools.
+    Refclock {
+        #[command(subcommand)]
+        command: RefclockCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RefclockCommand {
+    /// Diagnoses the receiver (live device or --replay capture) and gives a verdict with fixes.
+    Test(refclock_test::RefclockTestArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Simulate(args) => simulate::run(&args),
+        Command::Refclock { command: RefclockCommand::Test(args) } => refclock_test::run(&args),
     };
     match result {
         Ok(code) => code,

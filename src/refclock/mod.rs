@@ -6,6 +6,7 @@
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
 
 pub mod anchor;
+pub mod diagnose;
 pub mod nmea;
 pub mod pairing;
 pub mod pps;

@@ -17,7 +17,9 @@
 //! - **Continuity**: a trusted time is handed on only if the previous trusted cycle is at most one
 //!   second before it. An isolated time (first after start or a gap) is held until the next cycle
 //!   confirms it, then both go out (the held one late, with its true arrival stamp); a lone
-//!   glitch that passed the checksum never does.
+//!   glitch that passed the checksum never does. A time up to 2 s behind the newest one is a
+//!   lagging sentence (`rejected_late`), dropped without breaking the chain; further back it
+//!   starts a new chain (before anything was reported) or is a fault (after).
 //! - **Output**: one time per UTC second, strictly increasing: an earlier time is a fault
 //!   (`rejected_backwards`, logged), never a new truth; only a reference (below) that agrees with
 //!   it lets the driver follow the receiver back.
@@ -361,7 +363,18 @@ impl Decoder {
                 }
             }
             let cycle = self.cycle.as_mut().expect("inserted above");
+            let whole_periods = |a: Date, b: Date| {
+                (a.days_since_epoch() - b.days_since_epoch()) % rollover::ROLLOVER_DAYS == 0
+            };
             match cycle.own_date {
+                Some((have, _)) if have != d && whole_periods(have, d) => {
+                    // One of RMC/ZDA rolled over and the other did not (seen in the wild after
+                    // the April 2019 rollover): the later date is the true one.
+                    self.stats.rollover_corrections += 1;
+                    if d > have {
+                        cycle.own_date = Some((d, source));
+                    }
+                }
                 Some((have, _)) if have != d => {
                     if !cycle.date_conflict {
                         self.stats.date_conflicts += 1;
@@ -479,6 +492,7 @@ impl Decoder {
         let Some(c) = self.cycle.as_ref() else { return };
         let had_rmc = c.rmc_valid.is_some();
         self.stats.cycles += 1;
+        self.stats.rmc_valid_cycles += (c.rmc_valid == Some(true)) as u64;
         self.try_decide(true, out);
         self.cycles_since_rmc = if had_rmc { 0 } else { self.cycles_since_rmc.saturating_add(1) };
         self.cycle = None;
@@ -487,6 +501,24 @@ impl Decoder {
     /// Continuity: hand on a time only when the previous trusted cycle was at most 1 s earlier.
     fn candidate(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
         let key = t.key();
+        // A time not after the last reported one is refused without disturbing the chain: a
+        // receiver whose GGA lags its RMC by a second must not break continuity. With upstream
+        // time available, a jump back goes through the chain (it may be followed, if confirmed).
+        if self.reference.is_none()
+            && let Some((last_key, _)) = self.last_emitted
+            && key <= last_key
+        {
+            self.emit(t, out);
+            return;
+        }
+        if let Some(head) = self.last_candidate
+            && key <= head
+            && head - key <= 2 * SEC
+        {
+            // Behind the chain's head but not yet reported: a lagging sentence, not a new chain.
+            self.stats.rejected_late += 1;
+            return;
+        }
         let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= SEC);
         self.last_candidate = Some(key);
         if confirmed {
@@ -516,6 +548,10 @@ impl Decoder {
         if let Some((last_key, last_id)) = self.last_emitted {
             if t.second_id() == last_id {
                 self.stats.rejected_same_second += 1;
+                return;
+            }
+            if key < last_key && self.reference.is_none() && last_key - key <= 2 * SEC {
+                self.stats.rejected_late += 1;
                 return;
             }
             if key < last_key {
@@ -730,6 +766,29 @@ mod tests {
     }
 
     #[test]
+    fn gga_lagging_its_rmc_by_a_second_does_not_break_the_chain() {
+        let bursts: Vec<String> = (1..8)
+            .map(|i| format!("{}{}", rmc(T0.add_nanos(i * SEC), 'A'), gga(T0.add_nanos((i - 1) * SEC), 1)))
+            .collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), 7, "{:?}", d.stats());
+        assert_eq!(d.stats().rejected_backwards, 0);
+        assert!(d.stats().rejected_late + d.stats().rejected_same_second >= 6, "{:?}", d.stats());
+    }
+
+    #[test]
+    fn a_glitch_as_the_very_first_time_does_not_lock_out_the_truth() {
+        let mut bursts = vec![rmc(T0.add_nanos(86_390 * SEC), 'A')];
+        bursts.extend((0..4).map(|i| rmc(T0.add_nanos(i * SEC), 'A')));
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(utcs(&out)[0], "2025-01-02T03:04:05Z");
+        assert_eq!(out.len(), 4);
+        assert_eq!(d.stats().unconfirmed, 1);
+    }
+
+    #[test]
     fn isolated_glitch_is_never_reported() {
         let glitch = T0.add_nanos(86_400 * SEC + 2 * SEC);
         let bursts = [
@@ -818,6 +877,22 @@ mod tests {
     }
 
     #[test]
+    fn zda_right_and_rmc_rolled_over_in_one_cycle() {
+        let early = |t: Time| t.add_nanos(-rollover::ROLLOVER_DAYS * 86_400 * SEC);
+        let bursts: Vec<String> = (0..3)
+            .map(|i| {
+                let t = T0.add_nanos(i * SEC);
+                format!("{}{}", zda(t), rmc(early(t), 'A'))
+            })
+            .collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(utcs(&out)[0], "2025-01-02T03:04:05Z");
+        assert_eq!(out.len(), 3);
+        assert_eq!(d.stats().date_conflicts, 0);
+    }
+
+    #[test]
     fn high_rate_receiver_reports_once_per_second() {
         let mut d = replay();
         let mut all = Vec::new();
@@ -831,5 +906,44 @@ mod tests {
             utcs(&out),
             ["2025-01-02T03:04:05Z", "2025-01-02T03:04:06Z", "2025-01-02T03:04:07Z", "2025-01-02T03:04:08Z"]
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 0..10)) {
+            let mut d = Decoder::new(DecoderConfig::live(9600));
+            let mut out = Vec::new();
+            for (i, c) in chunks.iter().enumerate() {
+                d.push(c, T0.add_nanos(i as i64 * SEC), &mut out);
+                d.poll(T0.add_nanos(i as i64 * SEC + SEC / 2), &mut out);
+            }
+            d.finish(&mut out);
+        }
+
+        /// Random valid/invalid RMC and GGA with jumping times: every reported time is one a
+        /// valid RMC named (RMC is sent, so it decides), and reports strictly increase.
+        #[test]
+        fn reports_only_what_valid_sentences_say(steps in proptest::collection::vec((0i64..4, proptest::prelude::any::<bool>(), 0u8..3), 1..60)) {
+            let mut t = T0;
+            let mut valid_rmc = std::collections::BTreeSet::new();
+            let mut bytes = String::new();
+            for (jump, ok, gga_q) in steps {
+                t = t.add_nanos(if jump == 3 { -5 * SEC } else { jump * SEC });
+                bytes += &gga(t, gga_q);
+                bytes += &rmc(t, if ok { 'A' } else { 'V' });
+                if ok {
+                    valid_rmc.insert(t);
+                }
+            }
+            let mut d = replay();
+            let mut out = Vec::new();
+            d.push(bytes.as_bytes(), T0, &mut out);
+            d.finish(&mut out);
+            let times: Vec<Time> = out.iter().filter_map(Decoded::time).map(|t| t.time.utc).collect();
+            for t in &times {
+                proptest::prop_assert!(valid_rmc.contains(t), "reported {t:?}");
+            }
+            proptest::prop_assert!(times.windows(2).all(|w| w[0] < w[1]));
+        }
     }
 }

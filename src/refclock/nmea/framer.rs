@@ -8,7 +8,9 @@
 //! - bytes outside a sentence are skipped (counted, not an error: binary protocols live there);
 //! - a non-printable byte inside a sentence, or more than [`MAX_SENTENCE`] bytes, breaks it
 //!   (framing error); a `$` inside a sentence restarts framing there, since the previous one was
-//!   cut short;
+//!   cut short. A candidate that never began like a sentence (address, then `,`) is not counted
+//!   as a framing error but as skipped bytes: binary protocols carry `$` bytes all the time, and
+//!   counting them would make a healthy u-blox look like a damaged line;
 //! - a sentence ends right after `*hh`, without waiting for the line end, so binary data glued
 //!   to a complete sentence does not cost the sentence;
 //! - a bad checksum drops the sentence (counted).
@@ -96,7 +98,7 @@ impl Framer {
         for (i, &b) in bytes.iter().enumerate() {
             if b == b'$' {
                 if self.in_sentence {
-                    self.stats.framing_errors += 1;
+                    self.broken(0);
                 }
                 self.buf.clear();
                 self.in_sentence = true;
@@ -113,15 +115,13 @@ impl Framer {
             }
             match b {
                 b'\r' | b'\n' => {
-                    self.in_sentence = false;
-                    if self.buf.contains(&b'*') {
-                        // A `*` without two hex digits before the line end.
-                        self.stats.framing_errors += 1;
-                    } else if !self.buf.is_empty() {
-                        out.push(self.frame(Checksum::Missing));
+                    if self.buf.contains(&b'*') || !plausible(&self.buf) {
+                        // A `*` without two hex digits before the line end, or not NMEA at all.
+                        self.broken(0);
                     } else {
-                        self.stats.framing_errors += 1;
+                        out.push(self.frame(Checksum::Missing));
                     }
+                    self.in_sentence = false;
                     self.buf.clear();
                 }
                 0x20..=0x7e => {
@@ -131,14 +131,13 @@ impl Framer {
                     {
                         self.finish_checksummed(star, out);
                     } else if self.buf.len() > MAX_SENTENCE {
-                        self.stats.framing_errors += 1;
+                        self.broken(0);
                         self.in_sentence = false;
                         self.buf.clear();
                     }
                 }
                 _ => {
-                    self.stats.framing_errors += 1;
-                    self.stats.skipped_bytes += 1;
+                    self.broken(1);
                     self.in_sentence = false;
                     self.buf.clear();
                 }
@@ -151,8 +150,8 @@ impl Framer {
         let want = hex_pair(self.buf[star + 1], self.buf[star + 2]);
         let body = &self.buf[..star];
         match want {
-            None => self.stats.framing_errors += 1,
-            Some(_) if body.contains(&b'*') => self.stats.framing_errors += 1,
+            None => self.broken(0),
+            Some(_) if body.contains(&b'*') => self.broken(0),
             Some(w) if w == checksum(body) => {
                 self.buf.truncate(star);
                 out.push(self.frame(Checksum::Valid));
@@ -162,10 +161,28 @@ impl Framer {
         self.buf.clear();
     }
 
+    /// A candidate that did not end as a sentence: a framing error if it had begun like one,
+    /// else noise (a `$` byte inside binary data) counted with the skipped bytes.
+    fn broken(&mut self, extra: u64) {
+        if plausible(&self.buf) {
+            self.stats.framing_errors += 1;
+        } else {
+            self.stats.skipped_bytes += self.buf.len() as u64 + 1;
+        }
+        self.stats.skipped_bytes += extra;
+    }
+
     fn frame(&self, checksum: Checksum) -> Frame {
         // Only printable ASCII is ever buffered, so this is lossless.
         Frame { body: String::from_utf8_lossy(&self.buf).into_owned(), checksum, start: self.start }
     }
+}
+
+/// Begins like an NMEA sentence: an address of 2–10 upper-case letters or digits, then `,`.
+fn plausible(buf: &[u8]) -> bool {
+    buf.iter().position(|&b| b == b',').is_some_and(|p| {
+        (2..=10).contains(&p) && buf[..p].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    })
 }
 
 /// XOR of the bytes between `$` and `*`.
@@ -227,7 +244,12 @@ mod tests {
         bytes.extend_from_slice(s.as_bytes());
         let (out, st) = frames(&bytes);
         assert_eq!(out.len(), 2, "{st:?}");
-        assert!(st.framing_errors >= 2, "{st:?}"); // `$` then NUL; stray `$` in binary
+        // `$` then NUL, and the `$` (0x24) inside the UBX frame, are binary noise, not damage.
+        assert_eq!(st.framing_errors, 0, "{st:?}");
+        assert_eq!(st.skipped_bytes, 4 + 4 + 4, "{st:?}");
+        // A sentence cut by binary data after its address is damage.
+        let (_, st) = frames(&[b"$GPRMC,1235".as_slice(), &[0xB5, 0x62]].concat());
+        assert_eq!(st.framing_errors, 1);
     }
 
     #[test]

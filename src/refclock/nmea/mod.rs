@@ -6,9 +6,13 @@
 //! - [`decoder`]: per-cycle validity, dating, continuity, one trusted time per second (sans-IO).
 //! - [`stats`]: counters snapshot for status, metrics and `refclock test`.
 //! - [`serial`]: the thin device seam: open, read, timestamp, reconnect.
+//! - [`replay`]: captures through the same decoder, without hardware or clock.
+//! - [`diagnose`]: the NMEA section and findings of `refclock test`.
 
 pub mod decoder;
+pub mod diagnose;
 pub mod framer;
+pub mod replay;
 pub mod rollover;
 pub mod sentence;
 pub mod serial;

@@ -109,11 +109,11 @@ pub struct Rmc {
 }
 
 impl Rmc {
-    /// Valid fix: status `A`, and no mode or navigational status saying otherwise.
+    /// Valid fix: status `A`, and no mode indicator saying otherwise. The NMEA 4.1
+    /// navigational status is not consulted: `V` there means "not provided", and u-blox sends `V`
+    /// in every RMC.
     pub fn fix_valid(&self) -> bool {
-        self.status == 'A'
-            && self.mode.is_none_or(|m| mode_valid(m) != Some(false))
-            && self.nav_status != Some('V')
+        self.status == 'A' && self.mode.is_none_or(|m| mode_valid(m) != Some(false))
     }
 }
 
@@ -157,9 +157,9 @@ pub struct Gns {
 }
 
 impl Gns {
-    /// Valid when at least one constellation has a real fix and the status does not say `V`.
+    /// Valid when at least one constellation has a real fix (navigational status: see [`Rmc`]).
     pub fn fix_valid(&self) -> bool {
-        self.modes.chars().any(|m| mode_valid(m) == Some(true)) && self.nav_status != Some('V')
+        self.modes.chars().any(|m| mode_valid(m) == Some(true))
     }
 }
 
@@ -449,7 +449,7 @@ mod tests {
         let Sentence::Rmc(r) = p.sentence else { panic!() };
         assert_eq!(r.time, Some(tod(20, 26, 40, 0)));
         assert_eq!(r.date, Some(Date { year: 2025, month: 1, day: 2 }));
-        assert!(!r.fix_valid(), "navigational status V");
+        assert!(r.fix_valid(), "navigational status V means 'not provided' (u-blox, NMEA 4.1)");
         let Sentence::Rmc(r) = parse("GPRMC,123519.25,A,,,,,,,230394,,,N").unwrap().sentence else {
             panic!()
         };
@@ -494,7 +494,7 @@ mod tests {
         assert!(!g("GNGLL,4807.038,N,01131.000,E,123519.00,A,N"));
         assert!(!g("GNGLL,,,,,123519.00,V,N"));
         assert!(g("GNGNS,123519.00,4807.038,N,01131.000,E,NAN,08,0.9,545.4,46.9,,,S"));
-        assert!(!g("GNGNS,123519.00,4807.038,N,01131.000,E,NAN,08,0.9,545.4,46.9,,,V"));
+        assert!(g("GNGNS,123519.00,4807.038,N,01131.000,E,NAN,08,0.9,545.4,46.9,,,V"));
         assert!(!g("GNGNS,123519.00,,,,,NNN,00,,,,,,"));
     }
 

@@ -42,6 +42,8 @@ const SILENCE_WARN_AFTER: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_millis(250);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A connection that lasted this long resets the backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NmeaDriverConfig {
@@ -167,7 +169,6 @@ impl<F: FnMut(Decoded)> Reader<F> {
         while !self.stopped() {
             match self.open() {
                 Ok((port, baud)) => {
-                    backoff = BACKOFF_MIN;
                     if self.last_error.take().is_some() {
                         info!("NMEA {dev}: device is back, reading at {baud} baud");
                     } else {
@@ -180,7 +181,11 @@ impl<F: FnMut(Decoded)> Reader<F> {
                         s.baud = Some(baud);
                         s.last_error = None;
                     });
+                    let opened = Instant::now();
                     let why = self.read_loop(port);
+                    if opened.elapsed() >= STABLE_AFTER {
+                        backoff = BACKOFF_MIN;
+                    }
                     self.publish(|s| {
                         s.connected = false;
                         s.reconnects += 1;
@@ -190,6 +195,11 @@ impl<F: FnMut(Decoded)> Reader<F> {
                     }
                     warn!("NMEA {dev}: {why}; reopening");
                     self.note_error(why);
+                    // A port that opens but fails at once (flaky USB) must not spin.
+                    if opened.elapsed() < STABLE_AFTER {
+                        self.sleep(backoff);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
                 }
                 Err(why) => {
                     if self.last_error.as_deref() != Some(why.as_str()) {

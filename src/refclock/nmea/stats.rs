@@ -42,6 +42,9 @@ pub struct NmeaStats {
     // Deciding.
     /// Receiver output cycles (distinct times of day).
     pub cycles: u64,
+    /// Cycles whose RMC reported a valid fix (what "seconds with a valid fix" means for most
+    /// receivers; compare with `times_reported`).
+    pub rmc_valid_cycles: u64,
     /// Trusted seconds handed on.
     pub times_reported: u64,
     /// Cycles without a valid fix (RMC `V`, GGA quality 0, ZDA alone…).
@@ -50,8 +53,10 @@ pub struct NmeaStats {
     pub rejected_no_date: u64,
     /// RMC and ZDA of one cycle naming different dates.
     pub date_conflicts: u64,
-    /// A time earlier than one already reported: a fault, not a new truth.
+    /// More than 2 s earlier than a time already reported: a fault, not a new truth.
     pub rejected_backwards: u64,
+    /// Up to 2 s before a time already reported (a sentence lagging the others of its burst).
+    pub rejected_late: u64,
     /// A second already reported (high-rate receivers, repeated sentences).
     pub rejected_same_second: u64,
     /// Differing from the synchronised upstream time by a second or more.

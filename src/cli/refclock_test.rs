@@ -1,0 +1,157 @@
+//! `stratum1 refclock test`: diagnoses the receiver, live from a device or from a capture.
+//!
+//! `--json` prints one object per line: `{"event":"time",...}` for every trusted second as it is
+//! decided, then `{"event":"summary",...}`. The report is a [`Report`] of sections, each built by
+//! its driver's diagnosis; further sources (PPS) add a section and their own options here.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::config::{Config, DEFAULT_PATH, RefclockKind};
+use crate::refclock::diagnose::Report;
+use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
+use crate::refclock::nmea::replay::{self, parse_date};
+use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
+use crate::refclock::nmea::{Decoded, rollover};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RefclockTestArgs {
+    /// Serial device of the receiver (default: the config's nmea refclock, else /dev/serial0).
+    #[arg(long, value_name = "PATH")]
+    pub device: Option<PathBuf>,
+    /// Serial speed, 4800–921600, or `auto` (default: auto; for --replay: the capture's
+    /// `# baud:` comment, else 9600).
+    #[arg(long, value_name = "N|auto")]
+    pub baud: Option<String>,
+    /// Decode a capture (raw port bytes; lines starting with `#` are comments) instead of a device.
+    #[arg(long, value_name = "FILE", conflicts_with = "device")]
+    pub replay: Option<PathBuf>,
+    /// Replay: when the capture was made; dates before it get the week-rollover correction
+    /// (default: dates as decoded).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "replay")]
+    pub anchor: Option<String>,
+    /// Live: how long to listen, seconds.
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub duration: f64,
+    /// One JSON object per line (`time` events, then `summary`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init();
+    let baud = parse_baud(args.baud.as_deref())?;
+    let report = match &args.replay {
+        Some(file) => run_replay(args, file, baud)?,
+        None => run_live(args, baud)?,
+    };
+    if args.json {
+        println!("{}", report.summary_json());
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// `None` is auto.
+fn parse_baud(s: Option<&str>) -> anyhow::Result<Option<u32>> {
+    match s {
+        None => Ok(None),
+        Some(s) if s.eq_ignore_ascii_case("auto") => Ok(None),
+        Some(s) => match s.parse::<u32>() {
+            Ok(b) if (4800..=921_600).contains(&b) => Ok(Some(b)),
+            _ => bail!("--baud {s:?}: expected a speed from 4800 to 921600, or \"auto\""),
+        },
+    }
+}
+
+fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow::Result<Report> {
+    let data = std::fs::read(file).with_context(|| format!("cannot read capture {}", file.display()))?;
+    let anchor = match &args.anchor {
+        Some(a) => Some(parse_date(a).with_context(|| format!("--anchor {a:?}: expected YYYY-MM-DD"))?),
+        None => None,
+    };
+    let (events, stats, config) = replay::replay(&data, baud, anchor);
+    let mut obs = NmeaObserver::default();
+    let mut stdout = std::io::stdout().lock();
+    for e in &events {
+        obs.observe(e, false);
+        if args.json
+            && let Decoded::Time(t) = e
+        {
+            writeln!(stdout, "{}", diagnose::time_event(t, false))?;
+        }
+    }
+    let ctx = Context { live: false, source: file.display().to_string(), duration_s: 0.0 };
+    let (mut section, findings) = diagnose::analyse(&ctx, &obs, &stats);
+    section.line("replay baud", format!("{} (arrival stamps synthesised from byte positions)", config.baud));
+    if config.rollover_anchor != rollover::GPS_EPOCH {
+        section.line("rollover anchor", config.rollover_anchor);
+    }
+    Ok(Report { mode: "replay".into(), sections: vec![section], findings })
+}
+
+fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report> {
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        bail!("--duration {}: expected a positive number of seconds", args.duration);
+    }
+    let device = args.device.clone().unwrap_or_else(default_device);
+    let (tx, rx) = mpsc::channel();
+    let handle = serial::spawn_with(NmeaDriverConfig::new(&device, baud), move |d| {
+        let _ = tx.send(d);
+    });
+    if !args.json {
+        eprintln!("listening on {} for {:.0} s…", device.display(), args.duration);
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
+    let mut obs = NmeaObserver::default();
+    let mut stdout = std::io::stdout().lock();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(d) => {
+                obs.observe(&d, true);
+                if args.json
+                    && let Decoded::Time(t) = &d
+                {
+                    writeln!(stdout, "{}", diagnose::time_event(t, true))?;
+                    stdout.flush()?;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let stats = handle.stats();
+    handle.stop();
+    let ctx = Context { live: true, source: device.display().to_string(), duration_s: args.duration };
+    let (section, findings) = diagnose::analyse(&ctx, &obs, &stats);
+    Ok(Report { mode: "live".into(), sections: vec![section], findings })
+}
+
+/// The default config's first nmea refclock, else `/dev/serial0`.
+fn default_device() -> PathBuf {
+    Config::load(Path::new(DEFAULT_PATH))
+        .ok()
+        .and_then(|c| c.refclock.into_iter().find(|r| r.kind == RefclockKind::Nmea).and_then(|r| r.device))
+        .unwrap_or_else(|| PathBuf::from("/dev/serial0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baud_argument() {
+        assert_eq!(parse_baud(None).unwrap(), None);
+        assert_eq!(parse_baud(Some("AUTO")).unwrap(), None);
+        assert_eq!(parse_baud(Some("115200")).unwrap(), Some(115_200));
+        let e = parse_baud(Some("96000000")).unwrap_err().to_string();
+        assert!(e.contains("--baud"), "{e}");
+        assert!(parse_baud(Some("fast")).is_err());
+    }
+}

@@ -1,0 +1,488 @@
+//! What `refclock test` says about the NMEA side: counters, arrival delays, and a finding with
+//! a concrete fix for each problem seen. Sans-IO: fed decoder outputs and a stats snapshot.
+
+use serde_json::{Value, json};
+
+use super::decoder::{Decoded, DecodedTime};
+use super::stats::NmeaStats;
+use crate::refclock::diagnose::{Finding, Section, Severity};
+use crate::time::Time;
+
+/// What the run was.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// Live device (arrival stamps are `CLOCK_REALTIME`) or replay (synthetic stamps).
+    pub live: bool,
+    /// Device path or capture file.
+    pub source: String,
+    pub duration_s: f64,
+}
+
+/// Collects per-second observations while the run goes on.
+#[derive(Clone, Debug, Default)]
+pub struct NmeaObserver {
+    times: u64,
+    delayed: u64,
+    no_fix_events: u64,
+    first: Option<String>,
+    last: Option<String>,
+    /// Live: arrival after the second it names, seconds (received − utc).
+    delays: Vec<f64>,
+}
+
+impl NmeaObserver {
+    pub fn observe(&mut self, d: &Decoded, live: bool) {
+        match d {
+            Decoded::Time(t) => {
+                self.times += 1;
+                self.delayed += t.delayed as u64;
+                let s = t.utc_string();
+                self.first.get_or_insert_with(|| s.clone());
+                self.last = Some(s);
+                if live && !t.leap_second {
+                    self.delays.push(t.time.received.secs_since(t.time.utc));
+                }
+            }
+            Decoded::NoFix { .. } => self.no_fix_events += 1,
+        }
+    }
+
+    pub fn times(&self) -> u64 {
+        self.times
+    }
+}
+
+/// The `{"event":"time",...}` line for one trusted second.
+pub fn time_event(t: &DecodedTime, live: bool) -> Value {
+    let mut v = json!({
+        "event": "time",
+        "utc": t.utc_string(),
+        "first_sentence": t.first_sentence,
+        "date_source": t.date_source,
+        "sats_used": t.sats_used,
+        "leap_second": t.leap_second,
+        "delayed": t.delayed,
+    });
+    if live {
+        v["received"] = json!(t.time.received.to_utc().to_string());
+        v["delay_s"] = json!(round6(t.time.received.secs_since(t.time.utc)));
+    } else {
+        // Replay: arrival is synthetic, bytes before this sentence at the capture's baud.
+        v["rx_s"] = json!(round6(t.time.received.secs_since(Time::ZERO)));
+    }
+    v
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct DelayStats {
+    pub count: usize,
+    pub min_s: f64,
+    pub median_s: f64,
+    pub mean_s: f64,
+    pub max_s: f64,
+    pub stdev_s: f64,
+}
+
+pub fn delay_stats(delays: &[f64]) -> Option<DelayStats> {
+    if delays.is_empty() {
+        return None;
+    }
+    let mut v = delays.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    Some(DelayStats {
+        count: v.len(),
+        min_s: v[0],
+        median_s: v[v.len() / 2],
+        mean_s: mean,
+        max_s: v[v.len() - 1],
+        stdev_s: var.sqrt(),
+    })
+}
+
+const TIME_KINDS: [&str; 5] = ["RMC", "GGA", "GLL", "GNS", "ZDA"];
+
+/// The NMEA section and its findings.
+pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Vec<Finding>) {
+    let mut sec = Section::new("NMEA", "nmea");
+    let delays = delay_stats(&obs.delays);
+    let sentences: u64 = s.sentences.values().sum();
+    let time_sentences: u64 = TIME_KINDS.iter().filter_map(|k| s.sentences.get(*k)).sum();
+    let list = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        }
+    };
+
+    sec.line(if ctx.live { "device" } else { "capture" }, &ctx.source);
+    if ctx.live {
+        sec.line("baud", s.baud.map_or("not detected".to_string(), |b| b.to_string()));
+        sec.line("duration", format!("{:.1} s", ctx.duration_s));
+    }
+    if let Some(e) = &s.last_error {
+        sec.line("last error", e);
+    }
+    sec.line(
+        "bytes",
+        format!("{} ({} outside sentences: binary protocols, padding)", s.bytes, s.skipped_bytes),
+    );
+    sec.line("sentences", list(&s.sentences));
+    sec.line("talkers", list(&s.talkers));
+    sec.line(
+        "errors",
+        format!(
+            "{} bad checksums, {} framing, {} without checksum, {} malformed, {} proprietary (ignored)",
+            s.checksum_errors, s.framing_errors, s.no_checksum, s.parse_errors, s.proprietary
+        ),
+    );
+    if let Some(e) = &s.last_parse_error {
+        sec.line("last malformed", e);
+    }
+    let opt = |o: Option<String>| o.unwrap_or_else(|| "-".into());
+    sec.line(
+        "fix",
+        format!(
+            "RMC {}, GGA quality {}, GSA fix type {}, satellites used {}, in view {}",
+            match s.fix.rmc_valid {
+                Some(true) => "valid",
+                Some(false) => "invalid",
+                None => "-",
+            },
+            opt(s.fix.gga_quality.map(|q| q.to_string())),
+            opt(s
+                .fix
+                .fix_type
+                .map(|t| format!("{t}{}", ["", " (none)", " (2D)", " (3D)"].get(t as usize).unwrap_or(&"")))),
+            opt(s.fix.sats_used.map(|n| n.to_string())),
+            opt(s.fix.sats_in_view.map(|n| n.to_string())),
+        ),
+    );
+    sec.line(
+        "trusted seconds",
+        match (&obs.first, &obs.last) {
+            (Some(f), Some(l)) => format!("{} ({f} … {l})", s.times_reported),
+            _ => s.times_reported.to_string(),
+        },
+    );
+    if s.rmc_valid_cycles > 0 {
+        sec.line(
+            "coverage",
+            format!(
+                "{} trusted seconds for {} cycles with a valid RMC fix ({:.1}%)",
+                s.times_reported,
+                s.rmc_valid_cycles,
+                100.0 * s.times_reported as f64 / s.rmc_valid_cycles as f64
+            ),
+        );
+    }
+    sec.line(
+        "not trusted",
+        format!(
+            "{} no fix, {} no date, {} date conflicts, {} backwards, {} late, {} same second, {} isolated, {} upstream disagrees",
+            s.rejected_no_fix,
+            s.rejected_no_date,
+            s.date_conflicts,
+            s.rejected_backwards,
+            s.rejected_late,
+            s.rejected_same_second,
+            s.unconfirmed,
+            s.rejected_reference
+        ),
+    );
+    if s.rollover_corrections > 0 {
+        sec.line("week rollover", format!("{} dates corrected by +1024 weeks", s.rollover_corrections));
+    }
+    if s.leap_seconds > 0 {
+        sec.line("leap seconds", s.leap_seconds);
+    }
+    if let Some(d) = &delays {
+        sec.line(
+            "arrival after second",
+            format!(
+                "median {:.1} ms, mean {:.1} ms, min {:.1} ms, max {:.1} ms, stdev {:.1} ms (n={})",
+                d.median_s * 1e3,
+                d.mean_s * 1e3,
+                d.min_s * 1e3,
+                d.max_s * 1e3,
+                d.stdev_s * 1e3,
+                d.count
+            ),
+        );
+        sec.line("system clock − GPS", format!("{:+.3} s (median arrival delay included)", d.median_s));
+    }
+    sec.json = json!({
+        "source": ctx.source,
+        "live": ctx.live,
+        "times": s.times_reported,
+        "first_utc": obs.first,
+        "last_utc": obs.last,
+        "delay_s": delays,
+        "stats": s,
+    });
+
+    let mut f = Vec::new();
+    let mut add = |severity, code, problem: String, fix: &str| {
+        f.push(Finding { severity, code, problem, fix: fix.to_string() });
+    };
+    if s.bytes == 0 {
+        if !ctx.live {
+            add(
+                Severity::NoData,
+                "no_data",
+                "the capture holds no data".into(),
+                "capture the raw port again (e.g. `cat /dev/serial0 > capture.nmea` for a minute)",
+            );
+        } else if let Some(e) = s.last_error.as_ref().filter(|_| !s.connected && s.reconnects == 0) {
+            add(
+                Severity::NoData,
+                "cannot_open",
+                e.clone(),
+                "check the path (Raspberry Pi: /dev/serial0 with enable_uart=1; USB receivers: /dev/ttyACM0 or /dev/ttyUSB0), \
+                 the daemon user's group (dialout), and that nothing else (gpsd, a getty) holds the port",
+            );
+        } else {
+            add(
+                Severity::NoData,
+                "no_data",
+                format!("no bytes at all from {} in {:.0} s", ctx.source, ctx.duration_s),
+                "a serial console may still own the port: remove `console=serial0,115200` from cmdline.txt and run \
+                 `systemctl disable --now serial-getty@ttyAMA0`; on a Pi use /dev/serial0 with `enable_uart=1` and \
+                 `dtoverlay=disable-bt` (Pi 5: `dtoverlay=uart0-pi5`); check the receiver has power and its TX goes to the \
+                 board's RX; or this is the wrong device",
+            );
+        }
+        return (sec, f);
+    }
+    if sentences == 0 {
+        add(
+            Severity::NoData,
+            "wrong_baud",
+            format!(
+                "{} bytes but no valid NMEA sentence ({} bad checksums, {} framing errors)",
+                s.bytes, s.checksum_errors, s.framing_errors
+            ),
+            "wrong baud rate: try `--baud auto` or the receiver's speed (MT3339, Quectel L76, u-blox default 9600; \
+             u-blox often reconfigured to 38400 or 115200); login-prompt text here means a serial console is on the port",
+        );
+        return (sec, f);
+    }
+    let bad = s.checksum_errors + s.framing_errors;
+    if bad * 50 > sentences + bad && bad >= 3 {
+        add(
+            Severity::Problem,
+            "bad_checksums",
+            format!("{bad} damaged sentences for {sentences} good ones"),
+            "another program may read the port too (`systemctl disable --now gpsd gpsd.socket`), or the wiring is noisy \
+             or the speed marginal: short wires, common ground, a lower baud",
+        );
+    }
+    let checksummed_none = s.no_checksum > 0 && s.no_checksum >= sentences;
+    if checksummed_none {
+        add(
+            Severity::Problem,
+            "no_checksums",
+            "the receiver sends sentences without checksums; they are used only after two consecutive consistent seconds".into(),
+            "enable NMEA checksums in the receiver's configuration",
+        );
+    } else if s.no_checksum > 0 {
+        add(
+            Severity::Note,
+            "unchecksummed_ignored",
+            format!("{} sentences without checksum ignored", s.no_checksum),
+            "none needed: the receiver checksums its time sentences",
+        );
+    }
+    if time_sentences == 0 {
+        add(
+            Severity::Problem,
+            "no_time_sentences",
+            format!("no time-bearing sentence (RMC, GGA, GLL, GNS, ZDA) among {sentences}"),
+            "enable RMC output (or GGA together with ZDA) in the receiver",
+        );
+    } else if s.times_reported == 0 {
+        if s.rejected_no_date > 0 && s.rejected_no_date >= s.rejected_no_fix {
+            add(
+                Severity::Problem,
+                "no_date",
+                format!("{} cycles with a valid fix but no date", s.rejected_no_date),
+                "enable RMC or ZDA output: GGA/GLL/GNS carry only the time of day",
+            );
+        } else if s.date_conflicts > 0 {
+            add(
+                Severity::Problem,
+                "date_conflict",
+                format!("RMC and ZDA name different dates in {} cycles", s.date_conflicts),
+                "receiver firmware fault: update it or disable ZDA",
+            );
+        } else {
+            add(
+                Severity::Problem,
+                "no_fix",
+                format!(
+                    "no valid fix: {} cycles without one (RMC V, GGA quality 0, or ZDA alone)",
+                    s.rejected_no_fix
+                ),
+                "give the antenna open sky (a window is marginal), check the antenna cable and active-antenna power, \
+                 and allow a cold start up to 15 minutes (u-blox holds UTC until it has leap-second data)",
+            );
+        }
+    } else if s.rejected_no_fix > 0 {
+        add(
+            Severity::Note,
+            "fix_lost",
+            format!(
+                "{} cycles without a valid fix among {} trusted seconds",
+                s.rejected_no_fix, s.times_reported
+            ),
+            "none needed if brief; otherwise improve the antenna's sky view",
+        );
+    }
+    if s.rejected_backwards > 0 {
+        add(
+            Severity::Problem,
+            "time_backwards",
+            format!("{} seconds earlier than already reported times (ignored)", s.rejected_backwards),
+            "a receiver fault (firmware week-rollover bug, RTC reset): update the firmware or cold-start the receiver",
+        );
+    }
+    if s.rejected_reference > 0 {
+        add(
+            Severity::Problem,
+            "upstream_disagrees",
+            format!("{} GPS seconds differ from upstream time by a second or more", s.rejected_reference),
+            "check the receiver's leap-second state and firmware; the daemon serves upstream time meanwhile",
+        );
+    }
+    if s.rollover_corrections > 0 {
+        add(
+            Severity::Note,
+            "week_rollover",
+            format!("receiver reports dates 1024 weeks early; {} dates corrected", s.rollover_corrections),
+            "update the receiver firmware; the correction stays right until 2046",
+        );
+    }
+    if s.parse_errors > 0 {
+        add(
+            Severity::Note,
+            "malformed",
+            format!(
+                "{} checksummed sentences malformed ({})",
+                s.parse_errors,
+                s.last_parse_error.as_deref().unwrap_or("")
+            ),
+            "none needed unless they are time sentences; report the line if they are",
+        );
+    }
+    if s.contradictions + s.fix_disagreements > 0 {
+        add(
+            Severity::Note,
+            "inconsistent_cycles",
+            format!(
+                "{} cycles where sentences disagreed about the fix (RMC decides), {} contradicted after decision",
+                s.fix_disagreements, s.contradictions
+            ),
+            "none needed; a firmware quirk",
+        );
+    }
+    if let Some(d) = delays {
+        if d.median_s > 2.0 || d.median_s < -1.0 {
+            add(
+                Severity::Problem,
+                "clock_far_off",
+                format!("system clock differs from GPS time by about {:+.3} s", d.median_s),
+                "the system clock is not synchronised (a Pi without RTC starts at its last shutdown time); the daemon \
+                 steps it once GPS and PPS lock; compare with `date -u`",
+            );
+        } else if d.median_s > 1.0 {
+            add(
+                Severity::Note,
+                "late_messages",
+                format!("messages arrive {:.0} ms after the second they name", d.median_s * 1e3),
+                "fine with PPS (pairing learns it); or the system clock is off by about a second",
+            );
+        }
+        if d.stdev_s > 0.1 {
+            add(
+                Severity::Note,
+                "delay_wanders",
+                format!("NMEA arrival wanders (stdev {:.0} ms)", d.stdev_s * 1e3),
+                "NMEA alone gives coarse time: wire the PPS output",
+            );
+        }
+    }
+    if ctx.live && ctx.duration_s >= 10.0 && s.times_reported > 0 {
+        let rate = s.times_reported as f64 / ctx.duration_s;
+        if rate < 0.8 {
+            add(
+                Severity::Problem,
+                "intermittent",
+                format!("only {} trusted seconds in {:.0} s", s.times_reported, ctx.duration_s),
+                "check fix stability and for dropped sentences (bad checksums, a baud too low for the enabled sentences)",
+            );
+        }
+    }
+    (sec, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(live: bool) -> Context {
+        Context { live, source: "/dev/serial0".into(), duration_s: 30.0 }
+    }
+
+    fn codes(f: &[Finding]) -> Vec<&'static str> {
+        f.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn no_bytes_is_no_data_with_console_hint() {
+        let (_, f) = analyse(
+            &ctx(true),
+            &NmeaObserver::default(),
+            &NmeaStats { connected: true, ..Default::default() },
+        );
+        assert_eq!(codes(&f), ["no_data"]);
+        assert_eq!(f[0].severity, Severity::NoData);
+        assert!(f[0].fix.contains("console"));
+    }
+
+    #[test]
+    fn garbage_is_wrong_baud() {
+        let s = NmeaStats { bytes: 5000, framing_errors: 80, ..Default::default() };
+        let (_, f) = analyse(&ctx(true), &NmeaObserver::default(), &s);
+        assert_eq!(codes(&f), ["wrong_baud"]);
+    }
+
+    #[test]
+    fn sentences_without_fix_and_clock_far_off() {
+        let mut s = NmeaStats { bytes: 5000, rejected_no_fix: 30, ..Default::default() };
+        s.sentences.insert("RMC".into(), 30);
+        let (_, f) = analyse(&ctx(true), &NmeaObserver::default(), &s);
+        assert_eq!(codes(&f), ["no_fix"]);
+
+        let obs = NmeaObserver { delays: vec![3600.4; 30], ..Default::default() };
+        s.times_reported = 30;
+        s.rejected_no_fix = 0;
+        let (sec, f) = analyse(&ctx(true), &obs, &s);
+        assert_eq!(codes(&f), ["clock_far_off"]);
+        assert!(sec.lines.iter().any(|(k, _)| k == "arrival after second"));
+    }
+
+    #[test]
+    fn delay_statistics() {
+        let d = delay_stats(&[0.3, 0.5, 0.4]).unwrap();
+        assert_eq!((d.min_s, d.median_s, d.max_s), (0.3, 0.4, 0.5));
+        assert!((d.mean_s - 0.4).abs() < 1e-12);
+        assert!(delay_stats(&[]).is_none());
+    }
+}
