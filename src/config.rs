@@ -28,6 +28,9 @@ pub struct Config {
     pub clock: ClockConfig,
     pub metrics: MetricsConfig,
     pub control: ControlConfig,
+    /// The simulated receiver of `run --simulate` (delays, jitter, outages in seconds since
+    /// start); ignored without `--simulate`.
+    pub simulate: crate::refclock::sim::ReceiverParams,
 }
 
 #[derive(Debug, Clone, Deserialize)]

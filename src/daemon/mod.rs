@@ -115,6 +115,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 if let Some(r) = refclock.as_mut() {
                     for sample in r.source.on_event(ev, &*clock) {
                         core.on_sample(r.id, sample);
+                        r.polled = std::time::Instant::now();
                     }
                 }
             }
@@ -126,6 +127,13 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                     r.set_network_reference(&*clock, network);
                     for sample in r.source.poll(realtime_now(), &*clock) {
                         core.on_sample(r.id, sample);
+                        r.polled = std::time::Instant::now();
+                    }
+                    // The refclock's "poll" is one second: a second without a sample shifts a
+                    // zero into its reach register, as a missed poll does for an upstream.
+                    if r.polled.elapsed() >= Duration::from_millis(1500) {
+                        core.on_no_response(r.id, clock.now());
+                        r.polled += Duration::from_secs(1);
                     }
                 }
                 let now = clock.now();

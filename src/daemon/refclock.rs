@@ -12,7 +12,7 @@ use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::nmea::decoder::Reference;
 use crate::refclock::nmea::serial::{self as nmea_serial, NmeaDriverConfig, NmeaDriverHandle};
 use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsConfig, KernelPpsHandle};
-use crate::refclock::sim::{self, ReceiverParams};
+use crate::refclock::sim;
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
 
 /// The refclock as the daemon runs it: one core source fed by one or more drivers.
@@ -21,6 +21,8 @@ pub struct Refclock {
     pub source: RefclockSource,
     pub description: String,
     simulated: bool,
+    /// When the refclock last gave a sample, or was last counted as missing one.
+    pub polled: std::time::Instant,
     reference: Option<Reference>,
     pub nmea: Vec<NmeaDriverHandle>,
     _pps: Vec<KernelPpsHandle>,
@@ -88,7 +90,7 @@ pub fn start(
     let mut parts = Vec::new();
     let mut sim_handle = None;
     if simulate {
-        let model = sim::pty::realtime_model(ReceiverParams::default(), rand::random());
+        let model = sim::pty::realtime_model(config.simulate.clone(), rand::random());
         let handle = sim::pty::spawn(model, tx.clone())?;
         let path = handle.serial_path().to_path_buf();
         parts.push(format!("simulated receiver (nmea {} @9600 + pps)", path.display()));
@@ -133,6 +135,7 @@ pub fn start(
         source,
         description,
         simulated: simulate,
+        polled: std::time::Instant::now(),
         reference: None,
         nmea,
         _pps: pps,

@@ -11,7 +11,9 @@ use rand::{Rng, SeedableRng};
 use crate::time::Time;
 
 /// How the receiver behaves. Times of day are seconds since the model's start second.
-#[derive(Clone, Debug, PartialEq)]
+/// Also the `[simulate]` table of the config, for `run --simulate`.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ReceiverParams {
     pub pps: bool,
     /// White noise of each pulse edge, ns (1 sigma).
