@@ -20,7 +20,8 @@ pub struct Refclock {
     pub id: SourceId,
     pub source: RefclockSource,
     pub description: String,
-    simulated: bool,
+    /// With the simulated receiver: how far its UTC is ahead of the host clock, seconds.
+    simulated: Option<f64>,
     /// When the refclock last gave a sample, or was last counted as missing one.
     pub polled: std::time::Instant,
     reference: Option<Reference>,
@@ -37,11 +38,12 @@ impl Refclock {
     /// `network` is the error bound of our clock when upstream servers (not this refclock)
     /// discipline it.
     pub fn anchor_bound(&self, clock: &dyn Clock, network: Option<f64>) -> Option<f64> {
-        let correction = clock.now().secs_since(realtime_now()).abs();
-        if self.simulated {
-            // The simulated receiver's UTC *is* the host clock.
-            return Some(correction + 1e-3);
+        let correction = clock.now().secs_since(realtime_now());
+        if let Some(offset) = self.simulated {
+            // The simulated receiver's UTC is the host clock, shifted by its configured lie.
+            return Some((correction - offset).abs() + 1e-3);
         }
+        let correction = correction.abs();
         let host = host_clock_error_bound().map(|b| b + correction);
         match (host, network) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -134,7 +136,7 @@ pub fn start(
         id,
         source,
         description,
-        simulated: simulate,
+        simulated: simulate.then_some(config.simulate.utc_offset_ms * 1e-3),
         polled: std::time::Instant::now(),
         reference: None,
         nmea,

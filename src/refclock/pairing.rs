@@ -28,6 +28,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use crate::core::Leap;
 use crate::time::Time;
 
 const NS: i64 = 1_000_000_000;
@@ -225,6 +226,9 @@ pub struct Pairing {
     conflicts: u64,
     pulses_without_fix: u64,
     last_refusal: Option<Refusal>,
+    leap: Leap,
+    /// The midnight whose leap second the flywheel already counted.
+    leap_applied: Option<i64>,
 }
 
 impl Pairing {
@@ -245,6 +249,34 @@ impl Pairing {
             conflicts: 0,
             pulses_without_fix: 0,
             last_refusal: None,
+            leap: Leap::None,
+            leap_applied: None,
+        }
+    }
+
+    /// A leap second announced for the end of the current UTC day. Pulses are labelled as the
+    /// kernel counts POSIX time: an inserted second repeats 23:59:59, a deleted one skips it.
+    pub fn set_leap(&mut self, leap: Leap) {
+        self.leap = leap;
+    }
+
+    /// The label `n` whole seconds after the pulse labelled `prev`, across a leap second.
+    fn flywheel_label(&mut self, prev: i64, n: i64) -> i64 {
+        let midnight = (prev.div_euclid(86_400) + 1) * 86_400;
+        let s = prev + n;
+        if self.leap_applied == Some(midnight) {
+            return s;
+        }
+        match self.leap {
+            Leap::Insert if s >= midnight => {
+                self.leap_applied = Some(midnight);
+                s - 1
+            }
+            Leap::Delete if prev < midnight - 1 && s >= midnight - 1 => {
+                self.leap_applied = Some(midnight);
+                s + 1
+            }
+            _ => s,
         }
     }
 
@@ -396,7 +428,7 @@ impl Pairing {
                 // A glitch between real pulses: refuse it, keep the chain for the next one.
                 return refuse(Refusal::OffGrid);
             } else {
-                fly = Some(c.second + n);
+                fly = Some(self.flywheel_label(c.second, n));
             }
         }
 
@@ -803,6 +835,63 @@ mod tests {
         assert_eq!(r.wrong, 0);
         assert!(r.refused.iter().any(|x| x.0 == 1_000_000 && x.1 == Refusal::OffGrid));
         assert!((51..95).all(|t| r.numbered.contains_key(&t)));
+    }
+
+    /// Pulses across a leap second at `midnight`: continuous true instants, POSIX labels as the
+    /// kernel counts them, messages 0.5 s after each pulse naming its label (none for 23:59:60).
+    fn leap_run(leap: Leap) -> Vec<(i64, Verdict)> {
+        let midnight = 1_798_761_600; // 2027-01-01T00:00:00Z
+        let mut p = Pairing::new(PairingConfig::default());
+        p.set_leap(leap);
+        let mut out = Vec::new();
+        let mut label = midnight - 40;
+        for k in 0..80i64 {
+            let edge = Time::from_unix_secs(midnight - 40 + k).add_nanos(123_456);
+            let is_leap = leap == Leap::Insert && label == midnight;
+            let posix = if is_leap { midnight - 1 } else { label };
+            let anchor = (k < 10).then_some((Time::from_unix_secs(posix).add_nanos(5_000_000), 0.3));
+            for v in p.on_pulse(edge, anchor) {
+                out.push((posix, v));
+            }
+            if !is_leap {
+                for v in p.on_message(Time::from_unix_secs(posix), edge.add_nanos(500_000_000)) {
+                    out.push((posix, v));
+                }
+                label += 1;
+            } else {
+                label += 1;
+            }
+            if leap == Leap::Delete && label == midnight - 1 {
+                label += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn leap_seconds_are_labelled_as_the_kernel_counts() {
+        for leap in [Leap::Insert, Leap::Delete] {
+            let out = leap_run(leap);
+            let mut labels = Vec::new();
+            for (_, v) in &out {
+                match v {
+                    Verdict::Numbered { edge, second, .. } => labels.push((*edge, second.unix_secs())),
+                    Verdict::Refused { reason, .. } => {
+                        assert!(matches!(reason, Refusal::NeedAnchor), "{leap:?}: {reason:?}")
+                    }
+                }
+            }
+            let midnight = 1_798_761_600;
+            let around: Vec<i64> =
+                labels.iter().map(|l| l.1).filter(|s| (midnight - 3..midnight + 2).contains(s)).collect();
+            match leap {
+                Leap::Insert => assert_eq!(
+                    around,
+                    [midnight - 3, midnight - 2, midnight - 1, midnight - 1, midnight, midnight + 1]
+                ),
+                _ => assert_eq!(around, [midnight - 3, midnight - 2, midnight, midnight + 1]),
+            }
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub struct RefclockSource {
     mode: RefclockMode,
     edges: EdgeStats,
     square_wave_warned: bool,
+    verdicts: Vec<Verdict>,
 }
 
 impl RefclockSource {
@@ -148,6 +149,7 @@ impl RefclockSource {
             mode: RefclockMode::None,
             edges: EdgeStats::default(),
             square_wave_warned: false,
+            verdicts: Vec::new(),
         }
     }
 
@@ -162,6 +164,7 @@ impl RefclockSource {
 
     /// Feeds one driver event; returns the samples it completes (usually zero or one).
     pub fn on_event(&mut self, ev: RefclockEvent, clock: &dyn Clock) -> Vec<Sample> {
+        self.verdicts.clear();
         match ev {
             RefclockEvent::Pps(edge) => self.on_pps(edge, clock),
             RefclockEvent::Nmea(t) => self.on_nmea(t, clock),
@@ -175,8 +178,21 @@ impl RefclockSource {
 
     /// Judges pulses that have settled by `now` (`CLOCK_REALTIME`) when no event arrives.
     pub fn poll(&mut self, now: Time, clock: &dyn Clock) -> Vec<Sample> {
+        self.verdicts.clear();
         let v = self.pairing.poll(now);
         self.samples(v, clock)
+    }
+
+    /// A leap second announced for the end of this UTC day by something other than the
+    /// receiver (the leap-second table); NMEA announcements override it as they arrive.
+    pub fn set_leap_pending(&mut self, leap: Leap) {
+        self.leap = leap;
+        self.pairing.set_leap(leap);
+    }
+
+    /// The pairing verdicts of the last `on_event`/`poll` call (for `refclock test`).
+    pub fn last_verdicts(&self) -> &[Verdict] {
+        &self.verdicts
     }
 
     pub fn status(&self) -> RefclockStatus {
@@ -245,6 +261,7 @@ impl RefclockSource {
     fn on_nmea(&mut self, t: NmeaTime, clock: &dyn Clock) -> Vec<Sample> {
         self.messages += 1;
         self.leap = t.leap_pending.unwrap_or(Leap::None);
+        self.pairing.set_leap(self.leap);
         let v = self.pairing.on_message(t.utc, t.received);
         let mut out = self.samples(v, clock);
         let pps_lost = self
@@ -286,6 +303,7 @@ impl RefclockSource {
 
     fn samples(&mut self, verdicts: Vec<Verdict>, clock: &dyn Clock) -> Vec<Sample> {
         let mut out = Vec::new();
+        self.verdicts.extend_from_slice(&verdicts);
         for v in verdicts {
             let Verdict::Numbered { edge, second, .. } = v else { continue };
             let local = self.disciplined_edge(edge, clock);

@@ -41,6 +41,10 @@ pub fn events(params: ReceiverParams, seed: u64, secs: i64, clock: LocalClock) -
             seq += 1;
             let edge = PpsEdge { timestamp: clock.local(p.assert), sequence: seq, assert: true };
             out.push(Ev { event: RefclockEvent::Pps(edge), true_second: Some(s), true_time: p.assert });
+            if let Some(c) = p.clear {
+                let edge = PpsEdge { timestamp: clock.local(c), sequence: seq, assert: false };
+                out.push(Ev { event: RefclockEvent::Pps(edge), true_second: None, true_time: c });
+            }
         }
         if let Some(msg) = o.message {
             let received = clock.local(msg.arrival);

@@ -540,7 +540,15 @@ impl Decoder {
             let diff = t.time.utc.secs_since(upstream);
             if diff.abs() >= 1.0 {
                 self.stats.rejected_reference += 1;
-                warn!("GPS time {} differs from upstream time by {diff:+.3} s: not used", t.utc_string());
+                // Once a minute at most: a lying receiver would otherwise log every second.
+                static WARN: crate::logging::RateLimit =
+                    crate::logging::RateLimit::new(std::time::Duration::from_secs(60));
+                if let Some(suppressed) = WARN.check() {
+                    warn!(
+                        "GPS time {} differs from upstream time by {diff:+.3} s: not used ({suppressed} more since last said)",
+                        t.utc_string()
+                    );
+                }
                 return;
             }
         }

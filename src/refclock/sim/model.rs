@@ -43,6 +43,9 @@ pub struct ReceiverParams {
     pub nmea_lost: Vec<(f64, f64)>,
     /// Seconds `[start, end)` with no PPS (NMEA continues).
     pub pps_lost: Vec<(f64, f64)>,
+    /// How far ahead of true UTC the receiver's time is, ms (a lying GPS, for testing that
+    /// upstreams catch it). Applied by the real-time pty receiver of `run --simulate`.
+    pub utc_offset_ms: f64,
 }
 
 impl Default for ReceiverParams {
@@ -64,6 +67,7 @@ impl Default for ReceiverParams {
             outages: Vec::new(),
             nmea_lost: Vec::new(),
             pps_lost: Vec::new(),
+            utc_offset_ms: 0.0,
         }
     }
 }

@@ -179,6 +179,8 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
+        // A receiver ahead of UTC by `utc_offset_ms` marks each second that much early.
+        let shift = -(self.model.params().utc_offset_ms * 1e6).round() as i64;
         let mut plan: BTreeMap<(i64, u64), Action> = BTreeMap::new();
         let mut order = 0u64;
         let mut seq = 0u64;
@@ -188,7 +190,14 @@ impl Writer {
             let now = realtime_now();
             // Plan two seconds ahead so messages sent before their pulse are written in time.
             while next_second <= now.unix_secs() + 2 {
-                let o = self.model.second(next_second);
+                let mut o = self.model.second(next_second);
+                if let Some(p) = o.pulse.as_mut() {
+                    p.assert = p.assert.add_nanos(shift);
+                    p.clear = p.clear.map(|c| c.add_nanos(shift));
+                }
+                if let Some(m) = o.message.as_mut() {
+                    m.arrival = m.arrival.add_nanos(shift);
+                }
                 let mut put = |t: Time, a: Action| {
                     order += 1;
                     plan.insert((t.unix_nanos(), order), a);
