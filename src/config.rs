@@ -134,6 +134,14 @@ pub struct RefclockConfig {
     /// synchronised clock), `"after"` or `"before"` (lets pairing start without one).
     #[serde(default)]
     pub message_side: Option<crate::refclock::pairing::SidePrior>,
+    /// `nmea` without PPS: how long after the second it names the receiver's message arrives,
+    /// ms, as measured by `stratum1 refclock test` against a synchronised clock (chrony's
+    /// `offset`). Without it and without pulses to learn from, NMEA alone gives no time.
+    #[serde(default)]
+    pub nmea_delay_ms: Option<f64>,
+    /// How far that measurement may be off, ms (default 5); it is part of the advertised error.
+    #[serde(default)]
+    pub nmea_delay_error_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +309,16 @@ impl Config {
                 && !(b.is_finite() && b.abs() < 100_000.0)
             {
                 return Err(err("pps_bias_us", format!("{b} µs is not a plausible timestamp bias")));
+            }
+            if let Some(d) = r.nmea_delay_ms
+                && !(d.is_finite() && d.abs() <= 2000.0)
+            {
+                return Err(err("nmea_delay_ms", format!("{d} is not a delay within ±2000 ms")));
+            }
+            if let Some(e) = r.nmea_delay_error_ms
+                && !(e.is_finite() && e > 0.0 && e < 1000.0)
+            {
+                return Err(err("nmea_delay_error_ms", format!("{e} is not an error bound in (0, 1000) ms")));
             }
             if let Some(g) = &r.gpio
                 && g.split_once(':').is_none_or(|(c, l)| c.is_empty() || l.is_empty())

@@ -49,9 +49,8 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
         config.server.listen = args.listen;
     }
     if args.simulate {
-        // The simulated receiver stands in for the configured refclocks; the host clock is
-        // never steered by a simulation.
-        config.refclock.clear();
+        // The simulated receiver stands in for the configured refclocks' devices (their other
+        // settings still apply); the host clock is never steered by a simulation.
         config.clock.mode = ClockMode::Software;
     }
     Ok(DaemonOptions { config, simulate: args.simulate })

@@ -39,6 +39,11 @@ pub struct RefclockSourceConfig {
     pub nmea_precision_s: f64,
     /// PPS counts as lost when no pulse was numbered for this long, seconds.
     pub pps_lost_after_s: f64,
+    /// For a receiver without PPS: the operator's measurement of how long after the second it
+    /// names a message arrives (chrony's `offset`), and how far that may be off. Used only while
+    /// no delay was learned from pulses.
+    pub nmea_delay_s: Option<f64>,
+    pub nmea_delay_error_s: f64,
 }
 
 impl Default for RefclockSourceConfig {
@@ -50,6 +55,8 @@ impl Default for RefclockSourceConfig {
             pps_precision_s: 1e-6,
             nmea_precision_s: 1e-3,
             pps_lost_after_s: 2.5,
+            nmea_delay_s: None,
+            nmea_delay_error_s: 5e-3,
         }
     }
 }
@@ -67,6 +74,12 @@ impl RefclockSourceConfig {
             }
             if let Some(side) = e.message_side {
                 cfg.pairing.side = side;
+            }
+            if let Some(d) = e.nmea_delay_ms {
+                cfg.nmea_delay_s = Some(d * 1e-3);
+            }
+            if let Some(err) = e.nmea_delay_error_ms {
+                cfg.nmea_delay_error_s = err * 1e-3;
             }
         }
         cfg
@@ -267,11 +280,16 @@ impl RefclockSource {
         let pps_lost = self
             .last_pulse_numbered
             .is_none_or(|p| t.received.secs_since(p) > self.cfg.pps_lost_after_s + self.settle_allowance());
-        if let Some(model) = self.pairing.model()
+        // The delay learned from pulses, else the operator's calibration.
+        let calibration = match (self.pairing.model(), self.cfg.nmea_delay_s) {
+            (Some(model), _) => Some(model.nmea_instant(t.utc)),
+            (None, Some(d)) => Some((t.utc.add_secs_f64(d), self.cfg.nmea_delay_error_s)),
+            (None, None) => None,
+        };
+        if let Some((instant, err)) = calibration
             && pps_lost
             && out.is_empty()
         {
-            let (instant, err) = model.nmea_instant(t.utc);
             let local = clock.map_realtime(t.received);
             let offset = instant.secs_since(local);
             self.nmea_samples += 1;
@@ -411,6 +429,34 @@ mod tests {
             assert!(s.dispersion >= 1e-3 && s.dispersion < 0.05, "{}", s.dispersion);
         }
         assert_eq!(src.status().mode, RefclockMode::Nmea);
+    }
+
+    #[test]
+    fn receiver_without_pps_serves_the_operators_calibration_or_nothing() {
+        let lc = LocalClock { offset_s: -0.1, freq_ppm: 0.0 };
+        let p =
+            ReceiverParams { pps: false, nmea_delay_ms: 130.0, nmea_jitter_ms: 2.0, ..Default::default() };
+        // Uncalibrated and nothing to learn from: no time rather than a guess.
+        let mut src = RefclockSource::new(RefclockSourceConfig::default());
+        assert!(feed(&mut src, p.clone(), lc, 60).is_empty());
+        // Calibrated to within a millisecond: GPS samples, their error bound covering the rest.
+        let cfg = RefclockSourceConfig {
+            nmea_delay_s: Some(0.1305),
+            nmea_delay_error_s: 0.008,
+            ..Default::default()
+        };
+        let mut src = RefclockSource::new(cfg);
+        let samples = feed(&mut src, p, lc, 60);
+        assert!(samples.len() > 55, "{}", samples.len());
+        for (_, s) in &samples {
+            assert_eq!(s.refid, RefId::GPS);
+            assert!(
+                (s.offset - 0.1).abs() <= s.dispersion,
+                "offset {} beyond its bound {}",
+                s.offset,
+                s.dispersion
+            );
+        }
     }
 
     #[test]
