@@ -22,7 +22,9 @@
 //!   starts a new chain (before anything was reported) or is a fault (after).
 //! - **Output**: one time per UTC second, strictly increasing: an earlier time is a fault
 //!   (`rejected_backwards`, logged), never a new truth; only a reference (below) that agrees with
-//!   it lets the driver follow the receiver back.
+//!   it lets the driver follow the receiver back. Replay alone (`new_session_after`) follows a
+//!   jump back once ten consecutive seconds confirm it: capture files are often several
+//!   recordings put together, and each recording's times are what its sentences say.
 //! - **Reference** ([`Decoder::set_reference`]): with synchronised upstream time available, a GPS
 //!   time differing by a second or more from what upstream says at its arrival (minus the
 //!   expected message delay) is flagged and not used.
@@ -37,7 +39,7 @@
 //! the next midnight, which the following 00:00:00 also maps to); the serial driver does not send
 //! it on as an [`NmeaTime`] because POSIX time has no name for that pulse.
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::framer::{Checksum, Frame, Framer};
 use super::rollover;
@@ -46,6 +48,8 @@ use super::stats::NmeaStats;
 use crate::refclock::NmeaTime;
 use crate::time::Time;
 
+/// Consecutive seconds that make a jump back in a capture a new session (replay).
+pub const REPLAY_SESSION_AFTER: u32 = 10;
 /// Unchecksummed sentences needed (with no checksummed one) before they are used at all.
 pub const UNCHECKED_MIN: u64 = 16;
 /// How long a full date may date time-only sentences (by arrival time).
@@ -60,17 +64,25 @@ pub struct DecoderConfig {
     pub baud: u32,
     /// Dates before this get +1024 weeks (see [`super::rollover`]).
     pub rollover_anchor: Date,
+    /// Replay only: a jump back confirmed by this many consecutive seconds starts a new
+    /// recording session (capture files are often several sessions put together). Live: `None`,
+    /// going back is always a fault.
+    pub new_session_after: Option<u32>,
 }
 
 impl DecoderConfig {
     /// For a live receiver: anchor at [`rollover::BUILD_ANCHOR`].
     pub fn live(baud: u32) -> Self {
-        DecoderConfig { baud, rollover_anchor: rollover::BUILD_ANCHOR }
+        DecoderConfig { baud, rollover_anchor: rollover::BUILD_ANCHOR, new_session_after: None }
     }
 
     /// For a capture of unknown age: anchor at the GPS epoch (dates as decoded).
     pub fn replay(baud: u32) -> Self {
-        DecoderConfig { baud, rollover_anchor: rollover::GPS_EPOCH }
+        DecoderConfig {
+            baud,
+            rollover_anchor: rollover::GPS_EPOCH,
+            new_session_after: Some(REPLAY_SESSION_AFTER),
+        }
     }
 }
 
@@ -185,6 +197,8 @@ pub struct Decoder {
     reference: Option<Reference>,
     /// Satellites in view per GSV talker.
     gsv_in_view: Vec<(String, u16)>,
+    /// Replay: consecutive times behind the reported ones (a possible new session).
+    session: Vec<DecodedTime>,
     rollover_logged: bool,
     backwards_logged: bool,
 }
@@ -206,6 +220,7 @@ impl Decoder {
             last_emitted: None,
             reference: None,
             gsv_in_view: Vec::new(),
+            session: Vec::new(),
             rollover_logged: false,
             backwards_logged: false,
         }
@@ -508,7 +523,13 @@ impl Decoder {
             && let Some((last_key, _)) = self.last_emitted
             && key <= last_key
         {
-            self.emit(t, out);
+            if last_key - key > 2 * SEC
+                && let Some(n) = self.config.new_session_after
+            {
+                self.back_chain(t, n, out);
+            } else {
+                self.emit(t, out);
+            }
             return;
         }
         if let Some(head) = self.last_candidate
@@ -531,6 +552,35 @@ impl Decoder {
             if self.held.replace(t).is_some() {
                 self.stats.unconfirmed += 1;
             }
+        }
+    }
+
+    /// Replay: collects a run of consecutive times behind the reported ones; `n` of them make a
+    /// new session, reported from its start. Until then each counts as going back.
+    fn back_chain(&mut self, t: DecodedTime, n: u32, out: &mut Vec<Decoded>) {
+        let key = t.key();
+        let continues = self.session.last().is_some_and(|p| key > p.key() && key - p.key() <= SEC);
+        if !continues {
+            self.session.clear();
+        }
+        self.session.push(t);
+        if self.session.len() < n as usize {
+            self.stats.rejected_backwards += 1;
+            return;
+        }
+        self.stats.rejected_backwards -= n as u64 - 1;
+        self.stats.sessions += 1;
+        if self.stats.sessions == 1 {
+            info!("capture: time went back to {}, a new recording session", self.session[0].utc_string());
+        } else {
+            debug!("capture: time went back to {}, a new recording session", self.session[0].utc_string());
+        }
+        self.last_emitted = None;
+        self.last_candidate = Some(key);
+        self.held = None;
+        for mut t in std::mem::take(&mut self.session) {
+            t.delayed = true;
+            self.emit(t, out);
         }
     }
 
@@ -794,6 +844,23 @@ mod tests {
         assert_eq!(utcs(&out)[0], "2025-01-02T03:04:05Z");
         assert_eq!(out.len(), 4);
         assert_eq!(d.stats().unconfirmed, 1);
+    }
+
+    #[test]
+    fn replay_follows_a_new_session_live_does_not() {
+        let mut bursts: Vec<String> = (0..5).map(|i| rmc(T0.add_nanos(i * SEC), 'A')).collect();
+        let earlier = T0.add_nanos(-86_400 * SEC);
+        bursts.extend((0..15).map(|i| rmc(earlier.add_nanos(i * SEC), 'A')));
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), 20, "{:?}", d.stats());
+        assert_eq!(out[5].time.utc, earlier);
+        assert_eq!((d.stats().sessions, d.stats().rejected_backwards), (1, 0));
+        let mut d =
+            Decoder::new(DecoderConfig { rollover_anchor: rollover::GPS_EPOCH, ..DecoderConfig::live(9600) });
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), 5);
+        assert_eq!(d.stats().rejected_backwards, 15);
     }
 
     #[test]

@@ -353,6 +353,17 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
             "a receiver fault (firmware week-rollover bug, RTC reset): update the firmware or cold-start the receiver",
         );
     }
+    if s.sessions > 0 {
+        add(
+            Severity::Note,
+            "sessions",
+            format!(
+                "the capture holds {} jumps back in time, each followed as a new recording session",
+                s.sessions
+            ),
+            "none needed for a capture made of several recordings; live, the driver never follows time backwards",
+        );
+    }
     if s.rejected_reference > 0 {
         add(
             Severity::Problem,

@@ -71,8 +71,10 @@ pub fn replay(
 ) -> (Vec<Decoded>, NmeaStats, DecoderConfig) {
     let (bytes, header) = strip_comments(capture);
     let baud = baud.or(header.baud).unwrap_or(9600);
-    let config =
-        DecoderConfig { baud, rollover_anchor: anchor.or(header.anchor).unwrap_or(rollover::GPS_EPOCH) };
+    let config = DecoderConfig {
+        rollover_anchor: anchor.or(header.anchor).unwrap_or(rollover::GPS_EPOCH),
+        ..DecoderConfig::replay(baud)
+    };
     let mut decoder = Decoder::new(config);
     let per_char = char_ns(baud);
     let mut out = Vec::new();

@@ -152,8 +152,8 @@ struct Reader<F> {
 impl<F: FnMut(Decoded)> Reader<F> {
     fn new(cfg: NmeaDriverConfig, shared: Arc<Shared>, sink: F) -> Self {
         let decoder = Decoder::new(DecoderConfig {
-            baud: cfg.baud.unwrap_or(9600),
             rollover_anchor: cfg.rollover_anchor,
+            ..DecoderConfig::live(cfg.baud.unwrap_or(9600))
         });
         Reader { cfg, shared, sink, decoder, last_error: None }
     }

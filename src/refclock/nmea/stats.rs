@@ -67,6 +67,8 @@ pub struct NmeaStats {
     pub contradictions: u64,
     /// RMC valid while GGA/GLL/GNS of the same cycle say no fix (RMC decides).
     pub fix_disagreements: u64,
+    /// Replay: jumps back confirmed as a new recording session in the capture.
+    pub sessions: u64,
     /// Dates moved forward by 1024-week periods.
     pub rollover_corrections: u64,
     /// Leap seconds (23:59:60) seen in trusted cycles.
