@@ -82,6 +82,8 @@ fn status_json_lists_sources_with_reach_and_offset() {
     let (_rt, _h) = serve(&sock);
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660, "socket mode {mode:o}");
+    let dir_mode = std::fs::metadata(sock.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o750, "created directory mode {dir_mode:o}");
 
     let out = status(&["--json", "--socket", sock.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,7 +1,7 @@
 //! Serving the snapshot on the control socket (thin tokio code around [`response`]).
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,7 +40,11 @@ impl ControlListener {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
-            std::fs::create_dir_all(dir)
+            // Outside systemd (no RuntimeDirectory=): group members must be able to reach it.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(dir)
                 .with_context(|| format!("cannot create control socket directory {}", dir.display()))?;
         }
         match std::fs::symlink_metadata(path) {

@@ -86,11 +86,16 @@ fn cluster(cands: &[Candidate], truechimers: &[usize]) -> Vec<usize> {
             let sum: f64 = s.iter().map(|&j| (cands[i].offset - cands[j].offset).powi(2)).sum();
             (sum / (s.len() - 1) as f64).sqrt()
         };
-        let (worst, worst_jitter) = s
+        // A refclock or a preferred source is never pruned: its offset sits apart from the
+        // network's only because it is far more precise.
+        let Some((worst, worst_jitter)) = s
             .iter()
+            .filter(|&&i| !cands[i].refclock && !cands[i].prefer)
             .map(|&i| (i, sel_jitter(i)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
-            .expect("more than MIN_SURVIVORS");
+        else {
+            break;
+        };
         let min_jitter = s.iter().map(|&i| cands[i].jitter).fold(f64::INFINITY, f64::min);
         if worst_jitter <= min_jitter {
             break;
@@ -179,6 +184,15 @@ mod tests {
         // ...but its offset is far from the cluster: not combined.
         assert!(!s.combined.contains(&3), "{s:?}");
         assert_eq!(s.combined.len(), 3);
+    }
+
+    #[test]
+    fn cluster_step_never_prunes_the_refclock() {
+        let gps = Candidate { refclock: true, jitter: 1e-6, ..up(-0.0004, 5e-6) };
+        let c = [up(0.0002, 0.015), up(0.0003, 0.02), up(0.0001, 0.012), up(0.0002, 0.03), gps];
+        let s = select(&c);
+        assert_eq!(s.peer, Some(4), "{s:?}");
+        assert_eq!(s.combined, vec![4]);
     }
 
     #[test]
