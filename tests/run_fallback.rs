@@ -67,6 +67,7 @@ fn falls_back_to_upstreams_when_the_receiver_stops_and_hands_back() {
     let _d = Daemon(
         Command::new(BIN)
             .args(["run", "--simulate", "--config"])
+            .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -24,6 +24,7 @@ impl Drop for Daemon {
 fn start(addr: &str, extra: &[&str]) -> Daemon {
     let child = Command::new(BIN)
         .args(["run", "--simulate", "--listen", addr])
+        .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")
         .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

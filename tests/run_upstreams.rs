@@ -22,7 +22,8 @@ impl Drop for Daemon {
 
 fn daemon(config: &std::path::Path, simulate: bool) -> Daemon {
     let mut cmd = Command::new(BIN);
-    cmd.arg("run");
+    // Belt and braces: the daemon refuses to steer the host clock under test.
+    cmd.arg("run").env("STRATUM1_FORBID_SYSTEM_CLOCK", "1");
     if simulate {
         cmd.arg("--simulate");
     }

@@ -42,6 +42,7 @@ fn status_and_metrics_of_a_running_daemon() {
     let _d = Daemon(
         Command::new(BIN)
             .args(["run", "--simulate", "--config"])
+            .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -77,8 +77,9 @@ impl Clock for SoftwareClock {
     }
 
     fn step(&self, offset_s: f64) -> Result<(), ClockError> {
-        if !offset_s.is_finite() {
-            return Err(ClockError::Refused(format!("step of {offset_s} s is not finite")));
+        // Beyond ~30 years a step is a bug, and it would overflow the nanosecond timescale.
+        if !offset_s.is_finite() || offset_s.abs() > 1e9 {
+            return Err(ClockError::Refused(format!("step of {offset_s} s is out of range")));
         }
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         m.base_disc = m.base_disc.add_secs_f64(offset_s);

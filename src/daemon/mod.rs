@@ -39,6 +39,10 @@ pub struct DaemonOptions {
     pub simulate: bool,
 }
 
+/// Set in tests: the daemon then refuses to steer the host clock (the test machines have
+/// `CAP_SYS_TIME`, and a test config that forgot `mode = "software"` must fail, not steer).
+pub const FORBID_SYSTEM_CLOCK: &str = "STRATUM1_FORBID_SYSTEM_CLOCK";
+
 /// How often the core is updated when no event arrives, and the status is refreshed.
 const TICK: Duration = Duration::from_millis(500);
 /// How often the drift file is rewritten (and at shutdown).
@@ -58,6 +62,12 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let config = opts.config;
     let clock: Arc<dyn Clock> = match config.clock.mode {
         ClockMode::Software => Arc::new(SoftwareClock::new()),
+        ClockMode::System if std::env::var_os(FORBID_SYSTEM_CLOCK).is_some() => {
+            anyhow::bail!(
+                "[clock] mode = \"system\" refused: {FORBID_SYSTEM_CLOCK} is set (tests must never \
+                 steer the host clock; use mode = \"software\")"
+            )
+        }
         ClockMode::System => Arc::new(SystemClock::new()),
     };
     info!(

@@ -11,6 +11,7 @@ use crate::refclock::RefclockEvent;
 use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::nmea::decoder::Reference;
 use crate::refclock::nmea::serial::{self as nmea_serial, NmeaDriverConfig, NmeaDriverHandle};
+use crate::refclock::pps::gpio::{self as pps_gpio, GpioPpsConfig, GpioPpsHandle, GpioSpec};
 use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsConfig, KernelPpsHandle};
 use crate::refclock::sim;
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
@@ -22,11 +23,14 @@ pub struct Refclock {
     pub description: String,
     /// With the simulated receiver: how far its UTC is ahead of the host clock, seconds.
     simulated: Option<f64>,
+    /// The daemon steers the host clock (and so writes the kernel's sync status itself).
+    steers_host: bool,
     /// When the refclock last gave a sample, or was last counted as missing one.
     pub polled: std::time::Instant,
     reference: Option<Reference>,
     pub nmea: Vec<NmeaDriverHandle>,
     _pps: Vec<KernelPpsHandle>,
+    _gpio_pps: Vec<GpioPpsHandle>,
     _sim: Option<sim::pty::SimHandle>,
 }
 
@@ -44,7 +48,9 @@ impl Refclock {
             return Some((correction - offset).abs() + 1e-3);
         }
         let correction = correction.abs();
-        let host = host_clock_error_bound().map(|b| b + correction);
+        // In system mode we write the kernel's sync status ourselves: reading it back would let
+        // the refclock vouch for itself.
+        let host = if self.steers_host { None } else { host_clock_error_bound().map(|b| b + correction) };
         match (host, network) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -89,6 +95,7 @@ pub fn start(
     let source = RefclockSource::new(RefclockSourceConfig::from_config(&config.refclock));
     let mut nmea = Vec::new();
     let mut pps = Vec::new();
+    let mut gpio_pps = Vec::new();
     let mut parts = Vec::new();
     let mut sim_handle = None;
     if simulate {
@@ -125,7 +132,13 @@ pub fn start(
                             .with_context(|| format!("cannot start PPS on {}", device.display()))?,
                     );
                 } else if let Some(gpio) = &entry.gpio {
-                    anyhow::bail!("pps on GPIO line {gpio}: not available in this build yet");
+                    parts.push(format!("pps gpio {gpio}"));
+                    let spec: GpioSpec = gpio.parse().map_err(|e| anyhow::anyhow!("gpio = {gpio:?}: {e}"))?;
+                    let cfg = GpioPpsConfig { spec, edge: entry.edge.unwrap_or_default(), both_edges: true };
+                    gpio_pps.push(
+                        pps_gpio::spawn(cfg, tx.clone())
+                            .with_context(|| format!("cannot start PPS on GPIO line {gpio}"))?,
+                    );
                 }
             }
         }
@@ -140,9 +153,11 @@ pub fn start(
         description,
         simulated: simulate.then_some(config.simulate.utc_offset_ms * 1e-3),
         polled: std::time::Instant::now(),
+        steers_host: config.clock.mode == crate::config::ClockMode::System,
         reference: None,
         nmea,
         _pps: pps,
+        _gpio_pps: gpio_pps,
         _sim: sim_handle,
     }))
 }

@@ -199,6 +199,7 @@ pub struct Decoder {
     gsv_in_view: Vec<(String, u16)>,
     /// Replay: consecutive times behind the reported ones (a possible new session).
     session: Vec<DecodedTime>,
+    sentences_seen: u64,
     rollover_logged: bool,
     backwards_logged: bool,
 }
@@ -221,6 +222,7 @@ impl Decoder {
             reference: None,
             gsv_in_view: Vec::new(),
             session: Vec::new(),
+            sentences_seen: 0,
             rollover_logged: false,
             backwards_logged: false,
         }
@@ -249,6 +251,11 @@ impl Decoder {
         s.checksum_errors = f.checksum_errors;
         s.framing_errors = f.framing_errors;
         s
+    }
+
+    /// Well-formed sentences so far (cheap; for liveness checks).
+    pub fn sentences_seen(&self) -> u64 {
+        self.sentences_seen
     }
 
     /// Forgets everything about the stream except the counters (after a reconnect the
@@ -318,6 +325,7 @@ impl Decoder {
                 return;
             }
         };
+        self.sentences_seen += 1;
         *self.stats.sentences.entry(parsed.kind.clone()).or_default() += 1;
         *self.stats.talkers.entry(parsed.talker.clone()).or_default() += 1;
         self.note_fix_info(&parsed.talker, &parsed.sentence);
@@ -417,7 +425,9 @@ impl Decoder {
                 if let Some(n) = g.sats_in_view {
                     self.gsv_in_view.retain(|(t, _)| t != talker);
                     self.gsv_in_view.push((talker.to_string(), n));
-                    fix.sats_in_view = Some(self.gsv_in_view.iter().map(|(_, n)| *n).sum());
+                    // Saturating: a checksummed GSV can still claim any count.
+                    fix.sats_in_view =
+                        Some(self.gsv_in_view.iter().fold(0u16, |acc, (_, n)| acc.saturating_add(*n)));
                 }
             }
             _ => {}

@@ -40,6 +40,8 @@ const AUTO_REDETECT_AFTER: Duration = Duration::from_secs(20);
 /// No bytes at all for this long is worth a warning.
 const SILENCE_WARN_AFTER: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_millis(250);
+/// Stats snapshots for `handle.stats()` at least this often while data flows.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection that lasted this long resets the backoff.
@@ -265,6 +267,7 @@ impl<F: FnMut(Decoded)> Reader<F> {
         let mut out = Vec::new();
         let mut last_data = Instant::now();
         let mut last_valid = Instant::now();
+        let mut last_publish = Instant::now();
         let mut silence_warned = false;
         while !self.stopped() {
             if self.shared.reference_changed.swap(false, Ordering::AcqRel) {
@@ -275,10 +278,9 @@ impl<F: FnMut(Decoded)> Reader<F> {
                 Ok(0) => return "end of file (device gone?)".into(),
                 Ok(n) => {
                     let t = crate::clock::realtime_now();
-                    let before = self.decoder.stats().sentences.values().sum::<u64>();
+                    let before = self.decoder.sentences_seen();
                     self.decoder.push(&buf[..n], t, &mut out);
-                    let stats = self.decoder.stats();
-                    if stats.sentences.values().sum::<u64>() > before {
+                    if self.decoder.sentences_seen() > before {
                         last_valid = Instant::now();
                     }
                     last_data = Instant::now();
@@ -286,14 +288,18 @@ impl<F: FnMut(Decoded)> Reader<F> {
                         silence_warned = false;
                         info!("NMEA {}: data flows again", self.cfg.device.display());
                     }
-                    self.deliver(&mut out, stats);
                 }
                 Err(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::Interrupted => {
                     self.decoder.poll(crate::clock::realtime_now(), &mut out);
-                    let stats = self.decoder.stats();
-                    self.deliver(&mut out, stats);
                 }
                 Err(e) => return format!("read failed: {e}"),
+            }
+            // Reads can be a few bytes each at high speed: snapshot the counters when something
+            // was decided, else a few times a second.
+            if !out.is_empty() || last_publish.elapsed() > PUBLISH_EVERY {
+                last_publish = Instant::now();
+                let stats = self.decoder.stats();
+                self.deliver(&mut out, stats);
             }
             if !silence_warned && last_data.elapsed() > SILENCE_WARN_AFTER {
                 silence_warned = true;
