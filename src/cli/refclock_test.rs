@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::config::{Config, DEFAULT_PATH, RefclockKind};
+use crate::refclock::RefclockEvent;
+use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::diagnose::Report;
 use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
 use crate::refclock::nmea::replay::{self, parse_date};
 use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
 use crate::refclock::nmea::{Decoded, rollover};
+use crate::refclock::pps::probe::{PpsInput, PpsProbe};
+use crate::refclock::sim::ReceiverParams;
+use crate::refclock::source::RefclockSourceConfig;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefclockTestArgs {
@@ -41,6 +46,15 @@ pub struct RefclockTestArgs {
     /// One JSON object per line (`time` events, then `summary`).
     #[arg(long)]
     pub json: bool,
+    /// Also diagnose a kernel PPS device (e.g. /dev/pps0) paired with the NMEA.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pps_gpio", "replay"])]
+    pub pps: Option<PathBuf>,
+    /// Also diagnose PPS straight from a GPIO line, CHIP:LINE (e.g. gpiochip0:18).
+    #[arg(long = "pps-gpio", value_name = "CHIP:LINE", conflicts_with = "replay")]
+    pub pps_gpio: Option<String>,
+    /// Diagnose the built-in simulated receiver (NMEA through a pty, PPS) through the same path.
+    #[arg(long, conflicts_with_all = ["device", "replay", "pps", "pps_gpio"])]
+    pub simulate: bool,
 }
 
 pub fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
@@ -100,7 +114,11 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     if !(args.duration.is_finite() && args.duration > 0.0) {
         bail!("--duration {}: expected a positive number of seconds", args.duration);
     }
-    let device = args.device.clone().unwrap_or_else(default_device);
+    let mut pps = pps_probe(args)?;
+    let (device, baud) = match pps.as_ref().and_then(|p| p.serial_path()) {
+        Some(path) => (path.to_path_buf(), Some(9600)),
+        None => (args.device.clone().unwrap_or_else(default_device), baud),
+    };
     let (tx, rx) = mpsc::channel();
     let handle = serial::spawn_with(NmeaDriverConfig::new(&device, baud), move |d| {
         let _ = tx.send(d);
@@ -112,7 +130,8 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     let mut obs = NmeaObserver::default();
     let mut stdout = std::io::stdout().lock();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
+        // Wake at least every 200 ms so pulses are reported while the NMEA is silent.
+        let d = match rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(d) => {
                 obs.observe(&d, true);
                 if args.json
@@ -121,16 +140,53 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
                     writeln!(stdout, "{}", diagnose::time_event(t, true))?;
                     stdout.flush()?;
                 }
+                Some(d)
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(p) = &mut pps {
+            let ev = match d {
+                Some(Decoded::Time(t)) if !t.leap_second => Some(RefclockEvent::Nmea(t.time)),
+                Some(Decoded::NoFix { received }) => Some(RefclockEvent::NoFix { received }),
+                _ => None,
+            };
+            for line in p.feed(ev) {
+                if args.json {
+                    writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+                }
+            }
         }
     }
     let stats = handle.stats();
     handle.stop();
     let ctx = Context { live: true, source: device.display().to_string(), duration_s: args.duration };
-    let (section, findings) = diagnose::analyse(&ctx, &obs, &stats);
-    Ok(Report { mode: "live".into(), sections: vec![section], findings })
+    let (section, mut findings) = diagnose::analyse(&ctx, &obs, &stats);
+    let mut sections = vec![section];
+    if let Some(p) = &pps {
+        let (s, f) = p.section();
+        sections.push(s);
+        findings.extend(f);
+    }
+    let mode = if args.simulate { "simulate" } else { "live" };
+    Ok(Report { mode: mode.into(), sections, findings })
+}
+
+/// The PPS side, when asked for (`--pps`, `--pps-gpio`, `--simulate`).
+fn pps_probe(args: &RefclockTestArgs) -> anyhow::Result<Option<PpsProbe>> {
+    let input = if args.simulate {
+        PpsInput::Simulated(ReceiverParams { both_edges: true, ..ReceiverParams::default() })
+    } else if let Some(p) = &args.pps {
+        PpsInput::Kernel(p.clone())
+    } else if let Some(g) = &args.pps_gpio {
+        PpsInput::Gpio(g.clone())
+    } else {
+        return Ok(None);
+    };
+    let cfg = Config::load(Path::new(DEFAULT_PATH))
+        .map(|c| RefclockSourceConfig::from_config(&c.refclock))
+        .unwrap_or_default();
+    Ok(Some(PpsProbe::start(input, cfg, host_clock_error_bound())?))
 }
 
 /// The default config's first nmea refclock, else `/dev/serial0`.

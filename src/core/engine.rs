@@ -268,6 +268,7 @@ impl Core {
             + s.dispersion
             + self.cfg.bound_sigmas * est.offset_sd
             + ch.filter.jitter()
+            + ch.filter.suspect()
             + self.cfg.skew * ch.age(now)
     }
 
@@ -360,7 +361,10 @@ impl Core {
         offset /= wsum;
         freq /= wsum;
 
-        if offset.abs() > self.cfg.panic_threshold_s && !self.cfg.allow_panic {
+        // At start any offset is stepped (ntpd -g, chrony makestep): a Pi without an RTC boots
+        // on fake-hwclock's time, hours or days off. Later, an offset that large is refused.
+        let starting = self.clock_updates < self.cfg.step_limit;
+        if offset.abs() > self.cfg.panic_threshold_s && !self.cfg.allow_panic && !starting {
             if !self.panicking {
                 warn!(
                     offset_s = offset,
@@ -401,6 +405,7 @@ impl Core {
         let bound = remaining.abs()
             + self.cfg.bound_sigmas * peer_est.offset_sd
             + peer_ch.filter.jitter()
+            + peer_ch.filter.suspect()
             + last.dispersion;
         let root_delay = last.root_delay + last.delay;
         let root_dispersion = last.root_dispersion + bound;
@@ -634,6 +639,42 @@ mod tests {
     }
 
     #[test]
+    fn a_late_jump_is_slewed_never_stepped() {
+        let m = OscillatorModel { freq_ppm: 3.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+        let clock = SimClock::new(m, start(), 0.3, 5);
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut core = Core::new(CoreConfig::default(), clock.now());
+        let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+        let mut steps = 0;
+        let mut max_ppm: f64 = 0.0;
+        for k in 1..=900 {
+            clock.advance_to(secs(k as f64));
+            if k == 300 {
+                // Something else moved the clock by 0.2 s (another daemon, a VM pause).
+                clock.step(0.2).unwrap();
+            }
+            core.on_sample(id, pps_sample(&clock, &mut rng, 1e-6));
+            for a in core.update(clock.now()) {
+                match a {
+                    ClockAction::Step { .. } => steps += 1,
+                    ClockAction::SetFrequency { ppm } if k > 300 => max_ppm = max_ppm.max(ppm.abs()),
+                    _ => {}
+                }
+                apply(&clock, &a).unwrap();
+            }
+            let st = core.system_state();
+            if st.is_synchronised() {
+                let dist = st.root_delay / 2.0 + st.root_dispersion_at(clock.now());
+                assert!(clock.error_s().abs() <= dist, "at {k}: error {} > distance {dist}", clock.error_s());
+            }
+        }
+        assert_eq!(steps, 1, "only the start-up step");
+        assert!((max_ppm - 500.0).abs() < 1e-9, "slewed at the kernel's limit: {max_ppm}");
+        // 0.2 s at 500 ppm takes 400 s: back within a microsecond by the end.
+        assert!(clock.error_s().abs() < 1e-6, "{}", clock.error_s());
+    }
+
+    #[test]
     fn falseticker_is_rejected_and_stratum_follows_upstream() {
         let mut core = Core::new(CoreConfig::default(), start());
         let ids: Vec<_> = (0..4)
@@ -690,21 +731,44 @@ mod tests {
     }
 
     #[test]
-    fn panic_threshold_refuses_and_allow_panic_steps() {
+    fn any_offset_is_stepped_at_start_but_a_later_jump_beyond_panic_is_refused() {
+        let gps = |k: usize, offset: f64| {
+            let mut s = upstream_sample(secs(k as f64), offset, RefId::GPS);
+            (s.stratum, s.delay, s.root_delay, s.root_dispersion) = (0, 0.0, 0.0, 0.0);
+            s
+        };
+        // A Pi booting on fake-hwclock's time, 5000 s behind: stepped, synchronised.
+        let mut core = Core::new(CoreConfig::default(), start());
+        let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+        let mut acts = Vec::new();
+        for k in 0..8 {
+            core.on_sample(id, gps(k, 5000.0));
+            acts.extend(core.update(secs(k as f64)));
+        }
+        assert!(acts.iter().any(|a| matches!(a, ClockAction::Step { offset_s } if *offset_s > 4999.0)));
+        // Once running, a source that jumps by 5000 s is refused unless allow_panic.
         for allow_panic in [false, true] {
             let mut core = Core::new(CoreConfig { allow_panic, ..Default::default() }, start());
             let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+            for k in 0..16 {
+                core.on_sample(id, gps(k, 0.0));
+                core.update(secs(k as f64));
+            }
+            assert!(core.system_state().is_synchronised());
             let mut acts = Vec::new();
-            for k in 0..8 {
-                let mut s = upstream_sample(secs(k as f64), 5000.0, RefId::GPS);
-                (s.stratum, s.delay, s.root_delay, s.root_dispersion) = (0, 0.0, 0.0, 0.0);
-                core.on_sample(id, s);
+            for k in 16..40 {
+                core.on_sample(id, gps(k, 5000.0));
                 acts.extend(core.update(secs(k as f64)));
             }
-            let stepped =
-                acts.iter().any(|a| matches!(a, ClockAction::Step { offset_s } if *offset_s > 4999.0));
-            assert_eq!(stepped, allow_panic);
-            assert_eq!(core.system_state().is_synchronised(), allow_panic);
+            let corrected = acts.iter().any(|a| match a {
+                ClockAction::Step { offset_s } => *offset_s > 4999.0,
+                ClockAction::SetFrequency { ppm } => ppm.abs() > 100.0,
+                _ => false,
+            });
+            assert_eq!(corrected, allow_panic, "allow_panic = {allow_panic}");
+            if !allow_panic {
+                assert!(!core.system_state().is_synchronised(), "a refused jump must not be served");
+            }
         }
     }
 

@@ -171,6 +171,9 @@ pub struct SourceFilter {
     diffs: VecDeque<f64>,
     samples: u32,
     outliers_in_row: u32,
+    /// Largest disagreement of the spikes rejected in a row (0 after an accepted sample): the
+    /// source may have really moved by this much, so error bounds must include it.
+    suspect: f64,
     /// Prior standard deviation of the frequency error at (re)start, s/s.
     freq_prior_sd: f64,
 }
@@ -187,6 +190,7 @@ impl SourceFilter {
             diffs: VecDeque::with_capacity(NOISE_WINDOW),
             samples: 0,
             outliers_in_row: 0,
+            suspect: 0.0,
             freq_prior_sd,
         }
     }
@@ -203,6 +207,12 @@ impl SourceFilter {
     /// Wander of the model in use, ppb/√s (for status and tests).
     pub fn wander_ppb(&self) -> f64 {
         self.models.get(self.best).map_or(0.0, |m| m.q.sqrt() * 1e9)
+    }
+
+    /// How far the latest rejected spikes disagreed with the filter, seconds (0 when the last
+    /// sample was accepted).
+    pub fn suspect(&self) -> f64 {
+        self.suspect
     }
 
     /// The drift in three-state models of the best model, 1/s.
@@ -229,6 +239,7 @@ impl SourceFilter {
         let (y, s) = models[self.best].innovation(offset, r);
         if self.samples >= SETTLE_SAMPLES && y.abs() > OUTLIER_SIGMAS * s.sqrt() {
             self.outliers_in_row += 1;
+            self.suspect = self.suspect.max(y.abs());
             if self.outliers_in_row >= OUTLIER_RESET {
                 self.restart(time, offset, r);
                 return Verdict::Restarted;
@@ -236,6 +247,7 @@ impl SourceFilter {
             return Verdict::Outlier;
         }
         self.outliers_in_row = 0;
+        self.suspect = 0.0;
         for m in &mut models {
             m.correct(offset, r);
         }
@@ -267,6 +279,7 @@ impl SourceFilter {
         self.t = Some(time);
         self.samples = 1;
         self.outliers_in_row = 0;
+        self.suspect = 0.0;
     }
 
     /// Robust white-noise estimate from second differences of consecutive samples.
@@ -414,6 +427,7 @@ mod tests {
         }
         assert_eq!(f.add(t(50.0), 1e-3, 1e-9, 0.0), Verdict::Outlier);
         assert!(f.estimate(t(50.0)).unwrap().offset.abs() < 2e-6);
+        assert!((f.suspect() - 1e-3).abs() < 1e-5, "{}", f.suspect());
         // With the spike, four in a row: the source really moved.
         let verdicts: Vec<_> = (51..55).map(|i| f.add(t(i as f64), 0.5, 1e-9, 0.0)).collect();
         assert_eq!(verdicts, [Verdict::Outlier, Verdict::Outlier, Verdict::Restarted, Verdict::Accepted]);

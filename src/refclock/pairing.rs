@@ -229,6 +229,9 @@ pub struct Pairing {
     leap: Leap,
     /// The midnight whose leap second the flywheel already counted.
     leap_applied: Option<i64>,
+    /// How late recent messages were handed over after their first byte (the driver decodes a
+    /// whole cycle first), ns: pulses wait this much longer for their message.
+    lags: VecDeque<i64>,
 }
 
 impl Pairing {
@@ -251,6 +254,7 @@ impl Pairing {
             last_refusal: None,
             leap: Leap::None,
             leap_applied: None,
+            lags: VecDeque::new(),
         }
     }
 
@@ -298,6 +302,10 @@ impl Pairing {
     /// A trusted NMEA time: the UTC second it names and when it was received (local time).
     pub fn on_message(&mut self, utc: Time, received: Time) -> Vec<Verdict> {
         let second = utc.unix_secs();
+        self.lags.push_back(self.now.nanos_since(received).clamp(0, 2 * NS));
+        while self.lags.len() > 16 {
+            self.lags.pop_front();
+        }
         if self.no_fix_at.is_some() && self.fix_regained.is_none() {
             self.fix_regained = Some(received);
         }
@@ -368,7 +376,8 @@ impl Pairing {
             (None, SidePrior::After) => 1.0,
             _ => 0.0,
         };
-        ((hi.clamp(0.0, 3.0)) * 1e9) as i64
+        let lag = self.lags.iter().copied().max().unwrap_or(0);
+        ((hi.clamp(0.0, 3.0)) * 1e9) as i64 + lag + if lag > 0 { NS / 20 } else { 0 }
     }
 
     /// Message-delay window `[lo, hi]` in ns, if messages may number pulses.
@@ -666,6 +675,20 @@ mod tests {
         let r = run(&events(p, 2, 1500, clock()), PairingConfig::default(), early_anchor);
         assert_numbered_except(&r, 1500, &[(500, 700)], 3);
         assert_eq!(r.pairing.model().unwrap().side, Side::Before);
+    }
+
+    #[test]
+    fn messages_handed_over_after_the_pulse_they_precede() {
+        // Message 300 ms before its pulse, but the driver hands it over 450 ms later (after the
+        // whole burst): the pulse overtakes its message. No anchor after 30 s.
+        use crate::refclock::testkit::events_delivered;
+        for (delay, lag) in [(-300.0, 450), (-700.0, 900), (400.0, 450), (850.0, 600)] {
+            let p =
+                ReceiverParams { nmea_delay_ms: delay, outages: vec![(300.0, 340.0)], ..Default::default() };
+            let evs = events_delivered(p, 13, 800, clock(), lag);
+            let r = run(&evs, PairingConfig::default(), early_anchor);
+            assert_numbered_except(&r, 800, &[(300, 340)], 4);
+        }
     }
 
     #[test]

@@ -32,6 +32,18 @@ impl LocalClock {
 
 /// Events of `secs` seconds of the modelled receiver, in local arrival order.
 pub fn events(params: ReceiverParams, seed: u64, secs: i64, clock: LocalClock) -> Vec<Ev> {
+    events_delivered(params, seed, secs, clock, 0)
+}
+
+/// Like [`events`], but each message is handed over `lag_ms` after its first byte arrived (the
+/// NMEA driver decodes a whole cycle first), so pulses may overtake it.
+pub fn events_delivered(
+    params: ReceiverParams,
+    seed: u64,
+    secs: i64,
+    clock: LocalClock,
+    lag_ms: i64,
+) -> Vec<Ev> {
     let mut m = ReceiverModel::new(params, seed, T0);
     let mut out = Vec::new();
     let mut seq = 0;
@@ -56,6 +68,9 @@ pub fn events(params: ReceiverParams, seed: u64, secs: i64, clock: LocalClock) -
             out.push(Ev { event, true_second: None, true_time: msg.arrival });
         }
     }
-    out.sort_by_key(|e| e.true_time);
+    out.sort_by_key(|e| match e.event {
+        RefclockEvent::Pps(_) => e.true_time,
+        _ => e.true_time.add_nanos(lag_ms * 1_000_000),
+    });
     out
 }

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::refclock::diagnose::{Finding, Section, Severity};
 use crate::refclock::pairing::{DelayModel, PairingStatus, Refusal, SidePrior, Verdict};
 use crate::refclock::pps::edges::EdgeReport;
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
@@ -41,7 +42,7 @@ pub struct PpsReport {
     pub model: Option<DelayModel>,
     pub pairing: PairingStatus,
     pub ok: bool,
-    pub verdict: String,
+    pub findings: Vec<Finding>,
 }
 
 pub struct PpsDiagnosis {
@@ -128,7 +129,7 @@ impl PpsDiagnosis {
         } else {
             (None, None)
         };
-        let (ok, verdict) = self.verdict(&st, mean, jitter);
+        let findings = self.findings(&st, mean, jitter);
         PpsReport {
             pulses_seen: st.pulses_seen,
             pulses_missed: st.pulses_missed,
@@ -138,102 +139,165 @@ impl PpsDiagnosis {
             nmea_to_pulse_ms: self.histogram.iter().map(|(&k, &v)| (k, v)).collect(),
             model: st.pairing.model,
             pairing: st.pairing.clone(),
-            ok,
-            verdict,
+            ok: st.pairing.numbered > 0 && findings.iter().all(|f| f.severity == Severity::Note),
+            findings,
         }
     }
 
-    fn verdict(
+    fn findings(
         &self,
         st: &crate::refclock::source::RefclockStatus,
         mean: Option<f64>,
         jitter: Option<f64>,
-    ) -> (bool, String) {
+    ) -> Vec<Finding> {
+        let f =
+            |severity, code, problem: String, fix: &str| Finding { severity, code, problem, fix: fix.into() };
         if st.pulses_seen == 0 {
-            return (
-                false,
-                "no PPS edges: check the wiring and the pin in `dtoverlay=pps-gpio,gpiopin=N`; many receivers pulse only with a fix".into(),
-            );
+            return vec![f(
+                Severity::NoData,
+                "no_pps",
+                "no PPS edges arrived".into(),
+                "check the wiring and the pin in `dtoverlay=pps-gpio,gpiopin=N` (or --pps-gpio CHIP:LINE); many receivers pulse only with a fix",
+            )];
         }
+        let mut out = Vec::new();
         if let Some(m) = mean
             && (m - 1e9).abs() > 1e6
         {
-            return (
-                false,
-                format!("pulses come every {:.3} s, not every second: is this a 1 PPS output?", m / 1e9),
-            );
+            out.push(f(
+                Severity::Problem,
+                "not_1pps",
+                format!("pulses come every {:.3} s, not every second", m / 1e9),
+                "configure the receiver's timepulse to 1 Hz",
+            ));
         }
         if let Some(e) = st.edges {
             if e.square_wave {
-                return (
-                    false,
-                    format!(
-                        "the pulse is a square wave (high {:.0} ms): both edges look alike; check which edge your receiver puts on the second and set edge",
-                        e.high_s * 1e3
-                    ),
-                );
-            }
-            if let Some(on) = e.on_time
+                out.push(f(
+                    Severity::Problem,
+                    "square_wave",
+                    format!("the pulse is a square wave (high {:.0} ms): both edges look alike", e.high_s * 1e3),
+                    "check in the receiver's manual which edge is on the second and set edge = \"assert\" or \"clear\"",
+                ));
+            } else if let Some(on) = e.on_time
                 && on != st_edge(self.on_time_assert)
             {
-                return (
-                    false,
-                    format!(
-                        "the pulse is high {:.0} ms, so the {on:?} edge is on time: set edge = \"{}\"",
-                        e.high_s * 1e3,
-                        format!("{on:?}").to_lowercase()
+                let name = format!("{on:?}").to_lowercase();
+                out.push(Finding {
+                    severity: Severity::Problem,
+                    code: "wrong_edge",
+                    problem: format!(
+                        "the pulse is high {:.0} ms, so the {name} edge is on time",
+                        e.high_s * 1e3
                     ),
-                );
+                    fix: format!("set edge = \"{name}\" in the pps refclock"),
+                });
             }
         }
-        if st.pairing.pulses_without_fix > 0 && st.pairing.numbered == 0 {
-            return (false, "the receiver pulses but reports no fix: wait for a fix (sky view), its pulses are not used until then".into());
-        }
-        let Some(model) = st.pairing.model else {
-            if self.side == SidePrior::Auto && !self.anchored {
-                return (
-                    false,
-                    "cannot learn which side of the pulse the message falls on: the host clock is not synchronised to 0.4 s; sync it once (or set message_side = \"after\"/\"before\" from the receiver's manual)".into(),
-                );
-            }
-            return (
-                false,
-                "not enough NMEA messages paired with pulses yet: run longer (--duration 30)".into(),
-            );
-        };
-        if model.ambiguous {
-            return (
-                false,
+        if st.pairing.pulses_without_fix > 0 {
+            out.push(f(
+                if st.pairing.numbered == 0 { Severity::Problem } else { Severity::Note },
+                "pulses_without_fix",
                 format!(
-                    "NMEA delay spreads over {:.0}–{:.0} ms: messages cannot name the pulse unambiguously; lower the output (fewer sentences) or raise the baud rate",
-                    model.min_s * 1e3,
-                    model.max_s * 1e3
+                    "the receiver pulsed {} times without a fix (those pulses are not used)",
+                    st.pairing.pulses_without_fix
                 ),
-            );
+                "give the antenna a clear sky view and wait for a fix",
+            ));
         }
-        let mut notes = Vec::new();
+        match st.pairing.model {
+            None if self.side == SidePrior::Auto && !self.anchored => out.push(f(
+                Severity::Problem,
+                "need_anchor",
+                "cannot learn which side of the pulse the message falls on: the host clock is not synchronised to 0.4 s".into(),
+                "synchronise the host clock once (NTP upstreams), or set message_side = \"after\" or \"before\" from the receiver's manual",
+            )),
+            None => out.push(f(
+                Severity::Problem,
+                "not_paired",
+                "not enough NMEA messages paired with pulses yet".into(),
+                "run longer (--duration 30) and check the NMEA section",
+            )),
+            Some(m) if m.ambiguous => out.push(f(
+                Severity::Problem,
+                "ambiguous_delay",
+                format!(
+                    "the NMEA delay spreads over {:.0}–{:.0} ms: messages cannot name the pulse unambiguously",
+                    m.min_s * 1e3,
+                    m.max_s * 1e3
+                ),
+                "send fewer sentences or raise the baud rate so the message leaves at a steadier time",
+            )),
+            Some(_) => {}
+        }
         if let Some(j) = jitter
             && j > 10_000.0
         {
-            notes.push(format!("interval jitter {:.1} µs is high (USB or interrupt latency?)", j / 1e3));
+            out.push(f(
+                Severity::Note,
+                "high_jitter",
+                format!("pulse interval jitter {:.1} µs is high", j / 1e3),
+                "use the kernel PPS or GPIO path, not USB; check for interrupt load",
+            ));
         }
         if st.pulses_missed * 100 > st.pulses_seen.max(1) {
-            notes.push(format!("{} pulses missed", st.pulses_missed));
+            out.push(f(
+                Severity::Note,
+                "missed_pulses",
+                format!("{} pulses missed of {}", st.pulses_missed, st.pulses_seen + st.pulses_missed),
+                "check the wiring and the receiver's fix",
+            ));
         }
-        let side = match model.side {
-            crate::refclock::pairing::Side::Before => "before",
-            _ => "after",
-        };
-        let mut v = format!(
-            "OK: pulses numbered; the message arrives {:.0} ms {side} the pulse it names (±{:.0} ms)",
-            model.mean_s.abs() * 1e3,
-            (model.max_s - model.min_s) * 500.0
+        out
+    }
+
+    /// The `refclock test` section for this diagnosis.
+    pub fn section(&self, source: &str) -> (Section, Vec<Finding>) {
+        let r = self.report();
+        let mut sec = Section::new("PPS", "pps");
+        sec.line("source", source);
+        sec.line("pulses", format!("{} seen, {} missed", r.pulses_seen, r.pulses_missed));
+        if let (Some(m), Some(j)) = (r.interval_mean_ns, r.interval_jitter_ns) {
+            sec.line("interval", format!("mean {:.0} ns, jitter {:.0} ns", m, j));
+        }
+        if let Some(e) = r.edges {
+            let on =
+                e.on_time.map_or("unclear (square wave)".to_string(), |k| format!("{k:?}").to_lowercase());
+            sec.line("edge width", format!("high {:.1} ms; on-time edge: {on}", e.high_s * 1e3));
+        }
+        if !r.nmea_to_pulse_ms.is_empty() {
+            let h: Vec<String> =
+                r.nmea_to_pulse_ms.iter().map(|(b, n)| format!("{}–{} ms: {n}", b, b + BIN_MS)).collect();
+            sec.line("NMEA after pulse", h.join(", "));
+        }
+        match r.model {
+            Some(m) => sec.line(
+                "pairing model",
+                format!(
+                    "message {:.0} ms {} the pulse it names (observed {:.0}…{:.0} ms, window {:.0}…{:.0} ms{}), learned from {}",
+                    m.mean_s.abs() * 1e3,
+                    if m.mean_s < 0.0 { "before" } else { "after" },
+                    m.min_s * 1e3,
+                    m.max_s * 1e3,
+                    m.window_lo_s * 1e3,
+                    m.window_hi_s * 1e3,
+                    if m.ambiguous { ", ambiguous" } else { "" },
+                    if m.anchored { "the synchronised host clock" } else { "message_side" }
+                ),
+            ),
+            None => sec.line("pairing model", "not learned"),
+        }
+        sec.line(
+            "pulses numbered",
+            format!(
+                "{} numbered, {} refused{}",
+                r.pairing.numbered,
+                r.pairing.refused,
+                r.pairing.last_refusal.map_or(String::new(), |x| format!(" (last: {x:?})"))
+            ),
         );
-        for n in notes {
-            v += "; ";
-            v += &n;
-        }
-        (st.pairing.numbered > 0, v)
+        sec.json = serde_json::to_value(&r).unwrap_or_default();
+        (sec, r.findings)
     }
 }
 
@@ -278,8 +342,8 @@ mod tests {
             ..Default::default()
         };
         let (r, lines) = diagnose(p, Some(0.1), 40);
-        assert!(r.ok, "{}", r.verdict);
-        assert!(r.verdict.contains("after"), "{}", r.verdict);
+        assert!(r.ok, "{:?}", r.findings);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert!((r.interval_mean_ns.unwrap() - 1e9).abs() < 1000.0);
         let j = r.interval_jitter_ns.unwrap();
         assert!(j > 500.0 && j < 3000.0, "{j}");
@@ -297,18 +361,19 @@ mod tests {
     fn unsynchronised_host_and_auto_side_says_what_to_do() {
         let (r, _) = diagnose(ReceiverParams::default(), None, 20);
         assert!(!r.ok);
-        assert!(r.verdict.contains("message_side"), "{}", r.verdict);
+        assert_eq!(r.findings[0].code, "need_anchor");
+        assert!(r.findings[0].fix.contains("message_side"), "{:?}", r.findings);
     }
 
     #[test]
     fn no_pulses_and_square_wave_verdicts() {
         let (r, _) = diagnose(ReceiverParams { pps: false, ..Default::default() }, Some(0.1), 10);
-        assert!(!r.ok && r.verdict.contains("no PPS edges"), "{}", r.verdict);
+        assert!(!r.ok && r.findings[0].severity == Severity::NoData, "{:?}", r.findings);
         let p = ReceiverParams { both_edges: true, pulse_width_ms: 500.0, ..Default::default() };
         let (r, _) = diagnose(p, Some(0.1), 10);
-        assert!(!r.ok && r.verdict.contains("square wave"), "{}", r.verdict);
+        assert!(!r.ok && r.findings.iter().any(|f| f.code == "square_wave"), "{:?}", r.findings);
         let p = ReceiverParams { both_edges: true, pulse_width_ms: 800.0, ..Default::default() };
         let (r, _) = diagnose(p, Some(0.1), 10);
-        assert!(r.verdict.contains("edge = \"clear\""), "{}", r.verdict);
+        assert!(r.findings.iter().any(|f| f.fix.contains("edge = \"clear\"")), "{:?}", r.findings);
     }
 }

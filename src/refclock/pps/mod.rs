@@ -7,3 +7,4 @@ pub mod edges;
 pub mod gpio;
 pub mod kernel;
 pub mod kernel_abi;
+pub mod probe;
