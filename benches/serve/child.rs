@@ -14,7 +14,8 @@ use stratum1::core::{Leap, RefId};
 use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, ServerOptions};
 
-pub fn run(listen: SocketAddr, rate_limit: bool, workers: usize) -> anyhow::Result<()> {
+/// `rate_limit`: (interval s, burst), or `None` for `rate_limit = false`.
+pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -> anyhow::Result<()> {
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
     state.store(Arc::new(SystemState {
@@ -29,12 +30,16 @@ pub fn run(listen: SocketAddr, rate_limit: bool, workers: usize) -> anyhow::Resu
         frequency_ppm: 0.0,
     }));
     // The load comes from 127.0.0.0/8, exempt from rate limiting by default: not here.
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         listen: vec![listen],
-        rate_limit,
+        rate_limit: rate_limit.is_some(),
         rate_limit_exempt: Vec::new(),
         ..ServerConfig::default()
     };
+    if let Some((interval, burst)) = rate_limit {
+        config.rate_limit_interval = interval;
+        config.rate_limit_burst = burst;
+    }
     let policy = Arc::new(PoolPolicy::from_config(&config));
     let table_bytes = policy.table_bytes();
     let handle =

@@ -4,7 +4,7 @@
 //! decided, then `{"event":"summary",...}`. The report is a [`Report`] of sections, each built by
 //! its driver's diagnosis; further sources (PPS) add a section and their own options here.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -33,7 +33,8 @@ pub struct RefclockTestArgs {
     /// `# baud:` comment, else 9600).
     #[arg(long, value_name = "N|auto")]
     pub baud: Option<String>,
-    /// Decode a capture (raw port bytes; lines starting with `#` are comments) instead of a device.
+    /// Decode a capture (raw port bytes; lines starting with `#` are comments) instead of a
+    /// device; `-` reads standard input.
     #[arg(long, value_name = "FILE", conflicts_with = "device")]
     pub replay: Option<PathBuf>,
     /// Replay: when the capture was made; dates before it get the week-rollover correction
@@ -64,11 +65,13 @@ pub fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
         Some(file) => run_replay(args, file, baud)?,
         None => run_live(args, baud)?,
     };
-    if args.json {
-        println!("{}", report.summary_json());
+    // A closed stdout (`| head`) must not turn a verdict into a panic: output errors are ignored.
+    let mut stdout = std::io::stdout().lock();
+    let _ = if args.json {
+        writeln!(stdout, "{}", report.summary_json())
     } else {
-        print!("{}", report.render_text());
-    }
+        write!(stdout, "{}", report.render_text())
+    };
     Ok(ExitCode::from(report.exit_code()))
 }
 
@@ -85,7 +88,13 @@ fn parse_baud(s: Option<&str>) -> anyhow::Result<Option<u32>> {
 }
 
 fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow::Result<Report> {
-    let data = std::fs::read(file).with_context(|| format!("cannot read capture {}", file.display()))?;
+    let data = if file.as_os_str() == "-" {
+        let mut d = Vec::new();
+        std::io::stdin().read_to_end(&mut d).context("cannot read the capture from stdin")?;
+        d
+    } else {
+        std::fs::read(file).with_context(|| format!("cannot read capture {}", file.display()))?
+    };
     let anchor = match &args.anchor {
         Some(a) => Some(parse_date(a).with_context(|| format!("--anchor {a:?}: expected YYYY-MM-DD"))?),
         None => None,
@@ -98,7 +107,7 @@ fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow
         if args.json
             && let Decoded::Time(t) = e
         {
-            writeln!(stdout, "{}", diagnose::time_event(t, false))?;
+            let _ = writeln!(stdout, "{}", diagnose::time_event(t, false));
         }
     }
     let ctx = Context { live: false, source: file.display().to_string(), duration_s: 0.0 };
@@ -137,8 +146,8 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
                 if args.json
                     && let Decoded::Time(t) = &d
                 {
-                    writeln!(stdout, "{}", diagnose::time_event(t, true))?;
-                    stdout.flush()?;
+                    let _ = writeln!(stdout, "{}", diagnose::time_event(t, true));
+                    let _ = stdout.flush();
                 }
                 Some(d)
             }
