@@ -376,3 +376,27 @@ fn mode_6_and_7_from_another_host_get_no_reply() {
     assert_eq!(stats.dropped(DropReason::Mode), 9, "{stats:?}");
     assert_eq!((stats.answered, stats.kod), (1, 0));
 }
+
+#[test]
+fn ipv6_clients_are_limited_and_denied_too() {
+    let client6 = || {
+        let s = UdpSocket::bind("[::1]:0").expect("bind ::1");
+        s.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+        s
+    };
+    let srv = start("[::1]:0", "[server]\nrate_limit_interval = 30\nrate_limit_burst = 2\n");
+    let to = srv.local_addrs()[0];
+    let c = client6();
+    let replies: Vec<Option<Vec<u8>>> = (1..=4).map(|i| exchange(&c, to, &request(i, 6))).collect();
+    assert!(replies[0].as_deref().is_some_and(|r| !is_rate_kod(r)));
+    assert!(replies[1].as_deref().is_some_and(|r| !is_rate_kod(r)));
+    assert!(replies[2].as_deref().is_some_and(is_rate_kod), "third request over IPv6 gets KoD RATE");
+    assert_eq!(replies[3], None);
+    // Another socket on ::1 is the same /64: still limited.
+    assert_eq!(exchange(&client6(), to, &request(9, 6)), None);
+    drop(srv);
+
+    let srv = start("[::1]:0", "[server]\ndeny = [\"::1\"]\n");
+    assert_eq!(exchange(&client6(), srv.local_addrs()[0], &request(1, 6)), None);
+    assert_eq!(srv.stats().dropped(DropReason::Denied), 1);
+}

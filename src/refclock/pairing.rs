@@ -88,7 +88,7 @@ impl Default for PairingConfig {
 }
 
 /// Where the message falls relative to the pulse it names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     Before,
@@ -98,7 +98,7 @@ pub enum Side {
 }
 
 /// The learned NMEA-to-pulse delay: `received − pulse` of the second the message names.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct DelayModel {
     pub side: Side,
     pub min_s: f64,
@@ -116,6 +116,21 @@ pub struct DelayModel {
 }
 
 impl DelayModel {
+    /// One line for `status` and logs: "message 443 ms after the pulse it names (374…494 ms)".
+    pub fn describe(&self) -> String {
+        let side = match self.side {
+            Side::Before => "before",
+            _ => "after",
+        };
+        format!(
+            "message {:.0} ms {side} the pulse it names ({:.0}…{:.0} ms{})",
+            self.mean_s.abs() * 1e3,
+            self.min_s * 1e3,
+            self.max_s * 1e3,
+            if self.ambiguous { ", too wide to number pulses" } else { "" }
+        )
+    }
+
     /// The UTC instant at which a message naming `utc` was received, by the model's mean delay;
     /// with the half-range of the observed delays as its error. For NMEA alone (PPS lost).
     pub fn nmea_instant(&self, utc: Time) -> (Time, f64) {
@@ -125,7 +140,7 @@ impl DelayModel {
 }
 
 /// Which evidence numbered a pulse.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct Evidence {
     pub flywheel: bool,
     pub message: bool,
@@ -133,7 +148,7 @@ pub struct Evidence {
 }
 
 /// Why a pulse was not numbered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// The receiver reports no fix: its pulse is free-running.
@@ -159,7 +174,7 @@ pub enum Verdict {
     Refused { edge: Time, reason: Refusal },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PairingState {
     /// Learning the receiver's delay model.
@@ -172,7 +187,7 @@ pub enum PairingState {
     Reacquiring,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PairingStatus {
     pub state: PairingState,
     pub model: Option<DelayModel>,
@@ -658,6 +673,10 @@ mod tests {
         let r = run(&events(p, 1, 3000, clock()), PairingConfig::default(), early_anchor);
         assert_numbered_except(&r, 3000, &[(1000, 1600)], 3);
         let m = r.pairing.model().unwrap();
+        assert!(m.describe().starts_with("message 7"), "{}", m.describe());
+        let json = serde_json::to_string(&r.pairing.status()).unwrap();
+        let back: PairingStatus = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.model.map(|m| m.side), Some(Side::After));
         assert_eq!(m.side, Side::After);
         assert!(m.min_s > 0.45 && m.max_s < 0.95, "{m:?}");
         assert!(!m.ambiguous && m.anchored);

@@ -87,7 +87,7 @@ impl RefclockSourceConfig {
 }
 
 /// What the refclock currently serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RefclockMode {
     /// Numbered pulses (refid PPS).
@@ -98,7 +98,7 @@ pub enum RefclockMode {
 }
 
 /// For `status` and `refclock test`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct RefclockStatus {
     pub mode: RefclockMode,
     pub pulses_seen: u64,

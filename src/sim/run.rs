@@ -146,6 +146,11 @@ impl Simulation {
             let mut rcfg =
                 RefclockSourceConfig { pps_bias_s: g.configured_bias_ns * 1e-9, ..Default::default() };
             rcfg.pairing.side = g.message_side;
+            // A receiver without PPS is only usable with the operator's delay calibration
+            // (`nmea_delay_ms` in the daemon's config); by default the scenario's operator
+            // measured it right, to within `nmea_calibration_error_ms`.
+            rcfg.nmea_delay_s = g.nmea_offset_ms.or((!g.pps).then_some(g.nmea_delay_ms)).map(|ms| ms * 1e-3);
+            rcfg.nmea_delay_error_s = g.nmea_calibration_error_ms * 1e-3;
             let id = core.add_source("gps", SourceKind::Refclock, Default::default());
             Gps {
                 model: ReceiverModel::new(params, seed ^ 0x6e6d_6561, start.unix_secs()),
@@ -354,16 +359,6 @@ impl Simulation {
         let Some(g) = &mut self.gps else { return };
         let received = self.clock.now();
         let id = g.id;
-        if !g.params.pps
-            && let Some(delay_ms) = g.params.nmea_offset_ms
-        {
-            // An NMEA-only receiver: the operator calibrated its message delay.
-            if fix {
-                let s = nmea_only_sample(utc, received, delay_ms, &g.params);
-                self.deliver(id, s);
-            }
-            return;
-        }
         let ev = if fix {
             RefclockEvent::Nmea(NmeaTime { utc, received, leap_pending: None })
         } else {
@@ -410,22 +405,6 @@ impl Simulation {
             // never makes; a refusal would show up as a worse figure, not a crash.
             let _ = apply(&self.clock, &a);
         }
-    }
-}
-
-/// A sample from an NMEA-only receiver whose message delay the operator calibrated.
-fn nmea_only_sample(utc: Time, received: Time, delay_ms: f64, g: &GpsScenario) -> Sample {
-    let offset = utc.add_secs_f64(delay_ms * 1e-3).secs_since(received);
-    Sample {
-        time: received,
-        offset,
-        delay: 0.0,
-        dispersion: g.nmea_calibration_error_ms * 1e-3,
-        root_delay: 0.0,
-        root_dispersion: 0.0,
-        stratum: 0,
-        leap: crate::core::Leap::None,
-        refid: RefId::GPS,
     }
 }
 

@@ -110,8 +110,9 @@ pub struct GpsScenario {
     pub configured_bias_ns: f64,
     /// The operator's `message_side` setting.
     pub message_side: SidePrior,
-    /// NMEA-only receivers: the operator-calibrated message delay, ms (like chrony's `offset`),
-    /// and how far that calibration may be off, ms.
+    /// The operator-calibrated message delay, ms (the daemon's `nmea_delay_ms`, like chrony's
+    /// `offset`), used while no delay was learned from pulses; without PPS it defaults to the
+    /// receiver's true mean delay (a correct calibration). And how far that may be off, ms.
     pub nmea_offset_ms: Option<f64>,
     pub nmea_calibration_error_ms: f64,
 }

@@ -65,6 +65,7 @@ mod tests {
     #[test]
     fn measured_mapping_is_tight_and_consistent() {
         let m = MonoToRealtime::measure(32).unwrap();
+        eprintln!("monotonic→realtime mapping: {m:?}");
         // Two clock reads apart; generous bound for a loaded 2-core machine.
         assert!(m.bound_ns < 1_000_000, "{m:?}");
         let mono = read(libc::CLOCK_MONOTONIC);

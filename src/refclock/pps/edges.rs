@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::super::PpsEdge;
 use crate::refclock::source::PpsEdgeKind;
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EdgeReport {
     /// Mean assert→clear time, seconds.
     pub high_s: f64,
