@@ -361,6 +361,15 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_spec_parses_or_names_the_format(s in ".{0,40}") {
+            if let Err(e) = s.parse::<GpioSpec>() {
+                proptest::prop_assert!(e.contains("CHIP:LINE"));
+            }
+        }
+    }
+
     #[test]
     fn busy_line_points_at_the_pps_device() {
         let m = busy_message("/dev/gpiochip0", 18, "pps@12");
