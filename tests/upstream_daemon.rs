@@ -95,27 +95,30 @@ fn three_chronyd_upstreams_stratum3_and_a_falseticker_rejected() {
     assert!(honest.contains(&refid.as_str()), "refid {refid} is one of the honest upstreams ({honest:?})");
     assert!(reply["offset_s"].as_f64().expect("offset").abs() < 0.05, "served time is right: {reply}");
 
-    // `status --json`: the liar is a falseticker, the honest three are in.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // `status --json`: the liar is a falseticker, the honest three are in (each needs a few
+    // samples before it is a candidate, so wait for the whole picture).
+    let row_of = |sources: &[serde_json::Value], name: &str| {
+        sources.iter().find(|s| s["name"].as_str().is_some_and(|n| n.contains(name))).cloned()
+    };
+    let honest_names: Vec<String> = honest.iter().zip(&ports).map(|(h, p)| format!("{h}:{p}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
     let sources = loop {
         let out =
             Command::new(BIN).args(["status", "--json", "--socket"]).arg(&socket).output().expect("status");
         let v = json_lines(&out.stdout).pop().unwrap_or_default();
         let sources = v["sources"].as_array().cloned().unwrap_or_default();
-        let liar_row =
-            sources.iter().find(|s| s["name"].as_str().is_some_and(|n| n.contains(&liar_addr.to_string())));
-        if liar_row.is_some_and(|r| r["state"] == "falseticker") {
+        let liar_out = row_of(&sources, &liar_addr.to_string()).is_some_and(|r| r["state"] == "falseticker");
+        let honest_in = honest_names.iter().all(|n| {
+            row_of(&sources, n).is_some_and(|r| r["state"] == "selected" || r["state"] == "candidate")
+        });
+        if liar_out && honest_in {
             break sources;
         }
-        assert!(Instant::now() < deadline, "liar not marked falseticker: {v}");
+        assert!(Instant::now() < deadline, "liar not rejected or honest upstreams not in use: {v}");
         std::thread::sleep(Duration::from_millis(500));
     };
     for (h, p) in honest.iter().zip(&ports) {
-        let row = sources
-            .iter()
-            .find(|s| s["name"].as_str().is_some_and(|n| n.contains(&format!("{h}:{p}"))))
-            .unwrap_or_else(|| panic!("no status row for {h}:{p}: {sources:?}"));
-        assert!(row["state"] == "selected" || row["state"] == "candidate", "{row}");
+        let row = row_of(&sources, &format!("{h}:{p}")).expect("row");
         assert_eq!(row["stratum"], 2, "{row}");
         assert_eq!(row["kind"], "upstream", "{row}");
         assert!(row["reach"].as_u64().unwrap_or(0) > 0, "{row}");
