@@ -77,6 +77,15 @@ fn issue4_hard_cases_serve_within_ten_microseconds() {
 }
 
 #[test]
+fn a_strict_operator_serves_nothing_off_by_ten_microseconds_across_a_long_outage() {
+    let r = run("nmea-late-long-outage", 5400.0, 600.0);
+    assert!(r.max_error_while_serving_s.unwrap() < 10e-6, "{r:?}");
+    assert!(r.synchronised_fraction < 0.9, "it must have stopped serving during the outage: {r:?}");
+    assert_eq!((r.final_stratum, r.final_refid.as_str()), (1, "PPS"));
+    assert_eq!(r.root_distance_violations, 0, "{r:?}");
+}
+
+#[test]
 fn nmea_only_stays_within_a_millisecond() {
     let r = run("nmea-only-usb", 2400.0, 1200.0);
     assert!(r.rms_offset_s.unwrap() < 1e-3, "{r:?}");

@@ -416,7 +416,11 @@ impl Core {
             .map(|l| l.leap)
             .collect();
         let leap = leap::decide(self.leap_table.as_ref(), now, &votes);
-        let synchronised = root_delay / 2.0 + root_dispersion <= self.cfg.max_distance_s;
+        let was_synchronised = self.state.is_synchronised();
+        // Optionally, (re)claiming synchronisation waits until the remaining offset is slewed
+        // below a limit; once synchronised, the honest bound alone decides.
+        let settled = was_synchronised || self.cfg.sync_max_offset_s.is_none_or(|l| remaining.abs() <= l);
+        let synchronised = settled && root_delay / 2.0 + root_dispersion <= self.cfg.max_distance_s;
         self.state = SystemState {
             leap: if synchronised { leap } else { Leap::Unsynchronised },
             stratum: if !synchronised {
@@ -672,6 +676,34 @@ mod tests {
         assert!((max_ppm - 500.0).abs() < 1e-9, "slewed at the kernel's limit: {max_ppm}");
         // 0.2 s at 500 ppm takes 400 s: back within a microsecond by the end.
         assert!(clock.error_s().abs() < 1e-6, "{}", clock.error_s());
+    }
+
+    #[test]
+    fn sync_waits_for_the_offset_to_settle_when_asked() {
+        for limit in [None, Some(10e-6)] {
+            let m =
+                OscillatorModel { freq_ppm: 0.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+            // 50 ms off: below the step threshold, so it is slewed (at most 500 ppm: 100 s).
+            let clock = SimClock::new(m, start(), 0.05, 9);
+            let mut rng = StdRng::seed_from_u64(9);
+            let cfg = CoreConfig { sync_max_offset_s: limit, ..Default::default() };
+            let mut core = Core::new(cfg, clock.now());
+            let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+            let mut worst_served: f64 = 0.0;
+            for k in 1..=300 {
+                clock.advance_to(secs(k as f64));
+                core.on_sample(id, pps_sample(&clock, &mut rng, 1e-6));
+                run(&mut core, &clock, clock.now());
+                if core.system_state().is_synchronised() {
+                    worst_served = worst_served.max(clock.error_s().abs());
+                }
+            }
+            assert!(core.system_state().is_synchronised());
+            match limit {
+                None => assert!(worst_served > 0.04, "served while slewing: {worst_served}"),
+                Some(l) => assert!(worst_served < 2.0 * l, "{worst_served}"),
+            }
+        }
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct CoreConfig {
     pub bound_sigmas: f64,
     /// Growth rate of the error bound without fresh samples, s/s (RFC 5905 PHI).
     pub skew: f64,
+    /// When set, synchronisation is (re)claimed only once the remaining offset is below this,
+    /// seconds: no time is served while a large offset is still being slewed out (e.g. after a
+    /// long outage without upstreams). Unset, the honest error bound alone decides.
+    pub sync_max_offset_s: Option<f64>,
 }
 
 impl Default for CoreConfig {
@@ -61,6 +65,7 @@ impl Default for CoreConfig {
             min_samples_upstream: 4,
             bound_sigmas: 6.0,
             skew: PHI,
+            sync_max_offset_s: None,
         }
     }
 }

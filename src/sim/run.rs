@@ -126,6 +126,7 @@ impl Simulation {
         if let Some(v) = sc.core.bound_sigmas {
             cfg.bound_sigmas = v;
         }
+        cfg.sync_max_offset_s = sc.core.sync_max_offset_s.or(cfg.sync_max_offset_s);
         let mut core = Core::new(cfg, clock.now());
         let gps = sc.gps.clone().map(|g| {
             let params = ReceiverParams {

@@ -22,6 +22,7 @@ pub const NAMED: &[(&str, &str)] = &[
     ("cold-start-no-drift-file", include_str!("../../tests/scenarios/cold-start-no-drift-file.toml")),
     ("nmea-late-wandering", include_str!("../../tests/scenarios/nmea-late-wandering.toml")),
     ("nmea-before-pulse", include_str!("../../tests/scenarios/nmea-before-pulse.toml")),
+    ("nmea-late-long-outage", include_str!("../../tests/scenarios/nmea-late-long-outage.toml")),
 ];
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -83,6 +84,7 @@ pub struct CoreScenario {
     pub step_threshold_s: Option<f64>,
     pub holdover_max_distance_s: Option<f64>,
     pub bound_sigmas: Option<f64>,
+    pub sync_max_offset_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
