@@ -71,12 +71,13 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Writes `n` paced bursts from `start` and collects the reported times.
+/// Writes `n` bursts a second apart (the driver checks that consecutive seconds arrive about a
+/// second apart, as from a real receiver) and collects the reported times.
 fn feed(pty: &Pty, rx: &mut UnboundedReceiver<RefclockEvent>, start: Time, n: i64) -> Vec<(Time, Time)> {
     let mut got = Vec::new();
     for i in 0..n {
         pty.write(burst(start.add_nanos(i * 1_000_000_000)).as_bytes());
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(1000));
     }
     wait_until("reported times", Duration::from_secs(10), || {
         while let Ok(RefclockEvent::Nmea(t)) = rx.try_recv() {
@@ -151,14 +152,14 @@ fn auto_baud_finds_sentences_on_a_pty() {
     let handle = spawn(NmeaDriverConfig::new(&pty.path, None), tx);
     let t0 = Time::from_unix_secs(realtime_now().unix_secs());
     // Keep talking while the driver listens; once detected, times flow.
-    let until = Instant::now() + Duration::from_secs(15);
+    let until = Instant::now() + Duration::from_secs(30);
     let mut i = 0;
     let mut times = Vec::new();
     while times.len() < 3 {
         assert!(Instant::now() < until, "no times after auto-detection: {:?}", handle.stats());
         pty.write(burst(t0.add_nanos(i * 1_000_000_000)).as_bytes());
         i += 1;
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(1000));
         while let Ok(RefclockEvent::Nmea(t)) = rx.try_recv() {
             times.push(t.utc);
         }

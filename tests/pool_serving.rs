@@ -278,10 +278,12 @@ fn malformed_floods_do_not_stall_good_clients() {
     assert!(stats.answered >= 100);
 }
 
-/// A network namespace joined to this one by a veth pair: a "remote host" at `peer`, reaching
-/// us at `local`. Deleted (with its veth) on drop.
+/// Two network namespaces this test creates, joined by a veth pair: a "server host" at `local`
+/// and a "remote host" at `peer`. Nothing is added to the machine's own namespace, and the
+/// traffic never leaves these two. Deleted (with the veth) on drop.
 struct Netns {
-    name: String,
+    server_ns: String,
+    client_ns: String,
     local: Ipv4Addr,
     peer: Ipv4Addr,
 }
@@ -299,58 +301,69 @@ fn ip_cmd(args: &[&str]) {
     );
 }
 
+/// Runs `f` on a short-lived thread inside the namespace `name`; sockets it creates stay in
+/// that namespace, and the calling thread never changes namespace.
+fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{name}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: setns on a valid namespace fd only changes this (temporary) thread.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
 impl Netns {
     fn create() -> Netns {
         let id = std::process::id();
-        let name = format!("s1pool{id}");
-        let (hv, nv) = (format!("s1h{}", id % 100_000), format!("s1n{}", id % 100_000));
+        let (server_ns, client_ns) = (format!("s1srv{id}"), format!("s1cli{id}"));
+        let (sv, cv) = (format!("s1s{}", id % 100_000), format!("s1c{}", id % 100_000));
         let net = [10, 199, (id % 250) as u8, 0];
         let local = Ipv4Addr::new(net[0], net[1], net[2], 1);
         let peer = Ipv4Addr::new(net[0], net[1], net[2], 2);
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip_cmd(&["netns", "add", &name]);
-        let ns = Netns { name, local, peer };
-        ip_cmd(&["link", "add", &hv, "type", "veth", "peer", "name", &nv]);
-        ip_cmd(&["link", "set", &nv, "netns", &ns.name]);
-        ip_cmd(&["addr", "add", &format!("{local}/30"), "dev", &hv]);
-        ip_cmd(&["link", "set", &hv, "up"]);
-        ip_cmd(&["-n", &ns.name, "addr", "add", &format!("{peer}/30"), "dev", &nv]);
-        ip_cmd(&["-n", &ns.name, "link", "set", &nv, "up"]);
-        ip_cmd(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        for ns in [&server_ns, &client_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            ip_cmd(&["netns", "add", ns]);
+        }
+        let ns = Netns { server_ns, client_ns, local, peer };
+        ip_cmd(&["-n", &ns.server_ns, "link", "add", &sv, "type", "veth", "peer", "name", &cv]);
+        ip_cmd(&["-n", &ns.server_ns, "link", "set", &cv, "netns", &ns.client_ns]);
+        for (n, dev, addr) in [(&ns.server_ns, &sv, local), (&ns.client_ns, &cv, peer)] {
+            ip_cmd(&["-n", n, "addr", "add", &format!("{addr}/30"), "dev", dev]);
+            ip_cmd(&["-n", n, "link", "set", dev, "up"]);
+            ip_cmd(&["-n", n, "link", "set", "lo", "up"]);
+        }
         ns
     }
 
-    /// A UDP socket living in the namespace, bound to the peer address.
+    /// A UDP socket on the remote host, bound to the peer address.
     fn socket(&self) -> UdpSocket {
-        let path = format!("/run/netns/{}", self.name);
         let peer = self.peer;
-        // A short-lived thread enters the namespace so this one never changes namespace; the
-        // socket keeps the namespace it was created in.
-        std::thread::spawn(move || {
-            let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            // SAFETY: setns on a valid namespace fd only changes this (temporary) thread.
-            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        in_netns(&self.client_ns, move || {
             let s = UdpSocket::bind(SocketAddr::from((peer, 0))).expect("bind in namespace");
             s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
             s
         })
-        .join()
-        .expect("namespace thread")
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Deleting the namespace deletes the veth pair with it.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        // Deleting the namespaces deletes the veth pair with them.
+        for ns in [&self.server_ns, &self.client_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
     }
 }
 
 #[test]
 fn mode_6_and_7_from_another_host_get_no_reply() {
     let ns = Netns::create();
-    let srv = start(&format!("{}:0", ns.local), "[server]\n");
+    let listen = format!("{}:0", ns.local);
+    let srv = in_netns(&ns.server_ns, move || start(&listen, "[server]\n"));
     let to = srv.local_addrs()[0];
     let remote = ns.socket();
     assert_eq!(remote.local_addr().expect("addr").ip(), IpAddr::V4(ns.peer));

@@ -94,3 +94,23 @@ fn message_before_the_pulse_without_any_clock_anchor() {
     assert_pps_on_host_time(&samples);
     assert_eq!(status.pairing.conflicts, 0);
 }
+
+#[test]
+fn pulses_without_fix_are_not_served() {
+    // The receiver pulses free-running (3 ms off, within the anchor's bound) for its first 8 s without a fix; RMC says V.
+    let params = ReceiverParams {
+        nmea_delay_ms: 500.0,
+        nmea_jitter_ms: 10.0,
+        no_fix: vec![(0.0, 8.0)],
+        pulses_without_fix: true,
+        free_run_offset_ms: 3.0,
+        ..ReceiverParams::default()
+    };
+    let (samples, status) = run(params, RefclockSourceConfig::default(), Some(0.05), 20);
+    assert!(status.no_fix_reports >= 5, "{status:?}");
+    assert!(status.pairing.pulses_without_fix >= 5, "{status:?}");
+    let pps = samples.iter().filter(|s| s.1.refid == RefId::PPS).count();
+    assert!(pps >= 6, "{pps} PPS samples after the fix; {status:?}");
+    // Every served pulse is on time: none of the free-running ones got through.
+    assert_pps_on_host_time(&samples);
+}

@@ -6,7 +6,7 @@ use std::process::Command;
 #[test]
 fn simulate_json_reports_times_pulses_and_a_pps_section() {
     let out = Command::new(env!("CARGO_BIN_EXE_stratum1"))
-        .args(["refclock", "test", "--simulate", "--duration", "12", "--json"])
+        .args(["refclock", "test", "--simulate", "--duration", "14", "--json"])
         .output()
         .expect("run stratum1");
     let text = String::from_utf8_lossy(&out.stdout);

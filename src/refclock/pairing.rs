@@ -69,6 +69,9 @@ pub struct PairingConfig {
     /// Delay observations kept (the model follows wander over this many seconds).
     pub history: usize,
     pub side: SidePrior,
+    /// Use pulses only after a valid-fix message was heard (many receivers pulse free-running
+    /// before their first fix). Off only for PPS without any NMEA receiver configured.
+    pub require_fix_evidence: bool,
 }
 
 impl Default for PairingConfig {
@@ -83,6 +86,7 @@ impl Default for PairingConfig {
             max_unconfirmed_s: 60.0,
             history: 600,
             side: SidePrior::Auto,
+            require_fix_evidence: true,
         }
     }
 }
@@ -153,6 +157,8 @@ pub struct Evidence {
 pub enum Refusal {
     /// The receiver reports no fix: its pulse is free-running.
     NoFix,
+    /// No message has said yet that the receiver has a fix.
+    FixUnknown,
     /// Nothing yet says which side of the pulse the message falls on (no anchor, no prior).
     NeedAnchor,
     /// Not enough evidence (no chain, no matching message, no anchor).
@@ -251,6 +257,8 @@ pub struct Pairing {
 
 impl Pairing {
     pub fn new(cfg: PairingConfig) -> Pairing {
+        // Until a message says the receiver has a fix, its pulses may be free-running.
+        let no_fix_at = cfg.require_fix_evidence.then_some(Time::ZERO);
         Pairing {
             cfg,
             pending: VecDeque::new(),
@@ -260,7 +268,7 @@ impl Pairing {
             delays: VecDeque::new(),
             model: None,
             now: Time::ZERO,
-            no_fix_at: None,
+            no_fix_at,
             fix_regained: None,
             numbered: 0,
             refused: 0,
@@ -307,7 +315,7 @@ impl Pairing {
     /// timescale with its error bound, when the caller trusts the clock to that bound.
     pub fn on_pulse(&mut self, edge: Time, anchor: Option<(Time, f64)>) -> Vec<Verdict> {
         let anchor = anchor.and_then(|(reading, bound)| self.anchor_second(reading, bound));
-        if self.no_fix_active(edge) {
+        if self.no_fix_active(edge) && self.no_fix_at != Some(Time::ZERO) {
             self.pulses_without_fix += 1;
         }
         self.pending.push_back(Pending { edge, anchor });
@@ -349,7 +357,7 @@ impl Pairing {
     }
 
     pub fn status(&self) -> PairingStatus {
-        let state = if self.no_fix_active(self.now) {
+        let state = if self.no_fix_active(self.now) && self.no_fix_at != Some(Time::ZERO) {
             PairingState::NoFix
         } else if self.chain.is_some_and(|c| c.confirmed && self.now.nanos_since(c.edge) < 3 * NS) {
             PairingState::Locked
@@ -436,7 +444,8 @@ impl Pairing {
         let refuse = |reason| Verdict::Refused { edge: p.edge, reason };
         if self.no_fix_active(p.edge) {
             self.chain = None;
-            return refuse(Refusal::NoFix);
+            let unknown = self.no_fix_at == Some(Time::ZERO);
+            return refuse(if unknown { Refusal::FixUnknown } else { Refusal::NoFix });
         }
 
         // Flywheel: whole seconds since the previous numbered pulse.
@@ -736,6 +745,30 @@ mod tests {
     }
 
     #[test]
+    fn pulses_before_any_message_are_not_trusted_unless_pps_stands_alone() {
+        // Free-running pulses 3 ms off before the first message; the anchor (good to 0.3 s)
+        // would happily number them.
+        let p = ReceiverParams {
+            nmea_delay_ms: 600.0,
+            nmea_lost: vec![(0.0, 10.0)],
+            no_fix: vec![(0.0, 10.0)],
+            pulses_without_fix: true,
+            ..Default::default()
+        };
+        let r = run(&events(p.clone(), 14, 60, clock()), PairingConfig::default(), |_| Some(0.3));
+        assert_eq!(r.wrong, 0);
+        assert!((0..10).all(|t| !r.numbered.contains_key(&t)), "{:?}", r.refused);
+        assert!(r.refused.iter().filter(|x| x.1 == Refusal::FixUnknown).count() >= 10);
+        assert!((11..55).all(|t| r.numbered.contains_key(&t)));
+        // PPS without any NMEA receiver: the anchor alone numbers pulses.
+        let p = ReceiverParams { nmea_lost: vec![(0.0, 1e9)], ..Default::default() };
+        let cfg = PairingConfig { require_fix_evidence: false, ..Default::default() };
+        let r = run(&events(p, 15, 60, clock()), cfg, |_| Some(0.3));
+        assert_eq!(r.wrong, 0);
+        assert!((0..58).all(|t| r.numbered.contains_key(&t)));
+    }
+
+    #[test]
     fn pulses_without_fix_are_not_used() {
         let p = ReceiverParams {
             nmea_delay_ms: 600.0,
@@ -795,7 +828,8 @@ mod tests {
         let p = ReceiverParams { nmea_delay_ms: 300.0, ..Default::default() };
         let r = run(&events(p, 8, 100, clock()), PairingConfig::default(), |_| None);
         assert!(r.numbered.is_empty());
-        assert!(r.refused.iter().all(|x| x.1 == Refusal::NeedAnchor));
+        assert!(r.refused.iter().all(|x| matches!(x.1, Refusal::NeedAnchor | Refusal::FixUnknown)));
+        assert_eq!(r.refused.iter().filter(|x| x.1 == Refusal::FixUnknown).count(), 1);
         assert_eq!(r.pairing.status().state, PairingState::Learning);
     }
 
@@ -919,7 +953,10 @@ mod tests {
                 match v {
                     Verdict::Numbered { edge, second, .. } => labels.push((*edge, second.unix_secs())),
                     Verdict::Refused { reason, .. } => {
-                        assert!(matches!(reason, Refusal::NeedAnchor), "{leap:?}: {reason:?}")
+                        assert!(
+                            matches!(reason, Refusal::NeedAnchor | Refusal::FixUnknown),
+                            "{leap:?}: {reason:?}"
+                        )
                     }
                 }
             }

@@ -65,6 +65,9 @@ impl RefclockSourceConfig {
     /// From the `[[refclock]]` entries: bias and edge from the `pps` entry, side from any.
     pub fn from_config(entries: &[crate::config::RefclockConfig]) -> RefclockSourceConfig {
         let mut cfg = RefclockSourceConfig::default();
+        // PPS alone (no NMEA receiver configured) cannot wait for a fix report.
+        cfg.pairing.require_fix_evidence =
+            entries.is_empty() || entries.iter().any(|e| e.kind == crate::config::RefclockKind::Nmea);
         for e in entries {
             if let Some(b) = e.pps_bias_us {
                 cfg.pps_bias_s = b * 1e-6;
@@ -471,6 +474,11 @@ mod tests {
         assert!((cfg.pps_bias_s - 11.7e-6).abs() < 1e-12);
         assert_eq!(cfg.edge, PpsEdgeKind::Clear);
         assert_eq!(cfg.pairing.side, crate::refclock::pairing::SidePrior::Before);
+        assert!(cfg.pairing.require_fix_evidence);
+        let c =
+            crate::config::Config::parse("[[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\n", "t.toml")
+                .unwrap();
+        assert!(!RefclockSourceConfig::from_config(&c.refclock).pairing.require_fix_evidence, "PPS alone");
         let e = crate::config::Config::parse(
             "[[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\nedge = \"up\"\n",
             "t.toml",

@@ -15,7 +15,7 @@
 //!   the next cycle starts or [`Decoder::poll`] finds the cycle over. Later sentences of a
 //!   decided cycle only count `contradictions`.
 //! - **Continuity**: a trusted time is handed on only if the previous trusted cycle is at most one
-//!   second before it. An isolated time (first after start or a gap) is held until the next cycle
+//!   output period (1 s, or what the receiver shows: old Garmins talk every 2 s) before it. An isolated time (first after start or a gap) is held until the next cycle
 //!   confirms it, then both go out (the held one late, with its true arrival stamp); a lone
 //!   glitch that passed the checksum never does. A time up to 2 s behind the newest one is a
 //!   lagging sentence (`rejected_late`), dropped without breaking the chain; further back it
@@ -48,6 +48,8 @@ use super::stats::NmeaStats;
 use crate::refclock::NmeaTime;
 use crate::time::Time;
 
+/// Longest tentative chain kept while waiting for confirmation.
+const HELD_MAX: usize = 16;
 /// Consecutive seconds that make a jump back in a capture a new session (replay).
 pub const REPLAY_SESSION_AFTER: u32 = 10;
 /// Unchecksummed sentences needed (with no checksummed one) before they are used at all.
@@ -64,6 +66,9 @@ pub struct DecoderConfig {
     pub baud: u32,
     /// Dates before this get +1024 weeks (see [`super::rollover`]).
     pub rollover_anchor: Date,
+    /// Live: consecutive times must also arrive about as far apart as they name (real
+    /// arrival stamps); replay stamps are synthetic and not compared.
+    pub check_arrival: bool,
     /// Replay only: a jump back confirmed by this many consecutive seconds starts a new
     /// recording session (capture files are often several sessions put together). Live: `None`,
     /// going back is always a fault.
@@ -73,7 +78,12 @@ pub struct DecoderConfig {
 impl DecoderConfig {
     /// For a live receiver: anchor at [`rollover::BUILD_ANCHOR`].
     pub fn live(baud: u32) -> Self {
-        DecoderConfig { baud, rollover_anchor: rollover::BUILD_ANCHOR, new_session_after: None }
+        DecoderConfig {
+            baud,
+            rollover_anchor: rollover::BUILD_ANCHOR,
+            check_arrival: true,
+            new_session_after: None,
+        }
     }
 
     /// For a capture of unknown age: anchor at the GPS epoch (dates as decoded).
@@ -81,6 +91,7 @@ impl DecoderConfig {
         DecoderConfig {
             baud,
             rollover_anchor: rollover::GPS_EPOCH,
+            check_arrival: false,
             new_session_after: Some(REPLAY_SESSION_AFTER),
         }
     }
@@ -191,8 +202,10 @@ pub struct Decoder {
     cycle: Option<Cycle>,
     cycles_since_rmc: u32,
     last_date: Option<FullDate>,
-    last_candidate: Option<i64>,
-    held: Option<DecodedTime>,
+    /// Newest trusted-candidate time (key, arrival): the head of the continuity chain.
+    last_candidate: Option<(i64, Time)>,
+    /// Candidates waiting for confirmation, oldest first.
+    held: Vec<DecodedTime>,
     last_emitted: Option<(i64, (i64, bool))>,
     reference: Option<Reference>,
     /// Satellites in view per GSV talker.
@@ -200,6 +213,9 @@ pub struct Decoder {
     /// Replay: consecutive times behind the reported ones (a possible new session).
     session: Vec<DecodedTime>,
     sentences_seen: u64,
+    /// Time of day of the previous cycle and recent steps between cycles (output period).
+    prev_cycle_tod: Option<TimeOfDay>,
+    cycle_steps: Vec<i64>,
     rollover_logged: bool,
     backwards_logged: bool,
 }
@@ -217,12 +233,14 @@ impl Decoder {
             cycles_since_rmc: u32::MAX,
             last_date: None,
             last_candidate: None,
-            held: None,
+            held: Vec::new(),
             last_emitted: None,
             reference: None,
             gsv_in_view: Vec::new(),
             session: Vec::new(),
             sentences_seen: 0,
+            prev_cycle_tod: None,
+            cycle_steps: Vec::new(),
             rollover_logged: false,
             backwards_logged: false,
         }
@@ -264,7 +282,7 @@ impl Decoder {
     pub fn reset_stream(&mut self) {
         self.framer.reset();
         self.cycle = None;
-        self.held = None;
+        self.held.clear();
         self.last_candidate = None;
     }
 
@@ -298,9 +316,8 @@ impl Decoder {
     /// End of input (replay): decides the open cycle. A held, unconfirmed time stays unreported.
     pub fn finish(&mut self, out: &mut Vec<Decoded>) {
         self.close_cycle(out);
-        if self.held.take().is_some() {
-            self.stats.unconfirmed += 1;
-        }
+        self.stats.unconfirmed += self.held.len() as u64;
+        self.held.clear();
     }
 
     fn on_frame(&mut self, frame: &Frame, out: &mut Vec<Decoded>) {
@@ -333,6 +350,9 @@ impl Decoder {
         let Some(tod) = parsed.sentence.time() else { return };
         if self.cycle.as_ref().is_some_and(|c| c.tod != tod) {
             self.close_cycle(out);
+        }
+        if self.cycle.is_none() {
+            self.note_cycle_start(tod);
         }
         let cycle = self.cycle.get_or_insert_with(|| Cycle {
             tod,
@@ -434,6 +454,32 @@ impl Decoder {
         }
     }
 
+    /// Remembers the step between consecutive cycles' times of day (within 10 s).
+    fn note_cycle_start(&mut self, tod: TimeOfDay) {
+        if let Some(prev) = self.prev_cycle_tod {
+            let day = 86_400 * SEC;
+            let step = (tod.nanos_of_day() - prev.nanos_of_day()).rem_euclid(day);
+            if step > 0 && step <= 10 * SEC {
+                if self.cycle_steps.len() == 9 {
+                    self.cycle_steps.remove(0);
+                }
+                self.cycle_steps.push(step);
+            }
+        }
+        self.prev_cycle_tod = Some(tod);
+    }
+
+    /// The receiver's output period: the shortest step between cycles seen at least three times
+    /// among the last nine (1 s until known; at most 5 s). Old Garmin handhelds talk every 2 s.
+    fn output_period(&self) -> i64 {
+        let ms = |ns: i64| (ns + 500_000) / 1_000_000;
+        self.cycle_steps
+            .iter()
+            .filter(|&&a| self.cycle_steps.iter().filter(|&&b| ms(a) == ms(b)).count() >= 3)
+            .min()
+            .map_or(SEC, |&p| p.min(5 * SEC))
+    }
+
     fn rmc_expected(&self) -> bool {
         self.cycles_since_rmc < 3
     }
@@ -523,9 +569,19 @@ impl Decoder {
         self.cycle = None;
     }
 
-    /// Continuity: hand on a time only when the previous trusted cycle was at most 1 s earlier.
+    /// Whether `b` can follow `a`: later by at most one output period and, live, arriving that
+    /// much later too (a misnumbered glitch arrives in another cycle's slot).
+    fn follows(&self, a: (i64, Time), b: (i64, Time)) -> bool {
+        let step = self.output_period().max(SEC);
+        let d = b.0 - a.0;
+        d > 0 && d <= step && (!self.config.check_arrival || (b.1.nanos_since(a.1) - d).abs() <= SEC / 2)
+    }
+
+    /// Continuity: hand on a time only when the previous trusted cycle is one output period
+    /// before it (see the module doc); unconfirmed ones wait in `held`.
     fn candidate(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
         let key = t.key();
+        let this = (key, t.time.received);
         // A time not after the last reported one is refused without disturbing the chain: a
         // receiver whose GGA lags its RMC by a second must not break continuity. With upstream
         // time available, a jump back goes through the chain (it may be followed, if confirmed).
@@ -542,7 +598,7 @@ impl Decoder {
             }
             return;
         }
-        if let Some(head) = self.last_candidate
+        if let Some((head, _)) = self.last_candidate
             && key <= head
             && head - key <= 2 * SEC
         {
@@ -550,18 +606,41 @@ impl Decoder {
             self.stats.rejected_late += 1;
             return;
         }
-        let confirmed = self.last_candidate.is_some_and(|prev| key > prev && key - prev <= SEC);
-        self.last_candidate = Some(key);
+        let confirmed = self.last_candidate.is_some_and(|prev| self.follows(prev, this));
+        self.last_candidate = Some(this);
         if confirmed {
-            if let Some(mut held) = self.held.take() {
-                held.delayed = true;
-                self.emit(held, out);
+            // The held times that chain up to this one go out late; the rest never do.
+            let held = std::mem::take(&mut self.held);
+            let mut first = held.len();
+            let mut next = this;
+            while first > 0 {
+                let h = &held[first - 1];
+                let hk = (h.key(), h.time.received);
+                if !self.follows(hk, next) {
+                    break;
+                }
+                next = hk;
+                first -= 1;
+            }
+            self.stats.unconfirmed += first as u64;
+            for mut h in held.into_iter().skip(first) {
+                h.delayed = true;
+                self.emit(h, out);
             }
             self.emit(t, out);
         } else {
-            if self.held.replace(t).is_some() {
+            // Keep a short tentative chain (a receiver whose period is not learned yet), else
+            // start over from this time.
+            let extends = self.held.last().is_some_and(|h| key > h.key() && key - h.key() <= 5 * SEC);
+            if !extends {
+                self.stats.unconfirmed += self.held.len() as u64;
+                self.held.clear();
+            }
+            if self.held.len() == HELD_MAX {
+                self.held.remove(0);
                 self.stats.unconfirmed += 1;
             }
+            self.held.push(t);
         }
     }
 
@@ -569,7 +648,8 @@ impl Decoder {
     /// new session, reported from its start. Until then each counts as going back.
     fn back_chain(&mut self, t: DecodedTime, n: u32, out: &mut Vec<Decoded>) {
         let key = t.key();
-        let continues = self.session.last().is_some_and(|p| key > p.key() && key - p.key() <= SEC);
+        let step = self.output_period().max(SEC);
+        let continues = self.session.last().is_some_and(|p| key > p.key() && key - p.key() <= step);
         if !continues {
             self.session.clear();
         }
@@ -586,8 +666,9 @@ impl Decoder {
             debug!("capture: time went back to {}, a new recording session", self.session[0].utc_string());
         }
         self.last_emitted = None;
-        self.last_candidate = Some(key);
-        self.held = None;
+        self.stats.unconfirmed += self.held.len() as u64;
+        self.held.clear();
+        self.last_candidate = self.session.last().map(|t| (key, t.time.received));
         for mut t in std::mem::take(&mut self.session) {
             t.delayed = true;
             self.emit(t, out);
@@ -871,6 +952,33 @@ mod tests {
         let out = run(&mut d, &bursts);
         assert_eq!(out.len(), 5);
         assert_eq!(d.stats().rejected_backwards, 15);
+    }
+
+    #[test]
+    fn receiver_talking_every_two_seconds() {
+        let bursts: Vec<String> = (0..10).map(|i| rmc(T0.add_nanos(2 * i * SEC), 'A')).collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        // The first three steps teach the period; the cycles held meanwhile go out then.
+        assert_eq!(out.len(), 10, "{:?}", d.stats());
+        assert_eq!(out.last().unwrap().time.utc, T0.add_nanos(18 * SEC));
+    }
+
+    #[test]
+    fn live_glitch_naming_a_later_second_never_goes_out_with_a_wrong_arrival() {
+        // Slot 2 carries a (checksum-passing) RMC naming second 3; slots 3..5 are the truth.
+        let names = [0, 1, 3, 3, 4, 5];
+        let bursts: Vec<String> = names.iter().map(|&n| rmc(T0.add_nanos(n * SEC), 'A')).collect();
+        let mut d =
+            Decoder::new(DecoderConfig { rollover_anchor: rollover::GPS_EPOCH, ..DecoderConfig::live(9600) });
+        let out = run(&mut d, &bursts);
+        for t in &out {
+            // Arrival slot i is i seconds after T0 (plus 0.1 s minus the burst): it must name i.
+            let slot = t.time.received.nanos_since(T0).div_euclid(SEC);
+            assert_eq!(t.time.utc, T0.add_nanos(slot * SEC), "{}", t.utc_string());
+        }
+        assert_eq!(out.len(), 4, "{:?}", d.stats());
+        assert!(d.stats().unconfirmed >= 1);
     }
 
     #[test]
