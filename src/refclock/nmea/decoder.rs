@@ -5,21 +5,26 @@
 //! - **Arrival**: the `$` arrival of the cycle's first time-bearing sentence (any of RMC, GGA,
 //!   GLL, GNS, ZDA), corrected by the framer for the bytes that followed it in the same read.
 //! - **Validity**: a valid fix is required. If the receiver sends RMC (seen within the last three
-//!   cycles) its RMC decides (status `A`, mode not `N`/`E`/`M`/`S`, navigational status not
-//!   `V`); otherwise GGA quality 1–5, GLL `A`, GNS with a fixing constellation, none saying
-//!   otherwise. ZDA never vouches for itself: receivers send it from their RTC before a fix.
+//!   cycles) its RMC decides (status `A`, mode not `N`/`E`/`M`/`S`; the NMEA 4.1 navigational
+//!   status is ignored, its `V` means "not provided"); otherwise GGA quality 1–5, GLL `A`, GNS
+//!   with a fixing constellation, none saying otherwise. ZDA never vouches for itself: receivers
+//!   send it from their RTC before a fix.
 //! - **Date**: from the cycle's RMC or ZDA (rollover-corrected, see [`super::rollover`]; RMC and
-//!   ZDA disagreeing makes the cycle untrusted), else from the last full date of a trusted cycle
-//!   at most an hour earlier (by arrival time), rolled to the next day at midnight.
+//!   ZDA disagreeing makes the cycle untrusted, unless by whole 1024-week periods: then the later
+//!   one), else from the last full date of a trusted cycle at most an hour earlier (by arrival
+//!   time), rolled to the next day at midnight.
 //! - **Decision** as soon as validity and date are known (usually at the cycle's RMC), else when
 //!   the next cycle starts or [`Decoder::poll`] finds the cycle over. Later sentences of a
 //!   decided cycle only count `contradictions`.
-//! - **Continuity**: a trusted time is handed on only if the previous trusted cycle is at most one
-//!   output period (1 s, or what the receiver shows: old Garmins talk every 2 s) before it. An isolated time (first after start or a gap) is held until the next cycle
-//!   confirms it, then both go out (the held one late, with its true arrival stamp); a lone
-//!   glitch that passed the checksum never does. A time up to 2 s behind the newest one is a
-//!   lagging sentence (`rejected_late`), dropped without breaking the chain; further back it
-//!   starts a new chain (before anything was reported) or is a fault (after).
+//! - **Continuity**: a trusted time is handed on only if the previous trusted cycle names a time
+//!   at most one output period earlier (1 s, or what the receiver shows: old Garmins talk every
+//!   2 s) and, live, arrived about that much earlier too (±0.5 s). Times not yet confirmed wait
+//!   (first after start or a gap, or while the period is learned) and go out late, with their
+//!   true arrival stamps, once the chain reaches them; a lone glitch that passed the checksum
+//!   never does, nor one that names a real second from another cycle's arrival slot. A time up to
+//!   2 s behind the newest one is a lagging sentence (`rejected_late`), dropped without breaking
+//!   the chain; further back it starts a new chain (before anything was reported) or is a fault
+//!   (after).
 //! - **Output**: one time per UTC second, strictly increasing: an earlier time is a fault
 //!   (`rejected_backwards`, logged), never a new truth; only a reference (below) that agrees with
 //!   it lets the driver follow the receiver back. Replay alone (`new_session_after`) follows a
