@@ -34,7 +34,9 @@ pub struct CoreConfig {
     /// when its own root distance exceeds it.
     pub max_distance_s: f64,
     /// With no source selected, serve on the learned frequency until the advertised root
-    /// distance grows past this; then LI=3.
+    /// distance grows past this (or past 4× what it was when holdover began); then LI=3. The
+    /// default, 100 µs, is reached ~7 s into a PPS holdover at 15 ppm: without upstreams a Pi's
+    /// crystal cannot keep microseconds for long, and a Stratum 1 must not serve a guess.
     pub holdover_max_distance_s: f64,
     /// Samples a refclock (an upstream) needs before it can be selected.
     pub min_samples: u32,
@@ -43,9 +45,10 @@ pub struct CoreConfig {
     pub bound_sigmas: f64,
     /// Growth rate of the error bound without fresh samples, s/s (RFC 5905 PHI).
     pub skew: f64,
-    /// When set, synchronisation is (re)claimed only once the remaining offset is below this,
-    /// seconds: no time is served while a large offset is still being slewed out (e.g. after a
-    /// long outage without upstreams). Unset, the honest error bound alone decides.
+    /// When set, synchronisation is (re)claimed only once the remaining offset is below this
+    /// (or below the rest of the peer's error budget, if larger), seconds: no time is served
+    /// while a large offset is still being slewed out (e.g. when PPS returns after an outage
+    /// without upstreams). Unset, the honest error bound alone decides.
     pub sync_max_offset_s: Option<f64>,
 }
 
@@ -60,12 +63,12 @@ impl Default for CoreConfig {
             initial_frequency_sd_ppm: 50.0,
             max_frequency_ppm: 500.0,
             max_distance_s: 1.5,
-            holdover_max_distance_s: 0.1,
+            holdover_max_distance_s: 1e-4,
             min_samples: 6,
             min_samples_upstream: 4,
             bound_sigmas: 6.0,
             skew: PHI,
-            sync_max_offset_s: None,
+            sync_max_offset_s: Some(5e-6),
         }
     }
 }

@@ -303,11 +303,15 @@ impl Simulation {
         }
 
         // The refclock source learns whom to trust for numbering pulses: the kernel's bound at
-        // boot, then the core's own advertised root distance (what the daemon reads back from
-        // the kernel's maxerror once the core sets it).
-        let (_, synced, max_error) = self.clock.status_full();
-        let anchor =
-            if self.core_in_control { synced.then_some(max_error) } else { self.sc.clock.host_bound_s };
+        // boot, then the core's own error bound once it steers the clock (also while it has
+        // not yet claimed synchronisation: the bound is computed all the same, and it is 1 s,
+        // useless as an anchor, when the core has no peer).
+        let anchor = if self.core_in_control {
+            let st = self.core.system_state();
+            Some(st.root_delay / 2.0 + st.root_dispersion_at(now))
+        } else {
+            self.sc.clock.host_bound_s
+        };
         let mut samples = Vec::new();
         if let Some(g) = &mut self.gps {
             g.source.set_anchor_bound(anchor);

@@ -45,7 +45,9 @@ pub struct Scenario {
     pub gps: Option<GpsScenario>,
     #[serde(default)]
     pub upstream: Vec<UpstreamScenario>,
-    #[serde(default)]
+    /// Without a `[clock]` table the board's clock starts right and something (an RTC, NTP at
+    /// boot) vouches for it within 0.1 s; see [`ClockScenario::unspecified`].
+    #[serde(default = "ClockScenario::unspecified")]
     pub clock: ClockScenario,
     #[serde(default)]
     pub core: CoreScenario,
@@ -74,6 +76,17 @@ impl Default for ClockScenario {
             drift_file: false,
             drift_file_error_ppm: 0.2,
         }
+    }
+}
+
+impl ClockScenario {
+    /// The clock of a scenario that says nothing about it (DESIGN.md's keys have no `[clock]`):
+    /// it starts on true time, and the kernel says so within 0.1 s. That bound is honest in such
+    /// a world, and it is what breaks the before/after symmetry of pulse numbering once (see
+    /// `refclock::pairing`). A `[clock]` table starts from [`Default`]: nothing vouches unless
+    /// `host_bound_s` is given.
+    pub fn unspecified() -> ClockScenario {
+        ClockScenario { host_bound_s: Some(0.1), ..ClockScenario::default() }
     }
 }
 
