@@ -88,9 +88,21 @@ fn three_chronyd_upstreams_stratum3_and_a_falseticker_rejected() {
         if let Some(v) = json_lines(&out.stdout).into_iter().rev().find(|v| v["stratum"] == 3) {
             break v;
         }
-        assert!(start.elapsed() < Duration::from_secs(40), "no stratum 3 from {listen} within 40 s");
+        // UPSTREAM_DEBUG=1 shows the daemon's status while waiting.
+        if std::env::var_os("UPSTREAM_DEBUG").is_some() {
+            let o = Command::new(BIN)
+                .args(["status", "--json", "--socket"])
+                .arg(&socket)
+                .output()
+                .expect("status");
+            eprintln!("{:.1} {}", start.elapsed().as_secs_f64(), String::from_utf8_lossy(&o.stdout));
+        }
+        // The core claims synchronisation only once its estimate is tight; on a loaded machine
+        // that took 10–40 s here.
+        assert!(start.elapsed() < Duration::from_secs(60), "no stratum 3 from {listen} within 60 s");
         std::thread::sleep(Duration::from_millis(500));
     };
+    eprintln!("stratum 3 after {:.1} s", start.elapsed().as_secs_f64());
     let refid = reply["refid"].as_str().expect("refid").to_string();
     assert!(honest.contains(&refid.as_str()), "refid {refid} is one of the honest upstreams ({honest:?})");
     assert!(reply["offset_s"].as_f64().expect("offset").abs() < 0.05, "served time is right: {reply}");
@@ -112,6 +124,7 @@ fn three_chronyd_upstreams_stratum3_and_a_falseticker_rejected() {
             row_of(&sources, n).is_some_and(|r| r["state"] == "selected" || r["state"] == "candidate")
         });
         if liar_out && honest_in {
+            eprintln!("liar out, honest in after {:.1} s", start.elapsed().as_secs_f64());
             break sources;
         }
         assert!(Instant::now() < deadline, "liar not rejected or honest upstreams not in use: {v}");
