@@ -49,6 +49,8 @@ fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {
         pps_pulses: st.pulses_seen,
         pps_missed: st.pulses_missed,
         paired: st.pps_samples,
+        // The learned NMEA-to-pulse delay: what lets NMEA alone serve calibrated time.
+        model: st.pairing.model.map(|m| format!("pairing: {}", m.describe())),
         ..RefclockCounters::default()
     };
     for d in &r.nmea {
