@@ -5,26 +5,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::daemon::{BIN, Daemon, status_json as status};
 use common::peers::ChronyServer;
-
-const BIN: &str = env!("CARGO_BIN_EXE_stratum1");
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn status(socket: &std::path::Path) -> Option<serde_json::Value> {
-    let out = Command::new(BIN).args(["status", "--json", "--socket"]).arg(socket).output().ok()?;
-    serde_json::from_slice(&out.stdout).ok()
-}
 
 /// Waits until `pred` holds for the daemon's status; returns that status.
 fn wait_for(
@@ -64,16 +49,8 @@ fn falls_back_to_upstreams_when_the_receiver_stops_and_hands_back() {
         text += &format!("[[upstream]]\naddress = \"{a}:11200\"\nminpoll = 1\nmaxpoll = 2\n");
     }
     std::fs::write(&config, text).expect("config");
-    let _d = Daemon(
-        Command::new(BIN)
-            .args(["run", "--simulate", "--config"])
-            .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("daemon starts"),
-    );
+    let config_arg = config.to_str().expect("utf-8 path");
+    let _d = Daemon::start(&["--simulate", "--config", config_arg]);
 
     // Receiver working: PPS disciplines, the upstreams stand by as candidates.
     let s = wait_for(&socket, Duration::from_secs(38), "PPS with upstream candidates", |s| {

@@ -5,48 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_stratum1");
+use common::daemon::{Daemon, query_json};
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(addr: &str, extra: &[&str]) -> Daemon {
-    let child = Command::new(BIN)
-        .args(["run", "--simulate", "--listen", addr])
-        .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon starts");
-    let mut d = Daemon(child);
-    // Keep its log flowing (and visible with --nocapture) without blocking it.
-    if let Some(err) = d.0.stderr.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("[daemon] {line}");
-            }
-        });
-    }
-    d
-}
-
-fn query_json(target: &str) -> Option<serde_json::Value> {
-    let out = Command::new(BIN).args(["query", target, "--json"]).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().rev().find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+fn start(addr: &str) -> Daemon {
+    Daemon::start(&["--simulate", "--listen", addr])
 }
 
 /// Polls with our own client until the daemon claims stratum 1; returns the seconds it took.
@@ -67,7 +32,7 @@ fn wait_for_stratum1(target: &str, limit: Duration) -> f64 {
 fn simulated_gps_serves_stratum1_pps_to_real_clients() {
     let addr = "127.0.0.54";
     let dir = tempfile::tempdir().expect("tempdir");
-    let _d = start(&format!("{addr}:123"), &[]);
+    let _d = start(&format!("{addr}:123"));
     let took = wait_for_stratum1(&format!("{addr}:123"), Duration::from_secs(60));
     eprintln!("stratum 1 after {took:.1} s");
 
@@ -115,7 +80,7 @@ fn simulated_gps_serves_stratum1_pps_to_real_clients() {
 #[test]
 fn malformed_flood_is_ignored_and_good_requests_still_answered() {
     let addr = "127.0.0.55:123";
-    let _d = start(addr, &[]);
+    let _d = start(addr);
     wait_for_stratum1(addr, Duration::from_secs(60));
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     sock.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");

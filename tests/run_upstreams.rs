@@ -4,36 +4,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::daemon::{BIN, Daemon, status_json as status};
 use common::peers::ChronyServer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stratum1");
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn daemon(config: &std::path::Path, simulate: bool) -> Daemon {
-    let mut cmd = Command::new(BIN);
-    // Belt and braces: the daemon refuses to steer the host clock under test.
-    cmd.arg("run").env("STRATUM1_FORBID_SYSTEM_CLOCK", "1");
+    let config = config.to_str().expect("utf-8 path");
     if simulate {
-        cmd.arg("--simulate");
+        Daemon::start(&["--simulate", "--config", config])
+    } else {
+        Daemon::start(&["--config", config])
     }
-    cmd.arg("--config").arg(config).stdout(Stdio::null()).stderr(Stdio::null());
-    Daemon(cmd.spawn().expect("daemon starts"))
-}
-
-fn status(socket: &std::path::Path) -> Option<serde_json::Value> {
-    let out = Command::new(BIN).args(["status", "--json", "--socket"]).arg(socket).output().ok()?;
-    serde_json::from_slice(&out.stdout).ok()
 }
 
 #[test]

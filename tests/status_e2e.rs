@@ -3,19 +3,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_stratum1");
+mod common;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::daemon::{BIN, Daemon};
 
 fn status(args: &[&str]) -> std::process::Output {
     Command::new(BIN).arg("status").args(args).output().expect("status runs")
@@ -39,18 +32,10 @@ fn status_and_metrics_of_a_running_daemon() {
         ),
     )
     .unwrap();
-    let _d = Daemon(
-        Command::new(BIN)
-            .args(["run", "--simulate", "--config"])
-            .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("daemon starts"),
-    );
+    let config_arg = config.to_str().expect("utf-8 path");
+    let _d = Daemon::start(&["--simulate", "--config", config_arg]);
 
-    // Until the refclock is selected with a full reach register.
+    // Until the refclock is selected, with reach, and the server claims stratum 1.
     let sock_arg = sock.to_str().unwrap();
     let start = Instant::now();
     let v = loop {
@@ -58,7 +43,11 @@ fn status_and_metrics_of_a_running_daemon() {
         if out.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
             let src = &v["sources"][0];
-            if src["state"] == "selected" && src["reach"].as_u64().unwrap_or(0) >= 0o17 {
+            // Selected first; synchronisation is claimed once the offset has settled.
+            if src["state"] == "selected"
+                && src["reach"].as_u64().unwrap_or(0) >= 0o17
+                && v["system"]["stratum"] == 1
+            {
                 break v;
             }
         }
