@@ -55,15 +55,24 @@ fn simulated_gps_serves_stratum1_pps_to_real_clients() {
     assert_eq!(v["refid"], "PPS", "{v}");
     assert!(v["offset_s"].as_f64().expect("offset").abs() < 1e-3, "{v}");
 
-    // ntpdig (real client): stratum 1, small offset.
-    let out = common::peers::ntpdig(addr, &["-j", "-t", "3"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let j: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!("ntpdig gave no JSON ({e}): {text} {}", String::from_utf8_lossy(&out.stderr))
-    });
-    assert_eq!(j["stratum"], 1, "{j}");
-    let off = j["offset"].as_f64().expect("ntpdig offset");
-    assert!(off.abs() < 1e-3, "ntpdig offset {off}");
+    // ntpdig (real client): stratum 1, small offset. ntpdig is Python and stamps in user
+    // space, so on a loaded machine one run can be milliseconds off on its own; like the
+    // pool's monitor, take the best of a few samples (every run must still say stratum 1).
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let out = common::peers::ntpdig(addr, &["-j", "-t", "3"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let j: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+            panic!("ntpdig gave no JSON ({e}): {text} {}", String::from_utf8_lossy(&out.stderr))
+        });
+        assert_eq!(j["stratum"], 1, "{j}");
+        let off = j["offset"].as_f64().expect("ntpdig offset");
+        best = best.min(off.abs());
+        if best < 1e-3 {
+            break;
+        }
+    }
+    assert!(best < 1e-3, "ntpdig offset: best of 5 was {best} s");
 
     // chronyd -Q (real client, clock untouched): accepts the server and the offset is small.
     let out = common::peers::chronyd_query(addr, 123, dir.path());

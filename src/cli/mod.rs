@@ -56,6 +56,12 @@ pub enum ConfigCommand {
 /// Runs the command line; errors reach the operator as one readable line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // One-shot commands end quietly when their reader goes away (`status --json | head`),
+        // like any Unix filter; the daemon keeps Rust's default (SIGPIPE ignored, EPIPE seen).
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Run(args) => {
             crate::logging::init();
