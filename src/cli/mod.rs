@@ -56,9 +56,10 @@ pub enum ConfigCommand {
 /// Runs the command line; errors reach the operator as one readable line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Run(_)) {
+    if !matches!(cli.command, Command::Run(_) | Command::Query(_)) {
         // One-shot commands end quietly when their reader goes away (`status --json | head`),
-        // like any Unix filter; the daemon keeps Rust's default (SIGPIPE ignored, EPIPE seen).
+        // like any Unix filter. The daemon keeps Rust's default (SIGPIPE ignored, EPIPE seen),
+        // and so does `query`, which notices the closed pipe itself and exits 0.
         // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }

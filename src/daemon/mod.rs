@@ -25,8 +25,9 @@ use crate::clock::system::SystemClock;
 use crate::clock::{Clock, realtime_now};
 use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
+use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, ClockAction, Core, CoreConfig, SystemState};
+use crate::core::{self as core_, ClockAction, Core, CoreConfig};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
 use crate::time::Time;
@@ -132,7 +133,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
             Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
             _ = tick.tick() => {
                 if let Some(r) = refclock.as_mut() {
-                    let network = network_error_bound(&core.system_state(), clock.now());
+                    let network = network_time(&core, clock.now());
                     r.source.set_anchor_bound(r.anchor_bound(&*clock, network));
                     r.set_network_reference(&*clock, network);
                     for sample in r.source.poll(realtime_now(), &*clock) {
@@ -196,11 +197,18 @@ fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     }
 }
 
-/// Our clock's error bound when network upstreams (not the refclock) discipline it: what the
-/// refclock may lean on to number pulses and to sanity-check GPS seconds.
-fn network_error_bound(state: &SystemState, now: Time) -> Option<f64> {
-    (state.is_synchronised() && state.stratum > 1)
-        .then(|| state.root_delay / 2.0 + state.root_dispersion_at(now))
+/// What the upstreams say about our clock, whoever disciplines it: their consensus when two or
+/// more agree, else our own state while a single upstream disciplines us. The refclock leans on
+/// it to number pulses (also without NMEA) and to sanity-check GPS seconds.
+fn network_time(core: &Core, now: Time) -> Option<NetworkTime> {
+    core.network_time_estimate(now).or_else(|| {
+        let state = core.system_state();
+        (state.is_synchronised() && state.stratum > 1).then(|| NetworkTime {
+            offset_s: 0.0,
+            error_s: state.root_delay / 2.0 + state.root_dispersion_at(now),
+            sources: 1,
+        })
+    })
 }
 
 /// The IERS leap-second list from tzdata, when present.

@@ -6,6 +6,7 @@ use tracing::info;
 
 use crate::clock::{Clock, realtime_now};
 use crate::config::{Baud, Config, RefclockKind};
+use crate::core::gps_check::NetworkTime;
 use crate::core::{Core, SourceId, SourceKind, SourceOptions};
 use crate::refclock::RefclockEvent;
 use crate::refclock::anchor::host_clock_error_bound;
@@ -39,9 +40,9 @@ impl Refclock {
     /// independent of the receiver vouches for it (pairing needs this once to learn which side
     /// of the pulse the messages fall on).
     ///
-    /// `network` is the error bound of our clock when upstream servers (not this refclock)
-    /// discipline it.
-    pub fn anchor_bound(&self, clock: &dyn Clock, network: Option<f64>) -> Option<f64> {
+    /// `network` is what the upstreams say about our clock.
+    pub fn anchor_bound(&self, clock: &dyn Clock, network: Option<NetworkTime>) -> Option<f64> {
+        let network = network.map(|n| n.offset_s.abs() + n.error_s);
         let correction = clock.now().secs_since(realtime_now());
         if let Some(offset) = self.simulated {
             // The simulated receiver's UTC is the host clock, shifted by its configured lie.
@@ -57,11 +58,11 @@ impl Refclock {
         }
     }
 
-    /// Lets the NMEA drivers flag GPS seconds that disagree with upstream time (`network`: our
-    /// clock's error bound while upstreams discipline it; `None` otherwise).
-    pub fn set_network_reference(&mut self, clock: &dyn Clock, network: Option<f64>) {
-        let reference = network.map(|_| Reference {
-            offset_s: clock.now().secs_since(realtime_now()),
+    /// Lets the NMEA drivers flag GPS seconds that disagree with upstream time.
+    pub fn set_network_reference(&mut self, clock: &dyn Clock, network: Option<NetworkTime>) {
+        let reference = network.map(|n| Reference {
+            // True UTC − CLOCK_REALTIME, as the upstreams see it.
+            offset_s: clock.now().secs_since(realtime_now()) + n.offset_s,
             expected_delay_s: self.source.status().pairing.model.map_or(0.5, |m| m.mean_s),
         });
         // Tell the drivers only about real changes (the offset drifts by nanoseconds a tick).
