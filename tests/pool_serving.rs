@@ -28,17 +28,7 @@ fn start(listen: &str, toml: &str) -> ServerHandle {
     let config = Config::parse(&toml, "test.toml").expect("test config parses");
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
-    state.store(Arc::new(SystemState {
-        leap: Leap::None,
-        stratum: 1,
-        refid: RefId::PPS,
-        precision: -20,
-        root_delay: 0.0,
-        root_dispersion: 0.000_01,
-        reference_time: clock.now(),
-        offset: 0.0,
-        frequency_ppm: 0.0,
-    }));
+    state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
     let policy = Arc::new(PoolPolicy::from_config(&config.server));
     let opts = ServerOptions { listen: vec![listen.parse().expect("test address")], workers: 2 };
     server::spawn(opts, state, clock, policy).expect("server starts")

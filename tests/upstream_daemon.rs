@@ -5,21 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_stratum1");
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::daemon::{BIN, Daemon};
 
 fn free_port(host: &str) -> u16 {
     UdpSocket::bind((host, 0)).and_then(|s| s.local_addr()).expect("probe a free port").port()
@@ -64,22 +54,7 @@ fn three_chronyd_upstreams_stratum3_and_a_falseticker_rejected() {
     std::fs::write(&config_path, &config).expect("write config");
 
     std::thread::sleep(Duration::from_millis(300)); // chronyd up
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon starts");
-    if let Some(err) = child.stderr.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("[daemon] {line}");
-            }
-        });
-    }
-    let _daemon = Daemon(child);
+    let _daemon = Daemon::start(&["--config", config_path.to_str().expect("utf-8 path")]);
 
     // Our own client until the daemon serves stratum 3.
     let start = Instant::now();

@@ -10,7 +10,6 @@ use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::config::ServerConfig;
 use stratum1::core::state::{SystemState, shared_state};
-use stratum1::core::{Leap, RefId};
 use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, ServerOptions};
 
@@ -18,17 +17,7 @@ use stratum1::net::server::{self, ServerOptions};
 pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -> anyhow::Result<()> {
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
-    state.store(Arc::new(SystemState {
-        leap: Leap::None,
-        stratum: 1,
-        refid: RefId::PPS,
-        precision: -20,
-        root_delay: 0.0,
-        root_dispersion: 0.000_01,
-        reference_time: clock.now(),
-        offset: 0.0,
-        frequency_ppm: 0.0,
-    }));
+    state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
     // The load comes from 127.0.0.0/8, exempt from rate limiting by default: not here.
     let mut config = ServerConfig {
         listen: vec![listen],

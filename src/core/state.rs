@@ -45,6 +45,22 @@ impl SystemState {
         }
     }
 
+    /// A fixed, GPS-locked stratum 1 (PPS, 10 µs root dispersion) as of `now`: what the server
+    /// benchmark and the server tests serve without running a core.
+    pub fn locked_stratum1(now: Time) -> SystemState {
+        SystemState {
+            leap: Leap::None,
+            stratum: 1,
+            refid: RefId::PPS,
+            precision: -20,
+            root_delay: 0.0,
+            root_dispersion: 0.000_01,
+            reference_time: now,
+            offset: 0.0,
+            frequency_ppm: 0.0,
+        }
+    }
+
     pub fn is_synchronised(&self) -> bool {
         self.leap != Leap::Unsynchronised && self.stratum > 0 && self.stratum < 16
     }

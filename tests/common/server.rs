@@ -7,22 +7,11 @@ use std::sync::Arc;
 use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::core::state::{SharedState, SystemState, shared_state};
-use stratum1::core::{Leap, RefId};
 use stratum1::net::server::{self, ServeAll, ServerHandle, ServerOptions};
 
 /// What a GPS-locked stratum 1 advertises.
 pub fn synced_state(clock: &dyn Clock) -> SystemState {
-    SystemState {
-        leap: Leap::None,
-        stratum: 1,
-        refid: RefId::PPS,
-        precision: -20,
-        root_delay: 0.0,
-        root_dispersion: 0.000_01,
-        reference_time: clock.now(),
-        offset: 0.0,
-        frequency_ppm: 0.0,
-    }
+    SystemState::locked_stratum1(clock.now())
 }
 
 pub struct TestServer {
