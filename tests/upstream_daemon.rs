@@ -72,9 +72,9 @@ fn three_chronyd_upstreams_stratum3_and_a_falseticker_rejected() {
                 .expect("status");
             eprintln!("{:.1} {}", start.elapsed().as_secs_f64(), String::from_utf8_lossy(&o.stdout));
         }
-        // The core claims synchronisation only once its estimate is tight; on a loaded machine
-        // that took 10–40 s here.
-        assert!(start.elapsed() < Duration::from_secs(60), "no stratum 3 from {listen} within 60 s");
+        // The core claims synchronisation only once its estimate is within the peer's noise
+        // floor, which on loopback is microseconds: 6–50 s here, on a loaded machine.
+        assert!(start.elapsed() < Duration::from_secs(120), "no stratum 3 from {listen} within 120 s");
         std::thread::sleep(Duration::from_millis(500));
     };
     eprintln!("stratum 3 after {:.1} s", start.elapsed().as_secs_f64());

@@ -8,6 +8,11 @@
 //! rewrites every filter (and any late sample) accordingly, so the estimates stay valid across
 //! its own corrections.
 //!
+//! Start-up: nothing is followed while a newly reachable source that answers on time is still
+//! collecting its first samples, so the first selection (and the step it may bring) is made by
+//! all the sources about to be usable, not by whichever was polled first. A step is allowed in
+//! the first `step_limit` new measurements of the followed source.
+//!
 //! Honesty: the advertised root dispersion is the peer's own root dispersion plus the sample's
 //! reading error, the remaining offset and `bound_sigmas` standard deviations of the estimate;
 //! the server adds PHI per second since the last update. Without a selectable source the clock
@@ -56,6 +61,9 @@ const HISTORY_S: f64 = 600.0;
 const TAU_PER_INTERVAL: f64 = 2.0;
 const TAU_MIN_S: f64 = 2.0;
 const TAU_MAX_S: f64 = 1024.0;
+/// Replies beyond its minimum sample count during which a newly reachable source holds up
+/// the first selection.
+const WAIT_SPARE_REPLIES: u32 = 4;
 /// Delays remembered to find the minimum (least-queued) path delay of an upstream.
 const DELAY_WINDOW: usize = 16;
 /// A precise channel keeps speaking for its source this long after its last sample.
@@ -89,6 +97,8 @@ struct Source {
     kind: SourceKind,
     opts: SourceOptions,
     reach: u8,
+    /// Replies since it last became reachable.
+    replies: u32,
     channels: Vec<Channel>,
     state: SourceState,
 }
@@ -114,7 +124,13 @@ impl Source {
         self.active(now).map(|c| c.last)
     }
 
+    /// An upstream's reach register alone says it: its driver shifts in a zero for each
+    /// unanswered poll, and the core does not know when the next poll is due (64 s after a 2 s
+    /// iburst). A refclock also goes stale by age: eight of its sample intervals.
     fn reachable(&self, now: Time) -> bool {
+        if self.kind == SourceKind::Upstream {
+            return self.reach != 0 && !self.channels.is_empty();
+        }
         let interval = self.channels.iter().map(|c| c.interval).fold(f64::INFINITY, f64::min);
         let max_age = (8.0 * interval).max(16.0);
         self.reach != 0 && self.age(now).is_some_and(|a| a <= max_age)
@@ -145,6 +161,8 @@ pub struct Core {
     gps_guard: GpsGuard,
     /// The upstreams' consensus at the last update, and when.
     network: Option<(NetworkTime, Time)>,
+    /// The source followed at the last update and the time of its sample then.
+    peer: Option<(usize, Option<Time>)>,
 }
 
 impl Core {
@@ -169,6 +187,7 @@ impl Core {
             freq_sd_ppm: 0.0,
             gps_guard: GpsGuard::default(),
             network: None,
+            peer: None,
         }
     }
 
@@ -179,6 +198,7 @@ impl Core {
             kind,
             opts,
             reach: 0,
+            replies: 0,
             channels: Vec::new(),
             state: SourceState::Unreachable,
         });
@@ -222,6 +242,10 @@ impl Core {
             }
             s.offset -= a.dfreq * sample.time.secs_since(a.at);
         }
+        if src.reach == 0 {
+            src.replies = 0;
+        }
+        src.replies = src.replies.saturating_add(1);
         src.reach = (src.reach << 1) | 1;
         let prior = self.cfg.initial_frequency_sd_ppm * 1e-6;
         let k = match src.channels.iter().position(|c| c.refid == s.refid) {
@@ -292,24 +316,35 @@ impl Core {
         let mut cand_src = Vec::new();
         let mut cands = Vec::new();
         let mut ests = vec![None; self.sources.len()];
+        // Reachable sources that would be usable but are still collecting their first samples.
+        let mut waiting = 0;
         for (i, src) in self.sources.iter().enumerate() {
             let Some(ch) = src.active(now) else { continue };
             let est = ch.filter.estimate(now);
             ests[i] = est;
-            let Some(est) = est.filter(|_| src.reachable(now)) else { continue };
             let last = ch.last;
-            let distance = self.distance(ch, &est, now);
+            let broken = src.opts.noselect || last.leap == Leap::Unsynchronised || last.stratum >= 16;
+            if broken || !src.reachable(now) {
+                continue;
+            }
             let min_samples = if src.kind == SourceKind::Refclock {
                 self.cfg.min_samples
             } else {
                 self.cfg.min_samples_upstream
             };
-            let unusable = src.opts.noselect
-                || ch.filter.samples() < min_samples
-                || last.leap == Leap::Unsynchronised
-                || last.stratum >= 16
-                || distance > self.cfg.max_distance_s;
-            if unusable {
+            let est = est.filter(|_| ch.filter.samples() >= min_samples);
+            let Some(est) = est else {
+                // Only a newly reachable source that keeps answering on time holds up the
+                // others: not one whose filter keeps restarting, nor one that missed a reply
+                // of its burst and is now polled a minute later.
+                let on_time = ch.age(now) <= 2.0 * ch.interval + 1.0;
+                if on_time && src.replies < min_samples + WAIT_SPARE_REPLIES {
+                    waiting += 1;
+                }
+                continue;
+            };
+            let distance = self.distance(ch, &est, now);
+            if distance > self.cfg.max_distance_s {
                 continue;
             }
             cand_src.push(i);
@@ -330,7 +365,15 @@ impl Core {
             .iter()
             .enumerate()
             .any(|(i, s)| s.opts.require && !s.opts.noselect && !cand_src.contains(&i));
-        let sel = if required_missing { Default::default() } else { select(&cands) };
+        let mut sel = if required_missing { Default::default() } else { select(&cands) };
+        // Whom to follow first is decided only once every source that is about to be usable
+        // has its say (chrony has a similar wait for sources still short of statistics):
+        // otherwise the sources that happened to be polled first decide alone, and the
+        // start-up step goes wherever they say.
+        if self.peer.is_none() && waiting > 0 {
+            sel.peer = None;
+            sel.combined.clear();
+        }
 
         for src in self.sources.iter_mut() {
             src.state = if src.reachable(now) { SourceState::Unusable } else { SourceState::Unreachable };
@@ -349,10 +392,15 @@ impl Core {
         }
 
         let Some(peer_k) = sel.peer else {
+            self.peer = None;
             self.holdover(now, &mut actions);
             return actions;
         };
         let peer = cand_src[peer_k];
+        let peer_sample = self.sources[peer].last(now).map(|s| s.time);
+        // A clock update is a new measurement of the peer, however often `update` runs.
+        let new_measurement = self.peer != Some((peer, peer_sample));
+        self.peer = Some((peer, peer_sample));
         let peer_est = ests[peer].expect("candidate has an estimate");
 
         // Combine: weights 1/distance².
@@ -391,7 +439,9 @@ impl Core {
             self.adjusted(now, 0.0, offset);
             remaining = 0.0;
         }
-        self.clock_updates += 1;
+        if new_measurement {
+            self.clock_updates += 1;
+        }
 
         let interval = self.sources[peer].active(now).map_or(1.0, |c| c.interval);
         let tau = (TAU_PER_INTERVAL * interval).clamp(TAU_MIN_S, TAU_MAX_S);
@@ -743,6 +793,73 @@ mod tests {
         let st = core.system_state();
         assert_eq!(st.stratum, 3);
         assert!(st.is_synchronised());
+    }
+
+    #[test]
+    fn a_liar_polled_first_does_not_decide_the_start_up_step() {
+        // Seen in CI: the liar got its fourth sample one poll ahead of three honest upstreams,
+        // was the only candidate, and the start-up step went half a second its way.
+        let clock = SimClock::new(OscillatorModel::default(), start(), 0.0, 1);
+        let mut core = Core::new(CoreConfig::default(), clock.now());
+        let ids: Vec<_> = (0..4)
+            .map(|i| core.add_source(&format!("u{i}"), SourceKind::Upstream, Default::default()))
+            .collect();
+        let mut steps = Vec::new();
+        for k in 0..12 {
+            let now = secs(2.0 * k as f64);
+            clock.advance_to(now);
+            for (i, &id) in ids.iter().enumerate() {
+                // The liar is polled from the start, the others from the second round on.
+                let (truth, first) = if i == 3 { (0.5, 0) } else { (0.0, 1) };
+                if k >= first {
+                    let t = clock.now().add_secs_f64(1e-3 * i as f64);
+                    let refid = RefId::from_ascii(&format!("10{i}"));
+                    core.on_sample(id, upstream_sample(t, truth - clock.error_s(), refid));
+                }
+                for a in core.update(clock.now().add_secs_f64(1e-3 * i as f64)) {
+                    if let ClockAction::Step { offset_s } = a {
+                        steps.push(offset_s);
+                    }
+                    apply(&clock, &a).unwrap();
+                }
+            }
+        }
+        assert!(steps.iter().all(|s| s.abs() < 0.1), "stepped towards the liar: {steps:?}");
+        assert!(clock.error_s().abs() < 0.01, "clock error {}", clock.error_s());
+        let rows = core.source_status(clock.now());
+        assert_eq!(rows[3].state, SourceState::Falseticker, "{rows:?}");
+    }
+
+    #[test]
+    fn a_source_that_missed_its_burst_does_not_hold_up_the_start() {
+        let clock = SimClock::new(OscillatorModel::default(), start(), 0.0, 1);
+        let mut core = Core::new(CoreConfig::default(), clock.now());
+        let ids: Vec<_> = (0..4)
+            .map(|i| core.add_source(&format!("u{i}"), SourceKind::Upstream, Default::default()))
+            .collect();
+        let mut first_peer = None;
+        for k in 0..30 {
+            let now = secs(k as f64);
+            clock.advance_to(now);
+            for (i, &id) in ids.iter().enumerate() {
+                // A 2 s burst; u3 got two replies of it and is next polled a minute later.
+                let answers = k % 2 == 0 && k <= 6 && (i != 3 || k <= 2);
+                if answers {
+                    core.on_sample(id, upstream_sample(now, -clock.error_s(), RefId::from_ascii("10")));
+                }
+            }
+            for a in core.update(now) {
+                apply(&clock, &a).unwrap();
+            }
+            if first_peer.is_none()
+                && core.source_status(now).iter().any(|r| r.state == SourceState::Selected)
+            {
+                first_peer = Some(k);
+            }
+        }
+        // The others have four samples at 6 s, when u3 (last heard at 2 s, every ~1.5 s before)
+        // still holds them up; a second later it is overdue and no longer does.
+        assert_eq!(first_peer, Some(7), "first selection at {first_peer:?} s");
     }
 
     #[test]
