@@ -63,7 +63,8 @@ fn three_chronyd_upstreams_give_stratum3_and_the_liar_is_a_falseticker() {
             }
             last = Some(s);
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "no stratum 3 with the liar rejected: {last:?}");
+        // The liar is seen once its own simulated GPS locks, 15–25 s in; the limit is for a slow machine.
+        assert!(start.elapsed() < Duration::from_secs(120), "no stratum 3 with the liar rejected: {last:?}");
         std::thread::sleep(Duration::from_millis(500));
     };
     let refid = ok["system"]["refid"].as_str().expect("refid");

@@ -64,6 +64,8 @@ const TAU_MAX_S: f64 = 1024.0;
 /// Replies beyond its minimum sample count during which a newly reachable source holds up
 /// the first selection.
 const WAIT_SPARE_REPLIES: u32 = 4;
+/// The least a network peer's samples are trusted to resolve when (re)claiming synchronisation.
+const NETWORK_NOISE_FLOOR_S: f64 = 1e-4;
 /// Delays remembered to find the minimum (least-queued) path delay of an upstream.
 const DELAY_WINDOW: usize = 16;
 /// A precise channel keeps speaking for its source this long after its last sample.
@@ -478,8 +480,12 @@ impl Core {
         // The offset still being slewed, plus the estimate's own uncertainty, may be at most the
         // larger of the configured limit and the peer's noise floor: a PPS peer waits for
         // microseconds, a network peer for its own milliseconds.
-        // The peer's own noise floor: what its samples cannot do better than.
-        let noise = peer_ch.filter.jitter() + last.dispersion + last.root_dispersion + root_delay / 2.0;
+        // The peer's own noise floor: what its samples cannot do better than. A network path's
+        // asymmetry is unknowable below about 0.1 ms even on a LAN (switch queues, interrupt
+        // coalescing): waiting for a network estimate to settle below that buys nothing.
+        let floor = if peer_src.kind == SourceKind::Refclock { 0.0 } else { NETWORK_NOISE_FLOOR_S };
+        let noise =
+            (peer_ch.filter.jitter() + last.dispersion + last.root_dispersion + root_delay / 2.0).max(floor);
         let uncertain = remaining.abs() + self.cfg.bound_sigmas * peer_est.offset_sd;
         let settled =
             was_synchronised || self.cfg.sync_max_offset_s.is_none_or(|l| uncertain <= l.max(noise));
