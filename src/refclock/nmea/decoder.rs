@@ -64,6 +64,12 @@ const DATE_MAX_AGE_NS: i64 = 3600 * 1_000_000_000;
 /// A cycle is over when no sentence for it came for this long.
 const CYCLE_TIMEOUT_NS: i64 = 1_500_000_000;
 const SEC: i64 = 1_000_000_000;
+/// Times of day this close, in the same second, are one epoch printed with different
+/// precision (a Magellan's GLL says .295 where its GGA says .30).
+const EPOCH_TOLERANCE_NS: i64 = 50_000_000;
+/// How far a step between epochs may exceed the output period: some receivers' printed
+/// fraction creeps (.77, .78, …; .000, .020, …).
+const STEP_TOLERANCE_NS: i64 = 100_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecoderConfig {
@@ -352,7 +358,13 @@ impl Decoder {
         *self.stats.talkers.entry(parsed.talker.clone()).or_default() += 1;
         self.note_fix_info(&parsed.talker, &parsed.sentence);
 
-        let Some(tod) = parsed.sentence.time() else { return };
+        let Some(mut tod) = parsed.sentence.time() else { return };
+        if let Some(c) = &self.cycle
+            && c.tod.nanos_of_day() / SEC == tod.nanos_of_day() / SEC
+            && (c.tod.nanos_of_day() - tod.nanos_of_day()).abs() < EPOCH_TOLERANCE_NS
+        {
+            tod = c.tod;
+        }
         if self.cycle.as_ref().is_some_and(|c| c.tod != tod) {
             self.close_cycle(out);
         }
@@ -400,7 +412,10 @@ impl Decoder {
         }
         if let Some((d, source)) = date {
             let (d, periods) = rollover::correct(d, self.config.rollover_anchor);
-            if periods > 0 {
+            // An invalid RMC's date is often the receiver's RTC default (SiRF: 1980-01-05):
+            // not worth a warning.
+            let invalid_rmc = matches!(&parsed.sentence, Sentence::Rmc(r) if !r.fix_valid());
+            if periods > 0 && !invalid_rmc {
                 self.stats.rollover_corrections += 1;
                 if !self.rollover_logged {
                     self.rollover_logged = true;
@@ -474,10 +489,16 @@ impl Decoder {
         self.prev_cycle_tod = Some(tod);
     }
 
-    /// The receiver's output period: the shortest step between cycles seen at least three times
-    /// among the last nine (1 s until known; at most 5 s). Old Garmin handhelds talk every 2 s.
+    /// The receiver's output period: the last three steps between cycles when they agree (a
+    /// receiver switched from 1 s to 2 s output is followed at once), else the shortest step
+    /// seen at least three times among the last nine (1 s until known; at most 5 s). Old Garmin
+    /// handhelds talk every 2 s.
     fn output_period(&self) -> i64 {
-        let ms = |ns: i64| (ns + 500_000) / 1_000_000;
+        let ms = |ns: i64| (ns + STEP_TOLERANCE_NS / 2) / STEP_TOLERANCE_NS;
+        let recent = self.cycle_steps.iter().rev().take(3).collect::<Vec<_>>();
+        if recent.len() == 3 && recent.iter().all(|&&a| ms(a) == ms(*recent[0])) {
+            return (*recent[0]).min(5 * SEC);
+        }
         self.cycle_steps
             .iter()
             .filter(|&&a| self.cycle_steps.iter().filter(|&&b| ms(a) == ms(b)).count() >= 3)
@@ -579,7 +600,8 @@ impl Decoder {
     fn follows(&self, a: (i64, Time), b: (i64, Time)) -> bool {
         let step = self.output_period().max(SEC);
         let d = b.0 - a.0;
-        d > 0 && d <= step && (!self.config.check_arrival || (b.1.nanos_since(a.1) - d).abs() <= SEC / 2)
+        let later = d >= EPOCH_TOLERANCE_NS && d <= step + STEP_TOLERANCE_NS;
+        later && (!self.config.check_arrival || (b.1.nanos_since(a.1) - d).abs() <= SEC / 2)
     }
 
     /// Continuity: hand on a time only when the previous trusted cycle is one output period
@@ -836,6 +858,50 @@ mod tests {
         assert_eq!(out[2].time.received, T0.add_nanos(2 * SEC + SEC / 10 - burst_chars * char_ns(9600)));
         assert_eq!(d.stats().times_reported, 5);
         assert_eq!(d.stats().sentences["RMC"], 5);
+    }
+
+    fn gll(t: Time, frac_ms: u32) -> String {
+        let u = t.to_utc();
+        let tod = format!("{:02}{:02}{:02}.{frac_ms:03}", u.hour, u.minute, u.second);
+        with_checksum(&format!("GPGLL,4807.038,N,01131.000,E,{tod},A,A"))
+    }
+
+    #[test]
+    fn one_epoch_printed_with_different_precision_is_one_cycle() {
+        // A Magellan prints GLL at .295 s where its GGA and RMC say .30 (gpsd's eXplorist210).
+        let bursts: Vec<String> = (0..4)
+            .map(|i| {
+                let t = T0.add_nanos(i * SEC + 300_000_000);
+                format!("{}{}{}", gll(t, 295), gga(t, 1), rmc(t, 'A'))
+            })
+            .collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(utcs(&out).len(), 4, "{:?}", d.stats());
+        assert_eq!(d.stats().cycles, 4);
+        // Named by the cycle's first sentence.
+        assert_eq!(out[0].utc_string(), "2025-01-02T03:04:05.295Z");
+    }
+
+    #[test]
+    fn a_creeping_printed_fraction_does_not_break_continuity() {
+        // .77, .78, .77, .78, ...: steps of 1.01 and 0.99 s between epochs (gpsd's com-1289).
+        let bursts: Vec<String> =
+            (0..6).map(|i| rmc(T0.add_nanos(i * SEC + 770_000_000 + (i % 2) * 10_000_000), 'A')).collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), 6, "{:?}", d.stats());
+        assert_eq!(d.stats().unconfirmed, 0);
+    }
+
+    #[test]
+    fn a_receiver_switching_to_two_second_output_is_followed() {
+        let mut names: Vec<i64> = (0..10).collect();
+        names.extend((1..=5).map(|k| 9 + 2 * k));
+        let bursts: Vec<String> = names.iter().map(|&n| rmc(T0.add_nanos(n * SEC), 'A')).collect();
+        let mut d = replay();
+        let out = run(&mut d, &bursts);
+        assert_eq!(out.len(), names.len(), "{:?}", d.stats());
     }
 
     #[test]
