@@ -291,6 +291,13 @@ impl Core {
         }
     }
 
+    /// `id` is no longer polled (a pool server dropped): unreachable until it answers again.
+    pub fn on_gone(&mut self, id: SourceId) {
+        if let Some(src) = self.sources.get_mut(id.0 as usize) {
+            src.reach = 0;
+        }
+    }
+
     /// Root distance of a source's estimate at `now` (the half-width of its correctness
     /// interval).
     fn distance(&self, ch: &Channel, est: &Estimate, now: Time) -> f64 {
@@ -866,6 +873,21 @@ mod tests {
         // The others have four samples at 6 s, when u3 (last heard at 2 s, every ~1.5 s before)
         // still holds them up; a second later it is overdue and no longer does.
         assert_eq!(first_peer, Some(7), "first selection at {first_peer:?} s");
+    }
+
+    #[test]
+    fn an_upstream_stays_reachable_between_polls_until_missed_or_gone() {
+        let mut core = Core::new(CoreConfig::default(), start());
+        let id = core.add_source("u", SourceKind::Upstream, Default::default());
+        for k in 0..4 {
+            core.on_sample(id, upstream_sample(secs(2.0 * k as f64), 0.0, RefId::from_ascii("10")));
+        }
+        // After a 2 s burst the next poll is a minute away: still reachable 50 s on.
+        core.update(secs(56.0));
+        assert_ne!(core.source_status(secs(56.0))[0].state, SourceState::Unreachable);
+        core.on_gone(id);
+        core.update(secs(57.0));
+        assert_eq!(core.source_status(secs(57.0))[0].state, SourceState::Unreachable);
     }
 
     #[test]

@@ -68,7 +68,9 @@ impl Upstreams {
                 warn!("upstream #{} slot {}: kiss-o'-death {code:?}", ev.source_index + 1, ev.slot);
             }
             UpstreamEventKind::Gone => {
-                self.slots.remove(&key);
+                if let Some(id) = self.slots.remove(&key) {
+                    core.on_gone(id);
+                }
             }
         }
     }
