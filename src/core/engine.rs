@@ -61,6 +61,12 @@ const HISTORY_S: f64 = 600.0;
 const TAU_PER_INTERVAL: f64 = 2.0;
 const TAU_MIN_S: f64 = 2.0;
 const TAU_MAX_S: f64 = 1024.0;
+/// An upstream not heard for this long is unreachable whatever its reach register says: eight
+/// polls at the default maxpoll of 1024 s.
+const UPSTREAM_MAX_AGE_S: f64 = 8.0 * 1024.0;
+/// A source holds up the first selection only while it is in a burst: samples at most this
+/// far apart (iburst: 2 s; a refclock: 1 s).
+const WAIT_MAX_INTERVAL_S: f64 = 4.0;
 /// Replies beyond its minimum sample count during which a newly reachable source holds up
 /// the first selection.
 const WAIT_SPARE_REPLIES: u32 = 4;
@@ -101,6 +107,8 @@ struct Source {
     reach: u8,
     /// Replies since it last became reachable.
     replies: u32,
+    /// Its latest answer was unusable: its older samples no longer speak for it.
+    spoiled: bool,
     channels: Vec<Channel>,
     state: SourceState,
 }
@@ -126,12 +134,13 @@ impl Source {
         self.active(now).map(|c| c.last)
     }
 
-    /// An upstream's reach register alone says it: its driver shifts in a zero for each
-    /// unanswered poll, and the core does not know when the next poll is due (64 s after a 2 s
-    /// iburst). A refclock also goes stale by age: eight of its sample intervals.
+    /// An upstream's reach register says it: its driver shifts in a zero for each unanswered
+    /// poll, and the core does not know when the next poll is due (64 s after a 2 s iburst);
+    /// [`UPSTREAM_MAX_AGE_S`] is the backstop. A refclock goes stale by age: eight of its
+    /// sample intervals.
     fn reachable(&self, now: Time) -> bool {
         if self.kind == SourceKind::Upstream {
-            return self.reach != 0 && !self.channels.is_empty();
+            return self.reach != 0 && self.age(now).is_some_and(|a| a <= UPSTREAM_MAX_AGE_S);
         }
         let interval = self.channels.iter().map(|c| c.interval).fold(f64::INFINITY, f64::min);
         let max_age = (8.0 * interval).max(16.0);
@@ -201,6 +210,7 @@ impl Core {
             opts,
             reach: 0,
             replies: 0,
+            spoiled: false,
             channels: Vec::new(),
             state: SourceState::Unreachable,
         });
@@ -249,6 +259,7 @@ impl Core {
         }
         src.replies = src.replies.saturating_add(1);
         src.reach = (src.reach << 1) | 1;
+        src.spoiled = false;
         let prior = self.cfg.initial_frequency_sd_ppm * 1e-6;
         let k = match src.channels.iter().position(|c| c.refid == s.refid) {
             Some(k) => k,
@@ -288,6 +299,15 @@ impl Core {
     pub fn on_no_response(&mut self, id: SourceId, _now: Time) {
         if let Some(src) = self.sources.get_mut(id.0 as usize) {
             src.reach <<= 1;
+        }
+    }
+
+    /// `id` answered, but with nothing usable (unsynchronised, too far, a loop): reachable, not
+    /// selectable until its next good sample.
+    pub fn on_unusable(&mut self, id: SourceId) {
+        if let Some(src) = self.sources.get_mut(id.0 as usize) {
+            src.reach = (src.reach << 1) | 1;
+            src.spoiled = true;
         }
     }
 
@@ -332,7 +352,8 @@ impl Core {
             let est = ch.filter.estimate(now);
             ests[i] = est;
             let last = ch.last;
-            let broken = src.opts.noselect || last.leap == Leap::Unsynchronised || last.stratum >= 16;
+            let broken =
+                src.opts.noselect || src.spoiled || last.leap == Leap::Unsynchronised || last.stratum >= 16;
             if broken || !src.reachable(now) {
                 continue;
             }
@@ -343,10 +364,10 @@ impl Core {
             };
             let est = est.filter(|_| ch.filter.samples() >= min_samples);
             let Some(est) = est else {
-                // Only a newly reachable source that keeps answering on time holds up the
-                // others: not one whose filter keeps restarting, nor one that missed a reply
-                // of its burst and is now polled a minute later.
-                let on_time = ch.age(now) <= 2.0 * ch.interval + 1.0;
+                // Only a newly reachable source that keeps answering on time in a burst holds
+                // up the others: not one whose filter keeps restarting, one polled every minute
+                // without iburst, nor one that missed a reply of its burst.
+                let on_time = ch.interval <= WAIT_MAX_INTERVAL_S && ch.age(now) <= 2.0 * ch.interval + 1.0;
                 if on_time && src.replies < min_samples + WAIT_SPARE_REPLIES {
                     waiting += 1;
                 }
@@ -551,7 +572,8 @@ impl Core {
         }
         // A PPS-disciplined clock stops claiming synchronisation within microseconds of error
         // budget; a network-disciplined one, already milliseconds wide, may go a few times wider.
-        let limit = self.cfg.holdover_max_distance_s.max(HOLDOVER_GROWTH * self.holdover_entry_distance);
+        let limit = (self.cfg.holdover_max_distance_s.max(HOLDOVER_GROWTH * self.holdover_entry_distance))
+            .min(self.cfg.max_distance_s);
         if distance > limit {
             warn!(distance_s = distance, "holdover error bound exhausted: unsynchronised");
             self.unsynchronise(now, actions);
@@ -888,6 +910,58 @@ mod tests {
         core.on_gone(id);
         core.update(secs(57.0));
         assert_eq!(core.source_status(secs(57.0))[0].state, SourceState::Unreachable);
+    }
+
+    #[test]
+    fn an_upstream_answering_unsynchronised_is_not_followed_on_its_old_samples() {
+        // Two servers that list each other lose their GPS: each sees the other's replies as
+        // unusable (a loop, or LI=3) and must not keep following its last good sample.
+        let mut core = Core::new(CoreConfig::default(), start());
+        let id = core.add_source("u", SourceKind::Upstream, Default::default());
+        for k in 0..4 {
+            core.on_sample(id, upstream_sample(secs(2.0 * k as f64), 0.0, RefId::from_ascii("10")));
+        }
+        core.update(secs(7.0));
+        assert!(core.system_state().is_synchronised());
+        let mut t = 7.0;
+        let mut unsynchronised_at = None;
+        while t < 86_400.0 && unsynchronised_at.is_none() {
+            t += 64.0;
+            core.on_unusable(id);
+            core.update(secs(t));
+            assert_ne!(core.source_status(secs(t))[0].state, SourceState::Selected);
+            if !core.system_state().is_synchronised() {
+                unsynchronised_at = Some(t);
+            }
+        }
+        // Holdover on a network peer lasts while the bound is within 4x its entry value.
+        assert!(unsynchronised_at.is_some_and(|t| t < 3600.0), "{unsynchronised_at:?}");
+    }
+
+    #[test]
+    fn an_upstream_without_iburst_does_not_hold_up_a_ready_refclock() {
+        let clock = SimClock::new(OscillatorModel::default(), start(), 0.0, 1);
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut core = Core::new(CoreConfig::default(), clock.now());
+        let up = core.add_source("u", SourceKind::Upstream, Default::default());
+        let gps = core.add_source("gps", SourceKind::Refclock, Default::default());
+        let mut first = None;
+        for k in 0..200 {
+            clock.advance_to(secs(k as f64));
+            if k % 64 == 0 {
+                core.on_sample(up, upstream_sample(clock.now(), -clock.error_s(), RefId::from_ascii("10")));
+            }
+            if k >= 90 {
+                core.on_sample(gps, pps_sample(&clock, &mut rng, 1e-6));
+            }
+            for a in core.update(clock.now()) {
+                apply(&clock, &a).unwrap();
+            }
+            if first.is_none() && core.source_status(clock.now())[1].state == SourceState::Selected {
+                first = Some(k);
+            }
+        }
+        assert!(first.is_some_and(|k| k < 100), "refclock first selected at {first:?} s");
     }
 
     #[test]

@@ -59,6 +59,11 @@ impl Upstreams {
                     core.on_sample(id, sample);
                 }
             }
+            UpstreamEventKind::Unusable => {
+                if let Some(&id) = self.slots.get(&key) {
+                    core.on_unusable(id);
+                }
+            }
             UpstreamEventKind::NoResponse(at) => {
                 if let Some(&id) = self.slots.get(&key) {
                     core.on_no_response(id, at);

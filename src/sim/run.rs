@@ -378,10 +378,14 @@ impl Simulation {
     fn reply(&mut self, upstream: usize, bytes: &[u8]) {
         let t4 = self.clock.now();
         let up = &mut self.ups[upstream];
-        if let Received::Sample(s) = up.machine.receive(bytes, t4, &self.guard) {
-            let id = up.id;
-            self.upstream_samples += 1;
-            self.deliver(id, s);
+        match up.machine.receive(bytes, t4, &self.guard) {
+            Received::Sample(s) => {
+                let id = up.id;
+                self.upstream_samples += 1;
+                self.deliver(id, s);
+            }
+            Received::Unusable(_) => self.core.on_unusable(up.id),
+            _ => {}
         }
     }
 

@@ -136,8 +136,10 @@ pub enum UpstreamEventKind {
         name: String,
     },
     Sample(Sample),
-    /// A poll went unanswered (or answered unusably); `Time` is local time of noticing.
+    /// A poll went unanswered; `Time` is local time of noticing.
     NoResponse(Time),
+    /// The server answered, but not with time we may use (unsynchronised, too far, a loop).
+    Unusable,
     /// A kiss-o'-death. RATE: polling already slowed. DENY/RSTR: the slot's server is dropped.
     Kod(KissCode),
     /// The slot has no server (dropped and nothing to replace it yet).
@@ -357,10 +359,13 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
         let Some(next) = machine.next_poll() else {
             return End::Refused(machine.stopped().unwrap_or(KissCode::Deny));
         };
-        let wait = next.nanos_since(clock.now()).max(0) as u64;
+        // Never wait longer than a poll interval: a clock stepped back (an RTC kept in local
+        // time) would otherwise postpone the poll by the size of the step.
+        let longest = (1u64 << machine.poll_log2().clamp(0, 17)) * 1_000_000_000 + 2_000_000_000;
+        let wait = (next.nanos_since(clock.now()).max(0) as u64).min(longest);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_nanos(wait)) => {
-                if clock.now() < next {
+                if clock.now() < next && wait < longest {
                     continue; // the clock was stepped back while we slept
                 }
                 let t1 = clock.now();
@@ -406,6 +411,7 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                     }
                     Received::Unusable(why) => {
                         unanswered = 0;
+                        ctx.emit(slot, Some(&machine), UpstreamEventKind::Unusable);
                         let text = why.to_string();
                         if last_complaint.as_deref() != Some(&text) {
                             warn!(server = %server, "upstream reply not usable: {text}");

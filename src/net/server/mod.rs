@@ -66,9 +66,15 @@ pub fn spawn(
     let mut addrs = Vec::new();
     let mut sockets = Vec::new();
     for &addr in &opts.listen {
-        let actual = socket::claim(addr)?;
+        // Port 0: the first shared socket picks the port and holds it while the others join;
+        // a probe closed first would leave it free for anyone for a moment.
+        let mut actual = if addr.port() == 0 { addr } else { socket::claim(addr)? };
         for _ in 0..workers {
-            sockets.push((actual, socket::bind(actual)?));
+            let s = socket::bind(actual)?;
+            if actual.port() == 0 {
+                actual = socket::local_addr(&s, addr)?;
+            }
+            sockets.push((actual, s));
         }
         addrs.push(actual);
     }

@@ -19,7 +19,15 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<Socket> {
     open(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {}", explain(&e, addr)))
 }
 
-/// Checks that nobody holds `addr` and resolves port 0 to a free port.
+/// The address a socket bound for `addr` got (the port, when `addr` asked for port 0).
+pub fn local_addr(socket: &Socket, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| anyhow::anyhow!("socket bound for {addr} has no IP address"))
+}
+
+/// Checks that nobody holds `addr` (a fixed port).
 ///
 /// `SO_REUSEPORT` lets a second process of the same user join our port silently and take a
 /// share of the requests (a stale daemon, a test run next door). A plain socket cannot join a
