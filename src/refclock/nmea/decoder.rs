@@ -598,10 +598,13 @@ impl Decoder {
     /// Whether `b` can follow `a`: later by at most one output period and, live, arriving that
     /// much later too (a misnumbered glitch arrives in another cycle's slot).
     fn follows(&self, a: (i64, Time), b: (i64, Time)) -> bool {
-        let step = self.output_period().max(SEC);
+        let period = self.output_period();
         let d = b.0 - a.0;
-        let later = d >= EPOCH_TOLERANCE_NS && d <= step + STEP_TOLERANCE_NS;
-        later && (!self.config.check_arrival || (b.1.nanos_since(a.1) - d).abs() <= SEC / 2)
+        let later = d >= EPOCH_TOLERANCE_NS && d <= period.max(SEC) + STEP_TOLERANCE_NS;
+        // Half a period: at 5 or 10 Hz a glitch naming the next second arrives in another
+        // cycle's slot less than half a second early.
+        let tolerance = (period / 2).min(SEC / 2);
+        later && (!self.config.check_arrival || (b.1.nanos_since(a.1) - d).abs() <= tolerance)
     }
 
     /// Continuity: hand on a time only when the previous trusted cycle is one output period
@@ -1050,6 +1053,28 @@ mod tests {
         }
         assert_eq!(out.len(), 4, "{:?}", d.stats());
         assert!(d.stats().unconfirmed >= 1);
+    }
+
+    #[test]
+    fn live_glitch_at_ten_hertz_never_goes_out_with_a_wrong_arrival() {
+        // Cycles every 100 ms, read 50 ms later; the cycle at 1.6 s names 2.0 s.
+        let mut d = Decoder::new(DecoderConfig {
+            rollover_anchor: rollover::GPS_EPOCH,
+            ..DecoderConfig::live(115_200)
+        });
+        let mut out = Vec::new();
+        for k in 0..40i64 {
+            let named = if k == 16 { 20 } else { k };
+            let burst = rmc(T0.add_nanos(named * SEC / 10), 'A');
+            d.push(burst.as_bytes(), T0.add_nanos(k * SEC / 10 + SEC / 20), &mut out);
+        }
+        d.finish(&mut out);
+        let times: Vec<DecodedTime> = out.iter().filter_map(Decoded::time).cloned().collect();
+        assert!(times.len() >= 3, "{:?}", d.stats());
+        for t in &times {
+            let lag = t.time.received.nanos_since(t.time.utc);
+            assert!((0..SEC / 10).contains(&lag), "{} received {lag} ns after it", t.utc_string());
+        }
     }
 
     #[test]
