@@ -31,6 +31,8 @@ use serde::Serialize;
 use crate::core::Leap;
 use crate::time::Time;
 
+/// A message labelled this close before a whole second names that second.
+const LABEL_ROUNDING_NS: i64 = 50_000_000;
 const NS: i64 = 1_000_000_000;
 
 /// What the operator may tell about the receiver when no clock anchor is available. Not a delay
@@ -324,7 +326,8 @@ impl Pairing {
 
     /// A trusted NMEA time: the UTC second it names and when it was received (local time).
     pub fn on_message(&mut self, utc: Time, received: Time) -> Vec<Verdict> {
-        let second = utc.unix_secs();
+        // Some receivers label an epoch a hair early (SiRF: hhmmss.999 for the next second).
+        let second = utc.add_nanos(LABEL_ROUNDING_NS).unix_secs();
         self.lags.push_back(self.now.nanos_since(received).clamp(0, 2 * NS));
         while self.lags.len() > 16 {
             self.lags.pop_front();
@@ -717,6 +720,22 @@ mod tests {
             let r = run(&evs, PairingConfig::default(), early_anchor);
             assert_numbered_except(&r, 800, &[(300, 340)], 4);
         }
+    }
+
+    #[test]
+    fn labels_a_hair_before_the_second_name_that_second() {
+        // Every other message says hhmmss.999 for the epoch of the next second.
+        let p = ReceiverParams { nmea_delay_ms: 300.0, nmea_jitter_ms: 10.0, ..Default::default() };
+        let mut evs = events(p, 4, 600, clock());
+        let messages = evs.iter_mut().filter_map(|e| match &mut e.event {
+            RefclockEvent::Nmea(n) => Some(n),
+            _ => None,
+        });
+        for n in messages.step_by(2) {
+            n.utc = n.utc.add_nanos(-1_000_000);
+        }
+        let r = run(&evs, PairingConfig::default(), early_anchor);
+        assert_numbered_except(&r, 600, &[], 3);
     }
 
     #[test]
