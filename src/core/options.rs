@@ -34,9 +34,10 @@ pub struct CoreConfig {
     /// when its own root distance exceeds it.
     pub max_distance_s: f64,
     /// With no source selected, serve on the learned frequency until the advertised root
-    /// distance grows past this (or past 4× what it was when holdover began); then LI=3. The
-    /// default, 100 µs, is reached ~7 s into a PPS holdover at 15 ppm: without upstreams a Pi's
-    /// crystal cannot keep microseconds for long, and a Stratum 1 must not serve a guess.
+    /// distance grows past this (or past 4× what it was when holdover began, but never past
+    /// `max_distance_s`); then LI=3. The default, 100 µs, is reached ~7 s into a PPS holdover
+    /// at 15 ppm: without upstreams a Pi's crystal cannot keep microseconds for long, and a
+    /// Stratum 1 must not serve a guess.
     pub holdover_max_distance_s: f64,
     /// Samples a refclock (an upstream) needs before it can be selected.
     pub min_samples: u32,
