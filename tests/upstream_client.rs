@@ -12,7 +12,7 @@ use stratum1::clock::software::SoftwareClock;
 use stratum1::core::{Leap, RefId};
 use stratum1::net::client::driver::{Resolver, UpstreamEvent, UpstreamEventKind, UpstreamSpec};
 use stratum1::net::client::{KissCode, PollOptions, UpstreamOptions, spawn, spawn_with_resolver};
-use stratum1::net::packet::{Mode, Packet};
+use stratum1::net::packet::Packet;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// A UDP port free on `host` right now (tests run concurrently, in several worktrees: no fixed
@@ -154,21 +154,7 @@ impl Drop for Responder {
 }
 
 fn kiss(req: &Packet, code: RefId, poll: i8) -> Packet {
-    Packet {
-        leap: Leap::Unsynchronised,
-        version: 4,
-        mode: Mode::Server,
-        stratum: 0,
-        poll,
-        precision: -20,
-        root_delay: 0,
-        root_dispersion: 0,
-        refid: code,
-        reference_ts: 0,
-        origin_ts: req.transmit_ts,
-        receive_ts: req.transmit_ts,
-        transmit_ts: req.transmit_ts,
-    }
+    Packet { poll, ..stratum1::net::server::respond::kod_reply(req, code, -20) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -666,17 +666,8 @@ mod tests {
     }
 
     fn pps_sample(clock: &SimClock, rng: &mut StdRng, jitter: f64) -> Sample {
-        Sample {
-            time: clock.now(),
-            offset: -clock.error_s() + jitter * normal(rng),
-            delay: 0.0,
-            dispersion: 1e-7,
-            root_delay: 0.0,
-            root_dispersion: 0.0,
-            stratum: 0,
-            leap: Leap::None,
-            refid: RefId::PPS,
-        }
+        let offset = -clock.error_s() + jitter * normal(rng);
+        Sample::refclock(clock.now(), offset, 1e-7, Leap::None, RefId::PPS)
     }
 
     fn upstream_sample(now: Time, offset: f64, refid: RefId) -> Sample {

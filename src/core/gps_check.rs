@@ -311,17 +311,7 @@ mod tests {
                     );
                 }
                 if let Some(g) = gps {
-                    let s = Sample {
-                        time: now,
-                        offset: e + g,
-                        delay: 0.0,
-                        dispersion: 1e-7,
-                        root_delay: 0.0,
-                        root_dispersion: 0.0,
-                        stratum: 0,
-                        leap: Leap::None,
-                        refid: RefId::PPS,
-                    };
+                    let s = Sample::refclock(now, e + g, 1e-7, Leap::None, RefId::PPS);
                     self.core.on_sample(self.gps, s);
                 }
                 for a in self.core.update(now) {

@@ -120,3 +120,20 @@ pub struct Sample {
     /// What the source reports as its reference (`PPS`/`GPS` for the refclock).
     pub refid: RefId,
 }
+
+impl Sample {
+    /// A refclock's measurement: no path, no upstream, stratum 0.
+    pub fn refclock(time: Time, offset: f64, dispersion: f64, leap: Leap, refid: RefId) -> Sample {
+        Sample {
+            time,
+            offset,
+            delay: 0.0,
+            dispersion,
+            root_delay: 0.0,
+            root_dispersion: 0.0,
+            stratum: 0,
+            leap,
+            refid,
+        }
+    }
+}

@@ -298,17 +298,8 @@ impl RefclockSource {
             self.nmea_samples += 1;
             self.mode = RefclockMode::Nmea;
             self.last_offset = Some(offset);
-            out.push(Sample {
-                time: local,
-                offset,
-                delay: 0.0,
-                dispersion: err + self.cfg.nmea_precision_s,
-                root_delay: 0.0,
-                root_dispersion: 0.0,
-                stratum: 0,
-                leap: self.leap,
-                refid: RefId::GPS,
-            });
+            let dispersion = err + self.cfg.nmea_precision_s;
+            out.push(Sample::refclock(local, offset, dispersion, self.leap, RefId::GPS));
         }
         out
     }
@@ -334,17 +325,8 @@ impl RefclockSource {
             self.mode = RefclockMode::Pps;
             self.last_offset = Some(offset);
             let jitter = self.interval_ms2.map_or(0.0, |v| v.sqrt() * 1e-3 / std::f64::consts::SQRT_2);
-            out.push(Sample {
-                time: local,
-                offset,
-                delay: 0.0,
-                dispersion: self.cfg.pps_precision_s.max(jitter),
-                root_delay: 0.0,
-                root_dispersion: 0.0,
-                stratum: 0,
-                leap: self.leap,
-                refid: RefId::PPS,
-            });
+            let dispersion = self.cfg.pps_precision_s.max(jitter);
+            out.push(Sample::refclock(local, offset, dispersion, self.leap, RefId::PPS));
         }
         out
     }

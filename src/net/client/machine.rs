@@ -230,22 +230,7 @@ mod tests {
 
     fn kiss(req: &Request, code: RefId, poll: i8) -> [u8; 48] {
         let q = Packet::parse(&req.bytes).unwrap();
-        Packet {
-            leap: Leap::Unsynchronised,
-            version: 4,
-            mode: Mode::Server,
-            stratum: 0,
-            poll,
-            precision: -20,
-            root_delay: 0,
-            root_dispersion: 0,
-            refid: code,
-            reference_ts: 0,
-            origin_ts: q.transmit_ts,
-            receive_ts: q.transmit_ts,
-            transmit_ts: q.transmit_ts,
-        }
-        .to_bytes()
+        Packet { poll, ..crate::net::server::respond::kod_reply(&q, code, -20) }.to_bytes()
     }
 
     #[test]
