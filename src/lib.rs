@@ -18,4 +18,4 @@ pub mod net;
 pub mod notify;
 pub mod refclock;
 pub mod sim;
-pub mod time;
+pub mod vocab;

@@ -10,7 +10,7 @@ use stratum1::clock::realtime_now;
 use stratum1::refclock::RefclockEvent;
 use stratum1::refclock::nmea::framer::with_checksum;
 use stratum1::refclock::nmea::{NmeaDriverConfig, NmeaDriverHandle, spawn};
-use stratum1::time::Time;
+use stratum1::vocab::Time;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 struct Pty {

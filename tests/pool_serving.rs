@@ -15,10 +15,10 @@ use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::config::Config;
 use stratum1::core::state::{SystemState, shared_state};
-use stratum1::core::{Leap, RefId};
 use stratum1::net::packet::{Mode, Packet};
 use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, DropReason, ServerHandle, ServerOptions};
+use stratum1::vocab::{Leap, RefId};
 
 /// A synchronised stratum 1 serving on `listen` with the `[server]` settings in `toml`. The
 /// test clients live in 127.0.0.0/8, which is exempt from rate limiting by default: the tests

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
-use stratum1::core::{RefId, Sample};
 use stratum1::refclock::RefclockEvent;
 use stratum1::refclock::nmea::{NmeaDriverConfig, spawn as spawn_nmea};
 use stratum1::refclock::pairing::SidePrior;
 use stratum1::refclock::sim::{ReceiverParams, realtime_model, spawn_with_baud};
 use stratum1::refclock::source::{RefclockSource, RefclockSourceConfig, RefclockStatus};
-use stratum1::time::Time;
+use stratum1::vocab::Time;
+use stratum1::vocab::{RefId, Sample};
 
 /// Runs the chain for `secs` seconds; samples with their (host) arrival time since start.
 fn run(

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{SourceStatus, SystemState};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Everything the daemon reports about itself at one instant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,7 +154,8 @@ impl StatusHandle {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::core::{Leap, RefId, SourceKind, SourceState};
+    use crate::core::{SourceKind, SourceState};
+    use crate::vocab::{Leap, RefId};
 
     /// A busy snapshot for tests of every reader.
     pub(crate) fn example() -> StatusSnapshot {

@@ -26,23 +26,10 @@ use super::filter::{Estimate, SourceFilter, Verdict};
 use super::gps_check::{self, GpsGuard, NetworkTime};
 use super::leap::{self, LeapTable};
 use super::options::{CoreConfig, SourceOptions};
-use super::sample::{Leap, RefId, Sample, SourceId, SourceKind};
 use super::select::{Candidate, select};
+use super::source::{SourceId, SourceKind};
 use super::state::{SourceState, SourceStatus, SystemState};
-use crate::time::Time;
-
-/// What the core asks of the clock. Apply them in order with [`super::apply`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ClockAction {
-    /// Step the clock by `offset_s` (positive: forward). Only at start.
-    Step { offset_s: f64 },
-    /// Set the frequency correction (absolute, ppm; positive: faster).
-    SetFrequency { ppm: f64 },
-    /// Tell the kernel (or whoever keeps it) whether we are synchronised and how well.
-    SyncStatus { synchronised: bool, est_error_s: f64, max_error_s: f64 },
-    /// Arm (or disarm) the leap second at the end of this UTC day.
-    Leap { leap: Leap },
-}
+use crate::vocab::{ClockAction, Leap, RefId, Sample, Time};
 
 /// A change the core made to the clock, kept to rewrite samples measured before it.
 #[derive(Clone, Copy, Debug)]
@@ -653,8 +640,9 @@ impl Core {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+    use crate::clock::apply;
     use crate::clock::sim::{OscillatorModel, SimClock, normal};
-    use crate::core::{RefId, apply};
+    use crate::vocab::RefId;
     use rand::{SeedableRng, rngs::StdRng};
 
     fn start() -> Time {

@@ -247,11 +247,11 @@ mod tests {
         use std::sync::atomic::{AtomicI64, Ordering};
 
         use crate::clock::Clock;
+        use crate::clock::apply;
         use crate::clock::software::SoftwareClock;
-        use crate::core::{
-            Core, CoreConfig, Leap, RefId, Sample, SourceId, SourceKind, SourceOptions, SourceState, apply,
-        };
-        use crate::time::Time;
+        use crate::core::{Core, CoreConfig, SourceId, SourceKind, SourceOptions, SourceState};
+        use crate::vocab::Time;
+        use crate::vocab::{Leap, RefId, Sample};
 
         struct Rig {
             raw: Arc<AtomicI64>,

@@ -27,10 +27,11 @@ use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
 use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, ClockAction, Core, CoreConfig};
+use crate::core::{self as core_, Core, CoreConfig};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
-use crate::time::Time;
+use crate::vocab::ClockAction;
+use crate::vocab::Time;
 
 /// Everything `run` needs, resolved from the command line and the config file.
 #[derive(Debug, Clone)]
@@ -181,7 +182,7 @@ fn save_drift(core: &Core, path: Option<&std::path::Path>) {
 fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     let actions = core.update(clock.now());
     for action in &actions {
-        if let Err(e) = core_::apply(clock, action) {
+        if let Err(e) = crate::clock::apply(clock, action) {
             // The core assumes its actions took effect; a refusal is worth shouting about.
             match action {
                 ClockAction::Step { .. } | ClockAction::SetFrequency { .. } => {

@@ -12,7 +12,7 @@ use crate::control::snapshot::{RefclockCounters, ServerCounters, StatusSnapshot,
 use crate::core::Core;
 use crate::metrics::{MetricsListener, serve as serve_metrics};
 use crate::net::server::ServerHandle;
-use crate::time::Time;
+use crate::vocab::Time;
 
 pub fn snapshot(
     core: &Core,

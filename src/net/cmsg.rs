@@ -6,7 +6,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Ancillary data of one received datagram.
 #[derive(Default)]

@@ -8,12 +8,12 @@
 use std::net::IpAddr;
 
 use crate::config::ServerConfig;
-use crate::core::RefId;
 use crate::net::access::{AccessControl, Cidr};
 use crate::net::packet::Packet;
 use crate::net::ratelimit::{RateLimiter, RateParams, RateVerdict};
 use crate::net::server::{DropReason, Policy, Verdict};
-use crate::time::Time;
+use crate::vocab::RefId;
+use crate::vocab::Time;
 
 pub struct PoolPolicy {
     access: AccessControl,

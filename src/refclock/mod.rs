@@ -15,7 +15,7 @@ pub mod source;
 #[cfg(test)]
 mod testkit;
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// A UTC time the NMEA driver trusts (valid fix, plausible date), once per second.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -26,7 +26,7 @@ pub struct NmeaTime {
     /// (corrected for the bytes already received at read time).
     pub received: Time,
     /// A leap second is announced for the end of this UTC day, when the receiver says so.
-    pub leap_pending: Option<crate::core::Leap>,
+    pub leap_pending: Option<crate::vocab::Leap>,
 }
 
 /// One pulse edge from the kernel PPS API, a GPIO line or the simulator.

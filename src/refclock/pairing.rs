@@ -28,8 +28,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::core::Leap;
-use crate::time::Time;
+use crate::vocab::Leap;
+use crate::vocab::Time;
 
 /// A message labelled this close before a whole second names that second.
 const LABEL_ROUNDING_NS: i64 = 50_000_000;

@@ -15,8 +15,8 @@ use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
 use super::pps::edges::{EdgeReport, EdgeStats};
 use super::{NmeaTime, PpsEdge, RefclockEvent};
 use crate::clock::Clock;
-use crate::core::{Leap, RefId, Sample};
-use crate::time::Time;
+use crate::vocab::Time;
+use crate::vocab::{Leap, RefId, Sample};
 
 /// Which PPS edge is on time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]

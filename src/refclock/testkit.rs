@@ -2,7 +2,7 @@
 
 use super::sim::{ReceiverModel, ReceiverParams};
 use super::{NmeaTime, PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::vocab::Time;
 
 pub const T0: i64 = 1_790_000_000;
 

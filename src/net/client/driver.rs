@@ -25,10 +25,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::UpstreamConfig;
-use crate::core::Sample;
 use crate::core::state::SharedState;
 use crate::net::cmsg;
-use crate::time::Time;
+use crate::vocab::Sample;
+use crate::vocab::Time;
 
 use super::machine::{Received, Upstream, UpstreamOptions};
 use super::poll::PollOptions;
@@ -425,7 +425,7 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
     }
 }
 
-fn loop_guard(local_refids: &[crate::core::RefId], state: Option<&SharedState>) -> LoopGuard {
+fn loop_guard(local_refids: &[crate::vocab::RefId], state: Option<&SharedState>) -> LoopGuard {
     let own = state.map(|s| {
         let s = s.load();
         (s.stratum, s.refid, s.reference_time.to_ntp())

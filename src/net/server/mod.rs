@@ -6,6 +6,7 @@
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
 pub mod policy;
+pub mod reason;
 pub mod respond;
 pub mod socket;
 pub mod stats;
@@ -19,7 +20,8 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 
 pub use policy::{Policy, ServeAll, Verdict};
-pub use respond::{DropReason, Outcome};
+pub use reason::DropReason;
+pub use respond::Outcome;
 pub use stats::ServerCounters;
 
 use crate::clock::Clock;

@@ -15,13 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use socket2::Socket;
 
 use super::policy::Policy;
+use super::reason::DropReason;
 use super::respond::{self, Outcome};
 use super::stats::{ServerCounters, WorkerCounters};
 use crate::clock::{Clock, realtime_now};
 use crate::core::state::SharedState;
 use crate::net::cmsg::read_cmsgs;
 use crate::net::packet::HEADER_LEN;
-use crate::time::Time;
+use crate::vocab::Time;
 
 const BATCH: usize = 32;
 /// Longer datagrams are truncated; only the 48-byte header matters to us.
@@ -132,7 +133,7 @@ impl Worker {
                 let rx = self.clock.map_realtime(rx_real);
                 // Nothing can be sent to port 0: such a source is forged.
                 let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
-                    c.record(Outcome::Drop(respond::DropReason::Malformed));
+                    c.record(Outcome::Drop(DropReason::Malformed));
                     continue;
                 };
                 let outcome =

@@ -51,7 +51,7 @@ use super::rollover;
 use super::sentence::{self, Date, ParseError, Sentence, TimeOfDay};
 use super::stats::NmeaStats;
 use crate::refclock::NmeaTime;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Longest tentative chain kept while waiting for confirmation.
 const HELD_MAX: usize = 16;

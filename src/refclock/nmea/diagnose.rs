@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::decoder::{Decoded, DecodedTime};
 use super::stats::NmeaStats;
 use crate::refclock::diagnose::{Finding, Section, Severity};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// What the run was.
 #[derive(Clone, Debug)]

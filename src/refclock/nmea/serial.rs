@@ -372,7 +372,7 @@ fn detect(port: &mut TTYPort, window: Duration, stop: &AtomicBool) -> Result<boo
             Ok(0) => return Err("end of file while detecting the speed".into()),
             Ok(n) => {
                 frames.clear();
-                framer.push(&buf[..n], crate::time::Time::ZERO, 0, &mut frames);
+                framer.push(&buf[..n], crate::vocab::time::Time::ZERO, 0, &mut frames);
                 valid += frames.iter().filter(|f| f.checksum == Checksum::Valid).count() as u64;
                 if valid >= DETECT_MIN_SENTENCES {
                     return Ok(true);

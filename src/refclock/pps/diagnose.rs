@@ -11,7 +11,7 @@ use crate::refclock::pairing::{DelayModel, PairingStatus, Refusal, SidePrior, Ve
 use crate::refclock::pps::edges::EdgeReport;
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
 use crate::refclock::{PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Width of a histogram bin, ms.
 pub const BIN_MS: i64 = 50;

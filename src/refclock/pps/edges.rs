@@ -70,7 +70,7 @@ impl EdgeStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::Time;
+    use crate::vocab::Time;
 
     fn feed(high_ms: i64, n: i64) -> Option<EdgeReport> {
         let mut s = EdgeStats::default();

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use super::clockmap::MonoToRealtime;
 use crate::refclock::source::PpsEdgeKind;
 use crate::refclock::{PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::vocab::Time;
 
 const WAIT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);

@@ -14,7 +14,7 @@ use crate::refclock::diagnose::{Finding, Section};
 use crate::refclock::sim::{self, ReceiverParams, SimHandle};
 use crate::refclock::source::RefclockSourceConfig;
 use crate::refclock::{NmeaTime, RefclockEvent};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Where the pulses come from.
 #[derive(Clone, Debug, PartialEq)]

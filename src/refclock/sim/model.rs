@@ -8,7 +8,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// How the receiver behaves. Times of day are seconds since the model's start second.
 /// Also the `[simulate]` table of the config, for `run --simulate`.

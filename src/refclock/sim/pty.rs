@@ -24,7 +24,7 @@ use super::model::ReceiverModel;
 use super::sentences::burst;
 use crate::clock::realtime_now;
 use crate::refclock::{PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Characters written at once; 4 characters are ~4 ms at 9600 baud.
 const CHUNK: usize = 4;
