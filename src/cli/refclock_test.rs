@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::config::{Config, DEFAULT_PATH, RefclockKind};
-use crate::refclock::RefclockEvent;
 use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::diagnose::Report;
 use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
@@ -129,9 +128,8 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
         None => (args.device.clone().unwrap_or_else(default_device), baud),
     };
     let (tx, rx) = mpsc::channel();
-    let handle = serial::spawn_with(NmeaDriverConfig::new(&device, baud), move |d| {
-        let _ = tx.send(d);
-    });
+    let handle = serial::spawn(NmeaDriverConfig::new(&device, baud), move |d| tx.send(d).is_ok())
+        .context("cannot start the NMEA reader")?;
     if !args.json {
         eprintln!("listening on {} for {:.0} s…", device.display(), args.duration);
     }
@@ -155,12 +153,7 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         if let Some(p) = &mut pps {
-            let ev = match d {
-                Some(Decoded::Time(t)) if !t.leap_second => Some(RefclockEvent::Nmea(t.time)),
-                Some(Decoded::NoFix { received }) => Some(RefclockEvent::NoFix { received }),
-                _ => None,
-            };
-            for line in p.feed(ev) {
+            for line in p.feed(d.and_then(crate::refclock::nmea::event)) {
                 if args.json {
                     writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
                 }

@@ -10,10 +10,12 @@ use crate::core::gps_check::NetworkTime;
 use crate::core::{Core, SourceId, SourceKind, SourceOptions};
 use crate::refclock::RefclockEvent;
 use crate::refclock::anchor::host_clock_error_bound;
+use crate::refclock::driver::DriverHandle;
+use crate::refclock::nmea;
 use crate::refclock::nmea::decoder::Reference;
 use crate::refclock::nmea::serial::{self as nmea_serial, NmeaDriverConfig, NmeaDriverHandle};
-use crate::refclock::pps::gpio::{self as pps_gpio, GpioPpsConfig, GpioPpsHandle, GpioSpec};
-use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsConfig, KernelPpsHandle};
+use crate::refclock::pps::gpio::{self as pps_gpio, GpioPpsConfig, GpioPpsStats, GpioSpec};
+use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsConfig, KernelPpsStats};
 use crate::refclock::sim;
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
 
@@ -30,8 +32,8 @@ pub struct Refclock {
     pub polled: std::time::Instant,
     reference: Option<Reference>,
     pub nmea: Vec<NmeaDriverHandle>,
-    _pps: Vec<KernelPpsHandle>,
-    _gpio_pps: Vec<GpioPpsHandle>,
+    _pps: Vec<DriverHandle<KernelPpsStats>>,
+    _gpio_pps: Vec<DriverHandle<GpioPpsStats>>,
     _sim: Option<sim::pty::SimHandle>,
 }
 
@@ -104,7 +106,7 @@ pub fn start(
         let handle = sim::pty::spawn(model, tx.clone())?;
         let path = handle.serial_path().to_path_buf();
         parts.push(format!("simulated receiver (nmea {} @9600 + pps)", path.display()));
-        nmea.push(nmea_serial::spawn(NmeaDriverConfig::new(path, Some(9600)), tx.clone()));
+        nmea.push(nmea_serial::spawn(NmeaDriverConfig::new(path, Some(9600)), nmea_sink(tx.clone()))?);
         sim_handle = Some(handle);
     }
     // With the simulated receiver, the entries' devices are not opened.
@@ -113,12 +115,16 @@ pub fn start(
         match entry.kind {
             RefclockKind::Nmea => {
                 let device = entry.device.clone().context("refclock kind = \"nmea\" needs a device")?;
-                let baud = match entry.baud {
+                let speed = match entry.baud {
                     Some(Baud::Fixed(b)) => format!("@{b}"),
                     _ => "@auto".into(),
                 };
-                parts.push(format!("nmea {} {baud}", device.display()));
-                nmea.push(nmea_serial::spawn(NmeaDriverConfig::from_config(device, entry.baud), tx.clone()));
+                parts.push(format!("nmea {} {speed}", device.display()));
+                let baud = match entry.baud {
+                    Some(Baud::Fixed(b)) => Some(b),
+                    _ => None,
+                };
+                nmea.push(nmea_serial::spawn(NmeaDriverConfig::new(device, baud), nmea_sink(tx.clone()))?);
             }
             RefclockKind::Pps => {
                 if let Some(device) = &entry.device {
@@ -129,7 +135,7 @@ pub fn start(
                         both_edges: true,
                     };
                     pps.push(
-                        pps_kernel::spawn(cfg, tx.clone())
+                        pps_kernel::spawn(cfg, pps_sink(tx.clone()))
                             .with_context(|| format!("cannot start PPS on {}", device.display()))?,
                     );
                 } else if let Some(gpio) = &entry.gpio {
@@ -137,7 +143,7 @@ pub fn start(
                     let spec: GpioSpec = gpio.parse().map_err(|e| anyhow::anyhow!("gpio = {gpio:?}: {e}"))?;
                     let cfg = GpioPpsConfig { spec, edge: entry.edge.unwrap_or_default(), both_edges: true };
                     gpio_pps.push(
-                        pps_gpio::spawn(cfg, tx.clone())
+                        pps_gpio::spawn(cfg, pps_sink(tx.clone()))
                             .with_context(|| format!("cannot start PPS on GPIO line {gpio}"))?,
                     );
                 }
@@ -161,4 +167,14 @@ pub fn start(
         _gpio_pps: gpio_pps,
         _sim: sim_handle,
     }))
+}
+
+fn nmea_sink(tx: UnboundedSender<RefclockEvent>) -> impl FnMut(nmea::Decoded) -> bool + Send + 'static {
+    move |d| nmea::event(d).is_none_or(|ev| tx.send(ev).is_ok())
+}
+
+fn pps_sink(
+    tx: UnboundedSender<RefclockEvent>,
+) -> impl FnMut(crate::refclock::PpsEdge) -> bool + Send + 'static {
+    move |e| tx.send(RefclockEvent::Pps(e)).is_ok()
 }

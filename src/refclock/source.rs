@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
 use super::pps::edges::{EdgeReport, EdgeStats};
-use super::{NmeaTime, PpsEdge, RefclockEvent};
+use super::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::clock::Clock;
 use crate::vocab::Time;
 use crate::vocab::{Leap, RefId, Sample};
@@ -183,7 +183,7 @@ impl RefclockSource {
         self.verdicts.clear();
         match ev {
             RefclockEvent::Pps(edge) => self.on_pps(edge, clock),
-            RefclockEvent::Nmea(t) => self.on_nmea(t, clock),
+            RefclockEvent::Time(t) => self.on_nmea(t, clock),
             RefclockEvent::NoFix { received } => {
                 self.no_fix_reports += 1;
                 let v = self.pairing.on_no_fix(received);
@@ -274,7 +274,7 @@ impl RefclockSource {
         self.samples(v, clock)
     }
 
-    fn on_nmea(&mut self, t: NmeaTime, clock: &dyn Clock) -> Vec<Sample> {
+    fn on_nmea(&mut self, t: TimeMessage, clock: &dyn Clock) -> Vec<Sample> {
         self.messages += 1;
         self.leap = t.leap_pending.unwrap_or(Leap::None);
         self.pairing.set_leap(self.leap);
@@ -355,7 +355,7 @@ mod tests {
         for e in events(p, 3, secs, lc) {
             let local = match e.event {
                 RefclockEvent::Pps(p) => p.timestamp,
-                RefclockEvent::Nmea(n) => n.received,
+                RefclockEvent::Time(n) => n.received,
                 RefclockEvent::NoFix { received } => received,
             };
             raw.store(local.unix_nanos(), Ordering::SeqCst);

@@ -24,7 +24,7 @@ use crate::net::client::sanity::LoopGuard;
 use crate::net::packet::HEADER_LEN;
 use crate::refclock::sim::{ReceiverModel, ReceiverParams};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
-use crate::refclock::{NmeaTime, PpsEdge, RefclockEvent};
+use crate::refclock::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::vocab::Time;
 use crate::vocab::{ClockAction, RefId, Sample};
 
@@ -359,7 +359,7 @@ impl Simulation {
         let received = self.clock.now();
         let id = g.id;
         let ev = if fix {
-            RefclockEvent::Nmea(NmeaTime { utc, received, leap_pending: None })
+            RefclockEvent::Time(TimeMessage { utc, received, leap_pending: None })
         } else {
             RefclockEvent::NoFix { received }
         };

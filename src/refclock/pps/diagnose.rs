@@ -85,7 +85,7 @@ impl PpsDiagnosis {
                 }
                 self.last_edge = Some(*timestamp);
             }
-            RefclockEvent::Nmea(t) => {
+            RefclockEvent::Time(t) => {
                 if let Some(p) = self.last_edge {
                     let d = t.received.nanos_since(p);
                     if (0..2_000_000_000).contains(&d) {
