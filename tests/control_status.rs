@@ -58,6 +58,7 @@ fn snapshot() -> StatusSnapshot {
             },
         ],
         refclock: Some(RefclockCounters { pps_pulses: 41, ..Default::default() }),
+        refclocks: Vec::new(),
         server: ServerCounters { answered: 5, kod: 0, dropped_by_reason: BTreeMap::new() },
     }
 }

@@ -16,7 +16,6 @@ use stratum1::clock::software::SoftwareClock;
 use stratum1::config::Config;
 use stratum1::core::state::{SystemState, shared_state};
 use stratum1::net::packet::{Mode, Packet};
-use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, DropReason, ServerHandle, ServerOptions};
 use stratum1::vocab::{Leap, RefId};
 
@@ -29,7 +28,7 @@ fn start(listen: &str, toml: &str) -> ServerHandle {
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
     state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
-    let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config.server));
     let opts = ServerOptions { listen: vec![listen.parse().expect("test address")], workers: 2 };
     server::spawn(opts, state, clock, policy).expect("server starts")
 }

@@ -23,7 +23,10 @@ fn run(
     secs: u64,
 ) -> (Vec<(f64, Sample)>, RefclockStatus) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let sim = spawn_with_baud(realtime_model(params, 7), 9600, tx.clone()).unwrap();
+    let pulses = tx.clone();
+    let sim =
+        spawn_with_baud(realtime_model(params, 7), 9600, move |e| pulses.send(RefclockEvent::Pps(e)).is_ok())
+            .unwrap();
     let sink = move |d| nmea::event(d).is_none_or(|e| tx.send(e).is_ok());
     let nmea = spawn_nmea(NmeaDriverConfig::new(sim.serial_path(), Some(9600)), sink).unwrap();
     let clock = SoftwareClock::new();

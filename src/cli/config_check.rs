@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{Config, RefclockKind};
 
 pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
@@ -14,5 +14,15 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
         config.refclock.len(),
         config.upstream.len()
     );
+    for r in &config.refclock {
+        let what = match &r.kind {
+            RefclockKind::Nmea(n) => match &n.pps {
+                Some(p) => format!("nmea {} paired with pps {}", n.device.display(), p.input),
+                None => format!("nmea {} (no pulses)", n.device.display()),
+            },
+            RefclockKind::Pps(p) => format!("pps {} alone (numbered from upstream time)", p.input),
+        };
+        println!("  refclock {} (refid {}): {what}", r.name, r.refid.display(0));
+    }
     Ok(ExitCode::SUCCESS)
 }

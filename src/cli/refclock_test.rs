@@ -21,7 +21,6 @@ use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
 use crate::refclock::nmea::{Decoded, rollover};
 use crate::refclock::pps::probe::{PpsInput, PpsProbe};
 use crate::refclock::sim::ReceiverParams;
-use crate::refclock::source::RefclockSourceConfig;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefclockTestArgs {
@@ -185,9 +184,7 @@ fn pps_probe(args: &RefclockTestArgs) -> anyhow::Result<Option<PpsProbe>> {
     } else {
         return Ok(None);
     };
-    let cfg = Config::load(Path::new(DEFAULT_PATH))
-        .map(|c| RefclockSourceConfig::from_config(&c.refclock))
-        .unwrap_or_default();
+    let cfg = crate::daemon::options::diagnosis_source(Config::load(Path::new(DEFAULT_PATH)).ok().as_ref());
     Ok(Some(PpsProbe::start(input, cfg, host_clock_error_bound())?))
 }
 
@@ -195,7 +192,12 @@ fn pps_probe(args: &RefclockTestArgs) -> anyhow::Result<Option<PpsProbe>> {
 fn default_device() -> PathBuf {
     Config::load(Path::new(DEFAULT_PATH))
         .ok()
-        .and_then(|c| c.refclock.into_iter().find(|r| r.kind == RefclockKind::Nmea).and_then(|r| r.device))
+        .and_then(|c| {
+            c.refclock.into_iter().find_map(|r| match r.kind {
+                RefclockKind::Nmea(n) => Some(n.device),
+                RefclockKind::Pps(_) => None,
+            })
+        })
         .unwrap_or_else(|| PathBuf::from("/dev/serial0"))
 }
 

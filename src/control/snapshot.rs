@@ -25,9 +25,12 @@ pub struct StatusSnapshot {
     pub time: Option<String>,
     pub system: SystemStatus,
     pub sources: Vec<SourceStatus>,
-    /// Absent when no GPS receiver is configured.
+    /// The first refclock, as before there could be several; absent without one.
     #[serde(default)]
     pub refclock: Option<RefclockCounters>,
+    /// Every refclock, in config order (each also has a row in `sources`, by the same name).
+    #[serde(default)]
+    pub refclocks: Vec<RefclockCounters>,
     #[serde(default)]
     pub server: ServerCounters,
 }
@@ -78,6 +81,8 @@ impl SystemStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RefclockCounters {
+    /// The source's name, as in `sources`.
+    pub name: String,
     /// What is paired, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
     pub description: String,
     /// Receiver model when the driver recognised it.
@@ -98,6 +103,8 @@ pub struct RefclockCounters {
     pub fix: Option<String>,
     /// Seconds since the last pulse, if any.
     pub last_pps_age_s: Option<f64>,
+    /// Why a device of this refclock is not open now, as logged.
+    pub last_error: Option<String>,
 }
 
 /// What the NTP server did with requests since start.
@@ -121,6 +128,7 @@ impl StatusSnapshot {
             system: SystemStatus::from_state(&SystemState::unsynchronised(), Time::ZERO),
             sources: Vec::new(),
             refclock: None,
+            refclocks: Vec::new(),
             server: ServerCounters::default(),
         }
     }
@@ -159,6 +167,12 @@ pub(crate) mod tests {
 
     /// A busy snapshot for tests of every reader.
     pub(crate) fn example() -> StatusSnapshot {
+        let mut s = example_one();
+        s.refclocks = s.refclock.iter().cloned().collect();
+        s
+    }
+
+    fn example_one() -> StatusSnapshot {
         let mut dropped = BTreeMap::new();
         dropped.insert("rate".to_string(), 3);
         dropped.insert("malformed".to_string(), 2);
@@ -207,6 +221,7 @@ pub(crate) mod tests {
                 },
             ],
             refclock: Some(RefclockCounters {
+                name: "GPS(0)".into(),
                 description: "nmea /dev/gps0 @9600 + pps /dev/pps0".into(),
                 model: Some("MT3339".into()),
                 pps_pulses: 3599,
@@ -218,7 +233,9 @@ pub(crate) mod tests {
                 unpaired: 1,
                 fix: Some("3d".into()),
                 last_pps_age_s: Some(0.4),
+                last_error: None,
             }),
+            refclocks: Vec::new(),
             server: ServerCounters { answered: 1000, kod: 7, dropped_by_reason: dropped },
         }
     }

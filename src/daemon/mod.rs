@@ -8,6 +8,7 @@
 //!
 //! [`SystemState`]: crate::core::SystemState
 
+pub mod options;
 mod refclock;
 mod status;
 mod upstreams;
@@ -28,7 +29,6 @@ use crate::control::StatusHandle;
 use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
 use crate::core::{self as core_, Core, CoreConfig};
-use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
 use crate::vocab::ClockAction;
 use crate::vocab::Time;
@@ -99,12 +99,12 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
 
     // Sources.
     let (ref_tx, mut ref_rx) = mpsc::unbounded_channel();
-    let mut refclock = refclock::start(&config, opts.simulate, &mut core, ref_tx)?;
+    let mut refclocks = refclock::Refclocks::start(&config, opts.simulate, &mut core, ref_tx)?;
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let mut upstreams = upstreams::Upstreams::start(&config, clock.clone(), state.clone(), up_tx)?;
 
     // Serving.
-    let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let policy = Arc::new(options::serving_policy(&config.server));
     let server = server::spawn(
         ServerOptions::new(config.server.listen.clone()),
         state.clone(),
@@ -123,33 +123,13 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut drift_saved = std::time::Instant::now();
     loop {
         tokio::select! {
-            Some(ev) = ref_rx.recv() => {
-                if let Some(r) = refclock.as_mut() {
-                    for sample in r.source.on_event(ev, &*clock) {
-                        core.on_sample(r.id, sample);
-                        r.polled = std::time::Instant::now();
-                    }
-                }
-            }
+            Some(ev) = ref_rx.recv() => refclocks.on_event(ev, &mut core, &*clock),
             Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
             _ = tick.tick() => {
-                if let Some(r) = refclock.as_mut() {
-                    let network = network_time(&core, clock.now());
-                    r.source.set_anchor_bound(r.anchor_bound(&*clock, network));
-                    r.set_network_reference(&*clock, network);
-                    for sample in r.source.poll(realtime_now(), &*clock) {
-                        core.on_sample(r.id, sample);
-                        r.polled = std::time::Instant::now();
-                    }
-                    // The refclock's "poll" is one second: a second without a sample shifts a
-                    // zero into its reach register, as a missed poll does for an upstream.
-                    if r.polled.elapsed() >= Duration::from_millis(1500) {
-                        core.on_no_response(r.id, clock.now());
-                        r.polled += Duration::from_secs(1);
-                    }
-                }
+                let network = network_time(&core, clock.now());
+                refclocks.tick(&mut core, &*clock, network);
                 let now = clock.now();
-                let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                let snapshot = status::snapshot(&core, &refclocks, &server, started, now);
                 status.publish(snapshot);
                 let _ = crate::notify::watchdog();
                 if drift_saved.elapsed() >= DRIFT_SAVE_INTERVAL {
@@ -178,7 +158,8 @@ fn save_drift(core: &Core, path: Option<&std::path::Path>) {
     }
 }
 
-/// Runs the core to now, applies what it asks of the clock, publishes the new state.
+/// Runs the core to now, applies what it asks of the clock, publishes the new state: the one
+/// place the daemon steers.
 fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     let actions = core.update(clock.now());
     for action in &actions {

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use tracing::warn;
 
-use super::refclock::Refclock;
+use super::refclock::{Refclock, Refclocks};
 use crate::config::Config;
 use crate::control::StatusHandle;
 use crate::control::server::{ControlListener, serve as serve_control};
@@ -16,7 +16,7 @@ use crate::vocab::Time;
 
 pub fn snapshot(
     core: &Core,
-    refclock: Option<&Refclock>,
+    refclocks: &Refclocks,
     server: &ServerHandle,
     started: Instant,
     now: Time,
@@ -37,33 +37,36 @@ pub fn snapshot(
         time: Some(now.to_utc().to_string()),
         system: SystemStatus::from_state(&core.system_state(), now),
         sources: core.source_status(now),
-        refclock: refclock.map(|r| refclock_counters(r, now)),
+        refclock: refclocks.units.first().map(refclock_counters),
+        refclocks: refclocks.units.iter().map(refclock_counters).collect(),
         server,
     }
 }
 
-fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {
+fn refclock_counters(r: &Refclock) -> RefclockCounters {
     let st = r.source.status();
     let mut c = RefclockCounters {
+        name: r.name.clone(),
         description: r.description.clone(),
         pps_pulses: st.pulses_seen,
         pps_missed: st.pulses_missed,
         paired: st.pps_samples,
+        unpaired: st.pulses_seen.saturating_sub(st.pps_samples),
         // The learned NMEA-to-pulse delay: what lets NMEA alone serve calibrated time.
         model: st.pairing.model.map(|m| format!("pairing: {}", m.describe())),
         ..RefclockCounters::default()
     };
-    for d in &r.nmea {
-        let n = d.stats();
-        c.nmea_sentences += n.sentences.values().sum::<u64>();
-        c.nmea_checksum_errors += n.checksum_errors;
-        c.nmea_times += n.times_reported;
-        if c.fix.is_none() {
-            c.fix = describe_fix(&n.fix);
-        }
+    let drivers = r.drivers();
+    if let Some(n) = &drivers.nmea {
+        c.nmea_sentences = n.sentences.values().sum::<u64>();
+        c.nmea_checksum_errors = n.checksum_errors;
+        c.nmea_times = n.times_reported;
+        c.fix = describe_fix(&n.fix);
     }
-    c.unpaired = st.pulses_seen.saturating_sub(st.pps_samples);
-    let _ = now;
+    // A device that is not open now says why.
+    let pps_error = drivers.pps.filter(|h| !h.open).and_then(|h| h.last_error);
+    let nmea_error = drivers.nmea.filter(|n| !n.connected).and_then(|n| n.last_error);
+    c.last_error = pps_error.or(nmea_error);
     c
 }
 

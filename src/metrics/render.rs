@@ -15,6 +15,8 @@ use crate::control::StatusSnapshot;
 use crate::core::{SourceKind, SourceState};
 
 type Labels = Vec<(&'static str, String)>;
+/// One counter of a refclock.
+type RefclockCounter = fn(&crate::control::RefclockCounters) -> u64;
 type F64Gauge = Gauge<f64, AtomicU64>;
 
 /// Which text format a scraper asked for.
@@ -129,24 +131,26 @@ fn registry(s: &StatusSnapshot) -> Registry {
     r.register("source_stratum", "Stratum the source reports", stratum);
     r.register("source_state", "1 for the source's current selection state", state);
 
-    if let Some(rc) = &s.refclock {
-        counter(&mut r, "pps_pulses", "PPS pulses received", rc.pps_pulses);
-        counter(&mut r, "pps_missed", "PPS pulses expected but not received", rc.pps_missed);
-        counter(&mut r, "nmea_sentences", "NMEA sentences with a valid checksum", rc.nmea_sentences);
-        counter(
-            &mut r,
-            "nmea_checksum_errors",
-            "NMEA sentences with a bad checksum",
-            rc.nmea_checksum_errors,
-        );
-        counter(
-            &mut r,
-            "nmea_times",
-            "Seconds the NMEA driver assigned a trustworthy UTC time",
-            rc.nmea_times,
-        );
-        counter(&mut r, "pps_paired", "Pulses given a UTC second", rc.paired);
-        counter(&mut r, "pps_unpaired", "Pulses that could not be given a UTC second", rc.unpaired);
+    // One series per refclock, labelled by its name (a daemon from before several refclocks
+    // sends only the first, unnamed).
+    let refclocks = if s.refclocks.is_empty() { s.refclock.as_slice() } else { &s.refclocks[..] };
+    let counters: [(&str, &str, RefclockCounter); 7] = [
+        ("pps_pulses", "PPS pulses received", |r| r.pps_pulses),
+        ("pps_missed", "PPS pulses expected but not received", |r| r.pps_missed),
+        ("nmea_sentences", "NMEA sentences with a valid checksum", |r| r.nmea_sentences),
+        ("nmea_checksum_errors", "NMEA sentences with a bad checksum", |r| r.nmea_checksum_errors),
+        ("nmea_times", "Seconds the NMEA driver assigned a trustworthy UTC time", |r| r.nmea_times),
+        ("pps_paired", "Pulses given a UTC second", |r| r.paired),
+        ("pps_unpaired", "Pulses that could not be given a UTC second", |r| r.unpaired),
+    ];
+    if !refclocks.is_empty() {
+        for (name, help, value) in counters {
+            let family: Family<Labels, Counter> = Family::default();
+            for rc in refclocks {
+                family.get_or_create(&vec![("refclock", escape(&rc.name))]).inc_by(value(rc));
+            }
+            r.register(name, help, family);
+        }
     }
 
     let requests: Family<Labels, Counter> = Family::default();
@@ -163,12 +167,6 @@ fn gauge(r: &mut Registry, name: &str, help: &str, v: f64) {
     let g = F64Gauge::default();
     g.set(finite(v));
     r.register(name, help, g);
-}
-
-fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
-    let c: Counter = Counter::default();
-    c.inc_by(v);
-    r.register(name, help, c);
 }
 
 /// Label value escaping (backslash, quote, newline): prometheus-client 0.22 writes label values
@@ -231,9 +229,9 @@ mod tests {
             "stratum1_system_stratum 1.0",
             "stratum1_system_leap 0.0",
             "# TYPE stratum1_pps_pulses_total counter",
-            "stratum1_pps_pulses_total 3599",
-            "stratum1_pps_missed_total 1",
-            "stratum1_nmea_checksum_errors_total 4",
+            "stratum1_pps_pulses_total{refclock=\"GPS(0)\"} 3599",
+            "stratum1_pps_missed_total{refclock=\"GPS(0)\"} 1",
+            "stratum1_nmea_checksum_errors_total{refclock=\"GPS(0)\"} 4",
             "stratum1_source_reach{name=\"PPS(/dev/pps0)\",kind=\"refclock\"} 255.0",
             "stratum1_source_state{name=\"192.0.2.1:123\",kind=\"upstream\",state=\"falseticker\"} 1.0",
             "stratum1_source_state{name=\"192.0.2.1:123\",kind=\"upstream\",state=\"selected\"} 0.0",
@@ -250,13 +248,14 @@ mod tests {
         let t = render(&example(), Format::OpenMetrics);
         assert!(t.ends_with("# EOF\n"), "{t}");
         assert!(t.contains("# TYPE stratum1_pps_pulses counter\n"));
-        assert!(t.contains("stratum1_pps_pulses_total 3599\n"));
+        assert!(t.contains("stratum1_pps_pulses_total{refclock=\"GPS(0)\"} 3599\n"), "{t}");
     }
 
     #[test]
     fn no_refclock_no_refclock_families_and_no_infinities() {
         let mut s = example();
         s.refclock = None;
+        s.refclocks.clear();
         s.system.root_dispersion_s = f64::INFINITY;
         let t = render(&s, Format::Prometheus);
         assert!(!t.contains("stratum1_pps_pulses"));

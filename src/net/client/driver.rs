@@ -24,16 +24,14 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::UpstreamConfig;
 use crate::core::state::SharedState;
 use crate::net::cmsg;
 use crate::vocab::Sample;
 use crate::vocab::Time;
 
 use super::machine::{Received, Upstream, UpstreamOptions};
-use super::poll::PollOptions;
 use super::refid::refid_of;
-use super::sanity::{DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard};
+use super::sanity::{KissCode, LoopGuard};
 
 /// Consecutive unanswered polls after which a named server is dropped and re-resolved.
 const DROP_AFTER_UNANSWERED: u32 = 8;
@@ -57,24 +55,6 @@ pub struct UpstreamSpec {
 }
 
 impl UpstreamSpec {
-    pub fn from_config(source_index: usize, c: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
-        let (host, port) =
-            split_host_port(&c.address).with_context(|| format!("upstream address {:?}", c.address))?;
-        Ok(UpstreamSpec {
-            source_index,
-            host,
-            port,
-            pool: c.pool,
-            max_sources: if c.pool { c.max_sources.max(1) } else { 1 },
-            options: UpstreamOptions {
-                poll: PollOptions { minpoll: c.minpoll, maxpoll: c.maxpoll, iburst: c.iburst },
-                max_distance: DEFAULT_MAX_DISTANCE_S,
-            },
-            prefer: c.prefer,
-            noselect: c.noselect,
-        })
-    }
-
     /// The entry as written (`host` or `host:port`), for logs and `status`.
     pub fn display_name(&self) -> String {
         match (self.port, self.host.contains(':')) {
@@ -447,17 +427,5 @@ mod tests {
         for bad in ["", "host:", "host:99999", "host:0", "[::1", "[::1]x", ":123"] {
             assert!(split_host_port(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn spec_from_config() {
-        let c = crate::config::Config::parse(
-            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 3\nminpoll = 2\nmaxpoll = 4\n",
-            "t.toml",
-        )
-        .unwrap();
-        let s = UpstreamSpec::from_config(0, &c.upstream[0]).unwrap();
-        assert_eq!((s.max_sources, s.port, s.options.poll.minpoll, s.options.poll.maxpoll), (3, 123, 2, 4));
-        assert_eq!(s.display_name(), "pool.example.org");
     }
 }

@@ -59,7 +59,7 @@ impl PpsDiagnosis {
     /// `anchor_bound_s`: the host clock's claimed error, when it claims to be synchronised.
     pub fn new(cfg: RefclockSourceConfig, anchor_bound_s: Option<f64>) -> PpsDiagnosis {
         let side = cfg.pairing.side;
-        let on_time_assert = cfg.edge == crate::refclock::source::PpsEdgeKind::Assert;
+        let on_time_assert = cfg.edge == crate::refclock::pps::edges::PpsEdgeKind::Assert;
         let mut source = RefclockSource::new(cfg);
         source.set_anchor_bound(anchor_bound_s);
         PpsDiagnosis {
@@ -301,11 +301,11 @@ impl PpsDiagnosis {
     }
 }
 
-fn st_edge(assert: bool) -> crate::refclock::source::PpsEdgeKind {
+fn st_edge(assert: bool) -> crate::refclock::pps::edges::PpsEdgeKind {
     if assert {
-        crate::refclock::source::PpsEdgeKind::Assert
+        crate::refclock::pps::edges::PpsEdgeKind::Assert
     } else {
-        crate::refclock::source::PpsEdgeKind::Clear
+        crate::refclock::pps::edges::PpsEdgeKind::Clear
     }
 }
 

@@ -9,7 +9,15 @@
 use serde::Serialize;
 
 use super::super::PpsEdge;
-use crate::refclock::source::PpsEdgeKind;
+
+/// Which PPS edge is on time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PpsEdgeKind {
+    #[default]
+    Assert,
+    Clear,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EdgeReport {

@@ -21,7 +21,7 @@ use gpiocdev::line::{EdgeDetection, EdgeKind, EventClock};
 use super::clockmap::MonoToRealtime;
 use crate::refclock::PpsEdge;
 use crate::refclock::driver::{self, Driver, DriverHandle};
-use crate::refclock::source::PpsEdgeKind;
+use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::vocab::Time;
 
 const WAIT: Duration = Duration::from_secs(1);

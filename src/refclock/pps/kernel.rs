@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::kernel_abi::{self as abi, PpsKinfo};
 use crate::refclock::PpsEdge;
 use crate::refclock::driver::{self, Driver, DriverHandle};
-use crate::refclock::source::PpsEdgeKind;
+use crate::refclock::pps::edges::PpsEdgeKind;
 
 const FETCH_TIMEOUT_NS: i64 = 1_000_000_000;
 

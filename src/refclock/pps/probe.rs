@@ -65,7 +65,9 @@ impl PpsProbe {
                 format!("GPIO {spec}")
             }
             PpsInput::Simulated(params) => {
-                let h = sim::spawn(sim::realtime_model(params, rand::random()), tx)?;
+                let h = sim::spawn(sim::realtime_model(params, rand::random()), move |e| {
+                    tx.send(RefclockEvent::Pps(e)).is_ok()
+                })?;
                 let name = format!("simulated receiver (NMEA on {})", h.serial_path().display());
                 s = Some(h);
                 anchor = Some(1e-3);
