@@ -74,9 +74,10 @@ pub fn changes(prev: &StatusSnapshot, next: &StatusSnapshot) -> Vec<Change> {
             (Some(a), Some("none")) if a != "none" => {
                 out.push(Change::warn("receiver lost its fix".to_string()))
             }
-            (None | Some("none"), Some(b)) if b != "none" => {
-                out.push(Change::info(format!("receiver has a fix ({b})")))
-            }
+            (None | Some("none"), Some(b)) if b != "none" => out.push(Change::info(match b {
+                "2d" | "3d" => format!("receiver has a {b} fix"),
+                _ => "receiver has a fix".to_string(),
+            })),
             _ => {}
         }
     }
@@ -130,6 +131,6 @@ mod tests {
         rc.last_pps_age_s = Some(3.5);
         rc.fix.as_mut().unwrap().mode = "none".into();
         assert_eq!(texts(&example(), &quiet), ["refclock: no PPS pulse for 3 s", "receiver lost its fix"]);
-        assert_eq!(texts(&quiet, &example()), ["refclock: PPS pulses resumed", "receiver has a fix (3d)"]);
+        assert_eq!(texts(&quiet, &example()), ["refclock: PPS pulses resumed", "receiver has a 3d fix"]);
     }
 }

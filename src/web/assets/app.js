@@ -153,15 +153,15 @@ function renderStatus() {
     const tr = el('tr', { class: src.state, 'data-kind': src.kind },
       el('td', { class: 'state-' + src.state, title: src.state }, MARK[src.state] || ' '),
       el('td', {}, src.name),
-      el('td', {}, src.kind),
+      el('td', { class: 'opt' }, src.kind),
       el('td', {}, src.refid || ''),
       el('td', { class: 'num' }, src.stratum),
-      el('td', { class: 'num' }, (src.reach >>> 0).toString(8)),
+      el('td', { class: 'num opt' }, (src.reach >>> 0).toString(8)),
       el('td', { class: 'num' }, src.when_s === null || src.when_s === undefined ? '–' : fmtAge(src.when_s)),
-      el('td', { class: 'num' }, fmtDuration(Math.pow(2, src.poll_log2 || 0))),
+      el('td', { class: 'num opt' }, fmtDuration(Math.pow(2, src.poll_log2 || 0))),
       el('td', { class: 'num' }, fmtSeconds(src.offset_s)),
       el('td', { class: 'num' }, fmtSeconds(src.jitter_s)),
-      el('td', { class: 'num' }, src.kind === 'refclock' ? '–' : fmtSeconds(src.delay_s)));
+      el('td', { class: 'num opt' }, src.kind === 'refclock' ? '–' : fmtSeconds(src.delay_s)));
     tbody.append(tr);
   }
   if (s.sources.length === 0) {
@@ -175,7 +175,7 @@ function renderEvents(lines) {
   for (const l of lines.slice().reverse()) {
     const t = new Date(l.t);
     const cls = l.level === 'ERROR' ? 'error' : l.level === 'WARN' ? 'warning' : 'muted';
-    ol.append(el('li', {},
+    ol.append(el('li', { class: 'lvl-' + l.level.toLowerCase() },
       el('time', { datetime: t.toISOString(), title: t.toString() }, t.toLocaleTimeString()),
       el('span', { class: 'lvl ' + cls }, l.level),
       el('span', { class: 'msg' }, l.message)));
@@ -264,9 +264,17 @@ function drawTimePlot(fig, lines, opts) {
     canvas.dataset.points = '0';
     return 0;
   }
+  // With `zero`, the axis includes 0 and stops there when all values are on one side.
   if (opts.zero) { lo = Math.min(lo, 0); hi = Math.max(hi, 0); }
-  if (hi - lo < (opts.minSpan || 1e-12)) { const m = (hi + lo) / 2, s = (opts.minSpan || 1e-12) / 2; lo = m - s; hi = m + s; }
-  const margin = (hi - lo) * 0.08; lo -= opts.zero && lo === 0 ? 0 : margin; hi += margin;
+  const minSpan = opts.minSpan || 1e-12;
+  if (hi - lo < minSpan) {
+    if (opts.zero && lo === 0) hi = minSpan;
+    else if (opts.zero && hi === 0) lo = -minSpan;
+    else { const m = (hi + lo) / 2; lo = m - minSpan / 2; hi = m + minSpan / 2; }
+  }
+  const margin = (hi - lo) * 0.08;
+  if (!(opts.zero && lo === 0)) lo -= margin;
+  if (!(opts.zero && hi === 0)) hi += margin;
   const px = (t) => pad.l + (t - x0) / (x1 - x0) * (w - pad.l - pad.r);
   const py = (v) => pad.t + (1 - (v - lo) / (hi - lo)) * (h - pad.t - pad.b);
 
@@ -287,7 +295,10 @@ function drawTimePlot(fig, lines, opts) {
     const x = Math.round(px(t)) + 0.5;
     ctx.beginPath(); ctx.moveTo(x, pad.t); ctx.lineTo(x, h - pad.b); ctx.stroke();
     const d = new Date(t);
-    ctx.fillText(String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0'), x, h - pad.b + 4);
+    const label = String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0');
+    // A label that would be cut at either edge is left out (its grid line stays).
+    const half = ctx.measureText(label).width / 2;
+    if (x - half >= 0 && x + half <= w) ctx.fillText(label, x, h - pad.b + 4);
   }
 
   ctx.save();
@@ -363,7 +374,7 @@ function drawHistogram(fig, hgram) {
   const max = Math.max(1, ...hgram.counts);
   const bw = (w - pad.l - pad.r) / n;
   ctx.strokeStyle = col.grid; ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
-  const ys = niceStep(max, 3);
+  const ys = Math.max(1, niceStep(max, 3));
   for (let v = 0; v <= max; v += ys) {
     const y = Math.round(pad.t + (1 - v / max) * (h - pad.t - pad.b)) + 0.5;
     ctx.beginPath(); ctx.moveTo(pad.l, y); ctx.lineTo(w - pad.r, y); ctx.stroke();
@@ -390,8 +401,10 @@ function drawHistogram(fig, hgram) {
 function renderPlots() {
   if (!state.hist.fine) return;
   const col = colors();
+  // The chosen range, or less while the history is shorter (at least two minutes).
   const to = Date.now();
-  const from = to - state.hours * 3600000;
+  const first = [state.hist.coarse, state.hist.fine].filter((t) => t && t.t.length).map((t) => t.t[0]);
+  const from = Math.min(to - 120000, Math.max(to - state.hours * 3600000, Math.min(...first, to) - 5000));
   // Break lines where more than two buckets are missing (the daemon was stopped, say).
   const gapMs = (state.hours <= 1 ? 5 : 60) * 3000;
   const at = (key) => series(key, from);
@@ -407,7 +420,7 @@ function renderPlots() {
 
   const fr = at('frequency');
   drawTimePlot(fig('plot-frequency'), [{ x: fr.x, y: fr.y, color: col.c1 }],
-    { from, to, fmt: (v) => v.toFixed(Math.abs(v) < 1 ? 3 : 2) + ' ppm', gapMs, minSpan: 0.002 });
+    { from, to, fmt: (v) => v.toFixed(Math.abs(v) < 1 ? 3 : 2), gapMs, minSpan: 0.002 });
   const lf = lastDefined(fr.y);
   legend(fig('plot-frequency'), [['c1', 'ppm', lf === null ? '–' : lf.toFixed(3)]]);
 
