@@ -413,4 +413,35 @@ mod tests {
         );
         assert_eq!(Format::from_accept(Some("*/*")), Format::Prometheus);
     }
+
+    #[test]
+    fn contrib_rules_and_dashboard_name_only_metrics_we_export() {
+        // Both formats' names: OpenMetrics families and the 0.0.4 sample names (`_total`).
+        let mut names = std::collections::HashSet::new();
+        for t in [render(&example(), Format::Prometheus), render(&example(), Format::OpenMetrics)] {
+            for l in t.lines().filter(|l| !l.starts_with('#')) {
+                names.insert(l.split(['{', ' ']).next().unwrap_or("").to_string());
+            }
+        }
+        for (file, text) in [
+            (
+                "contrib/prometheus/stratum1-alerts.yml",
+                include_str!("../../contrib/prometheus/stratum1-alerts.yml"),
+            ),
+            (
+                "contrib/prometheus/stratum1-alerts.test.yml",
+                include_str!("../../contrib/prometheus/stratum1-alerts.test.yml"),
+            ),
+            ("contrib/grafana/stratum1.json", include_str!("../../contrib/grafana/stratum1.json")),
+        ] {
+            let mut used = 0;
+            for (i, _) in text.match_indices("stratum1_") {
+                let name: String =
+                    text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                assert!(names.contains(&name), "{file} uses {name}, which /metrics does not have");
+                used += 1;
+            }
+            assert!(used > 0, "{file} names no metric");
+        }
+    }
 }
