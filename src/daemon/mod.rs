@@ -118,7 +118,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     // Publish before anyone can read: every counter and source is there from the first scrape.
     status.publish(status::snapshot(&core, refclock.as_ref(), &server, started, clock.now()));
     let _control = status::start_control(&config, status.clone());
-    status::start_web(&config, status.clone(), history.clone())?;
+    status::start_web(&config, status.clone(), history.clone());
 
     let _ = crate::notify::ready();
     let mut tick = tokio::time::interval(TICK);

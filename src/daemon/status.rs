@@ -108,17 +108,23 @@ pub fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
     }
 }
 
-/// The status page and `/metrics`, when `[metrics] listen` is set.
-pub fn start_web(config: &Config, status: StatusHandle, history: SharedHistory) -> anyhow::Result<()> {
-    let Some(addr) = config.metrics.listen else { return Ok(()) };
-    let listener = WebListener::bind(addr)?;
+/// The status page and `/metrics`, when `[metrics] listen` is set. Like the control socket, a
+/// listener that cannot be bound costs the page, never the time service.
+pub fn start_web(config: &Config, status: StatusHandle, history: SharedHistory) {
+    let Some(addr) = config.metrics.listen else { return };
+    let listener = match WebListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("no status page or metrics: {e:#}");
+            return;
+        }
+    };
     tracing::info!("status page at http://{addr}/, metrics at /metrics");
     tokio::spawn(async move {
         if let Err(e) = serve_web(listener, status, history).await {
             warn!("status page and metrics stopped: {e:#}");
         }
     });
-    Ok(())
 }
 
 #[cfg(test)]
