@@ -116,6 +116,22 @@ fn status_page_in_headless_chromium() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // /api/status is `status --json`'s object (taken a moment apart, so compare the shape), and
+    // the refclock's last pulse age is filled while pulses flow.
+    let api: Value = serde_json::from_str(&http_get(web, "/api/status").expect("/api/status")).expect("JSON");
+    let cli = common::daemon::status_json(&dir.path().join("control.sock")).expect("status --json");
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    for part in ["", "/system", "/refclock", "/server", "/sources/0"] {
+        assert_eq!(
+            keys(&api.pointer(part).expect(part).clone()),
+            keys(cli.pointer(part).expect(part)),
+            "{part}"
+        );
+    }
+    let age = api["refclock"]["last_pps_age_s"].as_f64().expect("last_pps_age_s filled");
+    assert!((0.0..5.0).contains(&age), "{api}");
+    assert!(api["refclock"]["fix"]["mode"].is_string(), "{api}");
+
     let mut b = Browser::start();
     b.viewport(1280, 1000, 1.0, false);
     let url = format!("http://{web}/");

@@ -300,6 +300,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn fix_is_an_object_and_a_legacy_string_still_reads() {
+        let v = serde_json::to_value(example()).unwrap();
+        assert_eq!(
+            v["refclock"]["fix"],
+            serde_json::json!({"mode": "3d", "satellites_used": 8, "satellites_in_view": 14})
+        );
+        assert_eq!(v["refclock"]["last_pps_age_s"], 0.4);
+        let mut old = v.clone();
+        old["refclock"]["fix"] = serde_json::json!("3d, 8 satellites");
+        let s: StatusSnapshot = serde_json::from_value(old).unwrap();
+        let fix = s.refclock.unwrap().fix.unwrap();
+        assert_eq!((fix.mode.as_str(), fix.satellites_used), ("3d", None));
+        let mut none = v;
+        none["refclock"]["fix"] = serde_json::Value::Null;
+        let s: StatusSnapshot = serde_json::from_value(none).unwrap();
+        assert_eq!(s.refclock.unwrap().fix, None);
+    }
+
+    #[test]
     fn older_snapshot_without_optional_parts_parses() {
         let mut v = serde_json::to_value(example()).unwrap();
         let o = v.as_object_mut().unwrap();
