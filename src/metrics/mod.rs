@@ -1,5 +1,5 @@
-//! Prometheus metrics: the status snapshot rendered as text exposition, served at `/metrics` by
-//! [`crate::web`] on `[metrics] listen`.
+//! Prometheus metrics: the status snapshot rendered as text exposition, which the HTTP listener
+//! of `[metrics] listen` serves at `/metrics`.
 //!
 //! Rendering is pure ([`render`]).
 
