@@ -257,6 +257,15 @@ fn metrics_page_parses_and_has_the_families() {
     assert!(get(addr, "GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n").starts_with("HTTP/1.1 404"));
     let post = get(addr, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    // A request head beyond the server's 16 kB buffer is refused, not buffered.
+    let huge = format!("GET /metrics HTTP/1.1\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(40_000));
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = c.write_all(huge.as_bytes());
+    let mut reply = Vec::new();
+    let _ = c.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.is_empty() || reply.starts_with("HTTP/1.1 431"), "{reply:.200}");
     // HEAD: the headers of GET, no body.
     let head = get(addr, "HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert!(head.starts_with("HTTP/1.1 200") && head.ends_with("\r\n\r\n"), "{head}");

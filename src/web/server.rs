@@ -31,6 +31,9 @@ pub const MAX_PER_PEER: usize = 32;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(120);
+/// Read buffer per connection: a request head longer than this is refused (our requests are a
+/// few hundred bytes; 128 connections then hold 2 MB at most).
+const MAX_BUFFER: usize = 16 * 1024;
 /// After `MAX_LIFETIME`, how long a response in flight may take to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -158,6 +161,7 @@ async fn connection(
     let http = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_BUFFER)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service);
     let mut http = std::pin::pin!(http);
