@@ -24,8 +24,31 @@ pub fn init() {
     let _ = if journal {
         builder.with_ansi(false).event_format(JournalFormat).try_init()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+        builder.with_ansi(std::io::stderr().is_terminal()).with_timer(UtcTimer).try_init()
     };
+}
+
+/// Log timestamps read through the clock's 64-bit interface. tracing's default timer calls std's
+/// `SystemTime::now()`, which on 32-bit musl binds the C library's 32-bit `clock_gettime` and
+/// panics after 2038-01-19.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UtcTimer;
+
+impl tracing_subscriber::fmt::time::FormatTime for UtcTimer {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        let t = crate::clock::realtime_now().to_utc();
+        write!(
+            w,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year,
+            t.month,
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            t.nanos / 1000
+        )
+    }
 }
 
 /// One line per event: `<priority>span: span: message key=value`.
