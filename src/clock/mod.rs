@@ -16,6 +16,8 @@ pub mod sim;
 pub mod software;
 pub mod system;
 pub mod time64;
+#[cfg(test)]
+mod y2038_tests;
 
 use crate::time::Time;
 

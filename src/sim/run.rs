@@ -108,7 +108,11 @@ pub struct Simulation {
 
 impl Simulation {
     pub fn new(sc: Scenario) -> Simulation {
-        let start = sim_start();
+        Self::starting_at(sc, sim_start())
+    }
+
+    /// The same world from another true start time (the 32-bit past-2038 tests run it in 2040).
+    pub fn starting_at(sc: Scenario, start: Time) -> Simulation {
         let seed = sc.seed;
         let clock = SimClock::new(sc.oscillator, start, sc.clock.initial_offset_s, seed);
         let mut cfg = CoreConfig::default();
