@@ -14,9 +14,9 @@ deb=${1:-$(ls target/package/stratum1_*_amd64.deb | tail -n1)}
 base="$top/target/pkgtest/base.tar"
 if [ ! -f "$base" ]; then
   dpkg-query -W -f='${Status}' debootstrap 2>/dev/null | grep -q "install ok installed" || {
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 debootstrap >/dev/null 2>&1 || {
+    apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 debootstrap >/dev/null 2>&1 || {
       apt-get update -qq >/dev/null
-      apt-get install -y -qq -o DPkg::Lock::Timeout=600 debootstrap >/dev/null
+      apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 debootstrap >/dev/null
     }
   }
   fresh="$top/target/pkgtest/fresh"

@@ -7,8 +7,8 @@
 #   - rustup's std for aarch64-unknown-linux-gnu and armv7-unknown-linux-gnueabihf, and rust-src
 #     (the 32-bit build compiles std itself: rustup has no std for arm-unknown-linux-musleabi);
 #   - musl for Debian armel (ARMv5TE, so it runs on the ARMv6 Pi Zero/1), unpacked under
-#     target/cross/armel-musl from Debian's own musl-dev package with a private package list, so
-#     the host's dpkg architectures and apt state are left alone.
+#     target/cross/armel-musl from Debian's own musl-dev package (scripts/cross/apt-fetch.sh: a
+#     private package list, so the host's dpkg architectures and apt state are left alone).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 export DEBIAN_FRONTEND=noninteractive
@@ -18,9 +18,9 @@ for p in gcc-aarch64-linux-gnu gcc-arm-linux-gnueabi gcc-arm-linux-gnueabihf qem
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null 2>&1 || {
+  apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null 2>&1 || {
     apt-get update -qq >/dev/null
-    apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
   }
 fi
 
@@ -32,14 +32,7 @@ rustup component list --installed | grep -q '^rust-src' || rustup component add 
 
 musl="$top/target/cross/armel-musl"
 if [ ! -e "$musl/usr/lib/arm-linux-musleabi/libc.a" ]; then
-  apt_dir="$top/target/cross/apt"
-  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/debs"
-  apt_opts=(-q -o APT::Architecture=armel -o APT::Architectures::=armel
-    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o Dir::State::status=/dev/null)
-  apt-get "${apt_opts[@]}" update >/dev/null
-  (cd "$apt_dir/debs" && apt-get "${apt_opts[@]}" download musl-dev:armel >/dev/null 2>&1)
-  rm -rf "$musl" && mkdir -p "$musl"
-  dpkg -x "$apt_dir"/debs/musl-dev_*_armel.deb "$musl"
+  "$top/scripts/cross/apt-fetch.sh" "$musl" musl-dev:armel
 fi
 # std's `unwind` crate links a static libunwind on musl; gcc's libgcc_eh is the ARM EHABI
 # unwinder Debian ships for armel.
