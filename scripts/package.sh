@@ -67,6 +67,8 @@ depends_of() {
   if readelf -d "$bin" | grep -q 'NEEDED.*libgcc_s\.so\.1'; then
     deps+=("libgcc-s1")
   fi
+  # systemd for the unit, sysusers and tmpfiles (deb-systemd-invoke and deb-systemd-helper come
+  # from init-system-helpers, which is essential).
   deps+=(systemd)
   local IFS=','
   echo "${deps[*]}" | sed 's/,/, /g'
@@ -136,6 +138,6 @@ for arch in "${arches[@]}"; do
     dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
   echo "$deb ($(du -h "$deb" | cut -f1); binary $(du -h "$root/usr/bin/stratum1" | cut -f1))"
   if [ "${LINTIAN:-1}" != 0 ] && command -v lintian >/dev/null; then
-    lintian --fail-on error --info --display-info "$deb"
+    lintian --fail-on error --display-info --show-overrides "$deb"
   fi
 done

@@ -30,16 +30,21 @@ if [ ! -f "$base" ]; then
   rm -rf "$fresh"
 fi
 root="$top/target/pkgtest/root"
-rm -rf "$root" && mkdir -p "$root"
+umount "$root/proc" 2>/dev/null || true
+rm -rf --one-file-system "$root" && mkdir -p "$root"
 tar -C "$root" -xf "$base"
 # Nothing may start inside the chroot.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 755 "$root/usr/sbin/policy-rc.d"
 cp "$deb" "$root/tmp/stratum1.deb"
+# A running system has /proc (systemd-tmpfiles needs it); unmounted again on the way out.
+mount -t proc proc "$root/proc"
+trap 'umount "$root/proc" 2>/dev/null || true' EXIT
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-before=$(cd "$root" && find . -xdev \( -path ./tmp -o -path ./var/cache -o -path ./var/log \) -prune -o -print | sort)
+listing() { (cd "$root" && find . \( -path ./proc -o -path ./tmp -o -path ./var/cache -o -path ./var/log \) -prune -o -print | sort); }
+before=$(listing)
 in_root dpkg -i /tmp/stratum1.deb
 
 echo "== after dpkg -i"
@@ -53,7 +58,7 @@ for f in usr/bin/stratum1 usr/lib/udev/rules.d/60-stratum1.rules usr/lib/systemd
   usr/share/fish/vendor_completions.d/stratum1.fish usr/share/doc/stratum1/copyright; do
   [ -e "$root/$f" ] || fail "/$f missing"
 done
-[ "$(stat -c '%U %a' "$root/var/lib/stratum1")" = "stratum1 750" ] || fail "/var/lib/stratum1 owner/mode"
+[ "$(in_root stat -c '%U %a' /var/lib/stratum1)" = "stratum1 750" ] || fail "/var/lib/stratum1 owner/mode"
 state=$(systemctl --root="$root" is-enabled stratum1.service || true)
 [ "$state" = disabled ] || fail "stratum1.service is $state, not disabled"
 in_root stratum1 --version
@@ -62,7 +67,7 @@ echo "user stratum1 ($groups), rules, unit ($state), config, state dir: ok"
 
 in_root dpkg --purge stratum1
 echo "== after dpkg --purge"
-after=$(cd "$root" && find . -xdev \( -path ./tmp -o -path ./var/cache -o -path ./var/log \) -prune -o -print | sort)
+after=$(listing)
 # What is left that was not there before: only the user's entries in the account databases
 # (Debian keeps system users on purge), which live in files that existed before.
 left=$(comm -13 <(echo "$before") <(echo "$after") | grep -v -E '^\./etc/(passwd|group|shadow|gshadow)-?$' || true)

@@ -21,6 +21,7 @@ for want in "$@"; do
   pkg=$want
   if [[ $want == linux-image-armmp:* || $want == linux-image-arm64:* ]]; then
     pkg=$(apt-cache "${opts[@]}" depends "$want" | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\).*/\1/p' | head -n1)
+    [[ $pkg == *:* ]] || pkg="$pkg:${want##*:}"
   fi
   name=${pkg%%:*} arch=${pkg##*:}
   deb=$(ls "$apt_dir/debs/${name}_"*"_${arch}.deb" 2>/dev/null | tail -n1 || true)

@@ -3,7 +3,8 @@
 # packages and rustup only (no prebuilt toolchain downloads):
 #   - cross linkers and C libraries: gcc-aarch64-linux-gnu (arm64), gcc-arm-linux-gnueabi (the
 #     32-bit build links with it), gcc-arm-linux-gnueabihf (checks the armv7 glibc target);
-#   - qemu-user (runs the ARM binaries and tests here), lintian (checks the packages);
+#   - qemu-user (runs the ARM binaries and tests here), qemu-system-arm and cpio (boots an ARM
+#     kernel for scripts/cross/vm-e2e.sh), lintian (checks the packages);
 #   - rustup's std for aarch64-unknown-linux-gnu and armv7-unknown-linux-gnueabihf, and rust-src
 #     (the 32-bit build compiles std itself: rustup has no std for arm-unknown-linux-musleabi);
 #   - musl for Debian armel (ARMv5TE, so it runs on the ARMv6 Pi Zero/1), unpacked under
@@ -14,7 +15,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 export DEBIAN_FRONTEND=noninteractive
 
 need=()
-for p in gcc-aarch64-linux-gnu gcc-arm-linux-gnueabi gcc-arm-linux-gnueabihf qemu-user lintian; do
+for p in gcc-aarch64-linux-gnu gcc-arm-linux-gnueabi gcc-arm-linux-gnueabihf qemu-user qemu-system-arm cpio lintian; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
