@@ -14,6 +14,14 @@ triple=${1:?usage: build.sh TRIPLE [--tests] [-- TEST ARGS]}
 shift
 "$top/scripts/cross/setup.sh"
 
+# The runner .cargo/config.toml gives the target's tests.
+cargo_runner() {
+  case "$1" in
+    aarch64-unknown-linux-gnu) echo "qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
+    arm-unknown-linux-musleabi) echo "qemu-arm -cpu arm1176" ;;
+    *) echo "the runner of .cargo/config.toml" ;;
+  esac
+}
 std_args=()
 if [ "$triple" = arm-unknown-linux-musleabi ]; then
   export RUSTC_BOOTSTRAP=1
@@ -23,5 +31,10 @@ cargo build --release --locked --target "$triple" "${std_args[@]}"
 if [ "${1:-}" = --tests ]; then
   shift
   [ "${1:-}" = -- ] && shift
+  # Where the test binary is, for scripts/cross/vm-e2e.sh (it runs the ioctl tests on a kernel).
+  cargo test --release --locked --lib --target "$triple" "${std_args[@]}" --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])' \
+    >"$top/target/$triple/lib-tests.path"
+  echo "unit tests of $triple ran under $(cargo_runner "$triple")"
   cargo test --release --locked --lib --target "$triple" "${std_args[@]}" -- "$@"
 fi

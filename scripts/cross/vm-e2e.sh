@@ -62,6 +62,12 @@ else
   scripts/cross/arm-musl-cc -o "$root/bin/vm-settime" "$vm/vm-settime.o"
 fi
 guest_epoch=$(date -u -d "$guest_date" +%s)
+# The lib's unit-test binary (scripts/cross/build.sh --tests), for the PPS ioctl tests that need
+# a kernel: qemu-user refuses ioctls it does not know, this guest's kernel answers them.
+strip=arm-linux-gnueabi-strip
+[ "$triple" = aarch64-unknown-linux-gnu ] && strip=aarch64-linux-gnu-strip
+tests=$(cat "$top/target/$triple/lib-tests.path" 2>/dev/null || true)
+[ -n "$tests" ] && [ -x "$tests" ] && "$strip" -o "$root/stratum1-tests" "$tests"
 cat >"$root/etc/stratum1.toml" <<'EOF'
 [server]
 listen = ["127.0.0.1:12300"]
@@ -82,6 +88,11 @@ ifconfig lo 127.0.0.1 up
 echo "VM-CLOCK $(/bin/vm-settime GUEST_EPOCH) $(uname -m)"
 # busybox here may have a 32-bit time_t (Debian's armel build): what such a program makes of it.
 echo "VM-BUSYBOX-DATE $(date -u +%Y-%m-%dT%H:%M:%SZ 2>&1)"
+if [ -x /stratum1-tests ]; then
+  cd /tmp && /stratum1-tests refclock::pps::kernel_abi refclock::pps::kernel::tests::opening_a_non_pps_file \
+    refclock::pps::probe::tests::a_wrong_device 2>&1 | grep -E '^test |test result' | sed 's/^/VM-TESTS /'
+  cd /
+fi
 echo "VM-SIMULATE $(/stratum1 simulate --scenario pi-pps-hat --json | tail -n1)"
 STRATUM1_FORBID_SYSTEM_CLOCK=1 /stratum1 run --simulate --config /etc/stratum1.toml >/tmp/daemon.log 2>&1 &
 i=0
@@ -129,6 +140,13 @@ if os.path.exists(user):  # the same binary under qemu-user (scripts/cross/e2e.s
     diff = [k for k in ref if k not in wall and ref[k] != sim[k]]
     assert not diff, f"guest vs qemu-user figures differ: {diff}"
     print("simulate in the guest: figures identical to qemu-user's")
+tests = [l[9:] for l in open(sys.argv[1], "rb").read().decode("utf-8", "replace").splitlines() if l.startswith("VM-TESTS ")]
+if tests:
+    summary = [t for t in tests if t.startswith("test result")]
+    assert summary and summary[0].startswith("test result: ok.") and " 0 failed" in summary[0], tests
+    ran = [t for t in tests if t.startswith("test ")]
+    assert len(ran) >= 6, tests
+    print(f"PPS ioctl tests on the guest's kernel: {summary[0]}")
 assert "VM-QUERY" in lines, "no stratum 1 answer in the guest"
 q = json.loads(lines["VM-QUERY"])
 assert q["stratum"] == 1 and q["refid"] == "PPS" and abs(q["offset_s"]) < 0.01, q
