@@ -104,6 +104,8 @@ for arch in "${arches[@]}"; do
   install -m 0644 systemd/stratum1.toml "$root/etc/stratum1/stratum1.toml"
   install -m 0644 hardware/*.md hardware/*.toml hardware/*.svg "$root/usr/share/doc/stratum1/hardware/"
   install -m 0644 README.md "$root/usr/share/doc/stratum1/README.md"
+  install -d "$root/usr/share/doc/stratum1/docs"
+  install -m 0644 docs/*.md "$root/usr/share/doc/stratum1/docs/"
   install -m 0644 packaging/deb/copyright "$root/usr/share/doc/stratum1/copyright"
   gzip -9nc packaging/deb/changelog >"$root/usr/share/doc/stratum1/changelog.Debian.gz"
   for page in "$gen"/man/*.1; do

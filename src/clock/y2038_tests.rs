@@ -142,3 +142,29 @@ fn leap_table_past_2038() {
     assert!(!table.is_expired(y2040()));
     assert!(table.is_expired(expires));
 }
+
+/// std's `SystemTime::now()` binds the C library's 32-bit `clock_gettime` on 32-bit musl (the
+/// armhf build) and panics after 2038-01-19: the code reads wall-clock time through
+/// `clock::realtime_now` (time64) instead. A source check, so a new call is caught on x86 too.
+#[test]
+fn no_std_system_time_reads_in_the_code() {
+    fn scan(dir: &std::path::Path, hits: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                scan(&path, hits);
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("clock/y2038_tests.rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or("");
+                    if code.contains("SystemTime::now") || code.contains("SystemTime,") || code.contains("UNIX_EPOCH") {
+                        hits.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    let mut hits = Vec::new();
+    scan(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut hits);
+    assert!(hits.is_empty(), "use clock::realtime_now() instead:\n{}", hits.join("\n"));
+}
