@@ -157,7 +157,10 @@ fn no_std_system_time_reads_in_the_code() {
                 let text = std::fs::read_to_string(&path).unwrap();
                 for (i, line) in text.lines().enumerate() {
                     let code = line.split("//").next().unwrap_or("");
-                    if code.contains("SystemTime::now") || code.contains("SystemTime,") || code.contains("UNIX_EPOCH") {
+                    if code.contains("SystemTime::now")
+                        || code.contains("SystemTime,")
+                        || code.contains("UNIX_EPOCH")
+                    {
                         hits.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
                     }
                 }
