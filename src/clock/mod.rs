@@ -16,8 +16,6 @@ pub mod sim;
 pub mod software;
 pub mod system;
 pub mod time64;
-#[cfg(test)]
-mod y2038_tests;
 
 use crate::time::Time;
 
@@ -62,3 +60,6 @@ pub fn realtime_now() -> Time {
     // CLOCK_REALTIME always exists, and the time64 read cannot overflow.
     time64::clock_gettime(libc::CLOCK_REALTIME).unwrap_or(Time::ZERO)
 }
+
+#[cfg(test)]
+mod y2038_tests;
