@@ -2,8 +2,8 @@
 # Builds the Debian packages: scripts/package.sh [amd64|arm64|armhf|all]…  (default: all)
 #
 #   target/package/stratum1_<version>_<arch>.deb    the package (binary stripped: a few MB)
-#   target/package/stratum1_<version>_<arch>.debug  its split debug info (gdb finds it through
-#                                                   the binary's build ID / debuglink)
+#   target/package/stratum1_<version>_<arch>.debug  its split debug info, amd64 (gdb finds it
+#                                                   through the binary's debuglink)
 #
 # amd64 and arm64 are glibc builds (x86_64-/aarch64-unknown-linux-gnu). armhf is a static musl
 # build of ARMv6 code (arm-unknown-linux-musleabi, tuned for the ARM1176 of the Pi Zero/1): it
@@ -89,12 +89,18 @@ for arch in "${arches[@]}"; do
     "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/lintian/overrides"
 
-  # Split the debug info off: the package carries a stripped binary with a debuglink.
+  # Split the debug info off where there is some (the ARM builds have none): the package
+  # carries a stripped binary, with a debuglink to the split file.
   objcopy=$(objcopy_of "$arch")
   debug="$out/stratum1_${version}_${arch}.debug"
-  "$objcopy" --only-keep-debug "$bin" "$debug"
-  "$objcopy" --strip-all --remove-section=.comment --remove-section=.note \
-    --add-gnu-debuglink="$debug" "$bin" "$root/usr/bin/stratum1"
+  rm -f "$debug"
+  if readelf -S "$bin" | grep -q '\.debug_info'; then
+    "$objcopy" --only-keep-debug "$bin" "$debug"
+    "$objcopy" --strip-all --remove-section=.comment --remove-section=.note \
+      --add-gnu-debuglink="$debug" "$bin" "$root/usr/bin/stratum1"
+  else
+    "$objcopy" --strip-all --remove-section=.comment --remove-section=.note "$bin" "$root/usr/bin/stratum1"
+  fi
   chmod 0755 "$root/usr/bin/stratum1"
 
   install -m 0644 systemd/stratum1.service "$root/usr/lib/systemd/system/stratum1.service"

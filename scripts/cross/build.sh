@@ -22,6 +22,11 @@ cargo_runner() {
     *) echo "the runner of .cargo/config.toml" ;;
   esac
 }
+# The ARM builds carry no debug info (the x86-64 release profile keeps its line tables): they
+# compile and link markedly faster, which keeps CI within its time, and their packages are
+# stripped anyway. Build scripts and proc macros use cargo's build-override profile, which this
+# does not touch, so the host's release artifacts stay shared.
+export CARGO_PROFILE_RELEASE_DEBUG=false
 std_args=()
 if [ "$triple" = arm-unknown-linux-musleabi ]; then
   export RUSTC_BOOTSTRAP=1
