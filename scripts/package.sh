@@ -146,6 +146,6 @@ for arch in "${arches[@]}"; do
     dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
   echo "$deb ($(du -h "$deb" | cut -f1); binary $(du -h "$root/usr/bin/stratum1" | cut -f1))"
   if [ "${LINTIAN:-1}" != 0 ] && command -v lintian >/dev/null; then
-    lintian --fail-on error --display-info --show-overrides "$deb"
+    lintian --fail-on error --display-info "$deb"
   fi
 done
