@@ -6,6 +6,7 @@ pub mod cmsg;
 pub mod exchange;
 pub mod packet;
 pub mod pool_policy;
+pub mod nts;
 pub mod query;
 pub mod ratelimit;
 pub mod server;
