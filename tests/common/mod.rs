@@ -3,4 +3,5 @@
 
 pub mod daemon;
 pub mod peers;
+pub mod pki;
 pub mod server;

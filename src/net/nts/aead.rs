@@ -77,7 +77,8 @@ mod tests {
     /// RFC 5297 appendix A.1 (one associated-data string, no nonce) pins the construction.
     #[test]
     fn rfc5297_deterministic_vector() {
-        let key = Key(hex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap());
+        let key =
+            Key(hex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").try_into().unwrap());
         let ad = hex("101112131415161718191a1b1c1d1e1f2021222324252627");
         let pt = hex("112233445566778899aabbccddee");
         let mut out = vec![0u8; pt.len() + TAG_LEN];

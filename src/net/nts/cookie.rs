@@ -72,11 +72,7 @@ impl CookieKeys {
     /// future: a clock stepped back must not freeze rotation).
     pub fn rotate_if_due(&self, now: u64, interval_s: u64) -> Option<CookieKeys> {
         let created = self.current().created;
-        if now < created || now - created >= interval_s {
-            Some(self.rotated(now))
-        } else {
-            None
-        }
+        if now < created || now - created >= interval_s { Some(self.rotated(now)) } else { None }
     }
 
     /// A new set with a fresh current key, keeping the newest older ones.
@@ -114,7 +110,8 @@ impl CookieKeys {
         }
         let id = u32::from_be_bytes([cookie[0], cookie[1], cookie[2], cookie[3]]);
         let master = self.keys.iter().find(|k| k.id == id)?;
-        let plain = master.key.open(&cookie[..4], &cookie[4..4 + NONCE_LEN], &cookie[4 + NONCE_LEN..]).ok()?;
+        let plain =
+            master.key.open(&cookie[..4], &cookie[4..4 + NONCE_LEN], &cookie[4 + NONCE_LEN..]).ok()?;
         if plain.len() != PLAIN_LEN || u16::from_be_bytes([plain[0], plain[1]]) != AES_SIV_CMAC_256 {
             return None;
         }

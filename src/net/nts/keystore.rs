@@ -56,7 +56,8 @@ pub fn format(keys: &CookieKeys) -> String {
 pub fn write(path: &Path, keys: &CookieKeys) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
         f.write_all(format(keys).as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

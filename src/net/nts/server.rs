@@ -144,7 +144,13 @@ pub fn authenticate(keys: &CookieKeys, req: &[u8], r: &Request) -> Result<Sessio
 
 /// Length of a reply carrying `cookies` cookies for a request with this unique identifier.
 pub fn reply_len(uid_len: usize, cookies: usize) -> usize {
-    HEADER_LEN + FIELD_HEADER_LEN + uid_len + FIELD_HEADER_LEN + 4 + NONCE_LEN + TAG_LEN
+    HEADER_LEN
+        + FIELD_HEADER_LEN
+        + uid_len
+        + FIELD_HEADER_LEN
+        + 4
+        + NONCE_LEN
+        + TAG_LEN
         + cookies * ef::field_len(COOKIE_LEN)
 }
 
@@ -257,7 +263,10 @@ mod tests {
             assert_eq!(reply.len(), req.len(), "16-byte nonces: sizes match exactly ({held} cookies)");
             let mut tampered = reply.clone();
             tampered[45] ^= 1; // the transmit timestamp
-            assert_eq!(c.open(&tampered, &sent), Err(Reject::Unauthenticated("authenticator does not verify")));
+            assert_eq!(
+                c.open(&tampered, &sent),
+                Err(Reject::Unauthenticated("authenticator does not verify"))
+            );
             assert_eq!(c.cookies(), held - 1, "nothing taken from a reply that fails");
             assert_eq!(c.open(&reply, &sent), Ok(()));
             assert_eq!(c.cookies(), 8, "refilled from {held}");

@@ -63,7 +63,9 @@ pub fn roots(ca_file: Option<&Path>) -> anyhow::Result<RootCertStore> {
             let (added, _ignored) = roots.add_parsable_certificates(found.certs);
             if added == 0 {
                 let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
-                bail!("no CA certificate in the system trust store (install ca-certificates, or set ca_file){why}");
+                bail!(
+                    "no CA certificate in the system trust store (install ca-certificates, or set ca_file){why}"
+                );
             }
         }
     }
@@ -72,7 +74,10 @@ pub fn roots(ca_file: Option<&Path>) -> anyhow::Result<RootCertStore> {
 
 /// A client configuration trusting `ca_file` (or the system store), checking validity at
 /// `time`'s clock (the host clock when `None`).
-pub fn client_config(ca_file: Option<&Path>, time: Option<Arc<dyn Clock>>) -> anyhow::Result<Arc<ClientConfig>> {
+pub fn client_config(
+    ca_file: Option<&Path>,
+    time: Option<Arc<dyn Clock>>,
+) -> anyhow::Result<Arc<ClientConfig>> {
     let roots = roots(ca_file)?;
     let builder = match time {
         Some(clock) => ClientConfig::builder_with_details(provider(), Arc::new(ClockTime(clock))),

@@ -40,7 +40,8 @@ async fn run(tls: Arc<ClientConfig>, host: &str, addr: SocketAddr) -> Result<Est
         .map_err(|_| KeError::Tls(format!("{host:?} is not a valid server name")))?;
     let tcp = TcpStream::connect(addr).await.map_err(|e| KeError::Connect(format!("{addr}: {e}")))?;
     let _ = tcp.set_nodelay(true);
-    let mut stream = TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| KeError::Tls(e.to_string()))?;
+    let mut stream =
+        TlsConnector::from(tls).connect(name, tcp).await.map_err(|e| KeError::Tls(e.to_string()))?;
     if stream.get_ref().1.alpn_protocol() != Some(ALPN) {
         return Err(KeError::NoAlpn);
     }

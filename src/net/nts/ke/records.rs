@@ -88,7 +88,10 @@ fn u16_list(body: &[u8]) -> Result<Vec<u16>, KeError> {
 
 /// The client's request: NTPv4, AES-SIV-CMAC-256.
 pub fn client_request() -> Vec<u8> {
-    encode(&[Record::u16s(NEXT_PROTOCOL, &[PROTOCOL_NTPV4]), Record::u16s(AEAD_ALGORITHM, &[AES_SIV_CMAC_256])])
+    encode(&[
+        Record::u16s(NEXT_PROTOCOL, &[PROTOCOL_NTPV4]),
+        Record::u16s(AEAD_ALGORITHM, &[AES_SIV_CMAC_256]),
+    ])
 }
 
 /// What a successful response gave us.
@@ -148,7 +151,8 @@ pub fn parse_response(records: &[Record]) -> Result<Response, KeError> {
             _ => {}
         }
     }
-    if protocol.as_deref() != Some(&[PROTOCOL_NTPV4][..]) || aead.as_deref() != Some(&[AES_SIV_CMAC_256][..]) {
+    if protocol.as_deref() != Some(&[PROTOCOL_NTPV4][..]) || aead.as_deref() != Some(&[AES_SIV_CMAC_256][..])
+    {
         return Err(KeError::Unsupported);
     }
     if out.cookies.is_empty() {
@@ -199,8 +203,10 @@ pub fn parse_request(records: &[Record]) -> Result<Request, u16> {
 
 /// The server's answer to an agreed request.
 pub fn server_response(cookies: &[impl AsRef<[u8]>], server: Option<&str>, port: Option<u16>) -> Vec<u8> {
-    let mut records =
-        vec![Record::u16s(NEXT_PROTOCOL, &[PROTOCOL_NTPV4]), Record::u16s(AEAD_ALGORITHM, &[AES_SIV_CMAC_256])];
+    let mut records = vec![
+        Record::u16s(NEXT_PROTOCOL, &[PROTOCOL_NTPV4]),
+        Record::u16s(AEAD_ALGORITHM, &[AES_SIV_CMAC_256]),
+    ];
     if let Some(s) = server {
         records.push(Record::new(true, NTP_SERVER, s.as_bytes()));
     }
@@ -228,10 +234,7 @@ mod tests {
     #[test]
     fn client_request_bytes() {
         // RFC 8915 figure: critical next protocol [0], critical AEAD [15], end of message.
-        assert_eq!(
-            client_request(),
-            [0x80, 1, 0, 2, 0, 0, 0x80, 4, 0, 2, 0, 15, 0x80, 0, 0, 0]
-        );
+        assert_eq!(client_request(), [0x80, 1, 0, 2, 0, 0, 0x80, 4, 0, 2, 0, 15, 0x80, 0, 0, 0]);
         assert_eq!(parse_request(&decode(&client_request()).unwrap().unwrap()), Ok(Request::Agreed));
     }
 
