@@ -64,7 +64,7 @@ fn ke(
     host: &str,
     addr: SocketAddr,
 ) -> Result<Established, KeError> {
-    let config = tls::client_config(Some(ca), None).expect("client TLS config");
+    let config = tls::client_config(Some(ca)).expect("client TLS config");
     rt.block_on(establish(config, host, addr, TIMEOUT))
 }
 
@@ -124,7 +124,7 @@ fn a_ke_server_that_never_answers_is_a_timeout() {
     let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = silent.local_addr().expect("addr");
     let rt = runtime();
-    let config = tls::client_config(Some(&ca_file), None).expect("client TLS config");
+    let config = tls::client_config(Some(&ca_file)).expect("client TLS config");
     let start = Instant::now();
     let r = rt.block_on(establish(config, "localhost", addr, Duration::from_secs(2)));
     assert_eq!(r.map(|e| e.response), Err(KeError::Timeout(Duration::from_secs(2))));

@@ -31,8 +31,12 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
     }
     let policy = Arc::new(PoolPolicy::from_config(&config));
     let table_bytes = policy.table_bytes();
-    let handle =
-        server::spawn(ServerOptions { listen: config.listen.clone(), workers, nts: None }, state, clock, policy)?;
+    let handle = server::spawn(
+        ServerOptions { listen: config.listen.clone(), workers, nts: None },
+        state,
+        clock,
+        policy,
+    )?;
     println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);
     for line in std::io::stdin().lock().lines() {
         if line?.trim() == "stats" {

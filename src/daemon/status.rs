@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use tracing::warn;
 
+use super::nts::NtsServing;
 use super::refclock::Refclock;
+use super::upstreams::Upstreams;
 use crate::config::Config;
 use crate::control::StatusHandle;
 use crate::control::server::{ControlListener, serve as serve_control};
@@ -25,6 +27,9 @@ pub fn snapshot(
     let server = ServerCounters {
         answered: counters.answered,
         kod: counters.kod,
+        nts_answered: counters.nts_answered,
+        nts_kod: counters.nts_kod,
+        nts_nak: counters.nts_nak,
         dropped_by_reason: counters
             .dropped_by_reason()
             .filter(|&(_, n)| n > 0)
@@ -39,7 +44,24 @@ pub fn snapshot(
         sources: core.source_status(now),
         refclock: refclock.map(|r| refclock_counters(r, now)),
         server,
+        nts: None,
     }
+}
+
+/// NTS marks on the upstream rows, and the NTS counters when NTS is in use.
+pub fn add_nts(snapshot: &mut StatusSnapshot, upstreams: &Upstreams, serving: Option<&NtsServing>) {
+    upstreams.mark_nts(&mut snapshot.sources);
+    let client = upstreams.nts_totals();
+    let server = serving.map(|s| s.counters.totals());
+    if client.is_none() && server.is_none() {
+        return;
+    }
+    let mut t = client.unwrap_or_default();
+    if let Some(s) = server {
+        t.ke_server_ok = s.ke_server_ok;
+        t.ke_server_failed = s.ke_server_failed;
+    }
+    snapshot.nts = Some(t);
 }
 
 fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {

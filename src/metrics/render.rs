@@ -101,6 +101,7 @@ fn registry(s: &StatusSnapshot) -> Registry {
     let reach: Family<Labels, F64Gauge> = Family::default();
     let stratum: Family<Labels, F64Gauge> = Family::default();
     let state: Family<Labels, F64Gauge> = Family::default();
+    let cookies: Family<Labels, F64Gauge> = Family::default();
     for src in &s.sources {
         let kind = match src.kind {
             SourceKind::Refclock => "refclock",
@@ -112,6 +113,9 @@ fn registry(s: &StatusSnapshot) -> Registry {
         delay.get_or_create(&labels).set(finite(src.delay_s));
         reach.get_or_create(&labels).set(src.reach.into());
         stratum.get_or_create(&labels).set(src.stratum.into());
+        if let Some(n) = src.nts {
+            cookies.get_or_create(&labels).set(n.cookies.into());
+        }
         for (st, name) in STATES {
             let mut l = labels.clone();
             l.push(("state", name.to_string()));
@@ -128,6 +132,7 @@ fn registry(s: &StatusSnapshot) -> Registry {
     r.register("source_reach", "Reach register (8 bits, bit 0 the latest poll)", reach);
     r.register("source_stratum", "Stratum the source reports", stratum);
     r.register("source_state", "1 for the source's current selection state", state);
+    r.register("source_nts_cookies", "NTS cookies held for an NTS-authenticated upstream", cookies);
 
     if let Some(rc) = &s.refclock {
         counter(&mut r, "pps_pulses", "PPS pulses received", rc.pps_pulses);
@@ -152,10 +157,51 @@ fn registry(s: &StatusSnapshot) -> Registry {
     let requests: Family<Labels, Counter> = Family::default();
     requests.get_or_create(&vec![("outcome", "answered".into())]).inc_by(s.server.answered);
     requests.get_or_create(&vec![("outcome", "kod".into())]).inc_by(s.server.kod);
+    if let Some(nts) = &s.nts {
+        for (outcome, n) in [
+            ("nts_answered", s.server.nts_answered),
+            ("nts_kod", s.server.nts_kod),
+            ("nts_nak", s.server.nts_nak),
+        ] {
+            requests.get_or_create(&vec![("outcome", outcome.into())]).inc_by(n);
+        }
+        let sessions: Family<Labels, Counter> = Family::default();
+        for (role, result, n) in [
+            ("client", "ok", nts.ke_client_ok),
+            ("client", "failed", nts.ke_client_failed),
+            ("server", "ok", nts.ke_server_ok),
+            ("server", "failed", nts.ke_server_failed),
+        ] {
+            sessions.get_or_create(&vec![("role", role.into()), ("result", result.into())]).inc_by(n);
+        }
+        r.register(
+            "nts_ke_sessions",
+            "NTS key exchanges by role (client: with our upstreams) and result",
+            sessions,
+        );
+        let auth: Family<Labels, Counter> = Family::default();
+        auth.get_or_create(&vec![("role", "client".into())]).inc_by(nts.client_auth_failures);
+        auth.get_or_create(&vec![("role", "server".into())]).inc_by(s.server.nts_nak);
+        r.register(
+            "nts_auth_failures",
+            "NTS authentication failures: upstream replies dropped (client), requests answered with a NAK (server)",
+            auth,
+        );
+        counter(
+            &mut r,
+            "nts_naks_received",
+            "NTS NAKs from upstreams (they refused our cookies)",
+            nts.client_naks,
+        );
+    }
     for (reason, n) in &s.server.dropped_by_reason {
         requests.get_or_create(&vec![("outcome", escape(&format!("dropped_{reason}")))]).inc_by(*n);
     }
-    r.register("server_requests", "NTP requests by outcome (answered, kod, dropped_<reason>)", requests);
+    r.register(
+        "server_requests",
+        "NTP requests by outcome (answered, kod, nts_*, dropped_<reason>)",
+        requests,
+    );
     r
 }
 

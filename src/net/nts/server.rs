@@ -292,7 +292,13 @@ mod tests {
         let (mut c, _) = client(&keys, 3);
         let (req, sent) = c.seal(&header(Mode::Client, 77).to_bytes()).unwrap();
         let Parsed::Nts(r) = parse(&req) else { panic!() };
-        let kod = Packet { leap: Leap::Unsynchronised, stratum: 0, refid: RefId(*b"NTSN"), origin_ts: 77, ..header(Mode::Server, 77) };
+        let kod = Packet {
+            leap: Leap::Unsynchronised,
+            stratum: 0,
+            refid: RefId(*b"NTSN"),
+            origin_ts: 77,
+            ..header(Mode::Server, 77)
+        };
         let mut out = [0u8; 512];
         let n = write_nak(&kod, r.uid, &mut out).unwrap();
         assert!(n < req.len());

@@ -1,40 +1,22 @@
-//! rustls configurations for NTS-KE: TLS 1.3 only, ALPN `ntske/1`, the ring provider.
+//! rustls configurations for NTS-KE: TLS 1.3 only, ALPN `ntske/1`, the ring provider (no C
+//! toolchain beyond what `ring` itself needs, unlike aws-lc-rs's cmake build).
 //!
-//! Certificates are checked against the daemon's own clock (the disciplined or software
-//! timescale) rather than the host's: on a board without an RTC that booted in 1970 the GPS
-//! time is the better judge of "expired".
+//! Certificate validity is judged by the host clock, so the first key exchange needs the clock
+//! roughly right (within the certificate's validity, usually months): a board without an RTC
+//! that boots in 1970 gets its time from the GPS first.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::time_provider::TimeProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use super::ke::ALPN;
-use crate::clock::Clock;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The time certificates are checked at.
-#[derive(Clone)]
-pub struct ClockTime(pub Arc<dyn Clock>);
-
-impl std::fmt::Debug for ClockTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClockTime")
-    }
-}
-
-impl TimeProvider for ClockTime {
-    fn current_time(&self) -> Option<UnixTime> {
-        let secs = self.0.now().unix_secs();
-        (secs > 0).then(|| UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs as u64)))
-    }
 }
 
 /// Every certificate in a PEM file.
@@ -72,18 +54,10 @@ pub fn roots(ca_file: Option<&Path>) -> anyhow::Result<RootCertStore> {
     Ok(roots)
 }
 
-/// A client configuration trusting `ca_file` (or the system store), checking validity at
-/// `time`'s clock (the host clock when `None`).
-pub fn client_config(
-    ca_file: Option<&Path>,
-    time: Option<Arc<dyn Clock>>,
-) -> anyhow::Result<Arc<ClientConfig>> {
+/// A client configuration trusting `ca_file` (or the system store).
+pub fn client_config(ca_file: Option<&Path>) -> anyhow::Result<Arc<ClientConfig>> {
     let roots = roots(ca_file)?;
-    let builder = match time {
-        Some(clock) => ClientConfig::builder_with_details(provider(), Arc::new(ClockTime(clock))),
-        None => ClientConfig::builder_with_provider(provider()),
-    };
-    let mut config = builder
+    let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 with the ring provider")?
         .with_root_certificates(roots)

@@ -139,7 +139,9 @@ pub fn prepare(
         match nts_fields::parse(request) {
             Parsed::NotNts => {}
             Parsed::Malformed(_) => return Outcome::Drop(DropReason::NtsMalformed),
-            Parsed::Nts(r) => return nts_reply::respond(&req, &r, request, peer, rx, state, policy, ctx, out),
+            Parsed::Nts(r) => {
+                return nts_reply::respond(&req, &r, request, peer, rx, state, policy, ctx, out);
+            }
         }
     }
     let Some(out) = out.first_chunk_mut::<HEADER_LEN>() else { return Outcome::Drop(DropReason::Malformed) };
