@@ -576,7 +576,11 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                         }
                         Err(e @ NtsReject::Unauthenticated(_)) => {
                             NtsCounters::bump(&opts.counters.client_auth_failures);
-                            warn!(server = %server, "dropped a reply that failed NTS authentication: {e}");
+                            let text = e.to_string();
+                            if last_complaint.as_deref() != Some(&text) {
+                                warn!(server = %server, "dropped a reply that failed NTS authentication (counted in nts_auth_failures): {text}");
+                                last_complaint = Some(text);
+                            }
                             continue;
                         }
                     }
