@@ -8,6 +8,7 @@
 //!
 //! [`SystemState`]: crate::core::SystemState
 
+mod events;
 mod nts;
 mod refclock;
 mod status;
@@ -32,6 +33,7 @@ use crate::core::{self as core_, ClockAction, Core, CoreConfig};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
 use crate::time::Time;
+use crate::web::SharedHistory;
 
 /// Everything `run` needs, resolved from the command line and the config file.
 #[derive(Debug, Clone)]
@@ -110,9 +112,12 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     server_opts.nts = nts_serving.as_ref().map(|n| n.keys.clone());
     let server = server::spawn(server_opts, state.clone(), clock.clone(), policy)?;
     let status = StatusHandle::default();
-    let _control = status::start_control(&config, status.clone());
-    status::start_metrics(&config, status.clone())?;
+    let history = SharedHistory::default();
     let started = std::time::Instant::now();
+    // Publish before anyone can read: every counter and source is there from the first scrape.
+    status.publish(status::snapshot(&core, refclock.as_ref(), &server, started, clock.now()));
+    let _control = status::start_control(&config, status.clone());
+    status::start_web(&config, status.clone(), history.clone());
 
     let _ = crate::notify::ready();
     let mut tick = tokio::time::interval(TICK);
@@ -149,6 +154,10 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 let now = clock.now();
                 let mut snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
                 status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
+                for change in events::changes(&status.load(), &snapshot) {
+                    change.log();
+                }
+                history.record(&snapshot);
                 status.publish(snapshot);
                 let _ = crate::notify::watchdog();
                 if drift_saved.elapsed() >= DRIFT_SAVE_INTERVAL {
