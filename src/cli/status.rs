@@ -257,6 +257,22 @@ mod tests {
     }
 
     #[test]
+    fn nts_sources_are_marked_with_their_cookies() {
+        let mut s = example();
+        s.sources[1].nts = Some(crate::core::NtsSourceStatus { cookies: 7 });
+        s.nts = Some(crate::net::nts::stats::NtsTotals {
+            ke_client_ok: 2,
+            client_auth_failures: 1,
+            ..Default::default()
+        });
+        let t = render_text(&s);
+        assert!(t.lines().any(|l| l.starts_with('x') && l.contains("[NTS 7]")), "{t}");
+        assert!(t.contains("nts: key exchanges 2 ok, 0 failed; replies failing authentication 1"), "{t}");
+        assert!(t.contains("[NTS n]: authenticated with NTS"), "{t}");
+        assert!(!render_text(&example()).contains("NTS"), "no NTS, no NTS lines");
+    }
+
+    #[test]
     fn columns_line_up_with_long_names() {
         let mut s = example();
         s.sources[1].name = "[2001:db8::1234:5678:9abc]:123".into();

@@ -388,6 +388,37 @@ mod tests {
     }
 
     #[test]
+    fn nts_families_when_nts_is_in_use() {
+        let mut s = example();
+        let plain = render(&s, Format::Prometheus);
+        assert!(!plain.contains("stratum1_nts_") && !plain.contains("nts_cookies{"), "none without NTS");
+        s.sources[1].nts = Some(crate::core::NtsSourceStatus { cookies: 6 });
+        s.server.nts_answered = 40;
+        s.server.nts_nak = 2;
+        s.nts = Some(crate::net::nts::stats::NtsTotals {
+            ke_client_ok: 3,
+            ke_client_failed: 1,
+            client_auth_failures: 5,
+            client_naks: 1,
+            ke_server_ok: 9,
+            ke_server_failed: 4,
+        });
+        let t = render(&s, Format::Prometheus);
+        for want in [
+            "stratum1_nts_ke_sessions_total{role=\"client\",result=\"ok\"} 3",
+            "stratum1_nts_ke_sessions_total{role=\"client\",result=\"failed\"} 1",
+            "stratum1_nts_ke_sessions_total{role=\"server\",result=\"failed\"} 4",
+            "stratum1_nts_auth_failures_total{role=\"client\"} 5",
+            "stratum1_nts_auth_failures_total{role=\"server\"} 2",
+            "stratum1_nts_naks_received_total 1",
+            "stratum1_server_requests_total{outcome=\"nts_answered\"} 40",
+            "stratum1_source_nts_cookies{name=\"192.0.2.1:123\",kind=\"upstream\"} 6",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
+    }
+
+    #[test]
     fn openmetrics_keeps_eof_and_counter_family_names() {
         let t = render(&example(), Format::OpenMetrics);
         assert!(t.ends_with("# EOF\n"), "{t}");

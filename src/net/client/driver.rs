@@ -515,7 +515,7 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                         return End::Unreachable;
                     }
                     if let Some(link) = nts.as_mut()
-                        && unanswered % NTS_REKEY_AFTER_UNANSWERED == 0
+                        && unanswered.is_multiple_of(NTS_REKEY_AFTER_UNANSWERED)
                     {
                         link.rekey = true;
                     }

@@ -55,7 +55,7 @@ impl CookieKeys {
         if keys.is_empty() {
             return None;
         }
-        keys.sort_by(|a, b| b.created.cmp(&a.created));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.created));
         keys.truncate(KEPT_KEYS);
         Some(CookieKeys { keys })
     }

@@ -73,7 +73,7 @@ impl<'a> Iterator for Fields<'a> {
         }
         let kind = u16::from_be_bytes([rest[0], rest[1]]);
         let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
-        if len < FIELD_HEADER_LEN || len % 4 != 0 {
+        if len < FIELD_HEADER_LEN || !len.is_multiple_of(4) {
             self.failed = true;
             return Some(Err(EfError::BadLength { offset, len }));
         }

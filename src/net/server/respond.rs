@@ -89,7 +89,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Bytes to send.
-    pub fn len(self) -> usize {
+    pub fn wire_len(self) -> usize {
         match self {
             Outcome::Reply | Outcome::Kod => HEADER_LEN,
             Outcome::Nts(n) => n.len as usize,

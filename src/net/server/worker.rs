@@ -165,7 +165,9 @@ impl Worker {
                 if matches!(outcome, Outcome::Drop(_)) {
                     continue;
                 }
-                s.set_tx_len(k, outcome.len());
+                // Never longer than the request: no amplification (NTS included).
+                debug_assert!(outcome.wire_len() <= len);
+                s.set_tx_len(k, outcome.wire_len());
                 s.tx_rx_time[k] = rx;
                 s.tx_stamp[k] = outcome == Outcome::Reply;
                 let namelen = s.rx_hdr[i].msg_hdr.msg_namelen;
@@ -183,7 +185,6 @@ impl Worker {
                 k += 1;
             }
             drop(state);
-            drop(nts);
             drop(nts_keys);
             if k > 0 {
                 let tx = self.clock.now();

@@ -80,7 +80,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<Vec<Record>>, KeError> {
 }
 
 fn u16_list(body: &[u8]) -> Result<Vec<u16>, KeError> {
-    if body.len() % 2 != 0 {
+    if !body.len().is_multiple_of(2) {
         return Err(KeError::Malformed("odd-length list of 16-bit values"));
     }
     Ok(body.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect())
@@ -119,12 +119,14 @@ pub fn parse_response(records: &[Record]) -> Result<Response, KeError> {
                 return Err(KeError::ServerWarning(code));
             }
             NEXT_PROTOCOL => {
-                if protocol.replace(u16_list(&r.body)?).is_some() {
+                let list = u16_list(&r.body)?;
+                if protocol.replace(list).is_some() {
                     return Err(KeError::Malformed("two next-protocol records"));
                 }
             }
             AEAD_ALGORITHM => {
-                if aead.replace(u16_list(&r.body)?).is_some() {
+                let list = u16_list(&r.body)?;
+                if aead.replace(list).is_some() {
                     return Err(KeError::Malformed("two AEAD records"));
                 }
             }
