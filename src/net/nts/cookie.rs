@@ -7,7 +7,7 @@
 //!
 //! Master keys rotate ([`CookieKeys::rotate_if_due`]); cookies made under the last
 //! [`KEPT_KEYS`] keys still open, so a client's oldest cookie (eight polls old) survives a
-//! rotation. Persisting them ([`super::keystore`]) lets cookies survive a restart.
+//! rotation. Persisting them (the key file) lets cookies survive a restart.
 
 use super::aead::{self, AES_SIV_CMAC_256, KEY_LEN, Key, NONCE_LEN, TAG_LEN};
 

@@ -6,6 +6,8 @@
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
 pub mod nts;
+#[cfg(test)]
+mod nts_tests;
 pub mod policy;
 pub mod respond;
 pub mod socket;
@@ -20,8 +22,9 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 
+pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
-pub use respond::{DropReason, NtsKind, NtsOutcome, Outcome};
+pub use respond::{DropReason, Outcome};
 pub use stats::ServerCounters;
 
 use crate::clock::Clock;

@@ -6,12 +6,6 @@
 //! authenticated KoD. The reply is authenticated, so its transmit time is read just before
 //! sealing rather than just before sending.
 
-use std::net::IpAddr;
-
-use super::policy::{Policy, Verdict};
-use super::respond::{NtsKind, NtsOutcome, Outcome, kod_reply, time_reply};
-use crate::core::SystemState;
-use crate::net::nts::client::NTSN;
 use crate::net::nts::cookie::CookieKeys;
 use crate::net::nts::server::{self as fields, Request};
 use crate::net::packet::Packet;
@@ -24,147 +18,55 @@ pub struct NtsContext<'a> {
     pub now: &'a dyn Fn() -> Time,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What an NTS request got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NtsOutcome {
+    pub kind: NtsKind,
+    pub len: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NtsKind {
+    /// Authenticated time reply with fresh cookies.
+    Reply,
+    /// Authenticated kiss-o'-death (rate limit), with fresh cookies.
+    Kod,
+    /// NTS NAK: the cookie or the authenticator did not check out.
+    Nak,
+}
+
+/// The reply headers the responder prepared for this request (the policy has already let it
+/// through): the time reply (its transmit time is set here), the KoD when rate limited, and
+/// the NAK.
+pub struct Headers {
+    pub time: Packet,
+    pub kod: Option<Packet>,
+    pub nak: Packet,
+    /// The request's receive time.
+    pub rx: Time,
+}
+
+/// Authenticates an NTS request and writes its reply into `out`; `None` when it does not fit
+/// (cannot happen with a request we parsed, whose length bounds the reply).
 pub fn respond(
-    req: &Packet,
     r: &Request,
     bytes: &[u8],
-    peer: IpAddr,
-    rx: Time,
-    state: &SystemState,
-    policy: &dyn Policy,
+    headers: Headers,
     ctx: &NtsContext,
     out: &mut [u8],
-) -> Outcome {
-    let verdict = policy.check(peer, req, rx);
-    if let Verdict::Drop(reason) = verdict {
-        return Outcome::Drop(reason);
-    }
-    let done = |kind, len: Option<usize>| match len {
-        Some(len) => Outcome::Nts(NtsOutcome { kind, len: len as u16 }),
-        None => Outcome::Drop(super::DropReason::NtsMalformed),
+) -> Option<NtsOutcome> {
+    let done = |kind, len: Option<usize>| Some(NtsOutcome { kind, len: u16::try_from(len?).ok()? });
+    let Ok(session) = fields::authenticate(ctx.keys, bytes, r) else {
+        return done(NtsKind::Nak, fields::write_nak(&headers.nak, r.uid, out));
     };
-    let session = match fields::authenticate(ctx.keys, bytes, r) {
-        Ok(s) => s,
-        Err(_) => {
-            let nak = kod_reply(req, NTSN, state.precision);
-            return done(NtsKind::Nak, fields::write_nak(&nak, r.uid, out));
-        }
-    };
-    let (header, kind) = match verdict {
-        Verdict::Kod(code) => (kod_reply(req, code, state.precision), NtsKind::Kod),
-        _ => {
-            let mut h = time_reply(req, rx, state);
-            h.transmit_ts = (ctx.now)().max(rx).to_ntp();
+    let (header, kind) = match headers.kod {
+        Some(kod) => (kod, NtsKind::Kod),
+        None => {
+            let mut h = headers.time;
+            // Never before the receive time (a clock step between the two must not reorder them).
+            h.transmit_ts = (ctx.now)().max(headers.rx).to_ntp();
             (h, NtsKind::Reply)
         }
     };
     done(kind, fields::write_reply(&header, r, &session, ctx.keys, bytes.len(), out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::{Leap, RefId};
-    use crate::net::nts::client::{NtsSession, Reject};
-    use crate::net::nts::cookie::random_session;
-    use crate::net::packet::{HEADER_LEN, Mode};
-    use crate::net::server::respond::prepare;
-    use crate::net::server::{DropReason, ServeAll};
-    use std::net::Ipv4Addr;
-
-    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-    fn now() -> Time {
-        Time::from_utc(2026, 11, 26, 12, 0, 0, 0)
-    }
-
-    fn synced() -> SystemState {
-        SystemState {
-            leap: Leap::None,
-            stratum: 1,
-            refid: RefId::PPS,
-            precision: -22,
-            root_delay: 0.0,
-            root_dispersion: 0.000_010,
-            reference_time: now().add_nanos(-4_000_000_000),
-            offset: 0.0,
-            frequency_ppm: 0.0,
-        }
-    }
-
-    struct Fixed(Verdict);
-    impl Policy for Fixed {
-        fn check(&self, _: IpAddr, _: &Packet, _: Time) -> Verdict {
-            self.0
-        }
-    }
-
-    fn request(session: &mut NtsSession, xmt: u64) -> (Vec<u8>, crate::net::nts::client::Sent) {
-        let mut h = [0u8; HEADER_LEN];
-        h[0] = 0x23;
-        h[40..48].copy_from_slice(&xmt.to_be_bytes());
-        session.seal(&h).unwrap()
-    }
-
-    fn serve(keys: &CookieKeys, policy: &dyn Policy, req: &[u8], out: &mut [u8]) -> Outcome {
-        let tx = || now().add_nanos(20_000);
-        let ctx = NtsContext { keys, now: &tx };
-        prepare(req, PEER, now(), &synced(), policy, Some(&ctx), out)
-    }
-
-    #[test]
-    fn authenticated_reply_kod_and_nak() {
-        let keys = CookieKeys::generate(1);
-        let s = random_session();
-        let mut client = NtsSession::new(s.clone(), (0..4).map(|_| keys.seal(&s).to_vec()).collect());
-        let mut out = [0u8; 2048];
-
-        let (req, sent) = request(&mut client, 0x1234);
-        let o = serve(&keys, &ServeAll, &req, &mut out);
-        let Outcome::Nts(NtsOutcome { kind: NtsKind::Reply, len }) = o else { panic!("{o:?}") };
-        assert!(len as usize <= req.len());
-        let reply = &out[..len as usize];
-        assert_eq!(client.open(reply, &sent), Ok(()));
-        let p = Packet::parse(reply).unwrap();
-        assert_eq!((p.mode, p.stratum, p.origin_ts), (Mode::Server, 1, 0x1234));
-        assert_eq!(p.transmit_ts, now().add_nanos(20_000).to_ntp(), "stamped before sealing");
-        assert_eq!(client.cookies(), 8);
-
-        // Rate limited: an authenticated KoD RATE, so the client may believe it.
-        let (req, sent) = request(&mut client, 0x5678);
-        let o = serve(&keys, &Fixed(Verdict::Kod(RefId::RATE)), &req, &mut out);
-        let Outcome::Nts(NtsOutcome { kind: NtsKind::Kod, len }) = o else { panic!("{o:?}") };
-        assert_eq!(client.open(&out[..len as usize], &sent), Ok(()));
-        assert_eq!(Packet::parse(&out).unwrap().refid, RefId::RATE);
-
-        // Denied: silence, before any cryptography.
-        let (req, _) = request(&mut client, 1);
-        assert_eq!(
-            serve(&keys, &Fixed(Verdict::Drop(DropReason::Denied)), &req, &mut out),
-            Outcome::Drop(DropReason::Denied)
-        );
-
-        // After the server's keys are all replaced, the cookie is stale: NAK.
-        let rotated = keys.rotated(2).rotated(3).rotated(4);
-        let (req, sent) = request(&mut client, 0x9abc);
-        let o = serve(&rotated, &ServeAll, &req, &mut out);
-        let Outcome::Nts(NtsOutcome { kind: NtsKind::Nak, len }) = o else { panic!("{o:?}") };
-        assert!((len as usize) < req.len());
-        assert_eq!(client.open(&out[..len as usize], &sent), Err(Reject::Nak));
-
-        // Without NTS configured the same request is an ordinary one: a plain 48-byte reply.
-        let (req, _) = request(&mut client, 7);
-        assert_eq!(prepare(&req, PEER, now(), &synced(), &ServeAll, None, &mut out), Outcome::Reply);
-    }
-
-    #[test]
-    fn malformed_nts_is_dropped() {
-        let keys = CookieKeys::generate(1);
-        let mut req = vec![0u8; 48 + 36];
-        req[0] = 0x23;
-        crate::net::nts::ef::put(&mut req, 48, crate::net::nts::ef::UNIQUE_IDENTIFIER, &[1; 32]).unwrap();
-        let mut out = [0u8; 2048];
-        assert_eq!(serve(&keys, &ServeAll, &req, &mut out), Outcome::Drop(DropReason::NtsMalformed));
-    }
 }

@@ -10,9 +10,10 @@
 
 use std::net::IpAddr;
 
-use super::nts::{self as nts_reply, NtsContext};
+use super::nts::{self as nts_reply, Headers, NtsContext, NtsOutcome};
 use super::policy::{Policy, Verdict};
 use crate::core::{Leap, RefId, SystemState};
+use crate::net::nts::client::NTSN;
 use crate::net::nts::server::{self as nts_fields, Parsed};
 use crate::net::packet::{HEADER_LEN, Mode, Packet, ParseError};
 use crate::time::{Time, to_ntp_short};
@@ -98,23 +99,6 @@ impl Outcome {
     }
 }
 
-/// What an NTS request got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NtsOutcome {
-    pub kind: NtsKind,
-    pub len: u16,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NtsKind {
-    /// Authenticated time reply with fresh cookies.
-    Reply,
-    /// Authenticated kiss-o'-death (rate limit), with fresh cookies.
-    Kod,
-    /// NTS NAK: the cookie or the authenticator did not check out.
-    Nak,
-}
-
 /// Checks a request and, if it deserves one, writes the reply into `out`.
 ///
 /// `rx` is the request's receive time on the disciplined timescale (the kernel timestamp mapped
@@ -140,7 +124,22 @@ pub fn prepare(
             Parsed::NotNts => {}
             Parsed::Malformed(_) => return Outcome::Drop(DropReason::NtsMalformed),
             Parsed::Nts(r) => {
-                return nts_reply::respond(&req, &r, request, peer, rx, state, policy, ctx, out);
+                // Access lists and rate limits first, before any cryptography.
+                let kod = match policy.check(peer, &req, rx) {
+                    Verdict::Drop(reason) => return Outcome::Drop(reason),
+                    Verdict::Kod(code) => Some(kod_reply(&req, code, state.precision)),
+                    Verdict::Serve => None,
+                };
+                let headers = Headers {
+                    time: time_reply(&req, rx, state),
+                    kod,
+                    nak: kod_reply(&req, NTSN, state.precision),
+                    rx,
+                };
+                return match nts_reply::respond(&r, request, headers, ctx, out) {
+                    Some(o) => Outcome::Nts(o),
+                    None => Outcome::Drop(DropReason::NtsMalformed),
+                };
             }
         }
     }

@@ -3,7 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::respond::{DropReason, NtsKind, Outcome};
+use super::nts::NtsKind;
+use super::respond::{DropReason, Outcome};
 
 const N_DROP: usize = DropReason::ALL.len();
 
