@@ -41,6 +41,15 @@ fn start_our_ke(
     cert: &common::pki::ServerCert,
     host: &str,
 ) -> (SocketAddr, Arc<ArcSwap<CookieKeys>>, Arc<NtsCounters>) {
+    start_our_ke_admitting(rt, cert, host, Arc::new(|_| true))
+}
+
+fn start_our_ke_admitting(
+    rt: &tokio::runtime::Runtime,
+    cert: &common::pki::ServerCert,
+    host: &str,
+    admit: stratum1::net::nts::ke::server::Admit,
+) -> (SocketAddr, Arc<ArcSwap<CookieKeys>>, Arc<NtsCounters>) {
     let keys = Arc::new(ArcSwap::from_pointee(CookieKeys::generate(1)));
     let counters = Arc::new(NtsCounters::default());
     let server = Arc::new(KeServer {
@@ -48,7 +57,7 @@ fn start_our_ke(
         keys: keys.clone(),
         ntp_server: None,
         ntp_port: Some(11123),
-        admit: Arc::new(|_| true),
+        admit,
         counters: counters.clone(),
         timeout: TIMEOUT,
     });
@@ -87,6 +96,24 @@ fn our_client_and_our_server_agree_on_keys() {
         }
     }
     assert_eq!(counters.totals().ke_server_ok, 2);
+}
+
+#[test]
+fn a_client_the_access_rules_refuse_gets_no_session() {
+    let dir = open_tempdir();
+    let ca = Ca::new("stratum1 test CA");
+    let ca_file = ca.write(dir.path(), "ca");
+    let cert = ca.server(dir.path(), "server", &["localhost"], false);
+    let rt = runtime();
+    let (addr, _, counters) =
+        start_our_ke_admitting(&rt, &cert, "127.0.0.1", Arc::new(|ip| ip.to_string() != "127.0.0.1"));
+    let r = ke(&rt, &ca_file, "localhost", addr);
+    assert!(
+        matches!(r, Err(KeError::Tls(_) | KeError::Closed | KeError::Io(_))),
+        "{:?}",
+        r.map(|e| e.response)
+    );
+    assert_eq!(counters.totals().ke_server_ok, 0);
 }
 
 #[test]

@@ -143,3 +143,50 @@ async fn rotate(keys: Arc<ArcSwap<CookieKeys>>, path: PathBuf, interval_s: u64) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ke_admission_follows_access_lists_and_rate_limits() {
+        let c = Config::parse(
+            "[server]\ndeny = [\"192.0.2.0/24\"]\nrate_limit_burst = 2\nrate_limit_interval = 1000.0\n",
+            "t.toml",
+        )
+        .unwrap();
+        let admit = admit(&c);
+        assert!(!admit("192.0.2.7".parse().unwrap()), "deny list");
+        let peer: IpAddr = "198.51.100.1".parse().unwrap();
+        let admitted = (0..10).filter(|_| admit(peer)).count();
+        assert!((1..=3).contains(&admitted), "rate limited after the burst: {admitted}");
+        assert!((0..10).all(|_| admit("127.0.0.1".parse().unwrap())), "loopback exempt by default");
+        let open = Config::parse("[server]\nrate_limit = false\n", "t.toml").unwrap();
+        let admit = super::admit(&open);
+        assert!((0..100).all(|_| admit(peer)));
+    }
+
+    #[test]
+    fn ntp_port_is_named_only_when_not_123() {
+        let nts = "[nts]\ncertificate = \"/c\"\nkey = \"/k\"\n";
+        let c = Config::parse(&format!("[server]\nlisten = [\"127.0.0.1:11123\"]\n{nts}"), "t.toml").unwrap();
+        assert_eq!(ntp_port(&c, c.nts.as_ref().unwrap()), Some(11123));
+        let c = Config::parse(&format!("[server]\nlisten = [\"0.0.0.0:123\"]\n{nts}"), "t.toml").unwrap();
+        assert_eq!(ntp_port(&c, c.nts.as_ref().unwrap()), None);
+        let c = Config::parse(&format!("{nts}ntp_port = 4123\n"), "t.toml").unwrap();
+        assert_eq!(ntp_port(&c, c.nts.as_ref().unwrap()), Some(4123));
+    }
+
+    #[test]
+    fn keys_are_created_kept_and_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let k1 = load_keys(&path, 1_000_000, 86_400);
+        assert_eq!(keystore::read(&path).unwrap(), Some(k1.clone()), "written at creation");
+        assert_eq!(load_keys(&path, 1_000_000 + 3600, 86_400), k1, "kept across a restart");
+        let k2 = load_keys(&path, 1_000_000 + 86_400, 86_400);
+        assert_ne!(k2.current().id, k1.current().id, "rotated when due");
+        assert_eq!(k2.keys()[1], *k1.current(), "the old key still opens its cookies");
+        assert_eq!(keystore::read(&path).unwrap(), Some(k2));
+    }
+}
