@@ -491,6 +491,9 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                             }
                             nts = Some(link);
                             local_refids = local_refids_of(&s);
+                            if let Ok(peer) = s.peer_addr() {
+                                machine.set_server(peer.ip());
+                            }
                             socket = Some(s);
                         }
                         Err(e) => {
