@@ -230,3 +230,39 @@ fn our_client_against_chronyd_nts_server() {
 fn now() -> Time {
     stratum1::clock::realtime_now()
 }
+
+/// `config check` reads the NTS files: a matching certificate and key pass, a key from
+/// another certificate or a missing CA file is named.
+#[test]
+fn config_check_reads_nts_files() {
+    let dir = open_tempdir();
+    let ca = Ca::new("stratum1 test CA");
+    let ca_file = ca.write(dir.path(), "ca");
+    let a = ca.server(dir.path(), "a", &["localhost"], false);
+    let b = ca.server(dir.path(), "b", &["localhost"], false);
+    let check = |cert: &std::path::Path, key: &std::path::Path, ca: &std::path::Path| {
+        let path = dir.path().join("check.toml");
+        let text = format!(
+            "[[upstream]]\naddress = \"localhost\"\nnts = true\nca_file = \"{}\"\n\
+             [nts]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        std::fs::write(&path, text).expect("write config");
+        std::process::Command::new(common::daemon::BIN)
+            .args(["config", "check"])
+            .arg(&path)
+            .output()
+            .expect("config check runs")
+    };
+    let ok = check(&a.cert, &a.key, &ca_file);
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success() && out.contains("1 with NTS, NTS server"), "{out}");
+    let mismatched = check(&a.cert, &b.key, &ca_file);
+    let err = String::from_utf8_lossy(&mismatched.stderr);
+    assert!(!mismatched.status.success() && err.contains("[nts] certificate/key"), "{err}");
+    let missing = check(&a.cert, &a.key, &dir.path().join("nope.pem"));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && err.contains("nope.pem"), "{err}");
+}
