@@ -169,6 +169,7 @@ impl Worker {
                 debug_assert!(outcome.wire_len() <= len);
                 s.set_tx_len(k, outcome.wire_len());
                 s.tx_rx_time[k] = rx;
+                // NTS replies are sealed with their transmit time: never restamped.
                 s.tx_stamp[k] = outcome == Outcome::Reply;
                 let namelen = s.rx_hdr[i].msg_hdr.msg_namelen;
                 let name: *mut libc::sockaddr_storage = &mut s.rx_name[i];
