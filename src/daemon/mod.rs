@@ -9,6 +9,7 @@
 //! [`SystemState`]: crate::core::SystemState
 
 mod events;
+mod nts;
 mod refclock;
 mod status;
 mod upstreams;
@@ -106,12 +107,10 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
 
     // Serving.
     let policy = Arc::new(PoolPolicy::from_config(&config.server));
-    let server = server::spawn(
-        ServerOptions::new(config.server.listen.clone()),
-        state.clone(),
-        clock.clone(),
-        policy,
-    )?;
+    let nts_serving = nts::start(&config).await?;
+    let mut server_opts = ServerOptions::new(config.server.listen.clone());
+    server_opts.nts = nts_serving.as_ref().map(|n| n.keys.clone());
+    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy)?;
     let status = StatusHandle::default();
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
@@ -153,7 +152,8 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                     }
                 }
                 let now = clock.now();
-                let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                let mut snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
                 for change in events::changes(&status.load(), &snapshot) {
                     change.log();
                 }
