@@ -30,6 +30,11 @@ export CARGO_PROFILE_RELEASE_DEBUG=false
 std_args=()
 if [ "$triple" = arm-unknown-linux-musleabi ]; then
   export RUSTC_BOOTSTRAP=1
+  # C parts of dependencies (ring's): Debian's armel gcc with musl's headers, ARMv6 code.
+  musl="$top/target/cross/armel-musl"
+  export CC_arm_unknown_linux_musleabi=arm-linux-gnueabi-gcc
+  export AR_arm_unknown_linux_musleabi=arm-linux-gnueabi-ar
+  export CFLAGS_arm_unknown_linux_musleabi="-march=armv6 -mfloat-abi=softfp -mfpu=vfp -nostdinc -isystem $musl/usr/include/arm-linux-musleabi -isystem $(arm-linux-gnueabi-gcc -print-file-name=include)"
   std_args=(-Zbuild-std=std,panic_unwind)
 fi
 cargo build --release --locked --target "$triple" "${std_args[@]}"
