@@ -52,6 +52,7 @@ fn snapshot() -> StatusSnapshot {
             refid: "PPS".into(),
             when_s: Some(1.0),
             poll_log2: 4,
+            nts: None,
         }],
         refclock: Some(gps.clone()),
         refclocks: vec![
@@ -63,7 +64,8 @@ fn snapshot() -> StatusSnapshot {
                 ..Default::default()
             },
         ],
-        server: ServerCounters { answered: 77, kod: 1, dropped_by_reason: dropped },
+        server: ServerCounters { answered: 77, kod: 1, dropped_by_reason: dropped, ..Default::default() },
+        nts: None,
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Config {
     /// The simulated receiver of `run --simulate` (delays, jitter, outages in seconds since
     /// start); ignored without `--simulate`.
     pub simulate: ReceiverParams,
+    /// Serve NTS (RFC 8915): the NTS-KE server and authenticated NTP replies. Off when absent.
+    pub nts: Option<NtsConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +220,31 @@ pub struct UpstreamConfig {
     /// replacing the ones that drop out.
     pub pool: bool,
     pub max_sources: usize,
+    /// Authenticate this upstream with NTS: `address` then names its NTS-KE server (`port`
+    /// 4460 unless given), which names the NTP server and port. Not with `pool`.
+    pub nts: bool,
+    /// PEM file of the CAs to trust for this NTS upstream; default: the system trust store.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[nts]`: our NTS server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NtsConfig {
+    /// PEM certificate chain (leaf first) for the NTS-KE server.
+    pub certificate: PathBuf,
+    /// Its PEM private key.
+    pub key: PathBuf,
+    /// NTS-KE (TLS) listen addresses: at least one, none twice, no port 0.
+    pub listen: Vec<SocketAddr>,
+    /// Where the cookie master keys are kept across restarts (mode 0600; a file).
+    pub key_file: PathBuf,
+    /// Seconds between cookie key rotations (60 s–30 days); cookies stay valid two to three.
+    pub key_rotation_s: u64,
+    /// NTP server name to hand to clients (default: they use the NTS-KE address).
+    pub ntp_server: Option<String>,
+    /// NTP port to hand to clients (default: the first `[server] listen` port, named only when
+    /// it is not 123).
+    pub ntp_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

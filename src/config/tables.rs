@@ -9,10 +9,10 @@ use toml_edit::ImDocument;
 use super::read::{Field, Source, Table};
 use super::{
     Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, MetricsConfig, NmeaConfig, NmeaDelay,
-    PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
+    NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
 };
 use crate::net::access::Cidr;
-use crate::net::client::driver::split_host_port;
+use crate::net::client::driver::{has_port, split_host_port};
 use crate::refclock::pairing::SidePrior;
 use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::refclock::pps::gpio::GpioSpec;
@@ -40,6 +40,7 @@ pub(super) fn config(text: &str, file: &str) -> Result<Config, ConfigError> {
     let metrics = root.table("metrics")?;
     let control = root.table("control")?;
     let simulate = root.table("simulate")?;
+    let nts = root.table("nts")?;
     root.finish(&[])?;
 
     let mut c = Config::default();
@@ -62,6 +63,9 @@ pub(super) fn config(text: &str, file: &str) -> Result<Config, ConfigError> {
     }
     if let Some(t) = simulate {
         c.simulate = self::simulate(t)?;
+    }
+    if let Some(t) = nts {
+        c.nts = Some(self::nts(t)?);
     }
     Ok(c)
 }
@@ -99,7 +103,8 @@ fn server(mut t: Table) -> Result<ServerConfig, ConfigError> {
 fn listen(f: &Field) -> Result<Vec<SocketAddr>, ConfigError> {
     let mut seen = HashSet::new();
     let addrs = f.strings(MAX_LISTEN, |s| {
-        let a: SocketAddr = s.parse().map_err(|_| format!("{s:?} is not ADDRESS:PORT (\"[::]:123\")"))?;
+        let a: SocketAddr =
+            s.parse().map_err(|_| format!("{s:?} is not ADDRESS:PORT (e.g. \"[::]:123\")"))?;
         if a.port() == 0 {
             return Err(format!("{s:?}: port 0 would pick a random port clients cannot know"));
         }
@@ -320,6 +325,15 @@ fn upstream(mut t: Table) -> Result<UpstreamConfig, ConfigError> {
     let f = t.require("address")?;
     let address = f.string()?.trim().to_string();
     let (host, port) = split_host_port(&address).map_err(|e| f.err(format!("{address:?}: {e:#}")))?;
+    let nts_field = t.get("nts");
+    let nts = nts_field.as_ref().map_or(Ok(false), |f| f.boolean())?;
+    // An NTS entry names its NTS-KE server, on 4460 unless a port is given.
+    let port = if nts && !has_port(&address) { crate::net::nts::KE_PORT } else { port };
+    let ca_file = match t.get("ca_file") {
+        Some(f) if !nts => return Err(f.err("only used with nts = true".into())),
+        Some(f) => Some(f.parsed(path)?),
+        None => None,
+    };
     let min_field = t.get("minpoll");
     let max_field = t.get("maxpoll");
     let minpoll = min_field.as_ref().map_or(Ok(6), |f| f.integer(-6..=17))? as i8;
@@ -337,6 +351,9 @@ fn upstream(mut t: Table) -> Result<UpstreamConfig, ConfigError> {
     let prefer = flag(&mut t, "prefer", false)?;
     let noselect = flag(&mut t, "noselect", false)?;
     let pool = flag(&mut t, "pool", false)?;
+    if let Some(f) = nts_field.as_ref().filter(|_| pool && nts) {
+        return Err(f.err("NTS is per server: list the servers instead of pool = true".into()));
+    }
     let max_sources = match t.get("max_sources") {
         Some(f) if !pool => return Err(f.err("only a pool = true entry keeps several servers".into())),
         Some(f) => f.integer(1..=16)? as usize,
@@ -344,7 +361,20 @@ fn upstream(mut t: Table) -> Result<UpstreamConfig, ConfigError> {
         None => 1,
     };
     t.finish(&[])?;
-    Ok(UpstreamConfig { address, host, port, minpoll, maxpoll, iburst, prefer, noselect, pool, max_sources })
+    Ok(UpstreamConfig {
+        address,
+        host,
+        port,
+        minpoll,
+        maxpoll,
+        iburst,
+        prefer,
+        noselect,
+        pool,
+        max_sources,
+        nts,
+        ca_file,
+    })
 }
 
 fn clock(mut t: Table) -> Result<ClockConfig, ConfigError> {
@@ -442,4 +472,44 @@ fn simulate(mut t: Table) -> Result<ReceiverParams, ConfigError> {
     }
     t.finish(&[])?;
     Ok(p)
+}
+
+fn nts(mut t: Table) -> Result<NtsConfig, ConfigError> {
+    let certificate = t.require("certificate")?.parsed(path)?;
+    let key = t.require("key")?.parsed(path)?;
+    let listen = match t.get("listen") {
+        Some(f) => self::listen(&f)?,
+        None => vec![
+            SocketAddr::from(([0, 0, 0, 0], crate::net::nts::KE_PORT)),
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, crate::net::nts::KE_PORT)),
+        ],
+    };
+    let key_file = match t.get("key_file") {
+        Some(f) => f.parsed(|s| {
+            let p = path(s)?;
+            if s.ends_with('/') || p.file_name().is_none() || p.is_dir() {
+                return Err(format!("{s:?} is a directory; name the file (e.g. /var/lib/stratum1/nts-keys)"));
+            }
+            Ok(p)
+        })?,
+        None => PathBuf::from(crate::net::nts::keystore::DEFAULT_PATH),
+    };
+    let key_rotation_s = match t.get("key_rotation_s") {
+        Some(f) => f.integer(60..=30 * 86_400)? as u64,
+        None => crate::net::nts::cookie::DEFAULT_ROTATION_S,
+    };
+    let ntp_server = t
+        .get("ntp_server")
+        .map(|f| {
+            f.parsed(|s| {
+                if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(format!("{s:?} is not a host name or address"));
+                }
+                Ok(s.to_string())
+            })
+        })
+        .transpose()?;
+    let ntp_port = t.get("ntp_port").map(|f| f.integer(1..=65_535)).transpose()?.map(|p| p as u16);
+    t.finish(&[])?;
+    Ok(NtsConfig { certificate, key, listen, key_file, key_rotation_s, ntp_server, ntp_port })
 }

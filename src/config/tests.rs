@@ -267,6 +267,36 @@ fn each_error_names_its_line_table_and_key() {
         ("[[upstream]]\naddress = \"a\"\nmaxpoll = 40\n", 3, 11, &["maxpoll", "outside -6–17"]),
         ("[[upstream]]\naddress = \"a\"\nmax_sources = 3\n", 3, 15, &["max_sources", "pool = true"]),
         ("[[upstream]]\naddress = \"a\"\npool = true\nmax_sources = 40\n", 4, 15, &["max_sources", "1–16"]),
+        ("[[upstream]]\naddress = \"a\"\nca_file = \"/x\"\n", 3, 11, &["ca_file", "nts = true"]),
+        ("[[upstream]]\naddress = \"a\"\npool = true\nnts = true\n", 4, 7, &["nts", "per server"]),
+        ("[[upstream]]\naddress = \"a\"\nnts = 1\n", 3, 7, &["nts", "true or false"]),
+        // [nts]
+        ("[nts]\ncertificate = \"/c\"\n", 1, 1, &["[nts]", "key: missing"]),
+        (
+            "[nts]\ncertificate = \"/c\"\nkey = \"/k\"\nkey_rotation_s = 5\n",
+            4,
+            18,
+            &["key_rotation_s", "60–"],
+        ),
+        (
+            "[nts]\ncertificate = \"/c\"\nkey = \"/k\"\nlisten = []\n",
+            4,
+            10,
+            &["[nts]", "listen", "at least one"],
+        ),
+        ("[nts]\ncertificate = \"/c\"\nkey = \"/k\"\nntp_port = 0\n", 4, 12, &["ntp_port", "1–65535"]),
+        (
+            "[nts]\ncertificate = \"/c\"\nkey = \"/k\"\nntp_server = \"a b\"\n",
+            4,
+            14,
+            &["ntp_server", "host name"],
+        ),
+        (
+            "[nts]\ncertificate = \"/c\"\nkey = \"/k\"\nkey_file = \"/var/lib/\"\n",
+            4,
+            12,
+            &["key_file", "directory"],
+        ),
         // [clock], [metrics], [control]
         ("[clock]\nmode = \"fast\"\n", 2, 8, &["[clock]", "mode", "\"software\""]),
         ("[clock]\ndrift_file = \"/var/lib/\"\n", 2, 14, &["drift_file", "directory"]),
@@ -302,6 +332,24 @@ fn each_error_names_its_line_table_and_key() {
         }
         assert_eq!(shown.lines().count(), 1, "one line: {shown}");
     }
+}
+
+#[test]
+fn nts_keys() {
+    let c = parse(
+        "[[upstream]]\naddress = \"nts.example.org\"\nnts = true\nca_file = \"/etc/ca.pem\"\n\
+         [[upstream]]\naddress = \"[::1]:1234\"\nnts = true\n\
+         [nts]\ncertificate = \"/etc/c.pem\"\nkey = \"/etc/k.pem\"\nntp_port = 11123\n",
+    )
+    .unwrap();
+    assert!(c.upstream[0].nts);
+    assert_eq!((c.upstream[0].port, c.upstream[1].port), (4460, 1234), "NTS-KE port unless given");
+    let n = c.nts.unwrap();
+    assert_eq!(n.listen.len(), 2);
+    assert_eq!(n.listen[0].port(), 4460);
+    assert_eq!((n.key_rotation_s, n.ntp_port), (86_400, Some(11123)));
+    assert_eq!(n.key_file, PathBuf::from("/var/lib/stratum1/nts-keys"));
+    assert!(parse("").unwrap().nts.is_none());
 }
 
 #[test]

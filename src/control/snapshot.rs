@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{SourceStatus, SystemState};
+use crate::net::nts::stats::NtsTotals;
 use crate::vocab::Time;
 
 /// Everything the daemon reports about itself at one instant.
@@ -33,9 +34,12 @@ pub struct StatusSnapshot {
     pub refclocks: Vec<RefclockCounters>,
     #[serde(default)]
     pub server: ServerCounters,
+    /// NTS key exchanges and authentication failures; absent when NTS is not in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nts: Option<NtsTotals>,
 }
 
-/// The system variables, as the server advertises them (DESIGN.md `status --json` contract).
+/// The system variables, as the server advertises them (docs/json.md, `status --json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SystemStatus {
     /// As on the wire: 16 (shown, served as 0) when unsynchronised.
@@ -162,6 +166,11 @@ pub struct ServerCounters {
     pub answered: u64,
     /// Kiss-o'-Death replies sent (RATE, DENY, RSTR).
     pub kod: u64,
+    /// NTS requests answered with authenticated time, with an authenticated KoD, and with an
+    /// NTS NAK (cookie or authenticator failed: an authentication failure).
+    pub nts_answered: u64,
+    pub nts_kod: u64,
+    pub nts_nak: u64,
     /// Requests dropped without a reply, by reason (`"malformed"`, `"rate"`, `"mode"`, …).
     pub dropped_by_reason: BTreeMap<String, u64>,
 }
@@ -178,6 +187,7 @@ impl StatusSnapshot {
             refclock: None,
             refclocks: Vec::new(),
             server: ServerCounters::default(),
+            nts: None,
         }
     }
 }
@@ -255,6 +265,7 @@ pub(crate) mod tests {
                     refid: "PPS".into(),
                     when_s: Some(0.4),
                     poll_log2: 4,
+                    nts: None,
                 },
                 SourceStatus {
                     name: "192.0.2.1:123".into(),
@@ -268,6 +279,7 @@ pub(crate) mod tests {
                     refid: "10.1.2.3".into(),
                     when_s: None,
                     poll_log2: 6,
+                    nts: None,
                 },
             ],
             refclock: Some(RefclockCounters {
@@ -293,7 +305,13 @@ pub(crate) mod tests {
                 last_offset_s: Some(1.5e-6),
             }),
             refclocks: Vec::new(),
-            server: ServerCounters { answered: 1000, kod: 7, dropped_by_reason: dropped },
+            server: ServerCounters {
+                answered: 1000,
+                kod: 7,
+                dropped_by_reason: dropped,
+                ..Default::default()
+            },
+            nts: None,
         }
     }
 

@@ -23,4 +23,4 @@ pub use engine::Core;
 pub use leap::LeapTable;
 pub use options::{CoreConfig, SourceOptions};
 pub use source::{SourceId, SourceKind};
-pub use state::{SourceState, SourceStatus, SystemState};
+pub use state::{NtsSourceStatus, SourceState, SourceStatus, SystemState};

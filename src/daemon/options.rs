@@ -1,14 +1,17 @@
 //! The config turned into each room's own options: the only place that reads [`crate::config`]
 //! types on behalf of the rooms, so the rooms never import the config.
 
+use anyhow::Context;
+
 use crate::config::{
     Config, NmeaConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
 };
 use crate::net::access::AccessControl;
-use crate::net::client::driver::UpstreamSpec;
+use crate::net::client::driver::{NtsUpstream, UpstreamSpec};
 use crate::net::client::machine::UpstreamOptions;
 use crate::net::client::poll::PollOptions;
 use crate::net::client::sanity::DEFAULT_MAX_DISTANCE_S;
+use crate::net::nts::ke::client as ke_client;
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::ratelimit::{RateLimiter, RateParams};
 use crate::refclock::nmea::NmeaDriverConfig;
@@ -31,9 +34,17 @@ pub fn serving_policy(server: &ServerConfig) -> PoolPolicy {
     )
 }
 
-/// One `[[upstream]]` entry, ready to run; `index` tells entries apart.
-pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> UpstreamSpec {
-    UpstreamSpec {
+/// One `[[upstream]]` entry, ready to run; `index` tells entries apart. An NTS entry's trust
+/// anchors are read here, so a missing CA file stops the start with its name.
+pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
+    let nts = if u.nts {
+        let tls = crate::net::nts::tls::client_config(u.ca_file.as_deref())
+            .with_context(|| format!("NTS upstream {:?}", u.address))?;
+        Some(NtsUpstream { tls, ke_timeout: ke_client::DEFAULT_TIMEOUT, counters: Default::default() })
+    } else {
+        None
+    };
+    Ok(UpstreamSpec {
         source_index: index,
         host: u.host.clone(),
         port: u.port,
@@ -45,7 +56,8 @@ pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> UpstreamSpec {
         },
         prefer: u.prefer,
         noselect: u.noselect,
-    }
+        nts,
+    })
 }
 
 /// How one refclock's events become samples: pairing, bias, edge, calibration, refids.
@@ -158,12 +170,17 @@ mod tests {
             "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 3\nminpoll = 2\nmaxpoll = 4\n\
              [[upstream]]\naddress = \"[::1]:4123\"\nprefer = true\niburst = false\n",
         );
-        let s = upstream_spec(0, &c.upstream[0]);
+        let s = upstream_spec(0, &c.upstream[0]).unwrap();
         assert_eq!((s.max_sources, s.port, s.options.poll.minpoll, s.options.poll.maxpoll), (3, 123, 2, 4));
         assert_eq!(s.display_name(), "pool.example.org");
-        let s = upstream_spec(1, &c.upstream[1]);
+        let s = upstream_spec(1, &c.upstream[1]).unwrap();
         assert_eq!((s.source_index, s.host.as_str(), s.port, s.max_sources), (1, "::1", 4123, 1));
         assert!(s.prefer && !s.options.poll.iburst);
+        assert!(s.nts.is_none());
+        let c = parse("[[upstream]]\naddress = \"nts.example.org\"\nnts = true\n");
+        let s = upstream_spec(0, &c.upstream[0]).unwrap();
+        assert_eq!((s.port, s.display_name().as_str()), (4460, "nts.example.org"));
+        assert!(s.nts.is_some());
     }
 
     #[test]

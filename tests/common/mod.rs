@@ -4,4 +4,5 @@
 pub mod cdp;
 pub mod daemon;
 pub mod peers;
+pub mod pki;
 pub mod server;

@@ -5,6 +5,9 @@
 //! - [`worker`]: the socket loop (`recvmmsg`/`sendmmsg`, kernel timestamps), one thread per
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
+pub mod nts;
+#[cfg(test)]
+mod nts_tests;
 pub mod policy;
 pub mod reason;
 pub mod respond;
@@ -18,7 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 
+pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
 pub use reason::DropReason;
 pub use respond::Outcome;
@@ -26,6 +31,7 @@ pub use stats::ServerCounters;
 
 use crate::clock::Clock;
 use crate::core::state::SharedState;
+use crate::net::nts::cookie::CookieKeys;
 use stats::WorkerCounters;
 
 #[derive(Clone, Debug)]
@@ -34,11 +40,13 @@ pub struct ServerOptions {
     pub listen: Vec<SocketAddr>,
     /// Sockets (and threads) per address; 0 means one per CPU.
     pub workers: usize,
+    /// Cookie keys when we serve NTS (rotated by whoever holds the other end).
+    pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
 }
 
 impl ServerOptions {
     pub fn new(listen: Vec<SocketAddr>) -> ServerOptions {
-        ServerOptions { listen, workers: 0 }
+        ServerOptions { listen, workers: 0, nts: None }
     }
 }
 
@@ -90,6 +98,7 @@ pub fn spawn(
             state: state.clone(),
             clock: clock.clone(),
             policy: policy.clone(),
+            nts: opts.nts.clone(),
             stop: stop.clone(),
             counters,
         };

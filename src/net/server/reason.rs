@@ -15,16 +15,19 @@ pub enum DropReason {
     RateLimited,
     /// Any other policy decision.
     Policy,
+    /// NTS fields that do not make an NTS request (no authenticator, duplicates, bad lengths).
+    NtsMalformed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::Version,
         DropReason::Mode,
         DropReason::Denied,
         DropReason::RateLimited,
         DropReason::Policy,
+        DropReason::NtsMalformed,
     ];
 
     /// Stable name for counters and metrics.
@@ -36,6 +39,7 @@ impl DropReason {
             DropReason::Denied => "denied",
             DropReason::RateLimited => "rate_limited",
             DropReason::Policy => "policy",
+            DropReason::NtsMalformed => "nts_malformed",
         }
     }
 
