@@ -14,6 +14,7 @@ pub mod pairing;
 pub mod pps;
 pub mod sim;
 pub mod source;
+pub mod ubx;
 #[cfg(test)]
 mod testkit;
 
@@ -53,5 +54,11 @@ pub enum RefclockEvent {
     /// 0): pulses it emits now are free-running and must not be used. `CLOCK_REALTIME` of receipt.
     NoFix {
         received: Time,
+    },
+    /// The receiver's quantisation error of the pulse marking UTC second `pulse` (u-blox
+    /// TIM-TP, sent before that pulse): the ideal edge is the actual edge + `q_err_s`.
+    QuantisationError {
+        pulse: Time,
+        q_err_s: f64,
     },
 }

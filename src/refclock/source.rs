@@ -9,6 +9,8 @@
 //!
 //! Sans-IO: the daemon, the simulator and tests feed events and a clock; nothing here waits.
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
 
 use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
@@ -79,6 +81,9 @@ pub struct RefclockStatus {
     pub no_fix_reports: u64,
     pub pps_samples: u64,
     pub nmea_samples: u64,
+    /// PPS samples corrected by the receiver's quantisation error (u-blox TIM-TP).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub qerr_corrected: u64,
     /// RMS deviation of pulse intervals from whole seconds, ns.
     pub interval_jitter_ns: f64,
     pub last_offset_s: Option<f64>,
@@ -110,6 +115,9 @@ pub struct RefclockSource {
     edges: EdgeStats,
     square_wave_warned: bool,
     verdicts: Vec<Verdict>,
+    /// Quantisation errors announced for coming pulses (UTC second → ideal − actual edge, s).
+    q_errs: VecDeque<(Time, f64)>,
+    q_corrected: u64,
 }
 
 impl RefclockSource {
@@ -134,6 +142,8 @@ impl RefclockSource {
             edges: EdgeStats::default(),
             square_wave_warned: false,
             verdicts: Vec::new(),
+            q_errs: VecDeque::new(),
+            q_corrected: 0,
         }
     }
 
@@ -156,6 +166,17 @@ impl RefclockSource {
                 self.no_fix_reports += 1;
                 let v = self.pairing.on_no_fix(received);
                 self.samples(v, clock)
+            }
+            RefclockEvent::QuantisationError { pulse, q_err_s } => {
+                // Kept for the pulse that pairing numbers `pulse`; a few seconds' worth suffice.
+                if q_err_s.is_finite() && q_err_s.abs() < 1e-6 {
+                    self.q_errs.retain(|&(s, _)| s != pulse);
+                    self.q_errs.push_back((pulse, q_err_s));
+                    while self.q_errs.len() > 8 {
+                        self.q_errs.pop_front();
+                    }
+                }
+                Vec::new()
             }
         }
     }
@@ -193,6 +214,7 @@ impl RefclockSource {
             no_fix_reports: self.no_fix_reports,
             pps_samples: self.pps_samples,
             nmea_samples: self.nmea_samples,
+            qerr_corrected: self.q_corrected,
             interval_jitter_ns: self.interval_ms2.map_or(0.0, |v| v.sqrt() * 1e6),
             last_offset_s: self.last_offset,
             pps_bias_s: self.cfg.pps_bias_s,
@@ -291,7 +313,13 @@ impl RefclockSource {
         self.verdicts.extend_from_slice(&verdicts);
         for v in verdicts {
             let Verdict::Numbered { edge, second, .. } = v else { continue };
-            let local = self.disciplined_edge(edge, clock);
+            let mut local = self.disciplined_edge(edge, clock);
+            // The receiver said (TIM-TP) how far this pulse is from its ideal instant.
+            if let Some(i) = self.q_errs.iter().position(|&(s, _)| s == second) {
+                let (_, q) = self.q_errs.remove(i).unwrap_or_default();
+                local = local.add_secs_f64(q);
+                self.q_corrected += 1;
+            }
             let offset = second.secs_since(local);
             self.last_pulse_numbered = Some(edge);
             self.pps_samples += 1;
@@ -303,6 +331,10 @@ impl RefclockSource {
         }
         out
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
@@ -330,6 +362,7 @@ mod tests {
                 RefclockEvent::Pps(p) => p.timestamp,
                 RefclockEvent::Time(n) => n.received,
                 RefclockEvent::NoFix { received } => received,
+                RefclockEvent::QuantisationError { pulse, .. } => pulse,
             };
             raw.store(local.unix_nanos(), Ordering::SeqCst);
             src.set_anchor_bound((e.true_time.unix_secs() - T0 < 20).then_some(0.3));

@@ -121,6 +121,7 @@ fn event_time(e: &RefclockEvent) -> Time {
         RefclockEvent::Time(t) => t.received,
         RefclockEvent::Pps(p) => p.timestamp,
         RefclockEvent::NoFix { received } => *received,
+        RefclockEvent::QuantisationError { pulse, .. } => *pulse,
     }
 }
 
