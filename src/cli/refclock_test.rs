@@ -14,7 +14,9 @@ use anyhow::{Context as _, bail};
 
 use crate::config::{Config, DEFAULT_PATH, RefclockKind};
 use crate::refclock::anchor::host_clock_error_bound;
-use crate::refclock::diagnose::Report;
+use crate::refclock::diagnose::{Finding, Report, Section, Severity};
+use crate::refclock::nmea::NmeaStats;
+use crate::refclock::ubx::diagnose as ubx_diagnose;
 use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
 use crate::refclock::nmea::replay::{self, parse_date};
 use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
@@ -109,12 +111,14 @@ fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow
         }
     }
     let ctx = Context { live: false, source: file.display().to_string(), duration_s: 0.0 };
-    let (mut section, findings) = diagnose::analyse(&ctx, &obs, &stats);
+    let (mut section, mut findings) = diagnose::analyse(&ctx, &obs, &stats);
     section.line("replay baud", format!("{} (arrival stamps synthesised from byte positions)", config.baud));
     if config.rollover_anchor != rollover::GPS_EPOCH {
         section.line("rollover anchor", config.rollover_anchor);
     }
-    Ok(Report { mode: "replay".into(), sections: vec![section], findings })
+    let mut sections = vec![section];
+    add_ubx(&stats, &mut sections, &mut findings);
+    Ok(Report { mode: "replay".into(), sections, findings })
 }
 
 fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report> {
@@ -164,6 +168,7 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     let ctx = Context { live: true, source: device.display().to_string(), duration_s: args.duration };
     let (section, mut findings) = diagnose::analyse(&ctx, &obs, &stats);
     let mut sections = vec![section];
+    add_ubx(&stats, &mut sections, &mut findings);
     if let Some(p) = &pps {
         let (s, f) = p.section();
         sections.push(s);
@@ -171,6 +176,18 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     }
     let mode = if args.simulate { "simulate" } else { "live" };
     Ok(Report { mode: mode.into(), sections, findings })
+}
+
+/// The u-blox binary section, when the line carried UBX. A receiver that names its seconds in
+/// UBX needs no NMEA time: the NMEA verdicts about missing or untrusted time are then moot.
+fn add_ubx(stats: &NmeaStats, sections: &mut Vec<Section>, findings: &mut Vec<Finding>) {
+    let Some(u) = &stats.ubx else { return };
+    if u.time_valid > 0 {
+        findings.retain(|f| f.severity != Severity::NoData && f.code != "intermittent");
+    }
+    let (s, f) = ubx_diagnose::analyse(u);
+    sections.push(s);
+    findings.extend(f);
 }
 
 /// The PPS side, when asked for (`--pps`, `--pps-gpio`, `--simulate`).

@@ -50,7 +50,9 @@ use super::framer::{Checksum, Frame, Framer};
 use super::rollover;
 use super::sentence::{self, Date, ParseError, Sentence, TimeOfDay};
 use super::stats::NmeaStats;
-use crate::refclock::TimeMessage;
+use crate::refclock::ubx::frame::{Piece, Splitter};
+use crate::refclock::ubx::{self, UbxDecoder};
+use crate::refclock::{RefclockEvent, TimeMessage};
 use crate::vocab::Time;
 
 /// Longest tentative chain kept while waiting for confirmation.
@@ -125,13 +127,15 @@ pub enum Decoded {
     /// The receiver said explicitly that it has no valid fix this cycle (RMC `V` or mode `N`,
     /// GGA quality 0…); `received` is the cycle's arrival. ZDA alone does not produce this.
     NoFix { received: Time },
+    /// From a u-blox binary (UBX) message on the same line (see [`crate::refclock::ubx`]).
+    Ubx(RefclockEvent),
 }
 
 impl Decoded {
     pub fn time(&self) -> Option<&DecodedTime> {
         match self {
             Decoded::Time(t) => Some(t),
-            Decoded::NoFix { .. } => None,
+            Decoded::NoFix { .. } | Decoded::Ubx(_) => None,
         }
     }
 }
@@ -229,7 +233,19 @@ pub struct Decoder {
     cycle_steps: Vec<i64>,
     rollover_logged: bool,
     backwards_logged: bool,
+    /// UBX frames are taken out of the byte stream before the NMEA framer sees it.
+    splitter: Splitter,
+    ubx: UbxDecoder,
+    /// Arrival of the last UBX time message: while UBX names the seconds, NMEA's time
+    /// messages of the same receiver are not handed on (two messages per pulse would make
+    /// pairing refuse it as ambiguous).
+    last_ubx_time: Option<Time>,
+    other: Vec<u8>,
+    pieces: Vec<Piece>,
 }
+
+/// NMEA times are held back for this long after a UBX time message.
+const UBX_PREFERRED_NS: i64 = 3 * SEC;
 
 impl Decoder {
     pub fn new(config: DecoderConfig) -> Self {
@@ -254,6 +270,11 @@ impl Decoder {
             cycle_steps: Vec::new(),
             rollover_logged: false,
             backwards_logged: false,
+            splitter: Splitter::new(),
+            ubx: UbxDecoder::new(),
+            last_ubx_time: None,
+            other: Vec::new(),
+            pieces: Vec::new(),
         }
     }
 
@@ -279,6 +300,10 @@ impl Decoder {
         s.skipped_bytes = f.skipped_bytes;
         s.checksum_errors = f.checksum_errors;
         s.framing_errors = f.framing_errors;
+        let (good, bad) = self.splitter.counts();
+        if good + bad > 0 {
+            s.ubx = Some(self.ubx.stats());
+        }
         s
     }
 
@@ -292,6 +317,8 @@ impl Decoder {
     /// remains a fault across reconnects.
     pub fn reset_stream(&mut self) {
         self.framer.reset();
+        self.splitter.reset();
+        self.ubx.reset_stream();
         self.cycle = None;
         self.held.clear();
         self.last_candidate = None;
@@ -308,19 +335,61 @@ impl Decoder {
 
     /// Feeds one read that returned at `read_end`; trusted seconds are appended to `out`.
     pub fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<Decoded>) {
-        let mut frames = std::mem::take(&mut self.frames);
-        frames.clear();
-        self.framer.push(bytes, read_end, self.char_ns, &mut frames);
-        for frame in &frames {
-            self.on_frame(frame, out);
+        let (mut other, mut pieces) = (std::mem::take(&mut self.other), std::mem::take(&mut self.pieces));
+        (other.clear(), pieces.clear());
+        self.splitter.push(bytes, &mut other, &mut pieces);
+        let mut events = Vec::new();
+        for p in &pieces {
+            // A frame's first byte arrived its length (and what followed it) before the read ended.
+            let received = match p {
+                Piece::Ubx { frame, end } => {
+                    let chars = (bytes.len() - end + frame.payload.len() + ubx::frame::OVERHEAD) as i64;
+                    read_end.add_nanos(-chars * self.char_ns)
+                }
+                Piece::Bad(_) => read_end,
+            };
+            self.ubx.push(p, received, &mut events);
         }
-        self.frames = frames;
+        for e in events {
+            if let RefclockEvent::Time(t) = &e {
+                self.last_ubx_time = Some(t.received);
+            }
+            out.push(Decoded::Ubx(e));
+        }
+        if !other.is_empty() {
+            let mut frames = std::mem::take(&mut self.frames);
+            frames.clear();
+            self.framer.push(&other, read_end, self.char_ns, &mut frames);
+            let mark = out.len();
+            for frame in &frames {
+                self.on_frame(frame, out);
+            }
+            self.frames = frames;
+            self.hold_back_nmea_time(mark, read_end, out);
+        }
+        (self.other, self.pieces) = (other, pieces);
+    }
+
+    /// Drops NMEA time outputs from `out[mark..]` while UBX names the seconds.
+    fn hold_back_nmea_time(&mut self, mark: usize, now: Time, out: &mut Vec<Decoded>) {
+        if self.last_ubx_time.is_some_and(|u| now.nanos_since(u) < UBX_PREFERRED_NS) {
+            let mut i = mark;
+            while i < out.len() {
+                if matches!(out[i], Decoded::Ubx(_)) {
+                    i += 1;
+                } else {
+                    out.remove(i);
+                }
+            }
+        }
     }
 
     /// Ends the open cycle if nothing arrived for it for a while (live: call on read timeouts).
     pub fn poll(&mut self, now: Time, out: &mut Vec<Decoded>) {
         if self.cycle.as_ref().is_some_and(|c| now.nanos_since(c.last_rx) > CYCLE_TIMEOUT_NS) {
+            let mark = out.len();
             self.close_cycle(out);
+            self.hold_back_nmea_time(mark, now, out);
         }
     }
 

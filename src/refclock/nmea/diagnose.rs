@@ -44,6 +44,7 @@ impl NmeaObserver {
                 }
             }
             Decoded::NoFix { .. } => self.no_fix_events += 1,
+            Decoded::Ubx(_) => {}
         }
     }
 

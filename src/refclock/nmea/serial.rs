@@ -27,6 +27,7 @@ use super::rollover;
 use super::sentence::Date;
 use super::stats::NmeaStats;
 use crate::refclock::driver::{self, Driver, DriverHandle, Health};
+use crate::refclock::ubx::frame::{Piece, Splitter};
 
 /// Speeds tried by auto-detection, most common first.
 pub const AUTO_BAUDS: [u32; 9] = [9600, 4800, 38400, 115200, 19200, 57600, 230400, 460800, 921600];
@@ -151,7 +152,7 @@ impl NmeaDriver {
                     }
                 }
                 Err(format!(
-                    "no checksummed NMEA at any speed ({}–{} baud): is a serial console or getty still on this port, \
+                    "no checksummed NMEA or UBX at any speed ({}–{} baud): is a serial console or getty still on this port, \
                      or is it the wrong device?",
                     AUTO_BAUDS.iter().min().unwrap_or(&0),
                     AUTO_BAUDS.iter().max().unwrap_or(&0)
@@ -269,6 +270,9 @@ fn describe_open_error(path: &std::path::Path, e: &serialport::Error) -> String 
 fn detect(port: &mut TTYPort, window: Duration, stop: &AtomicBool) -> Result<bool, String> {
     let mut framer = Framer::new();
     let mut frames = Vec::new();
+    // A u-blox receiver may speak UBX only: its checksummed frames prove the speed as well.
+    let mut splitter = Splitter::new();
+    let (mut other, mut pieces) = (Vec::new(), Vec::new());
     let mut buf = [0u8; 512];
     let until = Instant::now() + window;
     let mut valid = 0;
@@ -276,9 +280,11 @@ fn detect(port: &mut TTYPort, window: Duration, stop: &AtomicBool) -> Result<boo
         match port.read(&mut buf) {
             Ok(0) => return Err("end of file while detecting the speed".into()),
             Ok(n) => {
-                frames.clear();
-                framer.push(&buf[..n], crate::vocab::time::Time::ZERO, 0, &mut frames);
+                (frames.clear(), other.clear(), pieces.clear());
+                splitter.push(&buf[..n], &mut other, &mut pieces);
+                framer.push(&other, crate::vocab::time::Time::ZERO, 0, &mut frames);
                 valid += frames.iter().filter(|f| f.checksum == Checksum::Valid).count() as u64;
+                valid += pieces.iter().filter(|p| matches!(p, Piece::Ubx { .. })).count() as u64;
                 if valid >= DETECT_MIN_SENTENCES {
                     return Ok(true);
                 }

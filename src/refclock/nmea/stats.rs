@@ -19,7 +19,7 @@ pub struct FixInfo {
     pub rmc_valid: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NmeaStats {
     // Framing.
     pub bytes: u64,
@@ -74,6 +74,9 @@ pub struct NmeaStats {
     /// Leap seconds (23:59:60) seen in trusted cycles.
     pub leap_seconds: u64,
     pub fix: FixInfo,
+    /// u-blox binary messages on the same line, once one was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ubx: Option<crate::refclock::ubx::UbxStats>,
     /// The last trusted time, RFC 3339.
     pub last_time: Option<String>,
     // Driver (serial) state; untouched by the decoder.

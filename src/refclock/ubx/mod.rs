@@ -8,6 +8,7 @@
 
 pub mod configure;
 pub mod decoder;
+pub mod diagnose;
 pub mod frame;
 pub mod messages;
 
