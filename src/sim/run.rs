@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::report::{Report, Stats};
-use super::scenario::{GpsScenario, Scenario};
+use super::scenario::{GpsScenario, Protocol, Scenario};
 use super::upstream::ServerModel;
 use crate::clock::Clock;
 use crate::clock::apply;
@@ -24,6 +24,9 @@ use crate::net::client::sanity::LoopGuard;
 use crate::net::packet::HEADER_LEN;
 use crate::refclock::sim::{ReceiverModel, ReceiverParams};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
+use crate::refclock::ubx::UbxDecoder;
+use crate::refclock::ubx::frame::Splitter;
+use crate::refclock::ubx::messages::{NavTimeLs, NavTimeUtc, TimTp};
 use crate::refclock::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::vocab::Time;
 use crate::vocab::{ClockAction, RefId, Sample};
@@ -79,6 +82,10 @@ struct Gps {
     source: RefclockSource,
     id: SourceId,
     sequence: u64,
+    /// UBX mode: the decoder the encoded messages go through, and the announced leap (Unix
+    /// second of the midnight it ends at, and its sign).
+    ubx: Option<UbxDecoder>,
+    leap: Option<(i64, i8)>,
 }
 
 struct Up {
@@ -106,11 +113,14 @@ pub struct Simulation {
     core_in_control: bool,
     /// Print a JSON trace line every this many virtual seconds.
     trace_every: Option<i64>,
+    /// (seconds since start, offset) of every PPS sample, for jitter figures in tests.
+    pps_offsets: Vec<(f64, f64)>,
 }
 
 impl Simulation {
     pub fn new(sc: Scenario) -> Simulation {
-        Self::starting_at(sc, sim_start())
+        let start = sc.start_unix_s.map_or_else(sim_start, Time::from_unix_secs);
+        Self::starting_at(sc, start)
     }
 
     /// The same world from another true start time (the 32-bit past-2038 tests run it in 2040).
@@ -148,6 +158,7 @@ impl Simulation {
                 outages: g.outages.clone(),
                 nmea_lost: g.nmea_lost.clone(),
                 pps_lost: g.pps_lost.clone(),
+                quantisation_ns: g.quantisation_ns,
                 ..ReceiverParams::default()
             };
             let mut rcfg =
@@ -159,12 +170,16 @@ impl Simulation {
             rcfg.nmea_delay_s = g.nmea_offset_ms.or((!g.pps).then_some(g.nmea_delay_ms)).map(|ms| ms * 1e-3);
             rcfg.nmea_delay_error_s = g.nmea_calibration_error_ms * 1e-3;
             let id = core.add_source("gps", SourceKind::Refclock, Default::default());
+            let ubx = g.protocol == Protocol::Ubx;
+            let midnight = (start.unix_secs().div_euclid(86_400) + 1) * 86_400;
             Gps {
                 model: ReceiverModel::new(params, seed ^ 0x6e6d_6561, start.unix_secs()),
                 source: RefclockSource::new(rcfg),
-                params: g,
                 id,
                 sequence: 0,
+                ubx: ubx.then(UbxDecoder::new),
+                leap: (ubx && g.ubx_leap != 0).then_some((midnight, g.ubx_leap.signum())),
+                params: g,
             }
         });
         let ups = sc
@@ -202,6 +217,7 @@ impl Simulation {
             upstream_samples: 0,
             core_in_control: false,
             trace_every: None,
+            pps_offsets: Vec::new(),
         };
         for k in 0..3 {
             sim.schedule_receiver_second(k);
@@ -248,12 +264,7 @@ impl Simulation {
                 break;
             }
             self.clock.advance_to(ev.at);
-            match ev.kind {
-                Kind::Second(k) => self.second(k),
-                Kind::Pulse { assert } => self.pulse(assert),
-                Kind::Message { utc, fix } => self.message(utc, fix),
-                Kind::Reply { upstream, bytes } => self.reply(upstream, &bytes),
-            }
+            self.dispatch(ev.kind);
         }
         let wall_s = wall.elapsed().as_secs_f64();
         let st = self.core.system_state();
@@ -362,15 +373,69 @@ impl Simulation {
         let Some(g) = &mut self.gps else { return };
         let received = self.clock.now();
         let id = g.id;
-        let ev = if fix {
-            RefclockEvent::Time(TimeMessage { utc, received, leap_pending: None })
-        } else {
-            RefclockEvent::NoFix { received }
+        let events = match &mut g.ubx {
+            None if fix => vec![RefclockEvent::Time(TimeMessage { utc, received, leap_pending: None })],
+            None => vec![RefclockEvent::NoFix { received }],
+            Some(decoder) => {
+                let frames = ubx_epoch(&g.model, &g.params, g.leap, utc, fix);
+                let mut events = Vec::new();
+                for f in frames {
+                    let (mut other, mut pieces) = (Vec::new(), Vec::new());
+                    let mut splitter = Splitter::new();
+                    splitter.push(&f, &mut other, &mut pieces);
+                    for p in &pieces {
+                        decoder.push(p, received, &mut events);
+                    }
+                }
+                events
+            }
         };
-        let samples = g.source.on_event(ev, &self.clock);
-        for s in samples {
-            self.deliver(id, s);
+        for ev in events {
+            let Some(g) = &mut self.gps else { return };
+            let samples = g.source.on_event(ev, &self.clock);
+            for s in samples {
+                self.deliver(id, s);
+            }
         }
+    }
+
+    fn dispatch(&mut self, kind: Kind) {
+        match kind {
+            Kind::Second(k) => self.second(k),
+            Kind::Pulse { assert } => self.pulse(assert),
+            Kind::Message { utc, fix } => self.message(utc, fix),
+            Kind::Reply { upstream, bytes } => self.reply(upstream, &bytes),
+        }
+    }
+
+    /// What the core advertises now (for tests following the leap indicator).
+    pub fn system_state(&self) -> crate::core::SystemState {
+        self.core.system_state()
+    }
+
+    /// Runs the world up to `t` seconds after the start (for tests that watch it as it goes).
+    pub fn run_until(&mut self, t: f64) {
+        let end = self.start.add_secs_f64(t);
+        while self.queue.peek().is_some_and(|e| e.at <= end) {
+            let Some(ev) = self.queue.pop() else { break };
+            self.clock.advance_to(ev.at);
+            self.dispatch(ev.kind);
+        }
+    }
+
+    /// The refclock's status (samples, quantisation corrections…).
+    pub fn refclock_status(&self) -> Option<crate::refclock::source::RefclockStatus> {
+        self.gps.as_ref().map(|g| g.source.status())
+    }
+
+    /// (seconds since start, offset) of every PPS sample so far.
+    pub fn pps_offsets(&self) -> &[(f64, f64)] {
+        &self.pps_offsets
+    }
+
+    /// The clock's error against true time now, seconds.
+    pub fn clock_error_s(&self) -> f64 {
+        self.clock.error_s()
     }
 
     fn reply(&mut self, upstream: usize, bytes: &[u8]) {
@@ -390,6 +455,7 @@ impl Simulation {
     fn deliver(&mut self, id: SourceId, s: Sample) {
         if s.refid == RefId::PPS {
             self.pps_samples += 1;
+            self.pps_offsets.push((self.clock.now().secs_since(self.start), s.offset));
         }
         self.core.on_sample(id, s);
         self.update();
@@ -415,6 +481,38 @@ impl Simulation {
     }
 }
 
+/// The UBX frames a u-blox receiver sends for the epoch `utc`, in its order: NAV-TIMELS (with a
+/// leap to announce), NAV-TIMEUTC (23:59:60 first, at the leap), TIM-TP for the next pulse.
+fn ubx_epoch(model: &ReceiverModel, g: &GpsScenario, leap: Option<(i64, i8)>, utc: Time, fix: bool) -> Vec<Vec<u8>> {
+    let valid = if fix { 0x37 } else { 0x03 };
+    let now = NavTimeUtc::at(utc, valid);
+    let mut out = Vec::new();
+    if let Some((at, change)) = leap {
+        let ls = NavTimeLs {
+            itow_ms: now.itow_ms,
+            version: 0,
+            curr_ls: 18,
+            ls_change: change,
+            time_to_ls_event_s: (at - utc.unix_secs()) as i32,
+            valid: 0x03,
+        };
+        out.push(ls.encode());
+        if change > 0 && utc.unix_secs() == at {
+            // The inserted second, named 23:59:60; POSIX time has no instant of its own for it.
+            let mut l = NavTimeUtc::at(Time::from_unix_secs(at - 1), valid);
+            l.sec = 60;
+            out.push(l.encode());
+        }
+    }
+    out.push(now.encode());
+    if g.tim_tp && g.pps {
+        let next = utc.unix_secs() + 1;
+        let q_ps = (model.q_err_ns(next) * 1e3).round() as i32;
+        out.push(TimTp::for_utc_pulse(Time::from_unix_secs(next), q_ps).encode());
+    }
+    out
+}
+
 /// Runs a scenario, with the command line's overrides.
 pub fn simulate(mut sc: Scenario, duration_s: Option<f64>, seed: Option<u64>, trace: Option<u64>) -> Report {
     if let Some(d) = duration_s {
@@ -425,6 +523,10 @@ pub fn simulate(mut sc: Scenario, duration_s: Option<f64>, seed: Option<u64>, tr
     }
     Simulation::new(sc).trace_every(trace).run()
 }
+
+#[cfg(test)]
+#[path = "ubx_tests.rs"]
+mod ubx_tests;
 
 #[cfg(test)]
 mod tests {

@@ -51,6 +51,9 @@ pub struct Scenario {
     pub clock: ClockScenario,
     #[serde(default)]
     pub core: CoreScenario,
+    /// The true UTC start, Unix seconds (default 2026-03-01 00:00:00).
+    #[serde(default)]
+    pub start_unix_s: Option<i64>,
 }
 
 /// The board's clock at boot (extra keys).
@@ -130,6 +133,24 @@ pub struct GpsScenario {
     /// receiver's true mean delay (a correct calibration). And how far that may be off, ms.
     pub nmea_offset_ms: Option<f64>,
     pub nmea_calibration_error_ms: f64,
+    /// What the receiver speaks: `"nmea"` (default) or `"ubx"` (u-blox binary: NAV-TIMEUTC,
+    /// NAV-TIMELS, TIM-TP, encoded and decoded through the real UBX code).
+    pub protocol: Protocol,
+    /// The pulse's quantisation sawtooth, ± ns (see `ReceiverParams::quantisation_ns`).
+    pub quantisation_ns: f64,
+    /// UBX: send TIM-TP (the next pulse's quantisation error) each second.
+    pub tim_tp: bool,
+    /// UBX: NAV-TIMELS announces a leap second (+1 or −1) at the first UTC midnight after the
+    /// start; nothing else in the world knows of it (no leap-second table).
+    pub ubx_leap: i8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Nmea,
+    Ubx,
 }
 
 impl Default for GpsScenario {
@@ -152,6 +173,10 @@ impl Default for GpsScenario {
             message_side: SidePrior::Auto,
             nmea_offset_ms: None,
             nmea_calibration_error_ms: 1.0,
+            protocol: Protocol::Nmea,
+            quantisation_ns: 0.0,
+            tim_tp: true,
+            ubx_leap: 0,
         }
     }
 }

@@ -45,6 +45,11 @@ pub struct ReceiverParams {
     /// How far ahead of true UTC the receiver's time is, ms (a lying GPS, for testing that
     /// upstreams catch it). Applied by the real-time pty receiver of `run --simulate`.
     pub utc_offset_ms: f64,
+    /// The pulse's quantisation error: a sawtooth of ± this many ns (a u-blox M8 puts its
+    /// pulse on its own clock's edges); 0 for none. u-blox reports it in TIM-TP.
+    pub quantisation_ns: f64,
+    /// How far the sawtooth moves each second, ns (the receiver clock's drift against GPS).
+    pub quantisation_step_ns: f64,
 }
 
 impl Default for ReceiverParams {
@@ -67,6 +72,8 @@ impl Default for ReceiverParams {
             nmea_lost: Vec::new(),
             pps_lost: Vec::new(),
             utc_offset_ms: 0.0,
+            quantisation_ns: 0.0,
+            quantisation_step_ns: 7.3,
         }
     }
 }
@@ -128,6 +135,18 @@ impl ReceiverModel {
         p.nmea_delay_ms + p.nmea_wander_ms * w
     }
 
+    /// The quantisation error of the pulse of `second`, ns: the ideal instant minus the edge (what
+    /// TIM-TP reports). Deterministic, so it can be announced before the pulse.
+    pub fn q_err_ns(&self, second: i64) -> f64 {
+        let a = self.params.quantisation_ns;
+        if a <= 0.0 {
+            return 0.0;
+        }
+        let k = (second - self.start) as f64;
+        let early = (k * self.params.quantisation_step_ns).rem_euclid(2.0 * a) - a;
+        -early
+    }
+
     /// The pulse and message of true UTC second `second` (Unix seconds). Call in order.
     pub fn second(&mut self, second: i64) -> SecondOutput {
         let t = (second - self.start) as f64;
@@ -142,7 +161,8 @@ impl ReceiverModel {
         let pulse =
             (p.pps && !out && !within(&p.pps_lost) && !missed && (fix || p.pulses_without_fix)).then(|| {
                 let free_run = if fix { 0.0 } else { p.free_run_offset_ms * 1e6 };
-                let assert = sec.add_nanos((jitter + free_run).round() as i64);
+                let quantised = -self.q_err_ns(second);
+                let assert = sec.add_nanos((jitter + free_run + quantised).round() as i64);
                 let clear = p.both_edges.then(|| assert.add_nanos((p.pulse_width_ms * 1e6).round() as i64));
                 Pulse { assert, clear }
             });
@@ -211,6 +231,21 @@ mod tests {
                 assert!((off - 3_000_000).abs() < 10_000, "free-running offset {off}");
             }
         }
+    }
+
+    #[test]
+    fn quantisation_is_a_bounded_sawtooth_that_q_err_undoes() {
+        let p = ReceiverParams { quantisation_ns: 20.0, pps_jitter_ns: 0.0, ..ReceiverParams::default() };
+        let mut m = ReceiverModel::new(p, 4, T0);
+        let mut seen = (f64::MAX, f64::MIN);
+        for s in T0..T0 + 200 {
+            let q = m.q_err_ns(s);
+            let edge = m.second(s).pulse.unwrap().assert;
+            let off = edge.nanos_since(Time::from_unix_secs(s)) as f64;
+            assert!((off + q).abs() <= 0.5, "edge {off} ns, qErr {q} ns");
+            seen = (seen.0.min(off), seen.1.max(off));
+        }
+        assert!(seen.0 < -15.0 && seen.1 > 15.0 && seen.0 >= -20.0 && seen.1 <= 20.0, "{seen:?}");
     }
 
     #[test]
