@@ -37,6 +37,10 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
                 Some(p) => format!("nmea {} paired with pps {}", n.device.display(), p.input),
                 None => format!("nmea {} (no pulses)", n.device.display()),
             },
+            RefclockKind::Gpsd(g) => match &g.pps {
+                Some(p) => format!("gpsd {}:{} paired with pps {}", g.host, g.port, p.input),
+                None => format!("gpsd {}:{} (no pulses of our own; PPS from gpsd when it reports them)", g.host, g.port),
+            },
             RefclockKind::Pps(p) => format!("pps {} alone (numbered from upstream time)", p.input),
         };
         println!("  refclock {} (refid {}): {what}", r.name, r.refid.display(0));

@@ -212,7 +212,7 @@ fn default_device() -> PathBuf {
         .and_then(|c| {
             c.refclock.into_iter().find_map(|r| match r.kind {
                 RefclockKind::Nmea(n) => Some(n.device),
-                RefclockKind::Pps(_) => None,
+                RefclockKind::Gpsd(_) | RefclockKind::Pps(_) => None,
             })
         })
         .unwrap_or_else(|| PathBuf::from("/dev/serial0"))

@@ -115,16 +115,19 @@ impl RefclockConfig {
     pub fn pps(&self) -> Option<&PpsConfig> {
         match &self.kind {
             RefclockKind::Nmea(n) => n.pps.as_ref(),
+            RefclockKind::Gpsd(g) => g.pps.as_ref(),
             RefclockKind::Pps(p) => Some(p),
         }
     }
 }
 
-/// `kind = "nmea" | "pps"`.
+/// `kind = "nmea" | "gpsd" | "pps"`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RefclockKind {
     /// A receiver whose messages name the second, and whose pulse, when wired, marks it.
     Nmea(NmeaConfig),
+    /// A receiver read through gpsd's JSON reports; its pulse, when wired, read by us.
+    Gpsd(GpsdRefclockConfig),
     /// Pulses alone: each is numbered from the upstreams' time or a synchronised host clock.
     Pps(PpsConfig),
 }
@@ -141,6 +144,19 @@ pub struct NmeaConfig {
     pub delay: Option<NmeaDelay>,
     /// This receiver's pulse (`pps = { device = … }` or `{ gpio = … }`); `None` when not wired
     /// (`pps = false`, or no key).
+    pub pps: Option<PpsConfig>,
+}
+
+/// `kind = "gpsd"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpsdRefclockConfig {
+    /// Where gpsd listens (default `localhost`, port 2947).
+    pub host: String,
+    pub port: u16,
+    pub message_side: SidePrior,
+    /// How long after the second a TPV report arrives (the receiver's message delay plus
+    /// gpsd's), for time without pulses; keys `nmea_delay_ms`, `nmea_delay_error_ms`.
+    pub delay: Option<NmeaDelay>,
     pub pps: Option<PpsConfig>,
 }
 

@@ -8,7 +8,7 @@ use toml_edit::ImDocument;
 
 use super::read::{Field, Source, Table};
 use super::{
-    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, MetricsConfig, NmeaConfig, NmeaDelay,
+    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, GpsdRefclockConfig, MetricsConfig, NmeaConfig, NmeaDelay,
     NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
 };
 use crate::net::access::Cidr;
@@ -144,11 +144,20 @@ fn refclocks(entries: Vec<Table>) -> Result<Vec<RefclockConfig>, ConfigError> {
                 }
                 (RefclockKind::Nmea(n), format!("GPS({i})"))
             }
+            "gpsd" => {
+                let (g, said) = gpsd(&mut t)?;
+                if !said {
+                    silent_nmea.get_or_insert(i);
+                }
+                (RefclockKind::Gpsd(g), format!("GPSD({i})"))
+            }
             "pps" => {
                 pulse_only.get_or_insert(t.error(String::new()));
                 (RefclockKind::Pps(pps(&mut t)?), format!("PPS({i})"))
             }
-            other => return Err(kind.err(format!("{other:?} is not a refclock kind (\"nmea\" or \"pps\")"))),
+            other => {
+                return Err(kind.err(format!("{other:?} is not a refclock kind (\"nmea\", \"gpsd\" or \"pps\")")));
+            }
         };
         let name = match &name_field {
             Some(f) => f.parsed(source_name)?,
@@ -163,6 +172,7 @@ fn refclocks(entries: Vec<Table>) -> Result<Vec<RefclockConfig>, ConfigError> {
         }
         let pulses = match &kind {
             RefclockKind::Nmea(n) => n.pps.is_some(),
+            RefclockKind::Gpsd(g) => g.pps.is_some(),
             RefclockKind::Pps(_) => true,
         };
         let refid = match &refid_field {
@@ -187,8 +197,17 @@ fn refclocks(entries: Vec<Table>) -> Result<Vec<RefclockConfig>, ConfigError> {
                 ("bias_us", PPS_KEYS_MOVED),
                 ("pps_bias_us", PPS_KEYS_MOVED),
             ],
+            RefclockKind::Gpsd(_) => &[
+                ("device", "gpsd reads the device itself: give it to gpsd; here host and port say where gpsd listens"),
+                ("baud", "gpsd sets the receiver's speed itself"),
+                ("gpio", PPS_KEYS_MOVED),
+                ("edge", PPS_KEYS_MOVED),
+                ("bias_us", PPS_KEYS_MOVED),
+            ],
             RefclockKind::Pps(_) => &[
                 ("baud", NMEA_ONLY),
+                ("host", "belongs to kind = \"gpsd\" refclocks"),
+                ("port", "belongs to kind = \"gpsd\" refclocks"),
                 ("message_side", NMEA_ONLY),
                 ("nmea_delay_ms", NMEA_ONLY),
                 ("nmea_delay_error_ms", NMEA_ONLY),
@@ -243,6 +262,35 @@ fn nmea(t: &mut Table) -> Result<(NmeaConfig, bool), ConfigError> {
             _ => return Err(f.err("expected a serial speed 300–921600, or \"auto\"".into())),
         },
     };
+    let (r, said) = receiver(t)?;
+    Ok((NmeaConfig { device, baud, message_side: r.message_side, delay: r.delay, pps: r.pps }, said))
+}
+
+/// A `kind = "gpsd"` entry's own keys: where gpsd listens, then what any receiver has.
+fn gpsd(t: &mut Table) -> Result<(GpsdRefclockConfig, bool), ConfigError> {
+    let host = match t.get("host") {
+        None => "localhost".to_string(),
+        Some(f) => f.parsed(|s| {
+            let ok = !s.is_empty() && s.len() <= 253 && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c));
+            if ok { Ok(s.to_string()) } else { Err(format!("{s:?} is not a host name or address")) }
+        })?,
+    };
+    let port = match t.get("port") {
+        None => 2947,
+        Some(f) => f.integer(1..=65_535)? as u16,
+    };
+    let (r, said) = receiver(t)?;
+    Ok((GpsdRefclockConfig { host, port, message_side: r.message_side, delay: r.delay, pps: r.pps }, said))
+}
+
+/// What every receiver kind shares: message side, delay calibration, its pulse.
+struct ReceiverKeys {
+    message_side: SidePrior,
+    delay: Option<NmeaDelay>,
+    pps: Option<PpsConfig>,
+}
+
+fn receiver(t: &mut Table) -> Result<(ReceiverKeys, bool), ConfigError> {
     let message_side = match t.get("message_side") {
         None => SidePrior::Auto,
         Some(f) => match f.string()? {
@@ -281,7 +329,7 @@ fn nmea(t: &mut Table) -> Result<(NmeaConfig, bool), ConfigError> {
             }
         },
     };
-    Ok((NmeaConfig { device, baud, message_side, delay, pps }, said))
+    Ok((ReceiverKeys { message_side, delay, pps }, said))
 }
 
 /// A PPS input's keys: a receiver's `pps` table, or a `kind = "pps"` entry.

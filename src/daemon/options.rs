@@ -72,6 +72,14 @@ pub fn refclock_source(r: &RefclockConfig) -> RefclockSourceConfig {
             }
             n.pps.as_ref()
         }
+        RefclockKind::Gpsd(g) => {
+            cfg.pairing.side = g.message_side;
+            if let Some(d) = g.delay {
+                cfg.nmea_delay_s = Some(d.delay_s);
+                cfg.nmea_delay_error_s = d.error_s;
+            }
+            g.pps.as_ref()
+        }
         RefclockKind::Pps(p) => {
             // Pulses alone cannot wait for a receiver's fix report.
             cfg.pairing.require_fix_evidence = false;
@@ -209,7 +217,7 @@ mod tests {
         assert_eq!(
             nmea_driver(match &c.refclock[1].kind {
                 RefclockKind::Nmea(n) => n,
-                RefclockKind::Pps(_) => unreachable!(),
+                _ => unreachable!(),
             })
             .baud,
             None

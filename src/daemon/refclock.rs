@@ -16,6 +16,7 @@ use crate::core::gps_check::NetworkTime;
 use crate::core::{Core, SourceId, SourceKind, SourceOptions};
 use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::driver::{DriverHandle, Health};
+use crate::refclock::gpsd::{self, GpsdConfig, GpsdStats};
 use crate::refclock::nmea::decoder::Reference;
 use crate::refclock::nmea::serial::{NmeaDriverConfig, NmeaDriverHandle};
 use crate::refclock::nmea::{self, NmeaStats};
@@ -50,6 +51,7 @@ pub struct Refclock {
     polled: Instant,
     reference: Option<Reference>,
     nmea: Option<NmeaDriverHandle>,
+    gpsd: Option<DriverHandle<GpsdStats>>,
     pps: Option<PpsHandle>,
     _sim: Option<sim::SimHandle>,
 }
@@ -65,6 +67,8 @@ enum PpsHandle {
 pub struct DriverReport {
     /// The decoder's counters with the port's health folded in.
     pub nmea: Option<NmeaStats>,
+    /// gpsd's reports, and the connection's health.
+    pub gpsd: Option<(GpsdStats, Health)>,
     pub pps: Option<Health>,
 }
 
@@ -133,11 +137,17 @@ impl Refclock {
         tx: UnboundedSender<TaggedEvent>,
     ) -> anyhow::Result<Refclock> {
         let mut parts = Vec::new();
+        let mut gpsd = None;
         let (nmea, pps) = match &entry.kind {
             RefclockKind::Nmea(n) => {
                 let speed = n.baud.fixed().map_or("auto".to_string(), |b| b.to_string());
                 parts.push(format!("nmea {} @{speed}", n.device.display()));
                 (Some(start_nmea(options::nmea_driver(n), index, &tx)?), n.pps.as_ref())
+            }
+            RefclockKind::Gpsd(g) => {
+                parts.push(format!("gpsd {}:{}", g.host, g.port));
+                gpsd = Some(start_gpsd(GpsdConfig { host: g.host.clone(), port: g.port }, index, &tx)?);
+                (None, g.pps.as_ref())
             }
             RefclockKind::Pps(p) => (None, Some(p)),
         };
@@ -158,6 +168,7 @@ impl Refclock {
             polled: Instant::now(),
             reference: None,
             nmea,
+            gpsd,
             pps,
             _sim: None,
         })
@@ -175,7 +186,7 @@ impl Refclock {
         let name = entry.map_or("SIM(0)", |e| e.name.as_str());
         let source = entry.map(options::refclock_source).unwrap_or_default();
         let pulses = entry.is_none_or(|e| e.pps().is_some());
-        let messages = entry.is_none_or(|e| matches!(e.kind, RefclockKind::Nmea(_)));
+        let messages = entry.is_none_or(|e| matches!(e.kind, RefclockKind::Nmea(_) | RefclockKind::Gpsd(_)));
         let model = sim::pty::realtime_model(config.simulate.clone(), rand::random());
         let edges = tx.clone();
         let handle = sim::pty::spawn(model, move |e: PpsEdge| {
@@ -201,6 +212,7 @@ impl Refclock {
             polled: Instant::now(),
             reference: None,
             nmea,
+            gpsd: None,
             pps: pulses.then_some(PpsHandle::Simulated),
             _sim: Some(handle),
         })
@@ -254,6 +266,7 @@ impl Refclock {
     pub fn drivers(&self) -> DriverReport {
         DriverReport {
             nmea: self.nmea.as_ref().map(|d| d.stats()),
+            gpsd: self.gpsd.as_ref().map(|d| (d.stats(), d.health())),
             pps: match &self.pps {
                 Some(PpsHandle::Kernel(h)) => Some(h.health()),
                 Some(PpsHandle::Gpio(h)) => Some(h.health()),
@@ -272,6 +285,17 @@ fn start_nmea(
     let device = cfg.device.display().to_string();
     nmea::spawn(cfg, move |d| nmea::event(d).is_none_or(|ev| tx.send((index, ev)).is_ok()))
         .with_context(|| format!("cannot start the NMEA reader for {device}"))
+}
+
+fn start_gpsd(
+    cfg: GpsdConfig,
+    index: usize,
+    tx: &UnboundedSender<TaggedEvent>,
+) -> anyhow::Result<DriverHandle<GpsdStats>> {
+    let tx = tx.clone();
+    let server = format!("{}:{}", cfg.host, cfg.port);
+    gpsd::spawn(cfg, move |ev| tx.send((index, ev)).is_ok())
+        .with_context(|| format!("cannot start the gpsd client for {server}"))
 }
 
 fn start_pps(

@@ -94,10 +94,15 @@ fn refclock_counters(r: &Refclock, realtime: Time) -> RefclockCounters {
         c.nmea_times = n.times_reported;
         c.fix = fix_status(&n.fix);
     }
+    if let Some((g, _)) = &drivers.gpsd {
+        c.nmea_sentences = g.counts.lines;
+        c.nmea_times = g.counts.tpv_time;
+    }
     // A device that is not open now says why.
     let pps_error = drivers.pps.filter(|h| !h.open).and_then(|h| h.last_error);
     let nmea_error = drivers.nmea.filter(|n| !n.connected).and_then(|n| n.last_error);
-    c.last_error = pps_error.or(nmea_error);
+    let gpsd_error = drivers.gpsd.filter(|(_, h)| !h.open).and_then(|(_, h)| h.last_error);
+    c.last_error = pps_error.or(nmea_error).or(gpsd_error);
     c
 }
 

@@ -9,6 +9,7 @@
 pub mod anchor;
 pub mod diagnose;
 pub mod driver;
+pub mod gpsd;
 pub mod nmea;
 pub mod pairing;
 pub mod pps;

@@ -96,3 +96,20 @@ impl Drop for ChronyServer {
         let _ = self.child.wait();
     }
 }
+
+/// gpsd from Debian's package, with its unpacked libraries found, run in the foreground
+/// (`-N`), reading at once (`-n`), never writing to the receiver (`-b`), clock capability
+/// dropped; the caller adds `-S PORT -F SOCKET DEVICE`.
+pub fn gpsd_command() -> Command {
+    let root = peers_root();
+    let libs: Vec<String> = ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu", "usr/lib", "lib"]
+        .iter()
+        .map(|d| root.join(d).display().to_string())
+        .collect();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--bounding-set=-sys_time", "--"])
+        .arg(root.join("usr/sbin/gpsd"))
+        .args(["-N", "-n", "-b"])
+        .env("LD_LIBRARY_PATH", libs.join(":"));
+    cmd
+}
