@@ -2,6 +2,7 @@
 
 pub mod config_check;
 pub mod query;
+pub mod refclock_configure;
 pub mod refclock_test;
 pub mod run;
 pub mod simulate;
@@ -45,6 +46,8 @@ pub enum Command {
 pub enum RefclockCommand {
     /// Diagnoses the receiver (live device or --replay capture) and gives a verdict with fixes.
     Test(refclock_test::RefclockTestArgs),
+    /// Puts a u-blox receiver into a timing setup (UBX CFG messages). Writes only with --confirm.
+    Configure(refclock_configure::RefclockConfigureArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Query(args) => query::run(&args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Refclock { command: RefclockCommand::Test(args) } => refclock_test::run(&args),
+        Command::Refclock { command: RefclockCommand::Configure(args) } => refclock_configure::run(&args),
     };
     match result {
         Ok(code) => code,
