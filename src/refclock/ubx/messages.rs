@@ -16,7 +16,7 @@ pub const CLASS_NAV: u8 = 0x01;
 pub const CLASS_TIM: u8 = 0x0D;
 pub const ID_NAV_TIMEUTC: u8 = 0x21;
 pub const ID_NAV_TIMELS: u8 = 0x26;
-pub const ID_TIM_TP: u8 = 0x0D;
+pub const ID_TIM_TP: u8 = 0x01;
 
 /// The GPS epoch, 1980-01-06 00:00:00 UTC, as a Unix second.
 pub const GPS_EPOCH_UNIX: i64 = 315_964_800;
