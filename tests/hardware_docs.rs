@@ -27,8 +27,8 @@ fn every_ready_config_parses_and_follows_pool_rules() {
         let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let name = path.display();
         assert!(
-            c.refclock.iter().any(|r| matches!(r.kind, RefclockKind::Nmea(_))),
-            "{name}: no nmea refclock"
+            c.refclock.iter().any(|r| matches!(r.kind, RefclockKind::Nmea(_) | RefclockKind::Gpsd(_))),
+            "{name}: no receiver refclock"
         );
         assert!((4..=7).contains(&c.upstream.len()), "{name}: {} upstreams", c.upstream.len());
         assert!(c.upstream.iter().all(|u| !u.address.contains("pool.ntp.org")), "{name}: pool as upstream");
@@ -45,6 +45,7 @@ fn hat_guides_cover_the_facts() {
         "waveshare-l76x-hat.md",
         "ublox-neo-breakout.md",
         "usb-gps.md",
+        "gpsd.md",
     ];
     for g in guides {
         let text = std::fs::read_to_string(root().join("hardware").join(g)).unwrap();
@@ -52,7 +53,7 @@ fn hat_guides_cover_the_facts() {
         for topic in ["baud", "pps", "refclock test", ".toml"] {
             assert!(lower.contains(topic), "{g} does not mention {topic}");
         }
-        if g != "usb-gps.md" {
+        if g != "usb-gps.md" && g != "gpsd.md" {
             assert!(text.contains("dtoverlay=pps-gpio,gpiopin="), "{g}: no PPS overlay line");
             assert!(lower.contains("bias"), "{g}: no PPS bias");
         }
@@ -240,4 +241,16 @@ fn package_files_exist_and_scripts_parse() {
         "{maintainer}"
     );
     assert!(changelog.contains(&format!(" -- {maintainer}  ")), "changelog trailer names the maintainer");
+}
+
+#[test]
+fn every_ready_config_passes_config_check() {
+    for path in files("toml") {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratum1"))
+            .args(["config", "check"])
+            .arg(&path)
+            .output()
+            .expect("config check runs");
+        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    }
 }

@@ -376,3 +376,22 @@ fn unreadable_file_names_the_file() {
     assert_eq!(e.line, None);
     assert!(e.to_string().starts_with("/nonexistent/stratum1.toml: cannot read config"), "{e}");
 }
+
+#[test]
+fn gpsd_entries_default_to_localhost_and_name_wrong_keys() {
+    let c = parse("[[refclock]]\nkind = \"gpsd\"\npps = false\nnmea_delay_ms = 150\n").unwrap();
+    let RefclockKind::Gpsd(g) = &c.refclock[0].kind else { panic!("{:?}", c.refclock) };
+    assert_eq!((g.host.as_str(), g.port), ("localhost", 2947));
+    assert_eq!((c.refclock[0].name.as_str(), c.refclock[0].refid), ("GPSD(0)", RefId::GPS));
+    let c = parse("[[refclock]]\nkind = \"gpsd\"\nhost = \"127.0.0.1\"\nport = 3000\n[refclock.pps]\ndevice = \"/dev/pps0\"\n")
+        .unwrap();
+    assert_eq!(c.refclock[0].refid, RefId::PPS);
+    let e = parse("[[refclock]]\nkind = \"gpsd\"\ndevice = \"/dev/gps0\"\n").unwrap_err().to_string();
+    assert!(e.contains("x.toml:3:") && e.contains("gpsd reads the device itself"), "{e}");
+    let e = parse("[[refclock]]\nkind = \"gpsd\"\nport = 0\n").unwrap_err().to_string();
+    assert!(e.contains("x.toml:3:"), "{e}");
+    let e = parse("[[refclock]]\nkind = \"gpsd\"\nhost = \"a b\"\n").unwrap_err().to_string();
+    assert!(e.contains("not a host name"), "{e}");
+    let e = parse("[[refclock]]\nkind = \"ubx\"\n").unwrap_err().to_string();
+    assert!(e.contains("\"gpsd\""), "{e}");
+}
