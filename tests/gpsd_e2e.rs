@@ -49,12 +49,21 @@ fn start_gpsd(port: u16, dir: &Path, device: &Path) -> Gpsd {
 }
 
 fn receiver() -> SimHandle {
-    let params =
-        ReceiverParams { pps: false, nmea_delay_ms: DELAY_MS, nmea_jitter_ms: 1.0, ..ReceiverParams::default() };
+    let params = ReceiverParams {
+        pps: false,
+        nmea_delay_ms: DELAY_MS,
+        nmea_jitter_ms: 1.0,
+        ..ReceiverParams::default()
+    };
     spawn_with_baud(realtime_model(params, 7), 9600, |_| true).expect("simulated receiver starts")
 }
 
-fn wait(sock: &Path, what: &str, timeout: Duration, mut done: impl FnMut(&serde_json::Value) -> bool) -> serde_json::Value {
+fn wait(
+    sock: &Path,
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let start = Instant::now();
     let mut last = None;
     loop {

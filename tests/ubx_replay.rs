@@ -21,8 +21,7 @@ fn gpsd_seconds(chk: &Path) -> Option<BTreeSet<i64>> {
     let mut out = BTreeSet::new();
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        if let Some(t) = v["time"].as_str().and_then(stratum1::refclock::gpsd::json::parse_time)
-        {
+        if let Some(t) = v["time"].as_str().and_then(stratum1::refclock::gpsd::json::parse_time) {
             out.insert(t.add_nanos(500_000_000).unix_secs());
         }
     }
@@ -42,7 +41,8 @@ fn gpsd_ubx_logs_replay_with_no_false_time() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no *.log in {dir:?}");
-    let (mut with_ubx, mut frames, mut times, mut checked, mut qerrs, mut bad, mut early) = (0, 0, 0, 0, 0, 0, 0);
+    let (mut with_ubx, mut frames, mut times, mut checked, mut qerrs, mut bad, mut early) =
+        (0, 0, 0, 0, 0, 0, 0);
     for f in &files {
         let raw = std::fs::read(f).expect("log readable");
         let (data, _) = strip_comments(&raw);
@@ -63,7 +63,8 @@ fn gpsd_ubx_logs_replay_with_no_false_time() {
                 _ => None,
             })
             .collect();
-        qerrs += out.iter().filter(|e| matches!(e, Decoded::Ubx(RefclockEvent::QuantisationError { .. }))).count();
+        qerrs +=
+            out.iter().filter(|e| matches!(e, Decoded::Ubx(RefclockEvent::QuantisationError { .. }))).count();
         times += ours.len();
         assert!(ours.windows(2).all(|w| w[0] < w[1]), "{}: UBX times not strictly increasing", f.display());
         let chk = f.with_extension("log.chk");
@@ -78,7 +79,12 @@ fn gpsd_ubx_logs_replay_with_no_false_time() {
                         early += 1;
                         continue;
                     }
-                    assert!(gpsd.contains(&s), "{}: we trusted {t} ({s}; gpsd names {:?}…), which gpsd's expected output never names", f.display(), gpsd.iter().take(3).collect::<Vec<_>>());
+                    assert!(
+                        gpsd.contains(&s),
+                        "{}: we trusted {t} ({s}; gpsd names {:?}…), which gpsd's expected output never names",
+                        f.display(),
+                        gpsd.iter().take(3).collect::<Vec<_>>()
+                    );
                     checked += 1;
                 }
             }

@@ -39,7 +39,10 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
             },
             RefclockKind::Gpsd(g) => match &g.pps {
                 Some(p) => format!("gpsd {}:{} paired with pps {}", g.host, g.port, p.input),
-                None => format!("gpsd {}:{} (no pulses of our own; PPS from gpsd when it reports them)", g.host, g.port),
+                None => format!(
+                    "gpsd {}:{} (no pulses of our own; PPS from gpsd when it reports them)",
+                    g.host, g.port
+                ),
             },
             RefclockKind::Pps(p) => format!("pps {} alone (numbered from upstream time)", p.input),
         };

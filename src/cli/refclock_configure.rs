@@ -2,7 +2,7 @@
 //! needs `--device`, and writes nothing unless `--confirm` is given; `--dry-run` prints the
 //! messages (what each does, and its bytes) instead.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -40,7 +40,10 @@ pub struct RefclockConfigureArgs {
 }
 
 fn numbers(s: &str, n: usize, what: &str) -> anyhow::Result<Vec<f64>> {
-    let v: Vec<f64> = s.split(',').map(|x| x.trim().parse::<f64>()).collect::<Result<_, _>>()
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
         .map_err(|_| anyhow::anyhow!("{what} {s:?}: expected {n} comma-separated numbers"))?;
     if v.len() != n || v.iter().any(|x| !x.is_finite()) {
         bail!("{what} {s:?}: expected {n} comma-separated numbers");
@@ -96,7 +99,10 @@ pub fn run(args: &RefclockConfigureArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(out, "{}: {answer}", m.what);
     }
     if failed > 0 {
-        bail!("{failed} of {} messages not acknowledged (a non-timing module has no CFG-TMODE2; check --baud)", msgs.len());
+        bail!(
+            "{failed} of {} messages not acknowledged (a non-timing module has no CFG-TMODE2; check --baud)",
+            msgs.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

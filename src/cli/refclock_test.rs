@@ -16,13 +16,13 @@ use crate::config::{Config, DEFAULT_PATH, RefclockKind};
 use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::diagnose::{Finding, Report, Section, Severity};
 use crate::refclock::nmea::NmeaStats;
-use crate::refclock::ubx::diagnose as ubx_diagnose;
 use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
 use crate::refclock::nmea::replay::{self, parse_date};
 use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
 use crate::refclock::nmea::{Decoded, rollover};
 use crate::refclock::pps::probe::{PpsInput, PpsProbe};
 use crate::refclock::sim::ReceiverParams;
+use crate::refclock::ubx::diagnose as ubx_diagnose;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefclockTestArgs {

@@ -8,8 +8,9 @@ use toml_edit::ImDocument;
 
 use super::read::{Field, Source, Table};
 use super::{
-    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, GpsdRefclockConfig, MetricsConfig, NmeaConfig, NmeaDelay,
-    NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
+    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, GpsdRefclockConfig, MetricsConfig,
+    NmeaConfig, NmeaDelay, NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig,
+    UpstreamConfig,
 };
 use crate::net::access::Cidr;
 use crate::net::client::driver::{has_port, split_host_port};
@@ -156,7 +157,9 @@ fn refclocks(entries: Vec<Table>) -> Result<Vec<RefclockConfig>, ConfigError> {
                 (RefclockKind::Pps(pps(&mut t)?), format!("PPS({i})"))
             }
             other => {
-                return Err(kind.err(format!("{other:?} is not a refclock kind (\"nmea\", \"gpsd\" or \"pps\")")));
+                return Err(
+                    kind.err(format!("{other:?} is not a refclock kind (\"nmea\", \"gpsd\" or \"pps\")"))
+                );
             }
         };
         let name = match &name_field {
@@ -198,7 +201,10 @@ fn refclocks(entries: Vec<Table>) -> Result<Vec<RefclockConfig>, ConfigError> {
                 ("pps_bias_us", PPS_KEYS_MOVED),
             ],
             RefclockKind::Gpsd(_) => &[
-                ("device", "gpsd reads the device itself: give it to gpsd; here host and port say where gpsd listens"),
+                (
+                    "device",
+                    "gpsd reads the device itself: give it to gpsd; here host and port say where gpsd listens",
+                ),
                 ("baud", "gpsd sets the receiver's speed itself"),
                 ("gpio", PPS_KEYS_MOVED),
                 ("edge", PPS_KEYS_MOVED),
@@ -271,7 +277,9 @@ fn gpsd(t: &mut Table) -> Result<(GpsdRefclockConfig, bool), ConfigError> {
     let host = match t.get("host") {
         None => "localhost".to_string(),
         Some(f) => f.parsed(|s| {
-            let ok = !s.is_empty() && s.len() <= 253 && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c));
+            let ok = !s.is_empty()
+                && s.len() <= 253
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-:_".contains(c));
             if ok { Ok(s.to_string()) } else { Err(format!("{s:?} is not a host name or address")) }
         })?,
     };

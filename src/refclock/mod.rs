@@ -15,9 +15,9 @@ pub mod pairing;
 pub mod pps;
 pub mod sim;
 pub mod source;
-pub mod ubx;
 #[cfg(test)]
 mod testkit;
+pub mod ubx;
 
 use crate::vocab::Time;
 

@@ -483,7 +483,13 @@ impl Simulation {
 
 /// The UBX frames a u-blox receiver sends for the epoch `utc`, in its order: NAV-TIMELS (with a
 /// leap to announce), NAV-TIMEUTC (23:59:60 first, at the leap), TIM-TP for the next pulse.
-fn ubx_epoch(model: &ReceiverModel, g: &GpsScenario, leap: Option<(i64, i8)>, utc: Time, fix: bool) -> Vec<Vec<u8>> {
+fn ubx_epoch(
+    model: &ReceiverModel,
+    g: &GpsScenario,
+    leap: Option<(i64, i8)>,
+    utc: Time,
+    fix: bool,
+) -> Vec<Vec<u8>> {
     let valid = if fix { 0x37 } else { 0x03 };
     let now = NavTimeUtc::at(utc, valid);
     let mut out = Vec::new();

@@ -73,7 +73,9 @@ fn tim_tp_corrections_lower_the_pps_jitter_of_a_quantised_pulse() {
     };
     let (with, corrected, samples) = run(true);
     let (without, none, _) = run(false);
-    println!("PPS jitter with TIM-TP {with:.2} ns, without {without:.2} ns ({corrected} of {samples} corrected)");
+    println!(
+        "PPS jitter with TIM-TP {with:.2} ns, without {without:.2} ns ({corrected} of {samples} corrected)"
+    );
     assert_eq!(none, 0);
     assert!(corrected + 5 >= samples && samples > 1700, "{corrected} of {samples}");
     assert!(with < 6.5, "with TIM-TP the 5 ns stamping jitter is what remains: {with}");

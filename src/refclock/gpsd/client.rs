@@ -74,13 +74,16 @@ impl Driver for GpsdDriver {
                 Ok(mut s) => {
                     s.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| format!("{server}: {e}"))?;
                     let _ = s.set_nodelay(true);
-                    s.write_all(WATCH.as_bytes()).map_err(|e| format!("{server}: cannot send ?WATCH: {e}"))?;
+                    s.write_all(WATCH.as_bytes())
+                        .map_err(|e| format!("{server}: cannot send ?WATCH: {e}"))?;
                     self.stream = Some(s);
                     self.buf.clear();
                     return Ok(format!("connected to gpsd at {a}"));
                 }
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    last = format!("cannot connect to gpsd at {a}: connection refused (is gpsd running, with -G or on this host?)");
+                    last = format!(
+                        "cannot connect to gpsd at {a}: connection refused (is gpsd running, with -G or on this host?)"
+                    );
                 }
                 Err(e) => last = format!("cannot connect to gpsd at {a}: {e}"),
             }
@@ -102,10 +105,17 @@ impl Driver for GpsdDriver {
                     out.extend(self.parser.line(&text, received));
                 }
                 if self.buf.len() > MAX_LINE {
-                    return Err(format!("a line over {} KiB without a newline: is this gpsd?", MAX_LINE / 1024));
+                    return Err(format!(
+                        "a line over {} KiB without a newline: is this gpsd?",
+                        MAX_LINE / 1024
+                    ));
                 }
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(format!("read from gpsd failed: {e}")),
         }
         Ok(())

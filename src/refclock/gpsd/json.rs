@@ -143,7 +143,8 @@ mod tests {
     fn tpv_pps_and_junk() {
         let mut p = GpsdParser::default();
         let r = Time::from_unix_secs(1_800_000_000);
-        let tpv = r#"{"class":"TPV","device":"/dev/pts/3","mode":3,"time":"2027-01-15T08:00:00.000Z","ept":0.005}"#;
+        let tpv =
+            r#"{"class":"TPV","device":"/dev/pts/3","mode":3,"time":"2027-01-15T08:00:00.000Z","ept":0.005}"#;
         assert_eq!(
             p.line(tpv, r),
             Some(RefclockEvent::Time(TimeMessage {
@@ -166,7 +167,10 @@ mod tests {
     #[test]
     fn times_with_and_without_fractions() {
         assert_eq!(parse_time("2026-12-01T16:00:15Z"), Some(Time::from_utc(2026, 12, 1, 16, 0, 15, 0)));
-        assert_eq!(parse_time("2026-12-01T16:00:15.25Z"), Some(Time::from_utc(2026, 12, 1, 16, 0, 15, 250_000_000)));
+        assert_eq!(
+            parse_time("2026-12-01T16:00:15.25Z"),
+            Some(Time::from_utc(2026, 12, 1, 16, 0, 15, 250_000_000))
+        );
         for bad in ["2026-12-01T16:00:15", "2026-13-01T16:00:15Z", "2026-12-01T16:00:15.x Z", "T:Z"] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }

@@ -336,7 +336,8 @@ impl Decoder {
     /// Feeds one read that returned at `read_end`; trusted seconds are appended to `out`.
     pub fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<Decoded>) {
         let (mut other, mut pieces) = (std::mem::take(&mut self.other), std::mem::take(&mut self.pieces));
-        (other.clear(), pieces.clear());
+        other.clear();
+        pieces.clear();
         self.splitter.push(bytes, &mut other, &mut pieces);
         let mut events = Vec::new();
         for p in &pieces {

@@ -280,7 +280,9 @@ fn detect(port: &mut TTYPort, window: Duration, stop: &AtomicBool) -> Result<boo
         match port.read(&mut buf) {
             Ok(0) => return Err("end of file while detecting the speed".into()),
             Ok(n) => {
-                (frames.clear(), other.clear(), pieces.clear());
+                frames.clear();
+                other.clear();
+                pieces.clear();
                 splitter.push(&buf[..n], &mut other, &mut pieces);
                 framer.push(&other, crate::vocab::time::Time::ZERO, 0, &mut frames);
                 valid += frames.iter().filter(|f| f.checksum == Checksum::Valid).count() as u64;

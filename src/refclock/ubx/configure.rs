@@ -34,20 +34,33 @@ pub struct CfgMessage {
 
 /// The whole timing setup, in the order to send it; `save` adds CFG-CFG (keep across power loss).
 pub fn timing_setup(position: Position, save: bool) -> Result<Vec<CfgMessage>, String> {
-    let mut out = vec![CfgMessage { what: "CFG-NAV5: stationary dynamic model".into(), bytes: nav5_stationary() }];
+    let mut out =
+        vec![CfgMessage { what: "CFG-NAV5: stationary dynamic model".into(), bytes: nav5_stationary() }];
     // NMEA: keep what names the second (GGA, RMC, ZDA), drop the rest (less serial time).
-    for (id, name, rate) in
-        [(0x00, "GGA", 1), (0x04, "RMC", 1), (0x08, "ZDA", 1), (0x01, "GLL", 0), (0x02, "GSA", 0), (0x03, "GSV", 0), (0x05, "VTG", 0)]
-    {
+    for (id, name, rate) in [
+        (0x00, "GGA", 1),
+        (0x04, "RMC", 1),
+        (0x08, "ZDA", 1),
+        (0x01, "GLL", 0),
+        (0x02, "GSA", 0),
+        (0x03, "GSV", 0),
+        (0x05, "VTG", 0),
+    ] {
         let verb = if rate == 0 { "off" } else { "on" };
-        out.push(CfgMessage { what: format!("CFG-MSG: NMEA {name} {verb}"), bytes: msg_rate(CLASS_NMEA, id, rate) });
+        out.push(CfgMessage {
+            what: format!("CFG-MSG: NMEA {name} {verb}"),
+            bytes: msg_rate(CLASS_NMEA, id, rate),
+        });
     }
     for (class, id, name) in [
         (CLASS_NAV, ID_NAV_TIMEUTC, "NAV-TIMEUTC"),
         (CLASS_NAV, ID_NAV_TIMELS, "NAV-TIMELS"),
         (CLASS_TIM, ID_TIM_TP, "TIM-TP"),
     ] {
-        out.push(CfgMessage { what: format!("CFG-MSG: UBX {name} every second"), bytes: msg_rate(class, id, 1) });
+        out.push(CfgMessage {
+            what: format!("CFG-MSG: UBX {name} every second"),
+            bytes: msg_rate(class, id, 1),
+        });
     }
     match position {
         Position::Unchanged => {}
@@ -69,12 +82,22 @@ pub fn timing_setup(position: Position, save: bool) -> Result<Vec<CfgMessage>, S
             let deg = |d: f64| (d * 1e7).round() as i32;
             out.push(CfgMessage {
                 what: format!("CFG-TMODE2: fixed position {lat_deg},{lon_deg}, {alt_m} m (±{acc_m} m)"),
-                bytes: tmode2(2, 0x0001, [deg(lat_deg), deg(lon_deg), (alt_m * 100.0).round() as i32], (acc_m * 1000.0).round() as u32, 0, 0),
+                bytes: tmode2(
+                    2,
+                    0x0001,
+                    [deg(lat_deg), deg(lon_deg), (alt_m * 100.0).round() as i32],
+                    (acc_m * 1000.0).round() as u32,
+                    0,
+                    0,
+                ),
             });
         }
     }
     if save {
-        out.push(CfgMessage { what: "CFG-CFG: save to battery-backed RAM and flash".into(), bytes: save_all() });
+        out.push(CfgMessage {
+            what: "CFG-CFG: save to battery-backed RAM and flash".into(),
+            bytes: save_all(),
+        });
     }
     Ok(out)
 }
@@ -101,7 +124,14 @@ fn msg_rate(class: u8, id: u8, rate: u8) -> Vec<u8> {
 }
 
 /// CFG-TMODE2: mode (0 off, 1 survey-in, 2 fixed), flags (bit 0: position in lat/lon/alt).
-fn tmode2(mode: u8, flags: u16, pos: [i32; 3], fixed_acc_mm: u32, svin_min_s: u32, svin_acc_mm: u32) -> Vec<u8> {
+fn tmode2(
+    mode: u8,
+    flags: u16,
+    pos: [i32; 3],
+    fixed_acc_mm: u32,
+    svin_min_s: u32,
+    svin_acc_mm: u32,
+) -> Vec<u8> {
     let mut p = Vec::with_capacity(28);
     p.extend_from_slice(&[mode, 0]);
     p.extend_from_slice(&flags.to_le_bytes());
@@ -140,8 +170,14 @@ mod tests {
         assert_eq!(&nav5[..10], &[0xB5, 0x62, 0x06, 0x24, 0x24, 0x00, 0x01, 0x00, 0x02, 0x00]);
         assert_eq!(nav5.len(), 44);
         // GSV off: class F0 id 03 rate 0 — the frame every u-blox guide quotes.
-        assert_eq!(msg_rate(0xF0, 0x03, 0), [0xB5, 0x62, 0x06, 0x01, 0x03, 0x00, 0xF0, 0x03, 0x00, 0xFD, 0x15]);
-        assert_eq!(msg_rate(0x0D, 0x01, 1), [0xB5, 0x62, 0x06, 0x01, 0x03, 0x00, 0x0D, 0x01, 0x01, 0x19, 0x69]);
+        assert_eq!(
+            msg_rate(0xF0, 0x03, 0),
+            [0xB5, 0x62, 0x06, 0x01, 0x03, 0x00, 0xF0, 0x03, 0x00, 0xFD, 0x15]
+        );
+        assert_eq!(
+            msg_rate(0x0D, 0x01, 1),
+            [0xB5, 0x62, 0x06, 0x01, 0x03, 0x00, 0x0D, 0x01, 0x01, 0x19, 0x69]
+        );
     }
 
     #[test]
@@ -155,7 +191,8 @@ mod tests {
         assert_eq!(u32::from_le_bytes(f.payload[24..28].try_into().unwrap()), 2000);
 
         let fixed =
-            timing_setup(Position::Fixed { lat_deg: 52.5, lon_deg: -13.25, alt_m: 40.5, acc_m: 0.5 }, true).unwrap();
+            timing_setup(Position::Fixed { lat_deg: 52.5, lon_deg: -13.25, alt_m: 40.5, acc_m: 0.5 }, true)
+                .unwrap();
         let t = fixed.iter().find(|m| m.what.starts_with("CFG-TMODE2")).unwrap();
         let p = decode(&t.bytes).unwrap().payload;
         assert_eq!((p[0], p[2]), (2, 1));
@@ -168,7 +205,10 @@ mod tests {
         for m in fixed.iter().chain(&svin) {
             decode(&m.bytes).unwrap();
         }
-        assert!(timing_setup(Position::Fixed { lat_deg: 95.0, lon_deg: 0.0, alt_m: 0.0, acc_m: 1.0 }, false).is_err());
+        assert!(
+            timing_setup(Position::Fixed { lat_deg: 95.0, lon_deg: 0.0, alt_m: 0.0, acc_m: 1.0 }, false)
+                .is_err()
+        );
         assert!(timing_setup(Position::SurveyIn { min_s: 60, acc_m: 0.0 }, false).is_err());
     }
 }

@@ -152,7 +152,10 @@ impl UbxDecoder {
         }
         if self.last_time.is_some_and(|l| instant <= l) {
             self.stats.rejected_backwards += 1;
-            tracing::warn!("UBX: NAV-TIMEUTC {instant} is not after the previous {:?}: dropped", self.last_time);
+            tracing::warn!(
+                "UBX: NAV-TIMEUTC {instant} is not after the previous {:?}: dropped",
+                self.last_time
+            );
             return;
         }
         self.last_time = Some(instant);

@@ -19,7 +19,10 @@ pub const RULES: &[Rule<UbxStats>] = &[
                 format!("{} malformed UBX frames ({})", s.bad_frames, s.last_bad.as_deref().unwrap_or(""))
             })
         },
-        fix: |_| "a line too slow for the enabled messages or a noisy cable: raise the speed or trim messages".into(),
+        fix: |_| {
+            "a line too slow for the enabled messages or a noisy cable: raise the speed or trim messages"
+                .into()
+        },
     },
     Rule {
         code: "ubx_time_invalid",

@@ -204,7 +204,11 @@ impl TimTp {
         let tow_ns = self.tow_ms as i64 * 1_000_000 + ((self.tow_sub_ms as i64 * 1_000_000) >> 32);
         let secs = GPS_EPOCH_UNIX + self.week as i64 * WEEK_S;
         let t = Time::from_unix_secs(secs).add_nanos(tow_ns);
-        if self.utc_base() { Some(t) } else { gps_minus_utc.map(|ls| t.add_nanos(-(ls as i64) * 1_000_000_000)) }
+        if self.utc_base() {
+            Some(t)
+        } else {
+            gps_minus_utc.map(|ls| t.add_nanos(-(ls as i64) * 1_000_000_000))
+        }
     }
 
     pub fn parse(p: &[u8]) -> Result<TimTp, LengthError> {
@@ -292,14 +296,8 @@ mod tests {
         assert_eq!(utc.instant(), Some(t));
         assert!(utc.fully_valid());
 
-        let ls = NavTimeLs {
-            itow_ms: 5,
-            version: 0,
-            curr_ls: 18,
-            ls_change: 1,
-            time_to_ls_event_s: 1,
-            valid: 3,
-        };
+        let ls =
+            NavTimeLs { itow_ms: 5, version: 0, curr_ls: 18, ls_change: 1, time_to_ls_event_s: 1, valid: 3 };
         assert_eq!(Message::parse(&decode(&ls.encode()).unwrap()).unwrap(), Some(Message::TimeLs(ls)));
 
         let tp = TimTp::for_utc_pulse(t.add_nanos(1_000_000_000), -12_345);
