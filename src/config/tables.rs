@@ -513,6 +513,14 @@ fn simulate(mut t: Table) -> Result<ReceiverParams, ConfigError> {
     flag(&mut t, "pulses_without_fix", &mut p.pulses_without_fix)?;
     num(&mut t, "free_run_offset_ms", -1000.0..=1000.0, "ms", &mut p.free_run_offset_ms)?;
     num(&mut t, "utc_offset_ms", -86_400_000.0..=86_400_000.0, "ms", &mut p.utc_offset_ms)?;
+    num(&mut t, "quantisation_ns", 0.0..=1000.0, "ns", &mut p.quantisation_ns)?;
+    if let Some(f) = t.get("protocol") {
+        p.ubx = match f.string()? {
+            "nmea" => false,
+            "ubx" => true,
+            other => return Err(f.err(format!("{other:?}: expected \"nmea\" or \"ubx\""))),
+        };
+    }
     for (key, v) in [
         ("no_fix", &mut p.no_fix),
         ("outages", &mut p.outages),

@@ -50,6 +50,10 @@ pub struct ReceiverParams {
     pub quantisation_ns: f64,
     /// How far the sawtooth moves each second, ns (the receiver clock's drift against GPS).
     pub quantisation_step_ns: f64,
+    /// Speak u-blox binary (NAV-TIMEUTC, TIM-TP) with trimmed NMEA, instead of NMEA alone:
+    /// `run --simulate` with `[simulate] protocol = "ubx"` (the virtual-time simulator has
+    /// its own scenario key).
+    pub ubx: bool,
 }
 
 impl Default for ReceiverParams {
@@ -74,6 +78,7 @@ impl Default for ReceiverParams {
             utc_offset_ms: 0.0,
             quantisation_ns: 0.0,
             quantisation_step_ns: 7.3,
+            ubx: false,
         }
     }
 }

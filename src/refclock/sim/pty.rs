@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::model::ReceiverModel;
-use super::sentences::burst;
+use super::sentences::{burst, ubx_burst};
 use crate::clock::realtime_now;
 use crate::refclock::PpsEdge;
 use crate::vocab::Time;
@@ -219,10 +219,17 @@ impl<F: FnMut(PpsEdge) -> bool> Writer<F> {
                     }
                 }
                 if let Some(m) = o.message {
-                    let text = burst(m.utc, m.fix);
+                    let text = if self.model.params().ubx {
+                        let next = m.utc.unix_secs() + 1;
+                        let q =
+                            self.model.params().pps.then(|| (self.model.q_err_ns(next) * 1e3).round() as i32);
+                        ubx_burst(m.utc, m.fix, q)
+                    } else {
+                        burst(m.utc, m.fix).into_bytes()
+                    };
                     let start = m.arrival.max(line_free);
                     put(start, Action::BurstStart);
-                    for (i, chunk) in text.as_bytes().chunks(CHUNK).enumerate() {
+                    for (i, chunk) in text.chunks(CHUNK).enumerate() {
                         let at = start.add_nanos(i as i64 * CHUNK as i64 * self.char_ns);
                         put(at, Action::Chunk(chunk.to_vec()));
                     }
@@ -267,7 +274,51 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::refclock::RefclockEvent;
+    use crate::refclock::nmea::{self, Decoded, NmeaDriverConfig};
     use crate::refclock::sim::ReceiverParams;
+
+    /// UBX mixed with NMEA through a real pty, read by the real serial driver with its speed
+    /// detected: the seconds come from NAV-TIMEUTC (NMEA's held back), quantisation errors from
+    /// TIM-TP.
+    #[test]
+    fn ubx_mode_is_detected_and_read_on_the_serial_line() {
+        let params = ReceiverParams {
+            ubx: true,
+            quantisation_ns: 20.0,
+            nmea_delay_ms: 100.0,
+            nmea_jitter_ms: 1.0,
+            ..Default::default()
+        };
+        let sim = spawn_with_baud(realtime_model(params, 3), 38_400, |_| true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h =
+            nmea::spawn(NmeaDriverConfig::new(sim.serial_path(), None), move |d| tx.send(d).is_ok()).unwrap();
+        let (mut ubx_times, mut q_errs, mut nmea_times) = (0, 0, 0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        while ubx_times < 3 && std::time::Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(Decoded::Ubx(RefclockEvent::Time(t))) => {
+                    ubx_times += 1;
+                    let late = t.received.secs_since(t.utc);
+                    assert!((0.05..0.5).contains(&late), "arrival {late} s after the second");
+                }
+                Ok(Decoded::Ubx(RefclockEvent::QuantisationError { q_err_s, .. })) => {
+                    q_errs += 1;
+                    assert!(q_err_s.abs() <= 20e-9, "{q_err_s}");
+                }
+                Ok(Decoded::Time(_)) => nmea_times += 1,
+                _ => {}
+            }
+        }
+        let stats = h.stats();
+        h.stop();
+        assert!(ubx_times >= 3 && q_errs >= 2, "UBX times {ubx_times}, qErr {q_errs}: {stats:?}");
+        assert!(nmea_times <= 1, "NMEA time is held back while UBX names the seconds ({nmea_times})");
+        // A pty carries bytes at any speed: detection settles on the first it tries.
+        assert!(stats.baud.is_some());
+        assert_eq!(stats.ubx.map(|u| u.bad_frames), Some(0));
+    }
 
     #[test]
     fn pulses_on_realtime_seconds_and_nmea_through_the_pty() {
