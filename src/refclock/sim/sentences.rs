@@ -31,6 +31,25 @@ pub fn burst(utc: Time, fix: bool) -> String {
     out
 }
 
+/// What a u-blox receiver set up for timing sends for UTC second `utc`: NAV-TIMEUTC (fully valid
+/// with a fix), TIM-TP announcing the next pulse and its quantisation error (when it pulses),
+/// then its trimmed NMEA. Binary and text on one line, as the real receiver does.
+pub fn ubx_burst(utc: Time, fix: bool, next_pulse_q_err_ps: Option<i32>) -> Vec<u8> {
+    use crate::refclock::ubx::messages::{NavTimeUtc, TimTp};
+    let mut out = NavTimeUtc::at(utc, if fix { 0x37 } else { 0x03 }).encode();
+    if let Some(q) = next_pulse_q_err_ps {
+        out.extend(TimTp::for_utc_pulse(utc.add_nanos(1_000_000_000), q).encode());
+    }
+    let d = utc.to_utc();
+    let hms = format!("{:02}{:02}{:02}", d.hour, d.minute, d.second);
+    let date = format!("{:02}{:02}{:02}", d.day, d.month, d.year.rem_euclid(100));
+    let status = if fix { "A" } else { "V" };
+    out.extend(
+        sentence(&format!("GNRMC,{hms}.00,{status},5230.12340,N,01322.56780,E,0.010,,{date},,,A")).bytes(),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,23 +79,4 @@ mod tests {
         // About half a second of line time at 9600 baud.
         assert!((350..520).contains(&b.len()), "{}", b.len());
     }
-}
-
-/// What a u-blox receiver set up for timing sends for UTC second `utc`: NAV-TIMEUTC (fully valid
-/// with a fix), TIM-TP announcing the next pulse and its quantisation error (when it pulses),
-/// then its trimmed NMEA. Binary and text on one line, as the real receiver does.
-pub fn ubx_burst(utc: Time, fix: bool, next_pulse_q_err_ps: Option<i32>) -> Vec<u8> {
-    use crate::refclock::ubx::messages::{NavTimeUtc, TimTp};
-    let mut out = NavTimeUtc::at(utc, if fix { 0x37 } else { 0x03 }).encode();
-    if let Some(q) = next_pulse_q_err_ps {
-        out.extend(TimTp::for_utc_pulse(utc.add_nanos(1_000_000_000), q).encode());
-    }
-    let d = utc.to_utc();
-    let hms = format!("{:02}{:02}{:02}", d.hour, d.minute, d.second);
-    let date = format!("{:02}{:02}{:02}", d.day, d.month, d.year.rem_euclid(100));
-    let status = if fix { "A" } else { "V" };
-    out.extend(
-        sentence(&format!("GNRMC,{hms}.00,{status},5230.12340,N,01322.56780,E,0.010,,{date},,,A")).bytes(),
-    );
-    out
 }
