@@ -27,7 +27,7 @@ use crate::clock::Clock;
 use crate::config::UpstreamConfig;
 use crate::core::Sample;
 use crate::core::state::SharedState;
-use crate::net::cmsg;
+use crate::net::{cmsg, txstamp};
 use crate::time::Time;
 
 use super::machine::{Received, Upstream, UpstreamOptions};
@@ -329,7 +329,8 @@ async fn resolve(host: &str, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
     Ok(out)
 }
 
-async fn open_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
+/// A connected client socket, and whether the kernel stamps what it sends.
+async fn open_socket(server: SocketAddr) -> anyhow::Result<(UdpSocket, bool)> {
     let local: SocketAddr =
         if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().context("literal")?;
     let socket = std::net::UdpSocket::bind(local).context("binding a client socket")?;
@@ -337,18 +338,40 @@ async fn open_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
     if let Err(e) = cmsg::enable_rx_timestamps(socket.as_raw_fd()) {
         warn!(server = %server, "no kernel receive timestamps ({e}); reading the clock on receipt instead");
     }
+    let tx_stamps = match txstamp::enable_every_send(socket.as_raw_fd()) {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(server = %server, "no kernel transmit timestamps ({e}); reading the clock before sending instead");
+            false
+        }
+    };
     let socket = UdpSocket::from_std(socket).context("registering the socket")?;
     socket.connect(server).await.with_context(|| format!("connecting to {server}"))?;
-    Ok(socket)
+    Ok((socket, tx_stamps))
+}
+
+/// The kernel's send time of request number `id` on `socket`, from its error queue (emptied on
+/// the way: older stamps are of no use any more).
+fn kernel_send_time(socket: &UdpSocket, id: u32) -> Option<Time> {
+    let mut found = None;
+    let mut buf = [0u8; 64];
+    while let Ok(Some((_, stamp))) = txstamp::recv_errqueue(socket.as_raw_fd(), &mut buf) {
+        if stamp.id == Some(id) {
+            found = stamp.software;
+        }
+    }
+    found
 }
 
 /// Polls one server until it refuses us, goes silent (when `drop_when_silent`) or its socket
 /// fails.
 async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent: bool) -> End {
-    let socket = match open_socket(server).await {
+    let (socket, tx_stamps) = match open_socket(server).await {
         Ok(s) => s,
         Err(e) => return End::Failed(e),
     };
+    // Datagrams sent so far: the kernel numbers its transmit stamps the same way.
+    let mut sent: u32 = 0;
     let local_refids = socket.local_addr().map(|a| vec![refid_of(a.ip())]).unwrap_or_default();
     let clock = &ctx.clock;
     let mut machine = Upstream::new(server.ip(), ctx.spec.options, clock.now());
@@ -377,9 +400,10 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                         return End::Unreachable;
                     }
                 }
-                if let Err(e) = socket.send(&req.bytes).await {
+                match socket.send(&req.bytes).await {
+                    Ok(_) => sent = sent.wrapping_add(1),
                     // Network down or no route: counts as an unanswered poll, nothing more.
-                    debug!(server = %server, "send failed: {e}");
+                    Err(e) => debug!(server = %server, "send failed: {e}"),
                 }
             }
             got = socket.async_io(Interest::READABLE, || cmsg::recv_timestamped(socket.as_raw_fd(), &mut buf)) => {
@@ -392,6 +416,11 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                     }
                 };
                 let t4 = stamp.map_or_else(|| clock.now(), |r| clock.map_realtime(r));
+                // The request's real send time, stamped by the kernel, replaces the clock
+                // reading taken before the send (T1).
+                if tx_stamps && let Some(t1) = kernel_send_time(&socket, sent.wrapping_sub(1)) {
+                    machine.transmitted_at(clock.map_realtime(t1));
+                }
                 let guard = loop_guard(&local_refids, ctx.state.as_ref());
                 match machine.receive(&buf[..n], t4, &guard) {
                     Received::Sample(s) => {

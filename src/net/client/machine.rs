@@ -19,6 +19,10 @@ use crate::net::exchange::Pending;
 const HISTORY: usize = 8;
 /// A sample within this of the recent median is always consistent (absorbs tiny jitter).
 const CONSISTENT_FLOOR_S: f64 = 1e-3;
+/// A kernel transmit stamp is taken after the clock reading before the send; allow a little
+/// slack for the two clocks' granularity, and at most a second of delay.
+const MAX_TX_STAMP_EARLY_NS: i64 = 1_000_000;
+const MAX_TX_STAMP_LATE_NS: i64 = 1_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpstreamOptions {
@@ -126,6 +130,19 @@ impl Upstream {
         let (pending, bytes) = Pending::new(cookie, now, self.poller.poll_log2());
         self.outstanding = Some(pending);
         Some(Request { bytes, previous_unanswered })
+    }
+
+    /// The kernel's send time of the outstanding request: a better T1 than the clock read just
+    /// before the send. Refused (false) with nothing outstanding, or when it is not within a
+    /// second after that reading (then it belongs to another datagram).
+    pub fn transmitted_at(&mut self, t1: Time) -> bool {
+        let Some(p) = self.outstanding.as_mut() else { return false };
+        let after = t1.nanos_since(p.sent_at);
+        if !(-MAX_TX_STAMP_EARLY_NS..=MAX_TX_STAMP_LATE_NS).contains(&after) {
+            return false;
+        }
+        p.sent_at = t1;
+        true
     }
 
     /// Handles a datagram from the server received at local time `t4`.
@@ -322,6 +339,20 @@ mod tests {
         ));
         assert_eq!(u.reach(), 1);
         assert_eq!(u.last_sample(), None);
+    }
+
+    #[test]
+    fn kernel_transmit_time_replaces_t1() {
+        let mut u = Upstream::new("192.0.2.1".parse().unwrap(), opts(), T0);
+        assert!(!u.transmitted_at(T0), "nothing outstanding");
+        let req = u.transmit(T0, 11).unwrap();
+        assert!(!u.transmitted_at(T0.add_nanos(2_000_000_000)), "another datagram's");
+        assert!(!u.transmitted_at(T0.add_nanos(-5_000_000)), "long before the send");
+        // The kernel sent it 30 µs after the clock was read: the delay shrinks by as much.
+        assert!(u.transmitted_at(T0.add_nanos(30_000)));
+        let (bytes, t4) = answer(&req, T0, 0.0);
+        let Received::Sample(s) = u.receive(&bytes, t4, &LoopGuard::default()) else { panic!() };
+        assert!((s.delay - (0.010 - 30e-6)).abs() < 1e-9, "{}", s.delay);
     }
 
     #[test]

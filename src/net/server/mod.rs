@@ -5,6 +5,7 @@
 //! - [`worker`]: the socket loop (`recvmmsg`/`sendmmsg`, kernel timestamps), one thread per
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
+pub mod interleave;
 pub mod policy;
 pub mod respond;
 pub mod socket;
