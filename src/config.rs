@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::net::access::{Cidr, loopback};
 use crate::net::ratelimit::{RateLimiter, RateParams};
+use crate::net::server::interleave::TxStamps;
 
 pub const DEFAULT_PATH: &str = "/etc/stratum1/stratum1.toml";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/stratum1/control.sock";
@@ -56,6 +57,16 @@ pub struct ServerConfig {
     /// Never answered; dropped silently (no KoD DENY: see `net::access`).
     #[serde(deserialize_with = "cidrs_deny")]
     pub deny: Vec<Cidr>,
+    /// Networks whose ntpq (mode 6, read-only) queries are answered, within the rate limit.
+    /// Default: loopback. Replies are larger than requests: never open this to the world.
+    /// `[]` answers no one.
+    #[serde(deserialize_with = "cidrs_mode6_allow")]
+    pub mode6_allow: Vec<Cidr>,
+    /// Answer interleaved requests (chrony's `xleave`) with the previous reply's kernel
+    /// transmit time. `false`: every reply is basic.
+    pub interleaved: bool,
+    /// Replies to interleaved clients whose transmit times are remembered (24 bytes each).
+    pub interleaved_clients: usize,
 }
 
 /// A list of networks; a bad entry's error names the key (toml points at the list's line).
@@ -78,6 +89,10 @@ fn cidrs_deny<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Er
     cidrs(d, "deny")
 }
 
+fn cidrs_mode6_allow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    cidrs(d, "mode6_allow")
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -89,6 +104,9 @@ impl Default for ServerConfig {
             rate_limit_exempt: loopback(),
             allow: Vec::new(),
             deny: Vec::new(),
+            mode6_allow: loopback(),
+            interleaved: true,
+            interleaved_clients: TxStamps::DEFAULT_CLIENTS,
         }
     }
 }
@@ -281,6 +299,9 @@ impl Config {
         if !(64..=1 << 24).contains(&server.rate_limit_clients) {
             return Err(err("rate_limit_clients", "must be 64–16777216 (24 bytes each)".into()));
         }
+        if !(64..=1 << 24).contains(&server.interleaved_clients) {
+            return Err(err("interleaved_clients", "must be 64–16777216 (24 bytes each)".into()));
+        }
         for (i, r) in self.refclock.iter().enumerate() {
             match r.kind {
                 RefclockKind::Nmea if r.device.is_none() => {
@@ -433,6 +454,28 @@ listen = "127.0.0.1:9123"
         assert_eq!(c.clock.mode, ClockMode::System);
         assert!(c.server.allow.is_empty() && c.server.deny.is_empty());
         assert_eq!(c.server.rate_limit_exempt, loopback());
+        assert_eq!(c.server.mode6_allow, loopback());
+        assert!(c.server.interleaved);
+        assert_eq!(c.server.interleaved_clients, 16_384);
+    }
+
+    #[test]
+    fn mode6_and_interleaved_keys() {
+        let c = Config::parse(
+            "[server]\nmode6_allow = [\"192.0.2.0/24\"]\ninterleaved = false\ninterleaved_clients = 1000\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.server.mode6_allow[0].to_string(), "192.0.2.0/24");
+        assert!(!c.server.interleaved);
+        assert_eq!(c.server.interleaved_clients, 1000);
+        assert!(
+            Config::parse("[server]\nmode6_allow = []\n", "t.toml").unwrap().server.mode6_allow.is_empty()
+        );
+        let e = Config::parse("[server]\nmode6_allow = [\"10.1.2.3/8\"]\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("mode6_allow: 10.1.2.3/8"), "{e}");
+        let e = Config::parse("[server]\n\ninterleaved_clients = 3\n", "x.toml").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use stratum1::clock::software::SoftwareClock;
 use stratum1::config::ServerConfig;
 use stratum1::core::state::{SystemState, shared_state};
 use stratum1::net::pool_policy::PoolPolicy;
+use stratum1::net::server::interleave::TxStamps;
 use stratum1::net::server::{self, ServerOptions};
 
 /// `rate_limit`: (interval s, burst), or `None` for `rate_limit = false`.
@@ -31,8 +32,10 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
     }
     let policy = Arc::new(PoolPolicy::from_config(&config));
     let table_bytes = policy.table_bytes();
-    let handle =
-        server::spawn(ServerOptions { listen: config.listen.clone(), workers }, state, clock, policy)?;
+    // As deployed: interleaved mode on (basic requests must not pay for it).
+    let interleaved = config.interleaved.then(|| Arc::new(TxStamps::new(config.interleaved_clients)));
+    let opts = ServerOptions { workers, interleaved, ..ServerOptions::new(config.listen.clone()) };
+    let handle = server::spawn(opts, state, clock, policy)?;
     println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);
     for line in std::io::stdin().lock().lines() {
         if line?.trim() == "stats" {

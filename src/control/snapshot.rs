@@ -157,6 +157,13 @@ pub struct ServerCounters {
     pub kod: u64,
     /// Requests dropped without a reply, by reason (`"malformed"`, `"rate"`, `"mode"`, …).
     pub dropped_by_reason: BTreeMap<String, u64>,
+    /// Replies in interleaved mode (also in `answered`).
+    pub interleaved: u64,
+    /// Kernel transmit timestamps collected for interleaved clients.
+    pub tx_timestamps: u64,
+    /// Mode 6 (ntpq) requests by outcome: `answered`, `error`, `denied`, `rate_limited`,
+    /// `malformed`.
+    pub mode6: BTreeMap<String, u64>,
 }
 
 impl StatusSnapshot {
@@ -275,7 +282,14 @@ pub(crate) mod tests {
                 nmea_delay_s: Some(0.443),
                 last_offset_s: Some(1.5e-6),
             }),
-            server: ServerCounters { answered: 1000, kod: 7, dropped_by_reason: dropped },
+            server: ServerCounters {
+                answered: 1000,
+                kod: 7,
+                dropped_by_reason: dropped,
+                interleaved: 12,
+                tx_timestamps: 11,
+                mode6: [("answered".to_string(), 5), ("error".to_string(), 1)].into_iter().collect(),
+            },
         }
     }
 

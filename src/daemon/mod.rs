@@ -30,6 +30,7 @@ use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
 use crate::core::{self as core_, ClockAction, Core, CoreConfig};
 use crate::net::pool_policy::PoolPolicy;
+use crate::net::server::interleave::TxStamps;
 use crate::net::server::{self, ServerOptions};
 use crate::time::Time;
 use crate::web::SharedHistory;
@@ -106,13 +107,20 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
 
     // Serving.
     let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let status = StatusHandle::default();
     let server = server::spawn(
-        ServerOptions::new(config.server.listen.clone()),
+        ServerOptions {
+            interleaved: config
+                .server
+                .interleaved
+                .then(|| Arc::new(TxStamps::new(config.server.interleaved_clients))),
+            mode6: Some(status.clone()),
+            ..ServerOptions::new(config.server.listen.clone())
+        },
         state.clone(),
         clock.clone(),
         policy,
     )?;
-    let status = StatusHandle::default();
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
     // Publish before anyone can read: every counter and source is there from the first scrape.

@@ -223,6 +223,27 @@ fn registry(s: &StatusSnapshot) -> Registry {
         requests.get_or_create(&vec![("outcome", escape(&format!("dropped_{reason}")))]).inc_by(*n);
     }
     r.register("server_requests", "NTP requests by outcome (answered, kod, dropped_<reason>)", requests);
+    counter(
+        &mut r,
+        "server_interleaved_replies",
+        "Time replies in interleaved mode (also counted as answered)",
+        s.server.interleaved,
+    );
+    counter(
+        &mut r,
+        "server_tx_timestamps",
+        "Kernel transmit timestamps collected for interleaved clients",
+        s.server.tx_timestamps,
+    );
+    let mode6: Family<Labels, Counter> = Family::default();
+    for (outcome, n) in &s.server.mode6 {
+        mode6.get_or_create(&vec![("outcome", escape(outcome))]).inc_by(*n);
+    }
+    r.register(
+        "mode6_requests",
+        "Mode 6 (ntpq) requests by outcome (answered, error, denied, rate_limited, malformed)",
+        mode6,
+    );
     r
 }
 

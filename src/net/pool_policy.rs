@@ -20,12 +20,25 @@ pub struct PoolPolicy {
     /// `None` when `rate_limit = false`: no table is allocated.
     limiter: Option<RateLimiter>,
     exempt: Vec<Cidr>,
+    /// Who gets mode 6 answers (`[server] mode6_allow`).
+    mode6: Vec<Cidr>,
 }
 
 impl PoolPolicy {
     /// `exempt` networks skip the rate limiter.
     pub fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
-        PoolPolicy { access, limiter, exempt }
+        PoolPolicy { access, limiter, exempt, mode6: Vec::new() }
+    }
+
+    /// Answers mode 6 from these networks (within the rate limit).
+    pub fn with_mode6(mut self, allow: Vec<Cidr>) -> PoolPolicy {
+        self.mode6 = allow;
+        self
+    }
+
+    fn rate(&self, peer: IpAddr, now: Time) -> RateVerdict {
+        let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
+        limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now))
     }
 
     pub fn from_config(server: &ServerConfig) -> PoolPolicy {
@@ -40,6 +53,7 @@ impl PoolPolicy {
             limiter,
             server.rate_limit_exempt.clone(),
         )
+        .with_mode6(server.mode6_allow.clone())
     }
 
     /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
@@ -53,11 +67,22 @@ impl Policy for PoolPolicy {
         if !self.access.allows(peer) {
             return Verdict::Drop(DropReason::Denied);
         }
-        let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
-        match limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now)) {
+        match self.rate(peer, now) {
             RateVerdict::Serve => Verdict::Serve,
             RateVerdict::Kod => Verdict::Kod(RefId::RATE),
             RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
+        }
+    }
+
+    /// Mode 6: the access lists, then `mode6_allow`, then the same per-client rate limit as
+    /// time requests (one bucket per client for both).
+    fn control(&self, peer: IpAddr, now: Time) -> Verdict {
+        if !self.access.allows(peer) || !self.mode6.iter().any(|c| c.contains(peer)) {
+            return Verdict::Drop(DropReason::Denied);
+        }
+        match self.rate(peer, now) {
+            RateVerdict::Serve => Verdict::Serve,
+            RateVerdict::Kod | RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
         }
     }
 }
@@ -100,6 +125,32 @@ mod tests {
         assert!((0..10).all(|_| outcome(&p, "192.0.2.1", 1.0) == Outcome::Reply));
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Reply);
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Kod, "loopback no longer exempt");
+    }
+
+    #[test]
+    fn mode6_only_to_its_networks_and_rate_limited() {
+        let at = |t: f64| Time::from_unix_nanos((t * 1e9) as i64);
+        let p = policy("[server]\nrate_limit_burst = 2\n");
+        assert_eq!(p.control(ip("127.0.0.1"), at(1.0)), Verdict::Serve);
+        assert_eq!(p.control(ip("::1"), at(1.0)), Verdict::Serve);
+        assert_eq!(p.control(ip("192.0.2.1"), at(1.0)), Verdict::Drop(DropReason::Denied));
+        let p = policy(
+            "[server]\nrate_limit_burst = 2\nmode6_allow = [\"192.0.2.0/24\"]\ndeny = [\"192.0.2.66\"]\n",
+        );
+        assert_eq!(p.control(ip("127.0.0.1"), at(1.0)), Verdict::Drop(DropReason::Denied));
+        assert_eq!(p.control(ip("192.0.2.66"), at(1.0)), Verdict::Drop(DropReason::Denied), "deny wins");
+        let v: Vec<Verdict> = (0..3).map(|_| p.control(ip("192.0.2.1"), at(1.0))).collect();
+        assert_eq!(v, [Verdict::Serve, Verdict::Serve, Verdict::Drop(DropReason::RateLimited)]);
+        // Time requests share the client's bucket.
+        assert_eq!(outcome(&p, "192.0.2.1", 1.0), Outcome::Drop(DropReason::RateLimited));
+        assert_eq!(
+            policy("[server]\nmode6_allow = []\n").control(ip("127.0.0.1"), at(1.0)),
+            Verdict::Drop(DropReason::Denied)
+        );
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]

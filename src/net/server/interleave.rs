@@ -71,10 +71,16 @@ pub fn mark_receive(rx_ntp: u64) -> u64 {
     rx_ntp | 1
 }
 
+/// A transmit timestamp with the lowest bit clear (an interleaved reply's, which is earlier
+/// than its receive timestamp).
+pub fn transmit_bits(tx_ntp: u64) -> u64 {
+    tx_ntp & !1
+}
+
 /// Our transmit timestamp as it goes on the wire: lowest bit clear, and still after the
 /// (marked) receive timestamp, which clients check.
 pub fn mark_transmit(tx_ntp: u64, rx_marked: u64) -> u64 {
-    let tx = tx_ntp & !1;
+    let tx = transmit_bits(tx_ntp);
     if (tx.wrapping_sub(rx_marked) as i64) <= 0 { rx_marked.wrapping_add(1) } else { tx }
 }
 
@@ -110,6 +116,12 @@ pub struct TxStamps {
     shards: Box<[Mutex<Box<[Entry]>>]>,
     sets_per_shard: usize,
     hasher: std::hash::RandomState,
+}
+
+impl std::fmt::Debug for TxStamps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TxStamps({} entries, {} bytes)", self.capacity(), self.bytes())
+    }
 }
 
 impl TxStamps {
