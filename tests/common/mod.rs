@@ -3,5 +3,6 @@
 
 pub mod cdp;
 pub mod daemon;
+pub mod netns;
 pub mod peers;
 pub mod server;

@@ -193,7 +193,8 @@ pub fn system_variables(state: &SystemState, assocs: &[Association<'_>], now: Ti
         Var::new("rootdelay", ms(state.root_delay)),
         Var::new("rootdisp", ms(state.root_dispersion_at(now))),
         Var::new("rootdist", ms(state.root_delay / 2.0 + state.root_dispersion_at(now))),
-        Var::new("refid", Value::Bare(state.refid.display(if stratum >= 16 { 0 } else { stratum }))),
+        // Unsynchronised, the wire carries a kiss code, not the last source's refid.
+        Var::new("refid", Value::Bare(if synced { state.refid.display(stratum) } else { "INIT".into() })),
     ];
     if state.reference_time != Time::ZERO {
         v.push(Var::new("reftime", Value::Timestamp(state.reference_time.to_ntp())));
