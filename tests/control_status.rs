@@ -60,7 +60,12 @@ fn snapshot() -> StatusSnapshot {
             },
         ],
         refclock: Some(RefclockCounters { pps_pulses: 41, ..Default::default() }),
-        server: ServerCounters { answered: 5, kod: 0, dropped_by_reason: BTreeMap::new() },
+        server: ServerCounters {
+            answered: 5,
+            kod: 0,
+            dropped_by_reason: BTreeMap::new(),
+            ..Default::default()
+        },
     }
 }
 

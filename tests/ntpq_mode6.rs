@@ -32,7 +32,7 @@ fn mode6(opcode: u8, sequence: u16, data: &[u8]) -> Vec<u8> {
     b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
     b.extend_from_slice(&(data.len() as u16).to_be_bytes());
     b.extend_from_slice(data);
-    while b.len() % 4 != 0 {
+    while !b.len().is_multiple_of(4) {
         b.push(0);
     }
     b

@@ -80,14 +80,18 @@ pub fn encode(vars: &[Var]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A read request whose variable list is not ASCII text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotText;
+
 /// The names a read request asks for (`"offset,frequency"`; a `=value` part is ignored),
-/// empty for "all". `Err` for data that is not ASCII text.
-pub fn requested(data: &[u8]) -> Result<Vec<&str>, ()> {
-    let text = std::str::from_utf8(data).map_err(|_| ())?;
+/// empty for "all".
+pub fn requested(data: &[u8]) -> Result<Vec<&str>, NotText> {
+    let text = std::str::from_utf8(data).map_err(|_| NotText)?;
     // ntpq pads with NULs that the count may include.
     let text = text.trim_end_matches('\0');
     if !text.is_ascii() {
-        return Err(());
+        return Err(NotText);
     }
     Ok(text
         .split(',')

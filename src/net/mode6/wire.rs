@@ -141,7 +141,7 @@ fn write_datagram(
     out.extend_from_slice(&(offset as u16).to_be_bytes());
     out.extend_from_slice(&(data.len() as u16).to_be_bytes());
     out.extend_from_slice(data);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -185,7 +185,7 @@ pub(crate) mod tests {
         b.extend_from_slice(&[0, 0]);
         b.extend_from_slice(&(data.len() as u16).to_be_bytes());
         b.extend_from_slice(data);
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
         b
