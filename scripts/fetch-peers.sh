@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Unpacks the real NTP peers the integration tests talk to (chronyd, chronyc, ntpdig) from
+# Unpacks the real NTP peers the integration tests talk to (chronyd, chronyc, ntpdig, ntpq) from
 # Debian's packages into target/peers. Nothing is installed system-wide and no service starts.
 # Idempotent: does nothing when the peers are already there.
 set -euo pipefail

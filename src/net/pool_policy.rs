@@ -1,5 +1,6 @@
 //! The policy a pool member serves with: access lists first, then per-client rate limits
-//! (except for `rate_limit_exempt` networks, loopback by default).
+//! (except for `rate_limit_exempt` networks, loopback by default). Mode 6 (ntpq) also needs
+//! `mode6_allow` (loopback by default) and shares the client's rate limit.
 //!
 //! Outcomes are counted by the server per [`Verdict`]: denied clients under `denied`, limited
 //! ones under `rate_limited` (silence) or as a KoD RATE. Non-client modes never get here (the
