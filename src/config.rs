@@ -185,6 +185,10 @@ pub struct UpstreamConfig {
     /// the ones that drop out.
     #[serde(default)]
     pub pool: bool,
+    /// Ask for interleaved mode (chrony's `xleave`): the server's kernel transmit time of its
+    /// previous reply. For servers that support it (chrony, stratum1); others answer basic.
+    #[serde(default)]
+    pub xleave: bool,
     #[serde(default = "default_max_sources")]
     pub max_sources: usize,
 }
@@ -430,11 +434,12 @@ listen = "127.0.0.1:9123"
     #[test]
     fn upstream_keys() {
         let c = Config::parse(
-            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 5\nminpoll = 1\nmaxpoll = 3\niburst = false\nprefer = true\n",
+            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 5\nminpoll = 1\nmaxpoll = 3\niburst = false\nprefer = true\nxleave = true\n",
             "u.toml",
         )
         .unwrap();
         let u = &c.upstream[0];
+        assert!(u.xleave);
         assert_eq!(
             (u.minpoll, u.maxpoll, u.iburst, u.prefer, u.pool, u.max_sources),
             (1, 3, false, true, true, 5)

@@ -2,14 +2,16 @@
 //! CAP_SYS_TIME dropped) configured `server … xleave` polls `stratum1 run --simulate` every
 //! second; `chronyc ntpdata` must report interleaved mode with sane timestamps, the daemon must
 //! have sent interleaved replies carrying kernel transmit timestamps, and a basic client on the
-//! same port still gets basic replies. Needs root (chronyd drops to `nobody`).
+//! same port still gets basic replies. And the other way round: our upstream client with
+//! `xleave = true` gets interleaved replies from a `chronyd -x` server. Needs root (chronyd drops
+//! to `nobody`).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::daemon::{BIN, Daemon, status_json};
-use common::peers::ChronyClient;
+use common::peers::Chronyd;
 
 const ADDR: &str = "127.0.17.1";
 const PORT: u16 = 11717;
@@ -53,7 +55,7 @@ fn chronyd_with_xleave_gets_interleaved_replies_with_kernel_transmit_times() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
     let server = format!("server {ADDR} port {PORT} iburst xleave minpoll 0 maxpoll 0");
-    let chrony = ChronyClient::start(&dir.path().join("chrony"), &[&server]);
+    let chrony = Chronyd::start(&dir.path().join("chrony"), &[&server]);
     let start = Instant::now();
     let ntpdata = loop {
         let out = chrony.chronyc(&["ntpdata"]);
@@ -98,4 +100,63 @@ fn chronyd_with_xleave_gets_interleaved_replies_with_kernel_transmit_times() {
     // And chronyd keeps getting interleaved replies.
     let later = chrony.chronyc(&["ntpdata"]);
     assert_eq!(field(&later, "Interleaved"), Some("Yes"), "{later}");
+}
+
+#[test]
+fn our_upstream_client_with_xleave_gets_interleaved_replies_from_chronyd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let server_addr = "127.0.17.2";
+    let chrony = Chronyd::start(
+        &dir.path().join("chrony"),
+        &[
+            &format!("port {}", PORT + 1),
+            &format!("bindaddress {server_addr}"),
+            "local stratum 1",
+            "allow all",
+        ],
+    );
+    let socket = dir.path().join("control.sock");
+    let cfg = dir.path().join("stratum1.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = [\"127.0.17.3:{PORT}\"]\n[clock]\nmode = \"software\"\n\
+             [control]\nsocket = \"{}\"\n\
+             [[upstream]]\naddress = \"{server_addr}:{}\"\nxleave = true\nminpoll = 0\nmaxpoll = 0\n",
+            socket.display(),
+            PORT + 1
+        ),
+    )
+    .expect("config");
+    let _daemon = Daemon::start(&["--config", cfg.to_str().expect("utf-8")]);
+    let start = Instant::now();
+    let stats = loop {
+        let stats = chrony.chronyc(&["serverstats"]);
+        let hits: u64 = field(&stats, "Interleaved NTP packets").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if hits >= 3 {
+            break stats;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "chronyd answered no interleaved request:\n{stats}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    eprintln!("chronyc serverstats:\n{stats}");
+    // The samples from those replies reach the core: the upstream is reachable and measured.
+    let start = Instant::now();
+    loop {
+        let s = status_json(&socket);
+        let src = s.as_ref().and_then(|s| s["sources"].as_array().and_then(|a| a.first().cloned()));
+        if let Some(src) = src.filter(|x| x["reach"].as_u64().unwrap_or(0) >= 0o17 && x["when_s"].is_number())
+        {
+            assert!(src["offset_s"].as_f64().expect("offset").abs() < 0.01, "{src}");
+            assert!((0.0..0.05).contains(&src["delay_s"].as_f64().expect("delay")), "{src}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no samples from the interleaved upstream: {s:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

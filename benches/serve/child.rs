@@ -15,7 +15,13 @@ use stratum1::net::server::interleave::TxStamps;
 use stratum1::net::server::{self, ServerOptions};
 
 /// `rate_limit`: (interval s, burst), or `None` for `rate_limit = false`.
-pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -> anyhow::Result<()> {
+/// `interleaved`: serve interleaved mode (the default configuration) or basic mode only.
+pub fn run(
+    listen: SocketAddr,
+    rate_limit: Option<(f64, u32)>,
+    workers: usize,
+    interleaved: bool,
+) -> anyhow::Result<()> {
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
     state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
@@ -24,6 +30,7 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
         listen: vec![listen],
         rate_limit: rate_limit.is_some(),
         rate_limit_exempt: Vec::new(),
+        interleaved,
         ..ServerConfig::default()
     };
     if let Some((interval, burst)) = rate_limit {

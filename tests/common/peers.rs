@@ -110,15 +110,16 @@ pub fn ntpq(netns: &str, args: &[&str]) -> Output {
         .expect("ntpq runs")
 }
 
-/// A `chronyd -x` client (never touches the clock, CAP_SYS_TIME dropped) with the given
-/// directives and a command socket in `dir` for `chronyc`. Killed on drop.
-pub struct ChronyClient {
+/// A `chronyd -x` (never touches the clock, CAP_SYS_TIME dropped) with a command socket in
+/// `dir` for `chronyc`: a client by default (`port 0`); `directives` come after the defaults,
+/// so `port N` and `allow` make it a server. Killed on drop.
+pub struct Chronyd {
     child: std::process::Child,
     socket: PathBuf,
 }
 
-impl ChronyClient {
-    pub fn start(dir: &Path, directives: &[&str]) -> ChronyClient {
+impl Chronyd {
+    pub fn start(dir: &Path, directives: &[&str]) -> Chronyd {
         // chronyd (running as nobody) only opens a command socket in a folder owned by nobody's
         // user and group
         // that others cannot enter.
@@ -137,7 +138,7 @@ impl ChronyClient {
             .args(directives)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        ChronyClient { child: cmd.spawn().expect("chronyd starts"), socket }
+        Chronyd { child: cmd.spawn().expect("chronyd starts"), socket }
     }
 
     /// `chronyc -h SOCKET ARGS…`'s standard output.
@@ -152,7 +153,7 @@ impl ChronyClient {
     }
 }
 
-impl Drop for ChronyClient {
+impl Drop for Chronyd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

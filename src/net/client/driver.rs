@@ -69,6 +69,7 @@ impl UpstreamSpec {
             options: UpstreamOptions {
                 poll: PollOptions { minpoll: c.minpoll, maxpoll: c.maxpoll, iburst: c.iburst },
                 max_distance: DEFAULT_MAX_DISTANCE_S,
+                xleave: c.xleave,
             },
             prefer: c.prefer,
             noselect: c.noselect,
