@@ -1,7 +1,7 @@
 //! Kernel transmit timestamps (`SO_TIMESTAMPING`, Documentation/networking/timestamping.rst).
 //!
-//! The kernel stamps a datagram as the driver hands it to the card (software) or as the card
-//! sends it (hardware), and returns the stamp on the socket's error queue. Two ways to ask:
+//! The kernel stamps a datagram as the driver hands it to the card and returns the stamp on the
+//! socket's error queue. Two ways to ask:
 //!
 //! - the server enables only the reporting at socket level ([`enable_reporting`]) and asks
 //!   per datagram with a control message ([`write_request`]), so basic-mode replies cost
@@ -10,8 +10,8 @@
 //! - an upstream client socket stamps every request ([`enable_every_send`]) and matches stamps
 //!   by the counter the kernel attaches (`SOF_TIMESTAMPING_OPT_ID`), without the payload.
 //!
-//! Stamps are `CLOCK_REALTIME` (software) or the card's clock (hardware, `RAW_HARDWARE`); the
-//! caller maps them to its timescale.
+//! Stamps are `CLOCK_REALTIME`; the caller maps them to its timescale. Hardware stamps (the
+//! card's own clock) are not asked for: they would need that clock tracked against the system's.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -50,14 +50,10 @@ fn set_flags_filtered(fd: RawFd, flags: libc::c_uint) -> io::Result<()> {
     set_flags(fd, flags | libc::SOF_TIMESTAMPING_OPT_RX_FILTER).or_else(|_| set_flags(fd, flags))
 }
 
-/// Server sockets: report transmit stamps that single datagrams ask for, software and (when
-/// `hardware`) the card's raw ones. Receive stamps stay with `SO_TIMESTAMPNS`.
-pub fn enable_reporting(fd: RawFd, hardware: bool) -> io::Result<()> {
-    let mut flags = libc::SOF_TIMESTAMPING_SOFTWARE;
-    if hardware {
-        flags |= libc::SOF_TIMESTAMPING_RAW_HARDWARE;
-    }
-    set_flags_filtered(fd, flags)
+/// Server sockets: report the software transmit stamps that single datagrams ask for. Receive
+/// stamps stay with `SO_TIMESTAMPNS`.
+pub fn enable_reporting(fd: RawFd) -> io::Result<()> {
+    set_flags_filtered(fd, libc::SOF_TIMESTAMPING_SOFTWARE)
 }
 
 /// Client sockets: stamp every datagram sent, return only the stamp and the datagram's number
@@ -80,11 +76,8 @@ pub fn request_space() -> usize {
 
 /// Writes the control message asking for this datagram's transmit stamp at the start of `buf`
 /// (8-aligned, at least [`request_space`] bytes); returns its length, 0 if it does not fit.
-pub fn write_request(buf: &mut [u8], hardware: bool) -> usize {
-    let mut flags = libc::SOF_TIMESTAMPING_TX_SOFTWARE;
-    if hardware {
-        flags |= libc::SOF_TIMESTAMPING_TX_HARDWARE;
-    }
+pub fn write_request(buf: &mut [u8]) -> usize {
+    let flags = libc::SOF_TIMESTAMPING_TX_SOFTWARE;
     let space = request_space();
     if buf.len() < space || buf.as_ptr().align_offset(std::mem::align_of::<libc::cmsghdr>()) != 0 {
         return 0;
@@ -106,8 +99,6 @@ pub fn write_request(buf: &mut [u8], hardware: bool) -> usize {
 pub struct Stamp {
     /// `CLOCK_REALTIME` when the driver took the datagram.
     pub software: Option<Time>,
-    /// The card's clock when it sent the datagram.
-    pub hardware: Option<Time>,
     /// The `OPT_ID` counter of the datagram, when it was a transmit stamp.
     pub id: Option<u32>,
 }
@@ -128,12 +119,10 @@ pub fn read_stamp(h: &libc::msghdr) -> Stamp {
                 (libc::SOL_SOCKET, SO_TIMESTAMPING_OLD) => {
                     let t = std::ptr::read_unaligned(data.cast::<[libc::timespec; 3]>());
                     stamp.software = ts(t[0].tv_sec as i64, t[0].tv_nsec as i64);
-                    stamp.hardware = ts(t[2].tv_sec as i64, t[2].tv_nsec as i64);
                 }
                 (libc::SOL_SOCKET, SO_TIMESTAMPING_NEW) => {
                     let t = std::ptr::read_unaligned(data.cast::<[[i64; 2]; 3]>());
                     stamp.software = ts(t[0][0], t[0][1]);
-                    stamp.hardware = ts(t[2][0], t[2][1]);
                 }
                 (libc::IPPROTO_IP, libc::IP_RECVERR) | (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) => {
                     let e = std::ptr::read_unaligned(data.cast::<libc::sock_extended_err>());
@@ -307,14 +296,14 @@ mod tests {
         #[repr(C, align(8))]
         struct Buf([u8; 64]);
         let mut b = Buf([0; 64]);
-        let n = write_request(&mut b.0, false);
+        let n = write_request(&mut b.0);
         assert_eq!(n, request_space());
         let hdr = std::mem::size_of::<libc::cmsghdr>();
         assert_eq!(
             u32::from_ne_bytes(b.0[hdr..hdr + 4].try_into().unwrap()),
             libc::SOF_TIMESTAMPING_TX_SOFTWARE
         );
-        assert_eq!(write_request(&mut b.0[..8], false), 0, "too small");
+        assert_eq!(write_request(&mut b.0[..8]), 0, "too small");
     }
 
     #[test]

@@ -44,8 +44,6 @@ pub enum TxSource {
     Daemon,
     /// The kernel's software timestamp (`SOF_TIMESTAMPING_TX_SOFTWARE`).
     Kernel,
-    /// The network card's.
-    Hardware,
 }
 
 impl TxSource {
@@ -53,14 +51,12 @@ impl TxSource {
         match self {
             TxSource::Daemon => 1,
             TxSource::Kernel => 2,
-            TxSource::Hardware => 3,
         }
     }
 
     fn from_u8(v: u8) -> TxSource {
         match v {
             2 => TxSource::Kernel,
-            3 => TxSource::Hardware,
             _ => TxSource::Daemon,
         }
     }
@@ -198,8 +194,8 @@ impl TxStamps {
         });
     }
 
-    /// A better transmit time for that reply (kernel or hardware). Returns whether the entry
-    /// was there to improve; one too far from the daemon's reading is refused.
+    /// A better transmit time for that reply (the kernel's). Returns whether the entry was
+    /// there to improve; one too far from the daemon's reading is refused.
     pub fn update(&self, rx: u64, client: IpAddr, tx: Time, source: TxSource) -> bool {
         let tag = self.client_tag(client);
         self.with_set(rx, |set| {
@@ -209,7 +205,7 @@ impl TxStamps {
             if (tx.unix_nanos() - e.tx_ns).abs() > MAX_KERNEL_DELAY_NS {
                 return false;
             }
-            // Hardware beats kernel beats daemon; never the other way round.
+            // The kernel's beats the daemon's; never the other way round.
             if source.to_u8() >= e.source {
                 e.tx_ns = tx.unix_nanos();
                 e.source = source.to_u8();

@@ -19,7 +19,7 @@ const RCVBUF_BYTES: usize = 4 << 20;
 /// mode); a kernel that refuses costs only their precision (the daemon's reading is used).
 pub fn bind(addr: SocketAddr, tx_stamps: bool) -> anyhow::Result<Socket> {
     let socket = open(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {}", explain(&e, addr)))?;
-    if tx_stamps && let Err(e) = crate::net::txstamp::enable_reporting(socket.as_raw_fd(), false) {
+    if tx_stamps && let Err(e) = crate::net::txstamp::enable_reporting(socket.as_raw_fd()) {
         tracing::warn!("{addr}: no kernel transmit timestamps ({e}); interleaved replies carry the daemon's");
     }
     Ok(socket)

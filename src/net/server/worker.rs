@@ -202,7 +202,7 @@ impl Worker {
                 let name: *mut libc::sockaddr_storage = &mut s.rx_name[i];
                 let mut control_len = write_pktinfo(&mut s.tx_cmsg[k], meta.local);
                 if track {
-                    control_len += txstamp::write_request(&mut s.tx_cmsg[k].0[control_len..], false);
+                    control_len += txstamp::write_request(&mut s.tx_cmsg[k].0[control_len..]);
                     let receive_ts = u64::from_be_bytes(s.tx_buf[k][32..40].try_into().unwrap_or_default());
                     tracked.push((k, receive_ts, peer));
                 }
