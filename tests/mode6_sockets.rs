@@ -1,7 +1,6 @@
 //! Mode 6 over real sockets, in-process: a response in several fragments, over IPv6, leaves
 //! from the address it was asked on; the rate limit silences a client that asks too often.
 
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
