@@ -124,9 +124,9 @@ impl Worker {
         let mut s = Slots::new();
         let mut c = ServerCounters::default();
         let mut last_error: Option<i32> = None;
-        // Replies of this batch whose transmit time goes into the interleaved table: slot,
-        // receive timestamp as sent, client.
-        let mut tracked: Vec<(usize, u64, IpAddr)> = Vec::with_capacity(BATCH);
+        // Replies of this batch whose transmit time goes into the interleaved table: receive
+        // timestamp as sent, client.
+        let mut tracked: Vec<(u64, IpAddr)> = Vec::with_capacity(BATCH);
         let mut pending = PendingStamps::default();
         let mut errq_buf = vec![0u8; ERRQ_BUF];
         while !self.stop.load(Ordering::Relaxed) {
@@ -204,7 +204,7 @@ impl Worker {
                 if track {
                     control_len += txstamp::write_request(&mut s.tx_cmsg[k].0[control_len..]);
                     let receive_ts = u64::from_be_bytes(s.tx_buf[k][32..40].try_into().unwrap_or_default());
-                    tracked.push((k, receive_ts, peer));
+                    tracked.push((receive_ts, peer));
                 }
                 let h = &mut s.tx_hdr[k].msg_hdr;
                 h.msg_name = name.cast();
@@ -227,7 +227,7 @@ impl Worker {
                 }
                 // Into the table before the send, so the kernel's stamp finds its entry.
                 if let Some(table) = xleave {
-                    for &(_, receive_ts, peer) in &tracked {
+                    for &(receive_ts, peer) in &tracked {
                         table.save(receive_ts, peer, tx);
                     }
                 }
