@@ -44,6 +44,7 @@ fn snapshot() -> StatusSnapshot {
             refid: "PPS".into(),
             when_s: Some(1.0),
             poll_log2: 4,
+            nts: None,
         }],
         refclock: Some(RefclockCounters {
             pps_pulses: 100,
@@ -62,7 +63,9 @@ fn snapshot() -> StatusSnapshot {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
+            ..Default::default()
         },
+        nts: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn start(listen: &str, sources: usize, toml: &str) -> ServerHandle {
             refid: "10.0.0.1".into(),
             when_s: Some(3.0),
             poll_log2: 6,
+            nts: None,
         })
         .collect();
     let status = StatusHandle::new(snap);

@@ -35,6 +35,7 @@ fn spec(index: usize, host: &str, port: u16, minpoll: i8, maxpoll: i8) -> Upstre
         },
         prefer: false,
         noselect: false,
+        nts: None,
     }
 }
 

@@ -39,9 +39,14 @@ pub fn run(
     }
     let policy = Arc::new(PoolPolicy::from_config(&config));
     let table_bytes = policy.table_bytes();
+    // STRATUM1_BENCH_NTS=1: serve NTS too (cookie keys loaded), to show what that costs plain
+    // requests (the load is plain NTP either way).
+    let nts = std::env::var_os("STRATUM1_BENCH_NTS").map(|_| {
+        Arc::new(arc_swap::ArcSwap::from_pointee(stratum1::net::nts::cookie::CookieKeys::generate(0)))
+    });
     // As deployed: interleaved mode on (basic requests must not pay for it).
     let interleaved = config.interleaved.then(|| Arc::new(TxStamps::new(config.interleaved_clients)));
-    let opts = ServerOptions { workers, interleaved, ..ServerOptions::new(config.listen.clone()) };
+    let opts = ServerOptions { workers, nts, interleaved, ..ServerOptions::new(config.listen.clone()) };
     let handle = server::spawn(opts, state, clock, policy)?;
     println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);
     for line in std::io::stdin().lock().lines() {

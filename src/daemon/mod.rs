@@ -9,6 +9,7 @@
 //! [`SystemState`]: crate::core::SystemState
 
 mod events;
+mod nts;
 mod refclock;
 mod status;
 mod upstreams;
@@ -107,20 +108,18 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
 
     // Serving.
     let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let nts_serving = nts::start(&config).await?;
     let status = StatusHandle::default();
-    let server = server::spawn(
-        ServerOptions {
-            interleaved: config
-                .server
-                .interleaved
-                .then(|| Arc::new(TxStamps::new(config.server.interleaved_clients))),
-            mode6: Some(status.clone()),
-            ..ServerOptions::new(config.server.listen.clone())
-        },
-        state.clone(),
-        clock.clone(),
-        policy,
-    )?;
+    let server_opts = ServerOptions {
+        nts: nts_serving.as_ref().map(|n| n.keys.clone()),
+        interleaved: config
+            .server
+            .interleaved
+            .then(|| Arc::new(TxStamps::new(config.server.interleaved_clients))),
+        mode6: Some(status.clone()),
+        ..ServerOptions::new(config.server.listen.clone())
+    };
+    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy)?;
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
     // Publish before anyone can read: every counter and source is there from the first scrape.
@@ -161,7 +160,8 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                     }
                 }
                 let now = clock.now();
-                let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                let mut snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
                 for change in events::changes(&status.load(), &snapshot) {
                     change.log();
                 }

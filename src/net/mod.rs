@@ -5,6 +5,7 @@ pub mod client;
 pub mod cmsg;
 pub mod exchange;
 pub mod mode6;
+pub mod nts;
 pub mod packet;
 pub mod pool_policy;
 pub mod query;

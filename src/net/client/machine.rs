@@ -115,6 +115,12 @@ impl Upstream {
         self.server
     }
 
+    /// The server's address changed (an NTS key exchange named another NTP server): samples
+    /// are attributed to it from now on; the poll state is kept.
+    pub fn set_server(&mut self, server: IpAddr) {
+        self.server = server;
+    }
+
     /// When to call [`transmit`](Self::transmit) next; `None` once stopped by DENY/RSTR.
     pub fn next_poll(&self) -> Option<Time> {
         if self.stopped.is_some() { None } else { Some(self.poller.next_poll()) }
@@ -478,7 +484,7 @@ mod tests {
             let state = crate::core::SystemState::locked_stratum1(rx.add_nanos(-1_000_000_000));
             let table = self.interleaved.then_some(&self.table);
             let mut out = [0u8; 48];
-            let o = respond::prepare(&req.bytes, client, rx, &state, &ServeAll, table, &mut out);
+            let o = respond::prepare(&req.bytes, client, rx, &state, &ServeAll, None, table, &mut out);
             let (read, sent) = (rx.add_nanos(100_000), rx.add_nanos(150_000));
             if o == respond::Outcome::Reply {
                 respond::stamp_transmit(&mut out, rx, read);

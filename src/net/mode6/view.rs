@@ -143,6 +143,10 @@ impl Association<'_> {
             Var::new("delay", ms(s.delay_s)),
             Var::new("jitter", ms(s.jitter_s)),
         ]);
+        // NTPsec's name: ntpq then shows the cookie count as the source's type.
+        if let Some(nts) = &s.nts {
+            v.push(Var::new("ntscookies", Value::Int(nts.cookies.into())));
+        }
         v
     }
 
@@ -243,6 +247,7 @@ mod tests {
             refid: if kind == SourceKind::Refclock { "PPS".into() } else { "10.1.2.3".into() },
             when_s: Some(3.0),
             poll_log2: 4,
+            nts: None,
         }
     }
 
@@ -309,13 +314,17 @@ mod tests {
         );
         assert_eq!(upstream_address("time (x)"), (None, Some("time")));
         assert_eq!(upstream_address("whatever"), (None, None));
-        let sources =
+        let mut sources =
             [source("ntp.example (192.0.2.9:4123)", SourceKind::Upstream, SourceState::Candidate, 3)];
         let text = render(&associations(&sources)[0].variables(Time::from_unix_secs(1_800_000_000)));
         assert!(
             text.starts_with("srcadr=192.0.2.9, srcport=4123, srchost=\"ntp.example\", stratum=2,"),
             "{text}"
         );
+        assert!(!text.contains("ntscookies"), "{text}");
+        sources[0].nts = Some(crate::core::state::NtsSourceStatus { cookies: 7 });
+        let text = render(&associations(&sources)[0].variables(Time::from_unix_secs(1_800_000_000)));
+        assert!(text.contains("ntscookies=7"), "{text}");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
 pub mod interleave;
+pub mod nts;
+#[cfg(test)]
+mod nts_tests;
 pub mod policy;
 pub mod respond;
 pub mod socket;
@@ -19,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 
+pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
 pub use respond::{DropReason, Outcome};
 pub use stats::{Mode6Outcome, ServerCounters};
@@ -27,6 +32,7 @@ pub use stats::{Mode6Outcome, ServerCounters};
 use crate::clock::Clock;
 use crate::control::StatusHandle;
 use crate::core::state::SharedState;
+use crate::net::nts::cookie::CookieKeys;
 use interleave::TxStamps;
 use stats::WorkerCounters;
 
@@ -36,6 +42,8 @@ pub struct ServerOptions {
     pub listen: Vec<SocketAddr>,
     /// Sockets (and threads) per address; 0 means one per CPU.
     pub workers: usize,
+    /// Cookie keys when we serve NTS (rotated by whoever holds the other end).
+    pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
     /// Interleaved mode: the table of transmit times shared by the workers; `None` serves
     /// basic mode only.
     pub interleaved: Option<Arc<TxStamps>>,
@@ -98,6 +106,7 @@ pub fn spawn(
             state: state.clone(),
             clock: clock.clone(),
             policy: policy.clone(),
+            nts: opts.nts.clone(),
             stop: stop.clone(),
             counters,
             interleaved: opts.interleaved.clone(),

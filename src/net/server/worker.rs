@@ -21,9 +21,11 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
 use socket2::Socket;
 
 use super::interleave::{self, TxSource, TxStamps};
+use super::nts::NtsContext;
 use super::policy::{Policy, Verdict};
 use super::respond::{self, DropReason, Outcome};
 use super::stats::{Mode6Outcome, ServerCounters, WorkerCounters};
@@ -33,13 +35,17 @@ use crate::core::SystemState;
 use crate::core::state::SharedState;
 use crate::net::cmsg::read_cmsgs;
 use crate::net::mode6;
+use crate::net::nts::cookie::CookieKeys;
 use crate::net::packet::HEADER_LEN;
 use crate::net::txstamp;
 use crate::time::Time;
 
 const BATCH: usize = 32;
-/// Longer datagrams are truncated; only the 48-byte header matters to us.
-const RX_BUF: usize = 512;
+/// Longer datagrams are truncated. An NTS request with our 104-byte cookies and seven
+/// placeholders is under 1 KB; 2 KB leaves room for longer unique identifiers and nonces.
+const RX_BUF: usize = 2048;
+/// A reply is never longer than its request.
+const TX_BUF: usize = RX_BUF;
 /// Room for a receive timestamp, packet info and, on kernels without
 /// `SOF_TIMESTAMPING_OPT_RX_FILTER`, the extra `SCM_TIMESTAMPING` that transmit stamp
 /// reporting brings to received datagrams.
@@ -61,7 +67,7 @@ struct Slots {
     rx_iov: [libc::iovec; BATCH],
     rx_cmsg: [CmsgBuf; BATCH],
     rx_hdr: [libc::mmsghdr; BATCH],
-    tx_buf: [[u8; HEADER_LEN]; BATCH],
+    tx_buf: [[u8; TX_BUF]; BATCH],
     tx_iov: [libc::iovec; BATCH],
     tx_cmsg: [CmsgBuf; BATCH],
     tx_hdr: [libc::mmsghdr; BATCH],
@@ -80,6 +86,11 @@ impl Slots {
             s.tx_iov[i] = libc::iovec { iov_base: s.tx_buf[i].as_mut_ptr().cast(), iov_len: HEADER_LEN };
         }
         s
+    }
+
+    /// Sets the length of reply slot `k`.
+    fn set_tx_len(&mut self, k: usize, len: usize) {
+        self.tx_iov[k].iov_len = len.min(TX_BUF);
     }
 
     /// Points the receive headers at their buffers; the kernel overwrites lengths each call.
@@ -103,6 +114,8 @@ pub struct Worker {
     pub state: SharedState,
     pub clock: Arc<dyn Clock>,
     pub policy: Arc<dyn Policy>,
+    /// Cookie keys when we serve NTS.
+    pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
     pub stop: Arc<AtomicBool>,
     pub counters: Arc<WorkerCounters>,
     /// Interleaved mode's table of transmit times (`None`: basic mode only).
@@ -162,6 +175,10 @@ impl Worker {
             c.received += n as u64;
             let state = self.state.load();
             let xleave = self.interleaved.as_deref();
+            let nts_keys = self.nts.as_ref().map(|k| k.load());
+            let clock = &*self.clock;
+            let now = || clock.now();
+            let nts = nts_keys.as_ref().map(|keys| NtsContext { keys, now: &now });
             let mut k = 0;
             for i in 0..n {
                 let len = (s.rx_hdr[i].msg_len as usize).min(RX_BUF);
@@ -186,8 +203,16 @@ impl Worker {
                     self.control(fd, request, peer, rx, &state, to, &mut c);
                     continue;
                 }
-                let outcome =
-                    respond::prepare(request, peer, rx, &state, &*self.policy, xleave, &mut s.tx_buf[k]);
+                let outcome = respond::prepare(
+                    request,
+                    peer,
+                    rx,
+                    &state,
+                    &*self.policy,
+                    nts.as_ref(),
+                    xleave,
+                    &mut s.tx_buf[k],
+                );
                 c.record(outcome);
                 if matches!(outcome, Outcome::Drop(_)) {
                     continue;
@@ -196,7 +221,11 @@ impl Worker {
                 let track = xleave.is_some()
                     && matches!(outcome, Outcome::Reply | Outcome::Interleaved)
                     && interleave::asks_interleaved_raw(request);
+                // Never longer than the request: no amplification (NTS included).
+                debug_assert!(outcome.wire_len() <= len);
+                s.set_tx_len(k, outcome.wire_len());
                 s.tx_rx_time[k] = rx;
+                // NTS replies are sealed with their transmit time: never restamped.
                 s.tx_stamp[k] = outcome == Outcome::Reply;
                 let namelen = s.rx_hdr[i].msg_hdr.msg_namelen;
                 let name: *mut libc::sockaddr_storage = &mut s.rx_name[i];
@@ -218,6 +247,7 @@ impl Worker {
                 k += 1;
             }
             drop(state);
+            drop(nts_keys);
             if k > 0 {
                 let tx = self.clock.now();
                 for j in 0..k {
@@ -314,6 +344,8 @@ impl Worker {
             mode6::Answer::Error(..) => Mode6Outcome::Error,
             mode6::Answer::Silent(_) => Mode6Outcome::Malformed,
         });
+        // Published before sending, so a client that got its answer sees it counted.
+        self.counters.publish(c);
         for d in answer.datagrams() {
             if send_one(fd, d, &to).is_err() {
                 c.send_errors += 1;
