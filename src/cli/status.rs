@@ -13,7 +13,7 @@ use crate::core::{SourceKind, SourceState, SourceStatus};
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// One JSON object: `system {...}` and `sources [...]` (see DESIGN.md).
+    /// One JSON object: `system {...}` and `sources [...]` (fields in docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Control socket; default: the one in --config, else in /etc/stratum1/stratum1.toml, else

@@ -36,7 +36,7 @@ pub struct StatusSnapshot {
     pub nts: Option<NtsTotals>,
 }
 
-/// The system variables, as the server advertises them (DESIGN.md `status --json` contract).
+/// The system variables, as the server advertises them (docs/json.md, `status --json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SystemStatus {
     /// As on the wire: 16 (shown, served as 0) when unsynchronised.

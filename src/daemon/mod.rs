@@ -1,6 +1,6 @@
 //! The daemon: wires the drivers, the core, the server, the control socket and metrics.
 //!
-//! Shape (DESIGN.md): drivers and upstream tasks only produce events; one task owns the core
+//! Shape (README "Layout"; contract in docs/): drivers and upstream tasks only produce events; one task owns the core
 //! and is the only place that decides. It feeds events to the refclock source and the core,
 //! applies the core's clock actions, and publishes two immutable snapshots: the [`SystemState`]
 //! the NTP workers read for every reply (never waiting for the core), and the

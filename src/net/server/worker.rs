@@ -154,7 +154,8 @@ impl Worker {
                     fd,
                     s.rx_hdr.as_mut_ptr(),
                     BATCH as _,
-                    libc::MSG_WAITFORONE,
+                    // c_int in glibc's prototype, c_uint in musl's.
+                    libc::MSG_WAITFORONE as _,
                     std::ptr::null_mut(),
                 )
             };
