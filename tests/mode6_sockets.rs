@@ -11,7 +11,6 @@ use stratum1::config::Config;
 use stratum1::control::{StatusHandle, StatusSnapshot};
 use stratum1::core::state::{SystemState, shared_state};
 use stratum1::core::{SourceKind, SourceState, SourceStatus};
-use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, ServerHandle, ServerOptions};
 
 fn mode6(opcode: u8, sequence: u16, associd: u16) -> Vec<u8> {
@@ -47,10 +46,10 @@ fn start(listen: &str, sources: usize, toml: &str) -> ServerHandle {
         .collect();
     let status = StatusHandle::new(snap);
     let config = Config::parse(toml, "t.toml").expect("config");
-    let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config.server));
     let opts = ServerOptions {
         workers: 1,
-        mode6: Some(status),
+        mode6: Some(Arc::new(status)),
         ..ServerOptions::new(vec![listen.parse().expect("address")])
     };
     server::spawn(opts, state, clock, policy).expect("server starts")

@@ -10,8 +10,6 @@ use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::config::ServerConfig;
 use stratum1::core::state::{SystemState, shared_state};
-use stratum1::net::pool_policy::PoolPolicy;
-use stratum1::net::server::interleave::TxStamps;
 use stratum1::net::server::{self, ServerOptions};
 
 /// `rate_limit`: (interval s, burst), or `None` for `rate_limit = false`.
@@ -30,14 +28,14 @@ pub fn run(
         listen: vec![listen],
         rate_limit: rate_limit.is_some(),
         rate_limit_exempt: Vec::new(),
-        interleaved,
+        interleaved: interleaved.then(Default::default),
         ..ServerConfig::default()
     };
     if let Some((interval, burst)) = rate_limit {
         config.rate_limit_interval = interval;
         config.rate_limit_burst = burst;
     }
-    let policy = Arc::new(PoolPolicy::from_config(&config));
+    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config));
     let table_bytes = policy.table_bytes();
     // STRATUM1_BENCH_NTS=1: serve NTS too (cookie keys loaded), to show what that costs plain
     // requests (the load is plain NTP either way).
@@ -45,7 +43,7 @@ pub fn run(
         Arc::new(arc_swap::ArcSwap::from_pointee(stratum1::net::nts::cookie::CookieKeys::generate(0)))
     });
     // As deployed: interleaved mode on (basic requests must not pay for it).
-    let interleaved = config.interleaved.then(|| Arc::new(TxStamps::new(config.interleaved_clients)));
+    let interleaved = stratum1::daemon::options::interleaved(&config);
     let opts = ServerOptions { workers, nts, interleaved, ..ServerOptions::new(config.listen.clone()) };
     let handle = server::spawn(opts, state, clock, policy)?;
     println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::config::{Config, RefclockKind};
+use crate::daemon::options;
 use crate::net::nts::tls;
 
 pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
@@ -16,9 +17,9 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
         tls::server_config(&nts.certificate, &nts.key)
             .with_context(|| format!("{}: [nts] certificate/key", file.display()))?;
     }
-    for u in config.upstream.iter().filter(|u| u.nts) {
-        tls::client_config(u.ca_file.as_deref())
-            .with_context(|| format!("{}: NTS upstream {:?}", file.display(), u.address))?;
+    // What `run` makes of the upstreams (NTS trust anchors included), made here too.
+    for (i, u) in config.upstream.iter().enumerate() {
+        options::upstream_spec(i, u).with_context(|| file.display().to_string())?;
     }
     let nts_upstreams = config.upstream.iter().filter(|u| u.nts).count();
     println!(
@@ -30,5 +31,15 @@ pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
         if nts_upstreams > 0 { format!(", {nts_upstreams} with NTS") } else { String::new() },
         if config.nts.is_some() { ", NTS server" } else { "" },
     );
+    for r in &config.refclock {
+        let what = match &r.kind {
+            RefclockKind::Nmea(n) => match &n.pps {
+                Some(p) => format!("nmea {} paired with pps {}", n.device.display(), p.input),
+                None => format!("nmea {} (no pulses)", n.device.display()),
+            },
+            RefclockKind::Pps(p) => format!("pps {} alone (numbered from upstream time)", p.input),
+        };
+        println!("  refclock {} (refid {}): {what}", r.name, r.refid.display(0));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,8 +11,10 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{SourceStatus, SystemState};
+use crate::net::mode6;
 use crate::net::nts::stats::NtsTotals;
-use crate::time::Time;
+pub use crate::refclock::status::{FixStatus, RefclockCounters};
+use crate::vocab::Time;
 
 /// Everything the daemon reports about itself at one instant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,9 +28,12 @@ pub struct StatusSnapshot {
     pub time: Option<String>,
     pub system: SystemStatus,
     pub sources: Vec<SourceStatus>,
-    /// Absent when no GPS receiver is configured.
+    /// The first refclock, as before there could be several; absent without one.
     #[serde(default)]
     pub refclock: Option<RefclockCounters>,
+    /// Every refclock, in config order (each also has a row in `sources`, by the same name).
+    #[serde(default)]
+    pub refclocks: Vec<RefclockCounters>,
     #[serde(default)]
     pub server: ServerCounters,
     /// NTS key exchanges and authentication failures; absent when NTS is not in use.
@@ -92,66 +97,6 @@ impl SystemStatus {
     }
 }
 
-/// Counters of the GPS reference clock since start. Totals only: rates are the reader's job.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RefclockCounters {
-    /// What is paired, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
-    pub description: String,
-    /// Receiver model, when a driver recognises it (none does yet).
-    pub model: Option<String>,
-    pub pps_pulses: u64,
-    /// Pulses expected from the sequence numbers (or the NMEA seconds) but not seen.
-    pub pps_missed: u64,
-    /// Every NMEA sentence with a valid checksum.
-    pub nmea_sentences: u64,
-    pub nmea_checksum_errors: u64,
-    /// Seconds to which the NMEA driver assigned a trustworthy UTC time.
-    pub nmea_times: u64,
-    /// Pulses that were given a UTC second (became samples).
-    pub paired: u64,
-    /// Pulses that could not be given a second (ambiguous, no time, out of window).
-    pub unpaired: u64,
-    /// Latest fix as the receiver reports it; `None` before it said anything about it.
-    #[serde(deserialize_with = "fix_or_legacy")]
-    pub fix: Option<FixStatus>,
-    /// Seconds since the last pulse (on-time edge), once one was seen.
-    pub last_pps_age_s: Option<f64>,
-    /// The learned NMEA-to-pulse delay in words, once learned.
-    pub pairing: Option<String>,
-    /// Its mean: how long after (positive) or before the pulse the message naming it arrives.
-    pub nmea_delay_s: Option<f64>,
-    /// Offset of the refclock's latest sample (PPS, or NMEA alone), seconds.
-    pub last_offset_s: Option<f64>,
-}
-
-/// The receiver's fix: GSA fix type, else GGA quality.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct FixStatus {
-    /// `"none"`, `"2d"`, `"3d"`, or `"fix"` (a fix of unreported dimension: GGA without GSA).
-    pub mode: String,
-    pub satellites_used: Option<u8>,
-    pub satellites_in_view: Option<u16>,
-}
-
-/// Daemons before 0.1 sent `fix` as a string (`"3d, 8 satellites"`); read it as the mode.
-fn fix_or_legacy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<FixStatus>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Object(FixStatus),
-        Legacy(String),
-    }
-    Ok(Option::<Either>::deserialize(d)?.map(|e| match e {
-        Either::Object(f) => f,
-        Either::Legacy(s) => FixStatus {
-            mode: s.split(',').next().unwrap_or_default().trim().to_string(),
-            ..FixStatus::default()
-        },
-    }))
-}
-
 /// What the NTP server did with requests since start.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -185,6 +130,7 @@ impl StatusSnapshot {
             system: SystemStatus::from_state(&SystemState::unsynchronised(), Time::ZERO),
             sources: Vec::new(),
             refclock: None,
+            refclocks: Vec::new(),
             server: ServerCounters::default(),
             nts: None,
         }
@@ -216,13 +162,31 @@ impl StatusHandle {
     }
 }
 
+/// ntpq (mode 6) reads the sources and refclocks of the latest snapshot.
+impl mode6::Status for StatusHandle {
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&[SourceStatus], &[RefclockCounters]) -> mode6::Answer,
+    ) -> mode6::Answer {
+        let s = self.0.load();
+        f(&s.sources, &s.refclocks)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::core::{Leap, RefId, SourceKind, SourceState};
+    use crate::core::{SourceKind, SourceState};
+    use crate::vocab::{Leap, RefId};
 
     /// A busy snapshot for tests of every reader.
     pub(crate) fn example() -> StatusSnapshot {
+        let mut s = example_one();
+        s.refclocks = s.refclock.iter().cloned().collect();
+        s
+    }
+
+    fn example_one() -> StatusSnapshot {
         let mut dropped = BTreeMap::new();
         dropped.insert("rate".to_string(), 3);
         dropped.insert("malformed".to_string(), 2);
@@ -275,6 +239,7 @@ pub(crate) mod tests {
                 },
             ],
             refclock: Some(RefclockCounters {
+                name: "GPS(0)".into(),
                 description: "nmea /dev/gps0 @9600 + pps /dev/pps0".into(),
                 model: Some("MT3339".into()),
                 pps_pulses: 3599,
@@ -290,10 +255,12 @@ pub(crate) mod tests {
                     satellites_in_view: Some(14),
                 }),
                 last_pps_age_s: Some(0.4),
+                last_error: None,
                 pairing: Some("message 443 ms after the pulse it names (374…494 ms)".into()),
                 nmea_delay_s: Some(0.443),
                 last_offset_s: Some(1.5e-6),
             }),
+            refclocks: Vec::new(),
             server: ServerCounters {
                 answered: 1000,
                 kod: 7,

@@ -10,6 +10,7 @@
 
 mod events;
 mod nts;
+pub mod options;
 mod refclock;
 mod status;
 mod upstreams;
@@ -29,11 +30,9 @@ use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
 use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, ClockAction, Core, CoreConfig};
-use crate::net::pool_policy::PoolPolicy;
-use crate::net::server::interleave::TxStamps;
+use crate::core::{self as core_, Core, CoreConfig};
 use crate::net::server::{self, ServerOptions};
-use crate::time::Time;
+use crate::vocab::{ClockAction, Time};
 use crate::web::SharedHistory;
 
 /// Everything `run` needs, resolved from the command line and the config file.
@@ -102,28 +101,25 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
 
     // Sources.
     let (ref_tx, mut ref_rx) = mpsc::unbounded_channel();
-    let mut refclock = refclock::start(&config, opts.simulate, &mut core, ref_tx)?;
+    let mut refclocks = refclock::Refclocks::start(&config, opts.simulate, &mut core, ref_tx)?;
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let mut upstreams = upstreams::Upstreams::start(&config, clock.clone(), state.clone(), up_tx)?;
 
     // Serving.
-    let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let policy = Arc::new(options::serving_policy(&config.server));
     let nts_serving = nts::start(&config).await?;
     let status = StatusHandle::default();
     let server_opts = ServerOptions {
         nts: nts_serving.as_ref().map(|n| n.keys.clone()),
-        interleaved: config
-            .server
-            .interleaved
-            .then(|| Arc::new(TxStamps::new(config.server.interleaved_clients))),
-        mode6: Some(status.clone()),
+        interleaved: options::interleaved(&config.server),
+        mode6: Some(Arc::new(status.clone())),
         ..ServerOptions::new(config.server.listen.clone())
     };
     let server = server::spawn(server_opts, state.clone(), clock.clone(), policy)?;
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
     // Publish before anyone can read: every counter and source is there from the first scrape.
-    status.publish(status::snapshot(&core, refclock.as_ref(), &server, started, clock.now()));
+    status.publish(status::snapshot(&core, &refclocks, &server, started, clock.now()));
     let _control = status::start_control(&config, status.clone());
     status::start_web(&config, status.clone(), history.clone());
 
@@ -134,33 +130,13 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut drift_saved = std::time::Instant::now();
     loop {
         tokio::select! {
-            Some(ev) = ref_rx.recv() => {
-                if let Some(r) = refclock.as_mut() {
-                    for sample in r.source.on_event(ev, &*clock) {
-                        core.on_sample(r.id, sample);
-                        r.polled = std::time::Instant::now();
-                    }
-                }
-            }
+            Some(ev) = ref_rx.recv() => refclocks.on_event(ev, &mut core, &*clock),
             Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
             _ = tick.tick() => {
-                if let Some(r) = refclock.as_mut() {
-                    let network = network_time(&core, clock.now());
-                    r.source.set_anchor_bound(r.anchor_bound(&*clock, network));
-                    r.set_network_reference(&*clock, network);
-                    for sample in r.source.poll(realtime_now(), &*clock) {
-                        core.on_sample(r.id, sample);
-                        r.polled = std::time::Instant::now();
-                    }
-                    // The refclock's "poll" is one second: a second without a sample shifts a
-                    // zero into its reach register, as a missed poll does for an upstream.
-                    if r.polled.elapsed() >= Duration::from_millis(1500) {
-                        core.on_no_response(r.id, clock.now());
-                        r.polled += Duration::from_secs(1);
-                    }
-                }
+                let network = network_time(&core, clock.now());
+                refclocks.tick(&mut core, &*clock, network);
                 let now = clock.now();
-                let mut snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                let mut snapshot = status::snapshot(&core, &refclocks, &server, started, now);
                 status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
                 for change in events::changes(&status.load(), &snapshot) {
                     change.log();
@@ -194,11 +170,12 @@ fn save_drift(core: &Core, path: Option<&std::path::Path>) {
     }
 }
 
-/// Runs the core to now, applies what it asks of the clock, publishes the new state.
+/// Runs the core to now, applies what it asks of the clock, publishes the new state: the one
+/// place the daemon steers.
 fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     let actions = core.update(clock.now());
     for action in &actions {
-        if let Err(e) = core_::apply(clock, action) {
+        if let Err(e) = crate::clock::apply(clock, action) {
             // The core assumes its actions took effect; a refusal is worth shouting about.
             match action {
                 ClockAction::Step { .. } | ClockAction::SetFrequency { .. } => {

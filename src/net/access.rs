@@ -131,13 +131,6 @@ impl FromStr for Cidr {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// The access rules, built once from `[server]` and read by every worker.
 #[derive(Clone, Debug)]
 pub struct AccessControl {

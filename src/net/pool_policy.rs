@@ -3,18 +3,17 @@
 //! `mode6_allow` (loopback by default) and shares the client's rate limit.
 //!
 //! Outcomes are counted by the server per [`Verdict`]: denied clients under `denied`, limited
-//! ones under `rate_limited` (silence) or as a KoD RATE. Non-client modes never get here (the
+//! ones under `rate_limited` (silence) or as a KoD RATE. Other non-client modes never get here (the
 //! responder drops them under `mode`).
 
 use std::net::IpAddr;
 
-use crate::config::ServerConfig;
-use crate::core::RefId;
 use crate::net::access::{AccessControl, Cidr};
 use crate::net::packet::Packet;
-use crate::net::ratelimit::{RateLimiter, RateParams, RateVerdict};
+use crate::net::ratelimit::{RateLimiter, RateVerdict};
 use crate::net::server::{DropReason, Policy, Verdict};
-use crate::time::Time;
+use crate::vocab::RefId;
+use crate::vocab::Time;
 
 pub struct PoolPolicy {
     access: AccessControl,
@@ -40,21 +39,6 @@ impl PoolPolicy {
     fn rate(&self, peer: IpAddr, now: Time) -> RateVerdict {
         let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
         limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now))
-    }
-
-    pub fn from_config(server: &ServerConfig) -> PoolPolicy {
-        let limiter = server.rate_limit.then(|| {
-            RateLimiter::new(
-                RateParams::new(server.rate_limit_interval, server.rate_limit_burst),
-                server.rate_limit_clients,
-            )
-        });
-        PoolPolicy::new(
-            AccessControl::new(&server.allow, &server.deny),
-            limiter,
-            server.rate_limit_exempt.clone(),
-        )
-        .with_mode6(server.mode6_allow.clone())
     }
 
     /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
@@ -91,13 +75,17 @@ impl Policy for PoolPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::net::access::loopback;
     use crate::net::packet::HEADER_LEN;
+    use crate::net::ratelimit::RateParams;
     use crate::net::server::Outcome;
     use crate::net::server::respond::respond;
 
-    fn policy(toml: &str) -> PoolPolicy {
-        PoolPolicy::from_config(&Config::parse(toml, "t.toml").unwrap().server)
+    /// Rate limited at 2 s with `burst` (unless `None`), `deny` denied, `exempt` exempt.
+    fn policy(burst: Option<u32>, deny: &[&str], exempt: Option<&[&str]>) -> PoolPolicy {
+        let nets = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<Cidr>>();
+        let limiter = burst.map(|b| RateLimiter::new(RateParams::new(2.0, b), RateLimiter::DEFAULT_CLIENTS));
+        PoolPolicy::new(AccessControl::new(&[], &nets(deny)), limiter, exempt.map_or_else(loopback, nets))
     }
 
     fn outcome(p: &PoolPolicy, peer: &str, t: f64) -> Outcome {
@@ -111,7 +99,7 @@ mod tests {
 
     #[test]
     fn deny_beats_rate_and_rate_limit_kods_then_drops() {
-        let p = policy("[server]\ndeny = [\"192.0.2.0/24\"]\nrate_limit_burst = 2\n");
+        let p = policy(Some(2), &["192.0.2.0/24"], None);
         // Loopback is exempt by default.
         assert!((0..100).all(|_| outcome(&p, "127.0.0.1", 10.0) == Outcome::Reply));
         assert!((0..100).all(|_| outcome(&p, "::1", 10.0) == Outcome::Reply));
@@ -122,7 +110,7 @@ mod tests {
 
     #[test]
     fn exemptions_are_configurable() {
-        let p = policy("[server]\nrate_limit_burst = 1\nrate_limit_exempt = [\"192.0.2.0/24\"]\n");
+        let p = policy(Some(1), &[], Some(&["192.0.2.0/24"]));
         assert!((0..10).all(|_| outcome(&p, "192.0.2.1", 1.0) == Outcome::Reply));
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Reply);
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Kod, "loopback no longer exempt");
@@ -131,13 +119,12 @@ mod tests {
     #[test]
     fn mode6_only_to_its_networks_and_rate_limited() {
         let at = |t: f64| Time::from_unix_nanos((t * 1e9) as i64);
-        let p = policy("[server]\nrate_limit_burst = 2\n");
+        let nets = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<Cidr>>();
+        let p = policy(Some(2), &[], None).with_mode6(loopback());
         assert_eq!(p.control(ip("127.0.0.1"), at(1.0)), Verdict::Serve);
         assert_eq!(p.control(ip("::1"), at(1.0)), Verdict::Serve);
         assert_eq!(p.control(ip("192.0.2.1"), at(1.0)), Verdict::Drop(DropReason::Denied));
-        let p = policy(
-            "[server]\nrate_limit_burst = 2\nmode6_allow = [\"192.0.2.0/24\"]\ndeny = [\"192.0.2.66\"]\n",
-        );
+        let p = policy(Some(2), &["192.0.2.66"], None).with_mode6(nets(&["192.0.2.0/24"]));
         assert_eq!(p.control(ip("127.0.0.1"), at(1.0)), Verdict::Drop(DropReason::Denied));
         assert_eq!(p.control(ip("192.0.2.66"), at(1.0)), Verdict::Drop(DropReason::Denied), "deny wins");
         let v: Vec<Verdict> = (0..3).map(|_| p.control(ip("192.0.2.1"), at(1.0))).collect();
@@ -145,7 +132,7 @@ mod tests {
         // Time requests share the client's bucket.
         assert_eq!(outcome(&p, "192.0.2.1", 1.0), Outcome::Drop(DropReason::RateLimited));
         assert_eq!(
-            policy("[server]\nmode6_allow = []\n").control(ip("127.0.0.1"), at(1.0)),
+            policy(Some(2), &[], None).control(ip("127.0.0.1"), at(1.0)),
             Verdict::Drop(DropReason::Denied)
         );
     }
@@ -156,9 +143,9 @@ mod tests {
 
     #[test]
     fn rate_limit_false_allocates_nothing_and_limits_nothing() {
-        let p = policy("[server]\nrate_limit = false\nrate_limit_burst = 1\n");
+        let p = policy(None, &[], None);
         assert_eq!(p.table_bytes(), 0);
         assert!((0..1000).all(|_| outcome(&p, "198.51.100.1", 1.0) == Outcome::Reply));
-        assert_eq!(policy("").table_bytes(), 3 << 20);
+        assert_eq!(policy(Some(16), &[], None).table_bytes(), 3 << 20);
     }
 }

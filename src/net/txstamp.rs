@@ -17,7 +17,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// `SO_TIMESTAMPING` with the C library's `timespec` (64-bit seconds on 64-bit targets).
 pub const SO_TIMESTAMPING_OLD: libc::c_int = 37;

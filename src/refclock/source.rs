@@ -12,20 +12,11 @@
 use serde::Serialize;
 
 use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
-use super::pps::edges::{EdgeReport, EdgeStats};
-use super::{NmeaTime, PpsEdge, RefclockEvent};
+use super::pps::edges::{EdgeReport, EdgeStats, PpsEdgeKind};
+use super::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::clock::Clock;
-use crate::core::{Leap, RefId, Sample};
-use crate::time::Time;
-
-/// Which PPS edge is on time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PpsEdgeKind {
-    #[default]
-    Assert,
-    Clear,
-}
+use crate::vocab::Time;
+use crate::vocab::{Leap, RefId, Sample};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefclockSourceConfig {
@@ -44,6 +35,9 @@ pub struct RefclockSourceConfig {
     /// no delay was learned from pulses.
     pub nmea_delay_s: Option<f64>,
     pub nmea_delay_error_s: f64,
+    /// Refids of the samples from numbered pulses and from messages alone.
+    pub pps_refid: RefId,
+    pub nmea_refid: RefId,
 }
 
 impl Default for RefclockSourceConfig {
@@ -57,35 +51,9 @@ impl Default for RefclockSourceConfig {
             pps_lost_after_s: 2.5,
             nmea_delay_s: None,
             nmea_delay_error_s: 5e-3,
+            pps_refid: RefId::PPS,
+            nmea_refid: RefId::GPS,
         }
-    }
-}
-
-impl RefclockSourceConfig {
-    /// From the `[[refclock]]` entries: bias and edge from the `pps` entry, side from any.
-    pub fn from_config(entries: &[crate::config::RefclockConfig]) -> RefclockSourceConfig {
-        let mut cfg = RefclockSourceConfig::default();
-        // PPS alone (no NMEA receiver configured) cannot wait for a fix report.
-        cfg.pairing.require_fix_evidence =
-            entries.is_empty() || entries.iter().any(|e| e.kind == crate::config::RefclockKind::Nmea);
-        for e in entries {
-            if let Some(b) = e.pps_bias_us {
-                cfg.pps_bias_s = b * 1e-6;
-            }
-            if let Some(edge) = e.edge {
-                cfg.edge = edge;
-            }
-            if let Some(side) = e.message_side {
-                cfg.pairing.side = side;
-            }
-            if let Some(d) = e.nmea_delay_ms {
-                cfg.nmea_delay_s = Some(d * 1e-3);
-            }
-            if let Some(err) = e.nmea_delay_error_ms {
-                cfg.nmea_delay_error_s = err * 1e-3;
-            }
-        }
-        cfg
     }
 }
 
@@ -183,7 +151,7 @@ impl RefclockSource {
         self.verdicts.clear();
         match ev {
             RefclockEvent::Pps(edge) => self.on_pps(edge, clock),
-            RefclockEvent::Nmea(t) => self.on_nmea(t, clock),
+            RefclockEvent::Time(t) => self.on_nmea(t, clock),
             RefclockEvent::NoFix { received } => {
                 self.no_fix_reports += 1;
                 let v = self.pairing.on_no_fix(received);
@@ -279,7 +247,7 @@ impl RefclockSource {
         self.samples(v, clock)
     }
 
-    fn on_nmea(&mut self, t: NmeaTime, clock: &dyn Clock) -> Vec<Sample> {
+    fn on_nmea(&mut self, t: TimeMessage, clock: &dyn Clock) -> Vec<Sample> {
         self.messages += 1;
         self.leap = t.leap_pending.unwrap_or(Leap::None);
         self.pairing.set_leap(self.leap);
@@ -304,7 +272,7 @@ impl RefclockSource {
             self.mode = RefclockMode::Nmea;
             self.last_offset = Some(offset);
             let dispersion = err + self.cfg.nmea_precision_s;
-            out.push(Sample::refclock(local, offset, dispersion, self.leap, RefId::GPS));
+            out.push(Sample::refclock(local, offset, dispersion, self.leap, self.cfg.nmea_refid));
         }
         out
     }
@@ -331,7 +299,7 @@ impl RefclockSource {
             self.last_offset = Some(offset);
             let jitter = self.interval_ms2.map_or(0.0, |v| v.sqrt() * 1e-3 / std::f64::consts::SQRT_2);
             let dispersion = self.cfg.pps_precision_s.max(jitter);
-            out.push(Sample::refclock(local, offset, dispersion, self.leap, RefId::PPS));
+            out.push(Sample::refclock(local, offset, dispersion, self.leap, self.cfg.pps_refid));
         }
         out
     }
@@ -360,7 +328,7 @@ mod tests {
         for e in events(p, 3, secs, lc) {
             let local = match e.event {
                 RefclockEvent::Pps(p) => p.timestamp,
-                RefclockEvent::Nmea(n) => n.received,
+                RefclockEvent::Time(n) => n.received,
                 RefclockEvent::NoFix { received } => received,
             };
             raw.store(local.unix_nanos(), Ordering::SeqCst);
@@ -447,31 +415,6 @@ mod tests {
                 s.dispersion
             );
         }
-    }
-
-    #[test]
-    fn config_keys_reach_the_source() {
-        let c = crate::config::Config::parse(
-            "[[refclock]]\nkind = \"nmea\"\ndevice = \"/dev/gps0\"\nmessage_side = \"before\"\n\n\
-             [[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\npps_bias_us = 11.7\nedge = \"clear\"\n",
-            "t.toml",
-        )
-        .unwrap();
-        let cfg = RefclockSourceConfig::from_config(&c.refclock);
-        assert!((cfg.pps_bias_s - 11.7e-6).abs() < 1e-12);
-        assert_eq!(cfg.edge, PpsEdgeKind::Clear);
-        assert_eq!(cfg.pairing.side, crate::refclock::pairing::SidePrior::Before);
-        assert!(cfg.pairing.require_fix_evidence);
-        let c =
-            crate::config::Config::parse("[[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\n", "t.toml")
-                .unwrap();
-        assert!(!RefclockSourceConfig::from_config(&c.refclock).pairing.require_fix_evidence, "PPS alone");
-        let e = crate::config::Config::parse(
-            "[[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\nedge = \"up\"\n",
-            "t.toml",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, Some(4), "{e}");
     }
 
     #[test]

@@ -15,4 +15,4 @@ pub mod vars;
 pub mod view;
 pub mod wire;
 
-pub use respond::{Answer, Snapshot, respond};
+pub use respond::{Answer, Snapshot, Status, respond};

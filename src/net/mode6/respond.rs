@@ -5,9 +5,9 @@
 use super::vars::{self, Var};
 use super::view::{self, Association};
 use super::wire::{self, ErrorCode, Header, Malformed, op};
-use crate::control::snapshot::RefclockCounters;
 use crate::core::{SourceState, SourceStatus, SystemState};
-use crate::time::Time;
+use crate::refclock::status::RefclockCounters;
+use crate::vocab::Time;
 
 /// What the responder reads.
 #[derive(Clone, Copy)]
@@ -15,7 +15,16 @@ pub struct Snapshot<'a> {
     /// As served (the workers' state).
     pub state: &'a SystemState,
     pub sources: &'a [SourceStatus],
-    pub refclock: Option<&'a RefclockCounters>,
+    /// Each refclock's counters, found by its source's name.
+    pub refclocks: &'a [RefclockCounters],
+}
+
+/// Where the server finds the sources and refclock counters mode 6 shows: the daemon's status
+/// snapshot (`control::StatusHandle`), behind this seam so the serving path knows no more of
+/// it than this.
+pub trait Status: Send + Sync + std::fmt::Debug + 'static {
+    /// `f`'s answer over the latest sources and refclock counters.
+    fn read(&self, f: &mut dyn FnMut(&[SourceStatus], &[RefclockCounters]) -> Answer) -> Answer;
 }
 
 /// What to send.
@@ -78,7 +87,10 @@ pub fn respond(request: &[u8], snap: &Snapshot<'_>, now: Time) -> Answer {
         op::READCLOCK => {
             let clock = if req.associd == 0 { sys_refclock(&assocs) } else { find(req.associd) };
             match clock.filter(|a| a.is_refclock()) {
-                Some(a) => read(&h, leap, a.clock_status(), a.clock_variables(snap.refclock), req.data),
+                Some(a) => {
+                    let counters = snap.refclocks.iter().find(|r| r.name == a.source.name);
+                    read(&h, leap, a.clock_status(), a.clock_variables(counters), req.data)
+                }
                 None => error(&h, leap, ErrorCode::BadAssociation),
             }
         }
@@ -119,8 +131,8 @@ fn error(h: &Header, leap: u8, code: ErrorCode) -> Answer {
 mod tests {
     use super::*;
     use crate::control::snapshot::tests::example;
-    use crate::core::{Leap, RefId};
     use crate::net::mode6::wire::tests::{reassemble, request};
+    use crate::vocab::{Leap, RefId};
     use proptest::prelude::*;
 
     fn state() -> SystemState {
@@ -143,8 +155,10 @@ mod tests {
 
     fn ask(opcode: u8, associd: u16, data: &[u8]) -> Answer {
         let st = state();
-        let snap = example();
-        let s = Snapshot { state: &st, sources: &snap.sources, refclock: snap.refclock.as_ref() };
+        let mut snap = example();
+        // Counters are found by their source's name.
+        snap.refclocks[0].name = snap.sources[0].name.clone();
+        let s = Snapshot { state: &st, sources: &snap.sources, refclocks: &snap.refclocks };
         respond(&request(opcode, 42, associd, data), &s, now())
     }
 
@@ -184,6 +198,12 @@ mod tests {
         let (status, t) = text(&ask(op::READCLOCK, 0, b""), op::READCLOCK);
         assert_eq!(status, 0);
         assert!(t.contains("pps_pulses=3599") && t.contains("fix=\"3d\""), "{t}");
+        let mut snap = example();
+        snap.refclocks[0].name = "another".into();
+        let st = state();
+        let s = Snapshot { state: &st, sources: &snap.sources, refclocks: &snap.refclocks };
+        let (_, t) = text(&respond(&request(op::READCLOCK, 42, 0, b""), &s, now()), op::READCLOCK);
+        assert!(!t.contains("pps_pulses"), "another refclock's counters: {t}");
         assert!(matches!(ask(op::READCLOCK, 2, b""), Answer::Error(ErrorCode::BadAssociation, _)));
     }
 
@@ -215,7 +235,7 @@ mod tests {
         let mut bad = request(op::READVAR, 1, 0, b"abcd");
         bad[11] = 200;
         let st = state();
-        let s = Snapshot { state: &st, sources: &[], refclock: None };
+        let s = Snapshot { state: &st, sources: &[], refclocks: &[] };
         assert!(matches!(respond(&bad, &s, now()), Answer::Error(ErrorCode::BadFormat, _)));
         assert_eq!(respond(&bad[..8], &s, now()), Answer::Silent(Malformed::TooShort));
     }
@@ -225,7 +245,7 @@ mod tests {
         fn arbitrary_requests_never_panic_and_stay_bounded(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let st = state();
             let snap = example();
-            let s = Snapshot { state: &st, sources: &snap.sources, refclock: snap.refclock.as_ref() };
+            let s = Snapshot { state: &st, sources: &snap.sources, refclocks: &snap.refclocks };
             let a = respond(&bytes, &s, now());
             prop_assert!(a.datagrams().len() <= wire::MAX_FRAGMENTS);
             prop_assert!(a.datagrams().iter().all(|d| d.len() <= wire::MAX_DATAGRAM && d.len() % 4 == 0));

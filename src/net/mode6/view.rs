@@ -5,9 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::vars::{Value, Var};
-use crate::control::snapshot::RefclockCounters;
 use crate::core::{SourceKind, SourceState, SourceStatus, SystemState};
-use crate::time::Time;
+use crate::refclock::status::RefclockCounters;
+use crate::vocab::Time;
 
 /// System status word clock sources (RFC 9327 §2.2.1).
 const SST_UNSPEC: u16 = 0;
@@ -43,7 +43,7 @@ pub fn system_status(state: &SystemState) -> u16 {
         SST_UNSPEC
     } else if state.stratum > 1 {
         SST_NTP
-    } else if state.refid == crate::core::RefId::PPS {
+    } else if state.refid == crate::vocab::RefId::PPS {
         SST_ATOM
     } else {
         SST_UHF
@@ -232,7 +232,7 @@ fn upstream_address(name: &str) -> (Option<SocketAddr>, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Leap, RefId};
+    use crate::vocab::{Leap, RefId};
 
     fn source(name: &str, kind: SourceKind, state: SourceState, reach: u8) -> SourceStatus {
         SourceStatus {

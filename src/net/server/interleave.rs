@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use crate::net::access::canonical;
 use crate::net::packet::Packet;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Entries per set.
 pub const WAYS: usize = 8;
@@ -229,8 +229,8 @@ impl TxStamps {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Leap, RefId};
     use crate::net::packet::Mode;
+    use crate::vocab::{Leap, RefId};
     use proptest::prelude::*;
 
     fn ip(s: &str) -> IpAddr {

@@ -11,6 +11,7 @@ pub mod nts;
 #[cfg(test)]
 mod nts_tests;
 pub mod policy;
+pub mod reason;
 pub mod respond;
 pub mod socket;
 pub mod stats;
@@ -26,12 +27,13 @@ use arc_swap::ArcSwap;
 
 pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
-pub use respond::{DropReason, Outcome};
+pub use reason::DropReason;
+pub use respond::Outcome;
 pub use stats::{Mode6Outcome, ServerCounters};
 
 use crate::clock::Clock;
-use crate::control::StatusHandle;
 use crate::core::state::SharedState;
+use crate::net::mode6;
 use crate::net::nts::cookie::CookieKeys;
 use interleave::TxStamps;
 use stats::WorkerCounters;
@@ -49,7 +51,7 @@ pub struct ServerOptions {
     pub interleaved: Option<Arc<TxStamps>>,
     /// What mode 6 (ntpq) requests read; `None` leaves them unanswered. Who may ask is the
     /// policy's [`Policy::control`].
-    pub mode6: Option<StatusHandle>,
+    pub mode6: Option<Arc<dyn mode6::Status>>,
 }
 
 impl ServerOptions {

@@ -27,10 +27,10 @@ use socket2::Socket;
 use super::interleave::{self, TxSource, TxStamps};
 use super::nts::NtsContext;
 use super::policy::{Policy, Verdict};
-use super::respond::{self, DropReason, Outcome};
+use super::reason::DropReason;
+use super::respond::{self, Outcome};
 use super::stats::{Mode6Outcome, ServerCounters, WorkerCounters};
 use crate::clock::{Clock, realtime_now};
-use crate::control::StatusHandle;
 use crate::core::SystemState;
 use crate::core::state::SharedState;
 use crate::net::cmsg::read_cmsgs;
@@ -38,7 +38,7 @@ use crate::net::mode6;
 use crate::net::nts::cookie::CookieKeys;
 use crate::net::packet::HEADER_LEN;
 use crate::net::txstamp;
-use crate::time::Time;
+use crate::vocab::Time;
 
 const BATCH: usize = 32;
 /// Longer datagrams are truncated. An NTS request with our 104-byte cookies and seven
@@ -121,7 +121,7 @@ pub struct Worker {
     /// Interleaved mode's table of transmit times (`None`: basic mode only).
     pub interleaved: Option<Arc<TxStamps>>,
     /// The snapshot mode 6 reads (`None`: mode 6 gets silence).
-    pub mode6: Option<StatusHandle>,
+    pub mode6: Option<Arc<dyn mode6::Status>>,
 }
 
 /// Transmit stamps asked for and not yet collected.
@@ -191,7 +191,7 @@ impl Worker {
                 let rx = self.clock.map_realtime(rx_real);
                 // Nothing can be sent to port 0: such a source is forged.
                 let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
-                    c.record(Outcome::Drop(respond::DropReason::Malformed));
+                    c.record(Outcome::Drop(DropReason::Malformed));
                     continue;
                 };
                 let request = &s.rx_buf[i][..len];
@@ -337,9 +337,9 @@ impl Worker {
             Verdict::Drop(DropReason::RateLimited) => return c.record_mode6(Mode6Outcome::RateLimited),
             _ => return c.record_mode6(Mode6Outcome::Denied),
         }
-        let snap = status.load();
-        let view = mode6::Snapshot { state, sources: &snap.sources, refclock: snap.refclock.as_ref() };
-        let answer = mode6::respond(request, &view, rx);
+        let answer = status.read(&mut |sources, refclocks| {
+            mode6::respond(request, &mode6::Snapshot { state, sources, refclocks }, rx)
+        });
         c.record_mode6(match answer {
             mode6::Answer::Data(_) => Mode6Outcome::Answered,
             mode6::Answer::Error(..) => Mode6Outcome::Error,
