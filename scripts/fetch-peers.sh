@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Unpacks the real NTP peers the integration tests talk to (chronyd, chronyc, ntpdig) and gpsd
-# (the gpsd refclock's end-to-end test; run with LD_LIBRARY_PATH at the unpacked libraries) from
-# Debian's packages into target/peers. Nothing is installed system-wide and no service starts.
+# Unpacks the real NTP peers the integration tests talk to (chronyd, chronyc, ntpdig, ntpq) and
+# gpsd (the gpsd refclock's end-to-end test; run with LD_LIBRARY_PATH at the unpacked libraries)
+# from Debian's packages into target/peers. Nothing is installed system-wide and no service starts.
 # Idempotent: does nothing when the peers are already there.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dest="${STRATUM1_PEERS_DIR:-$top/target/peers}"
 ntpdir="$dest/root/usr/lib/python3/dist-packages/ntp"
-pkgs="chrony ntpsec-ntpdig python3-ntp gpsd libgps28 libbluetooth3 libusb-1.0-0 libdbus-1-3"
-if [ -x "$dest/root/usr/sbin/chronyd" ] && [ -x "$dest/root/usr/bin/ntpdig" ] && [ -e "$ntpdir/libntpc.so" ] \
-  && [ -x "$dest/root/usr/sbin/gpsd" ]; then
+pkgs="chrony ntpsec-ntpdig python3-ntp ntpsec gpsd libgps28 libbluetooth3 libusb-1.0-0 libdbus-1-3"
+if [ -x "$dest/root/usr/sbin/chronyd" ] && [ -x "$dest/root/usr/bin/ntpdig" ] && [ -x "$dest/root/usr/bin/ntpq" ] \
+  && [ -e "$ntpdir/libntpc.so" ] && [ -x "$dest/root/usr/sbin/gpsd" ]; then
   exit 0
 fi
 mkdir -p "$dest/debs" "$dest/root"
