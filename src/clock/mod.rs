@@ -12,7 +12,6 @@
 //! `CLOCK_REALTIME`; [`Clock::map_realtime`] maps them onto the disciplined timescale.
 
 pub mod drift;
-pub mod sim;
 pub mod software;
 pub mod system;
 pub mod time64;

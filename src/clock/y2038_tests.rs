@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::Clock;
 use super::drift::{self, Drift};
-use super::sim::{OscillatorModel, SimClock};
 use super::software::SoftwareClock;
+use crate::sim::clock::{OscillatorModel, SimClock};
 use crate::vocab::time::{NTP_UNIX_OFFSET_S, Time};
 
 /// The last second a signed 32-bit `time_t` holds, and instants beyond it.

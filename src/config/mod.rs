@@ -30,7 +30,7 @@ use crate::net::ratelimit::{RateLimiter, RateParams};
 use crate::refclock::pairing::SidePrior;
 use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::refclock::pps::gpio::GpioSpec;
-use crate::refclock::sim::ReceiverParams;
+use crate::sim::receiver::ReceiverParams;
 use crate::vocab::RefId;
 
 pub const DEFAULT_PATH: &str = "/etc/stratum1/stratum1.toml";

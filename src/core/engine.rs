@@ -732,7 +732,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::clock::apply;
-    use crate::clock::sim::{OscillatorModel, SimClock, normal};
+    use crate::sim::clock::{OscillatorModel, SimClock, normal};
     use crate::vocab::RefId;
     use rand::{SeedableRng, rngs::StdRng};
 

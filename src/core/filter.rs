@@ -464,7 +464,7 @@ mod tests {
 #[allow(clippy::needless_range_loop)]
 mod versus_regression {
     use super::*;
-    use crate::clock::sim::normal;
+    use crate::sim::clock::normal;
     use rand::SeedableRng;
 
     /// (RMS error of the Kalman estimate, best regression RMS, its window) over `secs` samples

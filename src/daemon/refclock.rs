@@ -22,7 +22,8 @@ use crate::refclock::nmea::{self, NmeaStats};
 use crate::refclock::pps::gpio::{self as pps_gpio, GpioPpsStats};
 use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsStats};
 use crate::refclock::source::RefclockSource;
-use crate::refclock::{PpsEdge, RefclockEvent, sim};
+use crate::refclock::{PpsEdge, RefclockEvent};
+use crate::sim::receiver as sim;
 
 /// A refclock's event, tagged with the refclock's position in [`Refclocks::units`].
 pub type TaggedEvent = (usize, RefclockEvent);

@@ -7,15 +7,11 @@
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
 
 pub mod anchor;
-pub mod diagnose;
 pub mod driver;
 pub mod nmea;
 pub mod pairing;
 pub mod pps;
-pub mod sim;
 pub mod source;
-#[cfg(test)]
-mod testkit;
 
 use crate::vocab::Time;
 

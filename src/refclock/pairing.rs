@@ -597,8 +597,8 @@ mod tests {
 
     use super::*;
     use crate::refclock::RefclockEvent;
-    use crate::refclock::sim::ReceiverParams;
-    use crate::refclock::testkit::{Ev, LocalClock, T0, events};
+    use crate::sim::receiver::ReceiverParams;
+    use crate::sim::receiver::testkit::{Ev, LocalClock, T0, events};
 
     /// Feeds events to a pairing; the anchor (clock error `anchor_err_s`, claimed bound 0.4 s) is
     /// offered while `anchor(t)` (seconds since start) says so.
@@ -712,7 +712,7 @@ mod tests {
     fn messages_handed_over_after_the_pulse_they_precede() {
         // Message 300 ms before its pulse, but the driver hands it over 450 ms later (after the
         // whole burst): the pulse overtakes its message. No anchor after 30 s.
-        use crate::refclock::testkit::events_delivered;
+        use crate::sim::receiver::testkit::events_delivered;
         for (delay, lag) in [(-300.0, 450), (-700.0, 900), (400.0, 450), (850.0, 600)] {
             let p =
                 ReceiverParams { nmea_delay_ms: delay, outages: vec![(300.0, 340.0)], ..Default::default() };

@@ -312,8 +312,8 @@ mod tests {
 
     use super::*;
     use crate::clock::software::SoftwareClock;
-    use crate::refclock::sim::ReceiverParams;
-    use crate::refclock::testkit::{LocalClock, T0, events};
+    use crate::sim::receiver::ReceiverParams;
+    use crate::sim::receiver::testkit::{LocalClock, T0, events};
 
     /// A software clock whose raw time is set by the test to each event's local arrival.
     fn clock() -> (Arc<AtomicI64>, SoftwareClock) {

@@ -6,6 +6,8 @@
 //! - [`upstream`]: modelled NTP servers and network paths.
 //! - [`report`]: the figures (`simulate --json`).
 
+pub mod clock;
+pub mod receiver;
 pub mod report;
 pub mod run;
 pub mod scenario;

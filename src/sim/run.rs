@@ -2,7 +2,7 @@
 //!
 //! Real: the core, the refclock source and its pairing (`refclock::source`), the upstream
 //! client machine (`net::client`), the clock actions via [`crate::clock::apply`]. Modelled: the
-//! crystal ([`SimClock`]), the receiver (`refclock::sim::ReceiverModel`), the servers and
+//! crystal ([`SimClock`]), the receiver (`sim::receiver::ReceiverModel`), the servers and
 //! network paths ([`super::upstream`]). Every random number comes from the scenario's seed.
 
 use std::cmp::Ordering;
@@ -16,15 +16,15 @@ use super::scenario::{GpsScenario, Scenario};
 use super::upstream::ServerModel;
 use crate::clock::Clock;
 use crate::clock::apply;
-use crate::clock::sim::SimClock;
 use crate::core::{Core, CoreConfig, SourceId, SourceKind};
 use crate::net::client::machine::{Received, Upstream, UpstreamOptions};
 use crate::net::client::poll::PollOptions;
 use crate::net::client::sanity::LoopGuard;
 use crate::net::packet::HEADER_LEN;
-use crate::refclock::sim::{ReceiverModel, ReceiverParams};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
 use crate::refclock::{PpsEdge, RefclockEvent, TimeMessage};
+use crate::sim::clock::SimClock;
+use crate::sim::receiver::{ReceiverModel, ReceiverParams};
 use crate::vocab::Time;
 use crate::vocab::{ClockAction, RefId, Sample};
 

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::clock::sim::OscillatorModel;
 use crate::refclock::pairing::SidePrior;
+use crate::sim::clock::OscillatorModel;
 
 /// The default scenario: a Pi with a PPS hat.
 pub const DEFAULT: &str = "pi-pps-hat";
@@ -109,7 +109,7 @@ pub struct GpsScenario {
     pub nmea_jitter_ms: f64,
     #[serde(deserialize_with = "windows")]
     pub outages: Vec<(f64, f64)>,
-    /// Extra keys: the receiver's harder habits (see `refclock::sim::ReceiverParams`).
+    /// Extra keys: the receiver's harder habits (see `sim::receiver::ReceiverParams`).
     pub nmea_wander_ms: f64,
     pub nmea_wander_period_s: f64,
     pub missed_pulse_prob: f64,

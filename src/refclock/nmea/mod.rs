@@ -7,10 +7,8 @@
 //! - [`stats`]: counters snapshot for status, metrics and `refclock test`.
 //! - [`serial`]: the serial port as a refclock driver: open, detect the speed, read, timestamp.
 //! - [`replay`]: captures through the same decoder, without hardware or clock.
-//! - [`diagnose`]: the NMEA section and findings of `refclock test`.
 
 pub mod decoder;
-pub mod diagnose;
 pub mod framer;
 pub mod replay;
 pub mod rollover;

@@ -2,9 +2,7 @@
 //! device. Both only produce timestamped [`PpsEdge`](super::PpsEdge)s.
 
 pub mod clockmap;
-pub mod diagnose;
 pub mod edges;
 pub mod gpio;
 pub mod kernel;
 pub mod kernel_abi;
-pub mod probe;

@@ -1,7 +1,7 @@
 //! Generated pulse and message sequences for pairing and source tests (test builds only).
 
-use super::sim::{ReceiverModel, ReceiverParams};
-use super::{PpsEdge, RefclockEvent, TimeMessage};
+use super::{ReceiverModel, ReceiverParams};
+use crate::refclock::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::vocab::Time;
 
 pub const T0: i64 = 1_790_000_000;

@@ -4,6 +4,8 @@
 pub mod model;
 pub mod pty;
 pub mod sentences;
+#[cfg(test)]
+pub mod testkit;
 
 pub use model::{Message, Pulse, ReceiverModel, ReceiverParams, SecondOutput};
 pub use pty::{SimHandle, realtime_model, spawn, spawn_with_baud};

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::decoder::{Decoded, DecodedTime};
-use super::stats::NmeaStats;
-use crate::refclock::diagnose::{Finding, Rule, Section, Severity, findings};
+use super::report::{Finding, Rule, Section, Severity, findings};
+use crate::refclock::nmea::decoder::{Decoded, DecodedTime};
+use crate::refclock::nmea::stats::NmeaStats;
 use crate::vocab::Time;
 
 /// What the run was.

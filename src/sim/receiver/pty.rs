@@ -267,7 +267,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::refclock::sim::ReceiverParams;
+    use crate::sim::receiver::ReceiverParams;
 
     #[test]
     fn pulses_on_realtime_seconds_and_nmea_through_the_pty() {

@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
+use super::report::{Finding, Rule, Section, Severity, findings};
 use crate::clock::Clock;
-use crate::refclock::diagnose::{Finding, Rule, Section, Severity, findings};
 use crate::refclock::pairing::{DelayModel, PairingStatus, Refusal, SidePrior, Verdict};
 use crate::refclock::pps::edges::{EdgeReport, PpsEdgeKind};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig, RefclockStatus};
@@ -357,8 +357,8 @@ mod tests {
 
     use super::*;
     use crate::clock::software::SoftwareClock;
-    use crate::refclock::sim::ReceiverParams;
-    use crate::refclock::testkit::{LocalClock, T0, events};
+    use crate::sim::receiver::ReceiverParams;
+    use crate::sim::receiver::testkit::{LocalClock, T0, events};
 
     fn diagnose(p: ReceiverParams, anchor: Option<f64>, secs: i64) -> (PpsReport, Vec<PulseLine>) {
         let raw = Arc::new(AtomicI64::new(T0 * 1_000_000_000));

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::{Clock, ClockError};
+use crate::clock::{Clock, ClockError};
 use crate::vocab::Time;
 
 /// The crystal, as a scenario's `[oscillator]` table describes it.

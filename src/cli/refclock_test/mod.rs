@@ -4,6 +4,11 @@
 //! decided, then `{"event":"summary",...}`. The report is a [`Report`] of sections, each built by
 //! its driver's diagnosis; further sources (PPS) add a section and their own options here.
 
+pub mod nmea;
+pub mod pps;
+pub mod probe;
+pub mod report;
+
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,13 +19,13 @@ use anyhow::{Context as _, bail};
 
 use crate::config::{Config, DEFAULT_PATH, RefclockKind};
 use crate::refclock::anchor::host_clock_error_bound;
-use crate::refclock::diagnose::Report;
-use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
 use crate::refclock::nmea::replay::{self, parse_date};
 use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
 use crate::refclock::nmea::{Decoded, rollover};
-use crate::refclock::pps::probe::{PpsInput, PpsProbe};
-use crate::refclock::sim::ReceiverParams;
+use crate::sim::receiver::ReceiverParams;
+use nmea::{Context, NmeaObserver};
+use probe::{PpsInput, PpsProbe};
+use report::Report;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefclockTestArgs {
@@ -105,11 +110,11 @@ fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow
         if args.json
             && let Decoded::Time(t) = e
         {
-            let _ = writeln!(stdout, "{}", diagnose::time_event(t, false));
+            let _ = writeln!(stdout, "{}", nmea::time_event(t, false));
         }
     }
     let ctx = Context { live: false, source: file.display().to_string(), duration_s: 0.0 };
-    let (mut section, findings) = diagnose::analyse(&ctx, &obs, &stats);
+    let (mut section, findings) = nmea::analyse(&ctx, &obs, &stats);
     section.line("replay baud", format!("{} (arrival stamps synthesised from byte positions)", config.baud));
     if config.rollover_anchor != rollover::GPS_EPOCH {
         section.line("rollover anchor", config.rollover_anchor);
@@ -143,7 +148,7 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
                 if args.json
                     && let Decoded::Time(t) = &d
                 {
-                    let _ = writeln!(stdout, "{}", diagnose::time_event(t, true));
+                    let _ = writeln!(stdout, "{}", nmea::time_event(t, true));
                     let _ = stdout.flush();
                 }
                 Some(d)
@@ -162,7 +167,7 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     let stats = handle.stats();
     handle.stop();
     let ctx = Context { live: true, source: device.display().to_string(), duration_s: args.duration };
-    let (section, mut findings) = diagnose::analyse(&ctx, &obs, &stats);
+    let (section, mut findings) = nmea::analyse(&ctx, &obs, &stats);
     let mut sections = vec![section];
     if let Some(p) = &pps {
         let (s, f) = p.section();

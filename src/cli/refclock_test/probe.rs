@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use super::diagnose::{PpsDiagnosis, PulseLine};
-use super::gpio::{self, GpioPpsConfig, GpioPpsStats};
-use super::kernel::{self, KernelPpsConfig, KernelPpsStats};
+use super::pps::{PpsDiagnosis, PulseLine};
+use super::report::{Finding, Section};
 use crate::clock::software::SoftwareClock;
-use crate::refclock::diagnose::{Finding, Section};
 use crate::refclock::driver::DriverHandle;
-use crate::refclock::sim::{self, ReceiverParams, SimHandle};
+use crate::refclock::pps::gpio::{self, GpioPpsConfig, GpioPpsStats};
+use crate::refclock::pps::kernel::{self, KernelPpsConfig, KernelPpsStats};
 use crate::refclock::source::RefclockSourceConfig;
 use crate::refclock::{RefclockEvent, TimeMessage};
+use crate::sim::receiver::{self as sim, ReceiverParams, SimHandle};
 use crate::vocab::Time;
 
 /// Where the pulses come from.
