@@ -214,4 +214,19 @@ mod tests {
         assert_eq!(a.error_s(), b.error_s());
         assert!(a.error_s() > 0.0);
     }
+
+    #[test]
+    fn simulated_clock_runs_past_2038() {
+        // 60 s before a signed 32-bit `time_t` ends (see `clock::y2038_tests`).
+        let model =
+            OscillatorModel { freq_ppm: 12.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 3600.0 };
+        let start = Time::from_unix_secs(i64::from(i32::MAX)).add_nanos(-60_000_000_000);
+        let clock = SimClock::new(model, start, 0.5, 7);
+        clock.advance_to(start.add_nanos(86_400_000_000_000));
+        assert_eq!(clock.true_now().to_utc().day, 20);
+        // 12 ppm over a day on top of the initial half second.
+        let expected = 0.5 + 86_400.0 * 12e-6;
+        assert!((clock.error_s() - expected).abs() < 1e-6, "{}", clock.error_s());
+        assert!((clock.now().secs_since(clock.true_now()) - expected).abs() < 1e-6);
+    }
 }
