@@ -70,7 +70,7 @@ pub struct SystemStatus {
 
 impl SystemStatus {
     /// The system line as of `now` (root dispersion grown honestly since the last update).
-    pub fn from_state(state: &SystemState, now: Time) -> SystemStatus {
+    pub(crate) fn from_state(state: &SystemState, now: Time) -> SystemStatus {
         SystemStatus {
             stratum: state.stratum,
             // Unsynchronised (16) carries an ASCII code (INIT) too, as ntpq shows it.
@@ -90,7 +90,7 @@ impl SystemStatus {
     }
 
     /// `root_delay / 2 + root_dispersion`: the error bound a client derives from our replies.
-    pub fn root_distance_s(&self) -> f64 {
+    pub(crate) fn root_distance_s(&self) -> f64 {
         self.root_delay_s / 2.0 + self.root_dispersion_s
     }
 }
@@ -137,9 +137,9 @@ pub struct RefclockCounters {
 #[serde(default)]
 pub struct FixStatus {
     /// `"none"`, `"2d"`, `"3d"`, or `"fix"` (a fix of unreported dimension: GGA without GSA).
-    pub mode: String,
-    pub satellites_used: Option<u8>,
-    pub satellites_in_view: Option<u16>,
+    pub(crate) mode: String,
+    pub(crate) satellites_used: Option<u8>,
+    pub(crate) satellites_in_view: Option<u16>,
 }
 
 /// Daemons before 0.1 sent `fix` as a string (`"3d, 8 satellites"`); read it as the mode.
@@ -177,7 +177,7 @@ pub struct ServerCounters {
 
 impl StatusSnapshot {
     /// What the daemon publishes before its first update: unsynchronised, no sources.
-    pub fn starting() -> StatusSnapshot {
+    pub(crate) fn starting() -> StatusSnapshot {
         StatusSnapshot {
             version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_s: 0.0,

@@ -29,7 +29,7 @@ use crate::vocab::Time;
 use crate::vocab::{ClockAction, RefId, Sample};
 
 /// True time at which every simulation starts.
-pub fn sim_start() -> Time {
+pub(crate) fn sim_start() -> Time {
     Time::from_utc(2026, 3, 1, 0, 0, 0, 0)
 }
 
@@ -109,12 +109,12 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    pub fn new(sc: Scenario) -> Simulation {
+    pub(crate) fn new(sc: Scenario) -> Simulation {
         Self::starting_at(sc, sim_start())
     }
 
     /// The same world from another true start time (the 32-bit past-2038 tests run it in 2040).
-    pub fn starting_at(sc: Scenario, start: Time) -> Simulation {
+    pub(crate) fn starting_at(sc: Scenario, start: Time) -> Simulation {
         let seed = sc.seed;
         let clock = SimClock::new(sc.oscillator, start, sc.clock.initial_offset_s, seed);
         let mut cfg = CoreConfig::default();
@@ -211,7 +211,7 @@ impl Simulation {
     }
 
     /// Prints `{"event":"trace",...}` lines (error, state, sources) every `secs` virtual seconds.
-    pub fn trace_every(mut self, secs: Option<u64>) -> Simulation {
+    pub(crate) fn trace_every(mut self, secs: Option<u64>) -> Simulation {
         self.trace_every = secs.filter(|&s| s > 0).map(|s| s as i64);
         self
     }
@@ -240,7 +240,7 @@ impl Simulation {
     }
 
     /// Runs to the end and reports.
-    pub fn run(mut self) -> Report {
+    pub(crate) fn run(mut self) -> Report {
         let wall = std::time::Instant::now();
         let end = self.start.add_secs_f64(self.sc.duration_s);
         while let Some(ev) = self.queue.pop() {

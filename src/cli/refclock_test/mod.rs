@@ -4,10 +4,10 @@
 //! decided, then `{"event":"summary",...}`. The report is a [`Report`] of sections, each built by
 //! its driver's diagnosis; further sources (PPS) add a section and their own options here.
 
-pub mod nmea;
-pub mod pps;
-pub mod probe;
-pub mod report;
+pub(crate) mod nmea;
+pub(crate) mod pps;
+pub(crate) mod probe;
+pub(crate) mod report;
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -28,40 +28,40 @@ use probe::{PpsInput, PpsProbe};
 use report::Report;
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct RefclockTestArgs {
+pub(crate) struct RefclockTestArgs {
     /// Serial device of the receiver (default: the config's nmea refclock, else /dev/serial0).
     #[arg(long, value_name = "PATH")]
-    pub device: Option<PathBuf>,
+    pub(crate) device: Option<PathBuf>,
     /// Serial speed, 4800–921600, or `auto` (default: auto; for --replay: the capture's
     /// `# baud:` comment, else 9600).
     #[arg(long, value_name = "N|auto")]
-    pub baud: Option<String>,
+    pub(crate) baud: Option<String>,
     /// Decode a capture (raw port bytes; lines starting with `#` are comments) instead of a
     /// device; `-` reads standard input.
     #[arg(long, value_name = "FILE", conflicts_with = "device")]
-    pub replay: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
     /// Replay: when the capture was made; dates before it get the week-rollover correction
     /// (default: dates as decoded).
     #[arg(long, value_name = "YYYY-MM-DD", requires = "replay")]
-    pub anchor: Option<String>,
+    pub(crate) anchor: Option<String>,
     /// Live: how long to listen, seconds.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// One JSON object per line (`time` events, then `summary`).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also diagnose a kernel PPS device (e.g. /dev/pps0) paired with the NMEA.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["pps_gpio", "replay"])]
-    pub pps: Option<PathBuf>,
+    pub(crate) pps: Option<PathBuf>,
     /// Also diagnose PPS straight from a GPIO line, CHIP:LINE (e.g. gpiochip0:18).
     #[arg(long = "pps-gpio", value_name = "CHIP:LINE", conflicts_with = "replay")]
-    pub pps_gpio: Option<String>,
+    pub(crate) pps_gpio: Option<String>,
     /// Diagnose the built-in simulated receiver (NMEA through a pty, PPS) through the same path.
     #[arg(long, conflicts_with_all = ["device", "replay", "pps", "pps_gpio"])]
-    pub simulate: bool,
+    pub(crate) simulate: bool,
 }
 
-pub fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init();
     let baud = parse_baud(args.baud.as_deref())?;
     let report = match &args.replay {

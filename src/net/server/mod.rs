@@ -5,15 +5,15 @@
 //! - [`worker`]: the socket loop (`recvmmsg`/`sendmmsg`, kernel timestamps), one thread per
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
-pub mod nts;
+pub(crate) mod nts;
 #[cfg(test)]
 mod nts_tests;
-pub mod policy;
-pub mod reason;
+pub(crate) mod policy;
+pub(crate) mod reason;
 pub mod respond;
-pub mod socket;
-pub mod stats;
-pub mod worker;
+pub(crate) mod socket;
+pub(crate) mod stats;
+pub(crate) mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,11 +23,9 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 
-pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
 pub use reason::DropReason;
-pub use respond::Outcome;
-pub use stats::ServerCounters;
+pub(crate) use stats::ServerCounters;
 
 use crate::clock::Clock;
 use crate::core::state::SharedState;

@@ -30,7 +30,7 @@ const UNSYNC_ROOT_S: f64 = 1.0;
 
 /// What [`prepare`] put into the output buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A time reply of [`HEADER_LEN`] bytes; its transmit timestamp still needs
     /// [`stamp_transmit`] (until then it equals the receive timestamp, which is valid).
     Reply,
@@ -44,7 +44,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Bytes to send.
-    pub fn wire_len(self) -> usize {
+    pub(crate) fn wire_len(self) -> usize {
         match self {
             Outcome::Reply | Outcome::Kod => HEADER_LEN,
             Outcome::Nts(n) => n.len as usize,
@@ -58,7 +58,7 @@ impl Outcome {
 /// `rx` is the request's receive time on the disciplined timescale (the kernel timestamp mapped
 /// through the clock). `out` holds at least the request's length; `nts` is `None` when we do
 /// not serve NTS (NTS fields are then ignored like any other extension field).
-pub fn prepare(
+pub(crate) fn prepare(
     request: &[u8],
     peer: IpAddr,
     rx: Time,
@@ -112,7 +112,8 @@ pub fn prepare(
 }
 
 /// [`prepare`] and stamp in one go, for callers without batching; `transmit` is read last.
-pub fn respond(
+#[cfg(test)]
+pub(crate) fn respond(
     request: &[u8],
     peer: IpAddr,
     rx: Time,
@@ -130,12 +131,12 @@ pub fn respond(
 
 /// Writes the transmit timestamp of a time reply, never earlier than its receive timestamp
 /// (clients reject receive > transmit; a clock step between the two must not cause that).
-pub fn stamp_transmit(reply: &mut [u8], rx: Time, tx: Time) {
+pub(crate) fn stamp_transmit(reply: &mut [u8], rx: Time, tx: Time) {
     reply[40..48].copy_from_slice(&tx.max(rx).to_ntp().to_be_bytes());
 }
 
 /// A request we are willing to consider: parses, version 1–4, client mode.
-pub fn parse_client_request(request: &[u8]) -> Result<Packet, DropReason> {
+pub(crate) fn parse_client_request(request: &[u8]) -> Result<Packet, DropReason> {
     let p = Packet::parse(request).map_err(|e| match e {
         ParseError::TooShort(_) => DropReason::Malformed,
         ParseError::BadVersion(_) => DropReason::Version,
@@ -149,7 +150,7 @@ pub fn parse_client_request(request: &[u8]) -> Result<Packet, DropReason> {
 }
 
 /// The time reply to a client request.
-pub fn time_reply(req: &Packet, rx: Time, state: &SystemState) -> Packet {
+pub(crate) fn time_reply(req: &Packet, rx: Time, state: &SystemState) -> Packet {
     let rx_ntp = rx.to_ntp();
     let synced = state.is_synchronised();
     let (leap, stratum, root_delay, root_dispersion) = if synced {

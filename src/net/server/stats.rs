@@ -24,9 +24,9 @@ pub struct ServerCounters {
     pub nts_kod: u64,
     pub nts_nak: u64,
     /// Datagrams left unanswered, by [`DropReason::index`].
-    pub dropped: [u64; N_DROP],
+    pub(crate) dropped: [u64; N_DROP],
     /// Replies the kernel refused to send.
-    pub send_errors: u64,
+    pub(crate) send_errors: u64,
     /// Datagrams without a kernel receive timestamp (read from the clock instead).
     pub no_kernel_timestamp: u64,
 }
@@ -41,11 +41,11 @@ impl ServerCounters {
     }
 
     /// `(name, count)` for every drop reason, for metrics and status.
-    pub fn dropped_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    pub(crate) fn dropped_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         DropReason::ALL.iter().map(|r| (r.name(), self.dropped(*r)))
     }
 
-    pub fn record(&mut self, outcome: Outcome) {
+    pub(crate) fn record(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Reply => self.answered += 1,
             Outcome::Kod => self.kod += 1,
@@ -76,7 +76,7 @@ impl ServerCounters {
 /// One worker's published counters, on its own cache line.
 #[repr(align(64))]
 #[derive(Default)]
-pub struct WorkerCounters {
+pub(crate) struct WorkerCounters {
     received: AtomicU64,
     answered: AtomicU64,
     kod: AtomicU64,
@@ -90,7 +90,7 @@ pub struct WorkerCounters {
 
 impl WorkerCounters {
     /// Publishes the worker's running totals (only that worker calls this).
-    pub fn publish(&self, c: &ServerCounters) {
+    pub(crate) fn publish(&self, c: &ServerCounters) {
         let r = Ordering::Relaxed;
         self.received.store(c.received, r);
         self.answered.store(c.answered, r);
@@ -105,7 +105,7 @@ impl WorkerCounters {
         self.no_kernel_timestamp.store(c.no_kernel_timestamp, r);
     }
 
-    pub fn load(&self) -> ServerCounters {
+    pub(crate) fn load(&self) -> ServerCounters {
         let r = Ordering::Relaxed;
         let mut dropped = [0; N_DROP];
         for (d, a) in dropped.iter_mut().zip(&self.dropped) {
@@ -126,7 +126,7 @@ impl WorkerCounters {
 }
 
 /// Sum over workers.
-pub fn total<'a>(workers: impl IntoIterator<Item = &'a WorkerCounters>) -> ServerCounters {
+pub(crate) fn total<'a>(workers: impl IntoIterator<Item = &'a WorkerCounters>) -> ServerCounters {
     let mut t = ServerCounters::default();
     for w in workers {
         t.add(&w.load());

@@ -89,19 +89,19 @@ impl Slots {
     }
 }
 
-pub struct Worker {
-    pub socket: Socket,
-    pub state: SharedState,
-    pub clock: Arc<dyn Clock>,
-    pub policy: Arc<dyn Policy>,
+pub(crate) struct Worker {
+    pub(crate) socket: Socket,
+    pub(crate) state: SharedState,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) policy: Arc<dyn Policy>,
     /// Cookie keys when we serve NTS.
-    pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
-    pub stop: Arc<AtomicBool>,
-    pub counters: Arc<WorkerCounters>,
+    pub(crate) nts: Option<Arc<ArcSwap<CookieKeys>>>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) counters: Arc<WorkerCounters>,
 }
 
 impl Worker {
-    pub fn run(self) {
+    pub(crate) fn run(self) {
         let fd = self.socket.as_raw_fd();
         let mut s = Slots::new();
         let mut c = ServerCounters::default();
