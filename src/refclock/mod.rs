@@ -12,6 +12,7 @@ pub mod nmea;
 pub mod pairing;
 pub(crate) mod pps;
 pub mod source;
+pub mod status;
 
 use crate::vocab::Time;
 
