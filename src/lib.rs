@@ -32,7 +32,8 @@
 //! - `core/`: sans-IO filtering, selection, the GPS veto, discipline, leap seconds, system state.
 //! - `clock/`: the clocks the core steers (system, software), 64-bit time reads, the drift file.
 //! - `net/`: the NTP wire format, access control and rate limiting; `server/` answers clients,
-//!   `client/` polls upstreams, `nts/` (with `nts/ke/`) is Network Time Security.
+//!   `client/` polls upstreams, `nts/` (with `nts/ke/`) is Network Time Security, `mode6/` answers
+//!   `ntpq`; `txstamp.rs` reads kernel transmit times for interleaved mode.
 //! - `daemon/`: `run`: wires drivers, upstreams, core, server, control and web; applies clock
 //!   actions; turns config into each room's options.
 //! - `control/`: the status socket and its snapshot (`status`).
