@@ -3,14 +3,14 @@
 
 use serde_json::json;
 
-use super::decoder::UbxStats;
-use crate::refclock::diagnose::{Finding, Rule, Section, Severity, findings};
+use super::report::{Finding, Rule, Section, Severity, findings};
+use crate::refclock::ubx::UbxStats;
 use crate::vocab::Time;
 
 const CONFIGURE: &str = "`stratum1 refclock configure --device DEV --dry-run` shows the CFG messages that enable it; \
                          add --confirm to send them";
 
-pub const RULES: &[Rule<UbxStats>] = &[
+pub(crate) const RULES: &[Rule<UbxStats>] = &[
     Rule {
         code: "ubx_malformed",
         severity: Severity::Note,
@@ -92,7 +92,7 @@ fn flags(v: u8) -> String {
     format!("0x{v:02X}: {}, {}, {}", f(1, "validTOW"), f(2, "validWKN"), f(4, "validUTC"))
 }
 
-pub fn analyse(s: &UbxStats) -> (Section, Vec<Finding>) {
+pub(crate) fn analyse(s: &UbxStats) -> (Section, Vec<Finding>) {
     let mut sec = Section::new("u-blox binary (UBX)", "ubx");
     sec.line("frames", format!("{} ({} malformed)", s.frames, s.bad_frames));
     sec.line("NAV-TIMEUTC", format!("{} fully valid, {} not", s.time_valid, s.time_invalid));

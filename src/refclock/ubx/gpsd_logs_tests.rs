@@ -5,15 +5,15 @@
 //!
 //! The logs are not in the repo and CI has no internet: the test is ignored unless asked for.
 //! Run it with the logs in a folder (e.g. copied from gpsd's source, `test/daemon/`):
-//!   STRATUM1_UBX_LOGS=/path/to/logs cargo test --test ubx_replay -- --ignored --nocapture
+//!   STRATUM1_UBX_LOGS=/path/to/logs cargo test --lib gpsd_ubx_logs -- --ignored --nocapture
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use stratum1::refclock::RefclockEvent;
-use stratum1::refclock::nmea::replay::strip_comments;
-use stratum1::refclock::nmea::{Decoded, Decoder, DecoderConfig};
-use stratum1::vocab::Time;
+use crate::refclock::RefclockEvent;
+use crate::refclock::nmea::decoder::{Decoded, Decoder, DecoderConfig};
+use crate::refclock::nmea::replay::strip_comments;
+use crate::vocab::Time;
 
 /// Seconds gpsd's expected output names: the `time` of any report (TPV, SKY…) it decoded.
 fn gpsd_seconds(chk: &Path) -> Option<BTreeSet<i64>> {
@@ -21,7 +21,7 @@ fn gpsd_seconds(chk: &Path) -> Option<BTreeSet<i64>> {
     let mut out = BTreeSet::new();
     for line in text.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        if let Some(t) = v["time"].as_str().and_then(stratum1::refclock::gpsd::json::parse_time) {
+        if let Some(t) = v["time"].as_str().and_then(crate::refclock::gpsd::json::parse_time) {
             out.insert(t.add_nanos(500_000_000).unix_secs());
         }
     }
