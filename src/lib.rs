@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! receiver ──bytes──► refclock::nmea ─┐                       net::client (one task per upstream)
+//!   (UBX split out: refclock::ubx)     │
+//! gpsd ──JSON──► refclock::gpsd ──────┤                               │
 //! pulses ──edges──► refclock::pps ────┤ RefclockEvent                 │ UpstreamEvent
 //!            (both under refclock::driver's supervisor)               │
 //!                                     ▼                               ▼
@@ -28,7 +30,9 @@
 //! - `config/`: the TOML file as types, each error at its line and column; only read by `daemon`
 //!   and `cli`.
 //! - `refclock/`: the receiver drivers (supervisor, pairing, the refclock source); `nmea/` names
-//!   the second from sentences, `pps/` reads pulse edges (kernel PPS, GPIO).
+//!   the second from sentences, `ubx/` reads u-blox binary from the same line (validity, leap
+//!   announcement, the pulse's quantisation error; the CFG messages of `refclock configure`),
+//!   `gpsd/` reads gpsd's JSON reports, `pps/` reads pulse edges (kernel PPS, GPIO).
 //! - `core/`: sans-IO filtering, selection, the GPS veto, discipline, leap seconds, system state.
 //! - `clock/`: the clocks the core steers (system, software), 64-bit time reads, the drift file.
 //! - `net/`: the NTP wire format, access control and rate limiting; `server/` answers clients,
@@ -42,7 +46,7 @@
 //! - `sim/`: `simulate`: scenarios, the virtual-time loop, modelled upstreams, the report;
 //!   `clock.rs` the simulated crystal and clock, `receiver/` the simulated GPS (model, pty).
 //! - `cli/`: one file per command; `refclock_test/` is `refclock test` with its diagnostics
-//!   (NMEA and PPS sections, the rule tables, the report).
+//!   (NMEA, UBX and PPS sections, the rule tables, the report).
 //! - `logging.rs`, `notify.rs`: log setup and rate limits; systemd notifications.
 
 pub mod cli;
