@@ -202,6 +202,10 @@ pub struct ClockConfig {
     /// with `mode = "system"`; none with `"software"` (its frequency is relative to a host clock
     /// someone else may be steering).
     pub drift_file: Option<PathBuf>,
+    /// Use the receiver's date even when it is far from the local evidence of the present
+    /// (build date, drift file, fake-hwclock, leap-seconds.list) and nothing confirms it: for an
+    /// operator who knows the receiver is right (see `refclock::date_check`).
+    pub trust_receiver_date: bool,
 }
 
 impl ClockConfig {

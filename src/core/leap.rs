@@ -15,6 +15,9 @@ pub struct LeapTable {
     pub entries: Vec<(Time, i32)>,
     /// After this instant the table must not be trusted (`#@` line).
     pub expires: Time,
+    /// When the list was last updated (`#$` line), if it says: local evidence that the present
+    /// is not earlier (see [`crate::refclock::date_check`]).
+    pub updated: Option<Time>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -32,10 +35,17 @@ impl LeapTable {
     pub fn parse(text: &str) -> Result<LeapTable, LeapParseError> {
         let mut entries = Vec::new();
         let mut expires = None;
+        let mut updated = None;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let err = |message: String| LeapParseError { line, message };
             let l = raw.trim();
+            if let Some(rest) = l.strip_prefix("#$") {
+                let v: i64 =
+                    rest.trim().parse().map_err(|_| err(format!("bad update time {:?}", rest.trim())))?;
+                updated = Some(ntp_secs_to_time(v));
+                continue;
+            }
             if let Some(rest) = l.strip_prefix("#@") {
                 let v: i64 = rest.trim().parse().map_err(|_| err(format!("bad expiry {:?}", rest.trim())))?;
                 expires = Some(ntp_secs_to_time(v));
@@ -61,7 +71,7 @@ impl LeapTable {
         if entries.is_empty() {
             return Err(LeapParseError { line: 0, message: "no leap second entries".into() });
         }
-        Ok(LeapTable { entries, expires })
+        Ok(LeapTable { entries, expires, updated })
     }
 
     pub fn is_expired(&self, now: Time) -> bool {

@@ -30,6 +30,7 @@ use crate::core::state::{SharedState, shared_state};
 use crate::core::{self as core_, ClockAction, Core, CoreConfig};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
+use crate::refclock::date_check::{self, DateWindow};
 use crate::time::Time;
 
 /// Everything `run` needs, resolved from the command line and the config file.
@@ -92,13 +93,15 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
         info!("starting on the drift file's frequency {:+.3} ppm", d.freq_ppm);
     }
     let mut core = Core::new(CoreConfig::default().with_drift(drift), clock.now());
-    if let Some(table) = read_leap_table() {
-        core.set_leap_table(Some(table));
-    }
+    let leap_file = read_leap_file();
+    core.set_leap_table(usable_leap_table(leap_file.as_ref()));
 
     // Sources.
     let (ref_tx, mut ref_rx) = mpsc::unbounded_channel();
     let mut refclock = refclock::start(&config, opts.simulate, &mut core, ref_tx)?;
+    if let Some(r) = refclock.as_mut() {
+        r.source.set_date_window(date_window(&config, drift_path.as_deref(), leap_file.as_ref()));
+    }
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let mut upstreams = upstreams::Upstreams::start(&config, clock.clone(), state.clone(), up_tx)?;
 
@@ -211,24 +214,46 @@ fn network_time(core: &Core, now: Time) -> Option<NetworkTime> {
     })
 }
 
-/// The IERS leap-second list from tzdata, when present.
-fn read_leap_table() -> Option<core_::LeapTable> {
+/// The IERS leap-second list from tzdata, when present (expired or not).
+fn read_leap_file() -> Option<(std::path::PathBuf, core_::LeapTable)> {
     const PATHS: [&str; 2] = ["/usr/share/zoneinfo/leap-seconds.list", "/etc/leap-seconds.list"];
     for path in PATHS {
         let Ok(text) = std::fs::read_to_string(path) else { continue };
         match core_::LeapTable::parse(&text) {
-            Ok(table) => {
-                if table.is_expired(realtime_now()) {
-                    warn!("{path} has expired; leap seconds come from sources only (update tzdata)");
-                    return None;
-                }
-                info!("leap seconds from {path}");
-                return Some(table);
-            }
+            Ok(table) => return Some((path.into(), table)),
             Err(e) => warn!("{path}: {e}; ignoring it"),
         }
     }
     None
+}
+
+/// The table the core may announce leap seconds from: an expired one may miss the next.
+fn usable_leap_table(file: Option<&(std::path::PathBuf, core_::LeapTable)>) -> Option<core_::LeapTable> {
+    let (path, table) = file?;
+    if table.is_expired(realtime_now()) {
+        warn!("{} has expired; leap seconds come from sources only (update tzdata)", path.display());
+        return None;
+    }
+    info!("leap seconds from {}", path.display());
+    Some(table.clone())
+}
+
+/// The receiver dates usable without a second opinion (see `refclock::date_check`).
+fn date_window(
+    config: &Config,
+    drift_path: Option<&std::path::Path>,
+    leap: Option<&(std::path::PathBuf, core_::LeapTable)>,
+) -> Option<DateWindow> {
+    if config.clock.trust_receiver_date {
+        warn!(
+            "[clock] trust_receiver_date: the receiver's date is used however far it is from local evidence"
+        );
+        return None;
+    }
+    let evidence = date_check::gather(drift_path, leap.map(|(p, t)| (p.as_path(), t)));
+    let window = DateWindow::from_evidence(&evidence);
+    info!("{}", window.describe());
+    Some(window)
 }
 
 async fn shutdown_signal() {

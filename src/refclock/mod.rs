@@ -6,6 +6,7 @@
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
 
 pub mod anchor;
+pub mod date_check;
 pub mod diagnose;
 pub mod nmea;
 pub mod pairing;
@@ -27,6 +28,9 @@ pub struct NmeaTime {
     pub received: Time,
     /// A leap second is announced for the end of this UTC day, when the receiver says so.
     pub leap_pending: Option<crate::core::Leap>,
+    /// Which configured receiver said it (0 for the first): two receivers naming the same
+    /// second are each other's second opinion on the date (see [`date_check`]).
+    pub receiver: u8,
 }
 
 /// One pulse edge from the kernel PPS API, a GPIO line or the simulator.

@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 
+use super::date_check::DateWindow;
 use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
 use super::pps::edges::{EdgeReport, EdgeStats};
 use super::{NmeaTime, PpsEdge, RefclockEvent};
@@ -120,6 +121,10 @@ pub struct RefclockStatus {
     /// Pulse width and on-time edge, when the driver reports both edges.
     pub edges: Option<EdgeReport>,
     pub pairing: PairingStatus,
+    /// Samples refused because their date lay outside the local evidence of the present and
+    /// nothing confirmed it (see [`super::date_check`]).
+    #[serde(default)]
+    pub date_refused: u64,
 }
 
 pub struct RefclockSource {
@@ -142,6 +147,14 @@ pub struct RefclockSource {
     edges: EdgeStats,
     square_wave_warned: bool,
     verdicts: Vec<Verdict>,
+    /// Dates usable without a second opinion; `None` accepts every date (simulator, tests,
+    /// `trust_receiver_date`).
+    date_window: Option<DateWindow>,
+    date_refused: u64,
+    /// Latest message of each receiver: (receiver, second named, arrival).
+    latest_by_receiver: Vec<(u8, i64, Time)>,
+    /// A second two receivers agreed on.
+    receivers_agree: Option<Time>,
 }
 
 impl RefclockSource {
@@ -166,7 +179,71 @@ impl RefclockSource {
             edges: EdgeStats::default(),
             square_wave_warned: false,
             verdicts: Vec::new(),
+            date_window: None,
+            date_refused: 0,
+            latest_by_receiver: Vec::new(),
+            receivers_agree: None,
         }
+    }
+
+    /// Dates outside `window` need a second opinion before they become samples (see
+    /// [`super::date_check`]); `None` accepts every date.
+    pub fn set_date_window(&mut self, window: Option<DateWindow>) {
+        self.date_window = window;
+    }
+
+    /// May a sample naming `utc` (the clock being `offset` s behind it) be used? Inside the
+    /// window, yes; outside, only when an anchor or a second receiver agrees with it.
+    fn date_ok(&mut self, utc: Time, offset: f64) -> bool {
+        let Some(window) = &mut self.date_window else { return true };
+        if window.contains(utc) {
+            return true;
+        }
+        // A clock vouched for to within a second that agrees with the receiver.
+        let anchor = self.anchor_bound.filter(|b| *b <= 1.0).is_some_and(|b| offset.abs() <= b + 0.5);
+        let receivers = self.receivers_agree.is_some_and(|u| utc.secs_since(u).abs() <= 10.0);
+        if anchor || receivers {
+            tracing::info!(
+                "GPS time {} is {}, but {} agrees: accepted",
+                utc.to_utc(),
+                window.describe_miss(utc),
+                if anchor {
+                    "the clock anchor (synchronised host clock or upstream servers)"
+                } else {
+                    "a second receiver"
+                }
+            );
+            window.confirm(utc);
+            return true;
+        }
+        self.date_refused += 1;
+        static WARN: crate::logging::RateLimit =
+            crate::logging::RateLimit::new(std::time::Duration::from_secs(60));
+        if let Some(suppressed) = WARN.check() {
+            tracing::warn!(
+                "GPS time {} refused: it is {}, and nothing confirms it (a synchronised host clock or upstream \
+                 servers that agree, or a second receiver). A cold receiver without an almanac names such dates: \
+                 give it open sky and time. If the receiver is right, set [clock] trust_receiver_date = true \
+                 ({suppressed} more refused since last said)",
+                utc.to_utc(),
+                window.describe_miss(utc)
+            );
+        }
+        false
+    }
+
+    /// Notes which second each receiver names; two naming the same second (allowing for their
+    /// arrival times) confirm each other's date.
+    fn note_receiver(&mut self, t: &NmeaTime) {
+        let second = t.utc.unix_secs();
+        for &(r, s, rx) in &self.latest_by_receiver {
+            let apart = t.received.secs_since(rx);
+            if r != t.receiver && apart.abs() < 2.0 && ((second - s) as f64 - apart).abs() < 0.5 {
+                self.receivers_agree = Some(Time::from_unix_secs(second));
+            }
+        }
+        self.latest_by_receiver.retain(|e| e.0 != t.receiver);
+        self.latest_by_receiver.push((t.receiver, second, t.received));
     }
 
     /// Tells the source how far (seconds) the clock passed to [`on_event`](Self::on_event) is
@@ -226,6 +303,7 @@ impl RefclockSource {
             anchor_bound_s: self.anchor_bound,
             edges: self.edges.report(),
             pairing: self.pairing.status(),
+            date_refused: self.date_refused,
         }
     }
 
@@ -276,6 +354,7 @@ impl RefclockSource {
 
     fn on_nmea(&mut self, t: NmeaTime, clock: &dyn Clock) -> Vec<Sample> {
         self.messages += 1;
+        self.note_receiver(&t);
         self.leap = t.leap_pending.unwrap_or(Leap::None);
         self.pairing.set_leap(self.leap);
         let v = self.pairing.on_message(t.utc, t.received);
@@ -295,6 +374,9 @@ impl RefclockSource {
         {
             let local = clock.map_realtime(t.received);
             let offset = instant.secs_since(local);
+            if !self.date_ok(t.utc, offset) {
+                return out;
+            }
             self.nmea_samples += 1;
             self.mode = RefclockMode::Nmea;
             self.last_offset = Some(offset);
@@ -321,6 +403,9 @@ impl RefclockSource {
             let local = self.disciplined_edge(edge, clock);
             let offset = second.secs_since(local);
             self.last_pulse_numbered = Some(edge);
+            if !self.date_ok(second, offset) {
+                continue;
+            }
             self.pps_samples += 1;
             self.mode = RefclockMode::Pps;
             self.last_offset = Some(offset);
@@ -442,6 +527,104 @@ mod tests {
                 s.dispersion
             );
         }
+    }
+
+    /// A window a year after the test's dates (as if the evidence said it was 2027).
+    fn far_window() -> DateWindow {
+        let at = Time::from_unix_secs(T0 + 400 * 86_400);
+        DateWindow {
+            earliest: at.add_nanos(-86_400 * 1_000_000_000),
+            latest: at.add_nanos(366 * 86_400 * 1_000_000_000),
+            newest: crate::refclock::date_check::Evidence { what: "drift file".into(), at, floor: true },
+        }
+    }
+
+    fn nmea_only() -> (ReceiverParams, RefclockSourceConfig) {
+        let p =
+            ReceiverParams { pps: false, nmea_delay_ms: 130.0, nmea_jitter_ms: 2.0, ..Default::default() };
+        let cfg = RefclockSourceConfig { nmea_delay_s: Some(0.13), ..Default::default() };
+        (p, cfg)
+    }
+
+    #[test]
+    fn a_date_far_from_the_evidence_is_refused_without_a_second_opinion() {
+        let lc = LocalClock { offset_s: -0.1, freq_ppm: 0.0 };
+        let (p, cfg) = nmea_only();
+        let mut src = RefclockSource::new(cfg.clone());
+        src.set_date_window(Some(far_window()));
+        let (raw, clock) = clock();
+        let mut samples = 0;
+        for e in events(p.clone(), 3, 60, lc) {
+            let RefclockEvent::Nmea(n) = e.event else { continue };
+            raw.store(n.received.unix_nanos(), Ordering::SeqCst);
+            samples += src.on_event(e.event, &clock).len();
+        }
+        assert_eq!(samples, 0);
+        assert!(src.status().date_refused >= 55, "{}", src.status().date_refused);
+
+        // An anchor that agrees (the feed offers one for the first 20 s) confirms the date for
+        // good: samples flow on after the anchor is gone.
+        let mut src = RefclockSource::new(cfg);
+        src.set_date_window(Some(far_window()));
+        let out = feed(&mut src, p, lc, 60);
+        assert!(out.len() > 55, "{}", out.len());
+        assert_eq!(src.status().date_refused, 0);
+    }
+
+    #[test]
+    fn an_anchor_that_disagrees_is_no_second_opinion() {
+        let (p, cfg) = nmea_only();
+        let mut src = RefclockSource::new(cfg);
+        src.set_date_window(Some(far_window()));
+        // The clock is vouched for within 0.3 s, but the receiver says it is 5 s off.
+        let lc = LocalClock { offset_s: 5.0, freq_ppm: 0.0 };
+        assert!(feed(&mut src, p, lc, 30).is_empty());
+    }
+
+    #[test]
+    fn pulses_numbered_without_an_anchor_are_held_to_the_window_too() {
+        let lc = LocalClock { offset_s: 0.2, freq_ppm: 0.0 };
+        let mut cfg = RefclockSourceConfig::default();
+        cfg.pairing.side = crate::refclock::pairing::SidePrior::After;
+        let run = |window: Option<DateWindow>| {
+            let mut src = RefclockSource::new(cfg.clone());
+            src.set_date_window(window);
+            let (raw, clock) = clock();
+            let mut pps = 0;
+            for e in events(ReceiverParams::default(), 5, 60, lc) {
+                let local = match e.event {
+                    RefclockEvent::Pps(p) => p.timestamp,
+                    RefclockEvent::Nmea(n) => n.received,
+                    RefclockEvent::NoFix { received } => received,
+                };
+                raw.store(local.unix_nanos(), Ordering::SeqCst);
+                pps += src.on_event(e.event, &clock).iter().filter(|s| s.refid == RefId::PPS).count();
+            }
+            (pps, src.status().date_refused)
+        };
+        let (numbered, _) = run(None);
+        assert!(numbered > 50, "{numbered}");
+        assert_eq!(run(Some(far_window())), (0, numbered as u64));
+    }
+
+    #[test]
+    fn a_second_receiver_naming_the_same_second_is_a_second_opinion() {
+        let lc = LocalClock { offset_s: -0.1, freq_ppm: 0.0 };
+        let (p, cfg) = nmea_only();
+        let mut src = RefclockSource::new(cfg);
+        src.set_date_window(Some(far_window()));
+        let (raw, clock) = clock();
+        let mut samples = 0;
+        for e in events(p, 3, 30, lc) {
+            let RefclockEvent::Nmea(n) = e.event else { continue };
+            raw.store(n.received.unix_nanos(), Ordering::SeqCst);
+            samples += src.on_event(RefclockEvent::Nmea(n), &clock).len();
+            // The second receiver's message of the same second, 40 ms later.
+            let other = NmeaTime { receiver: 1, received: n.received.add_nanos(40_000_000), ..n };
+            raw.store(other.received.unix_nanos(), Ordering::SeqCst);
+            samples += src.on_event(RefclockEvent::Nmea(other), &clock).len();
+        }
+        assert!(samples > 50, "{samples}");
     }
 
     #[test]

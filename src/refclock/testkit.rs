@@ -61,7 +61,7 @@ pub fn events_delivered(
         if let Some(msg) = o.message {
             let received = clock.local(msg.arrival);
             let event = if msg.fix {
-                RefclockEvent::Nmea(NmeaTime { utc: msg.utc, received, leap_pending: None })
+                RefclockEvent::Nmea(NmeaTime { utc: msg.utc, received, leap_pending: None, receiver: 0 })
             } else {
                 RefclockEvent::NoFix { received }
             };

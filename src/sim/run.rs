@@ -357,7 +357,7 @@ impl Simulation {
         let received = self.clock.now();
         let id = g.id;
         let ev = if fix {
-            RefclockEvent::Nmea(NmeaTime { utc, received, leap_pending: None })
+            RefclockEvent::Nmea(NmeaTime { utc, received, leap_pending: None, receiver: 0 })
         } else {
             RefclockEvent::NoFix { received }
         };

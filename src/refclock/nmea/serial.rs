@@ -53,11 +53,13 @@ pub struct NmeaDriverConfig {
     /// `None`: detect the speed from checksummed sentences.
     pub baud: Option<u32>,
     pub rollover_anchor: Date,
+    /// Stamped on every [`crate::refclock::NmeaTime`]: which configured receiver this is.
+    pub receiver: u8,
 }
 
 impl NmeaDriverConfig {
     pub fn new(device: impl Into<PathBuf>, baud: Option<u32>) -> Self {
-        NmeaDriverConfig { device: device.into(), baud, rollover_anchor: rollover::BUILD_ANCHOR }
+        NmeaDriverConfig { device: device.into(), baud, rollover_anchor: rollover::BUILD_ANCHOR, receiver: 0 }
     }
 
     /// From a `[[refclock]] kind = "nmea"` entry; an absent `baud` means auto-detection.
@@ -115,10 +117,11 @@ impl Drop for NmeaDriverHandle {
 /// receiver says it has no fix as [`RefclockEvent::NoFix`]. The leap second itself is not sent
 /// (POSIX time has no name for it).
 pub fn spawn(cfg: NmeaDriverConfig, tx: UnboundedSender<RefclockEvent>) -> NmeaDriverHandle {
+    let receiver = cfg.receiver;
     spawn_with(cfg, move |d| {
         let ev = match d {
             Decoded::Time(t) if t.leap_second => return,
-            Decoded::Time(t) => RefclockEvent::Nmea(t.time),
+            Decoded::Time(t) => RefclockEvent::Nmea(crate::refclock::NmeaTime { receiver, ..t.time }),
             Decoded::NoFix { received } => RefclockEvent::NoFix { received },
         };
         let _ = tx.send(ev);
@@ -177,7 +180,8 @@ impl<F: FnMut(Decoded)> Reader<F> {
                         info!("NMEA {dev}: reading at {baud} baud");
                     }
                     self.decoder.set_baud(baud);
-                    self.decoder.reset_stream();
+                    // A reopened port starts fresh: the receiver may have been swapped or power-cycled.
+                    self.decoder.reset();
                     self.publish(|s| {
                         s.connected = true;
                         s.baud = Some(baud);

@@ -53,8 +53,14 @@ pub struct NmeaStats {
     pub rejected_no_date: u64,
     /// RMC and ZDA of one cycle naming different dates.
     pub date_conflicts: u64,
-    /// More than 2 s earlier than a time already reported: a fault, not a new truth.
+    /// More than 2 s earlier than a time already reported: a fault until the receiver has been
+    /// consistent for a while (live) or a new recording session (replay).
     pub rejected_backwards: u64,
+    /// Live: ahead of the reported times by more than the time that passed (a receiver fault,
+    /// ignored until the receiver has been consistent for a while).
+    pub rejected_jumps: u64,
+    /// Live: jumps followed after the receiver stayed consistent (see the decoder).
+    pub jumps_followed: u64,
     /// Up to 2 s before a time already reported (a sentence lagging the others of its burst).
     pub rejected_late: u64,
     /// A second already reported (high-rate receivers, repeated sentences).
