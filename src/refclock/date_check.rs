@@ -111,8 +111,8 @@ fn build_evidence() -> Evidence {
     }
 }
 
-/// "3.2 s", "5.0 hours", "12.9 years".
-fn human_span(s: f64) -> String {
+/// "3.2 s", "5.0 hours", "12.9 years" (of the absolute value).
+pub fn human_span(s: f64) -> String {
     let s = s.abs();
     if s < 120.0 {
         format!("{s:.1} s")

@@ -2,5 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod ntp;
 pub mod peers;
+pub mod pty;
 pub mod server;

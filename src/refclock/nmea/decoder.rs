@@ -745,8 +745,10 @@ impl Decoder {
             let named = (key - last_key) as f64 / 1e9;
             let elapsed = this.1.nanos_since(expected) as f64 / 1e9;
             warn!(
-                "GPS time jumped {:+.3} s to {} ({elapsed:.1} s after the last reported second): ignored as a                  receiver fault until it has been consistent for {JUMP_CONFIRM} s",
-                named - elapsed,
+                "GPS time jumped {} {} to {} ({elapsed:.1} s after the last reported second): ignored as a \
+                 receiver fault until it has been consistent for {JUMP_CONFIRM} s",
+                crate::refclock::date_check::human_span(named - elapsed),
+                if named > elapsed { "ahead" } else { "back" },
                 t.utc_string()
             );
         }
