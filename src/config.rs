@@ -56,14 +56,34 @@ pub struct ServerConfig {
     /// Never answered; dropped silently (no KoD DENY: see `net::access`).
     #[serde(deserialize_with = "cidrs_deny")]
     pub deny: Vec<Cidr>,
+    /// Files with more `allow`/`deny` networks, one per line (`#` comments), for lists too long
+    /// to keep inline (at most [`MAX_INLINE_LIST`] entries each); re-read on SIGHUP.
+    pub allow_file: Option<PathBuf>,
+    pub deny_file: Option<PathBuf>,
 }
+
+/// Entries an inline `allow`/`deny`/`rate_limit_exempt` list may hold; longer lists belong in
+/// `allow_file`/`deny_file`, which are read line by line (parsing TOML holds the whole document
+/// in memory, ~250 bytes per list entry).
+pub const MAX_INLINE_LIST: usize = 100_000;
+/// A config file larger than this is refused before it is parsed (see [`MAX_INLINE_LIST`]).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// A list of networks; a bad entry's error names the key (toml points at the list's line).
 fn cidrs<'de, D: serde::Deserializer<'de>>(d: D, key: &str) -> Result<Vec<Cidr>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .iter()
-        .map(|s| s.parse().map_err(|e| serde::de::Error::custom(format!("{key}: {e}"))))
-        .collect()
+    let list = Vec::<String>::deserialize(d)?;
+    if list.len() > MAX_INLINE_LIST {
+        return Err(serde::de::Error::custom(format!(
+            "{key}: {} entries; an inline list holds at most {MAX_INLINE_LIST}{}",
+            list.len(),
+            if key == "rate_limit_exempt" {
+                ""
+            } else {
+                ": put long lists in allow_file / deny_file (one network per line)"
+            }
+        )));
+    }
+    list.iter().map(|s| s.parse().map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))).collect()
 }
 
 fn cidrs_allow<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
@@ -89,6 +109,8 @@ impl Default for ServerConfig {
             rate_limit_exempt: loopback(),
             allow: Vec::new(),
             deny: Vec::new(),
+            allow_file: None,
+            deny_file: None,
         }
     }
 }
@@ -249,11 +271,15 @@ pub struct ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            line: None,
-            message: format!("cannot read config: {e}"),
-        })?;
+        let err = |message: String| ConfigError { file: path.display().to_string(), line: None, message };
+        let size = std::fs::metadata(path).map_err(|e| err(format!("cannot read config: {e}")))?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(err(format!(
+                "{size} bytes is more than a config file may hold ({MAX_CONFIG_BYTES}); keep long access \
+                 lists in [server] allow_file / deny_file (one network per line)"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read config: {e}")))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -462,6 +488,23 @@ listen = "127.0.0.1:9123"
         assert_eq!(e.line, Some(2), "{e}");
         let e = Config::parse("[server]\nrate_limit_interval = -1.0\n", "x.toml").unwrap_err();
         assert!(e.to_string().contains("rate_limit_interval"), "{e}");
+    }
+
+    #[test]
+    fn long_lists_belong_in_files() {
+        let many: Vec<String> = (0..=MAX_INLINE_LIST as u32)
+            .map(|i| format!("\"10.{}.{}.{}\"", i >> 16, (i >> 8) & 255, i & 255))
+            .collect();
+        let text = format!("[server]\ndeny = [{}]\n", many.join(","));
+        let e = Config::parse(&text, "x.toml").unwrap_err();
+        assert!(e.to_string().contains("deny") && e.to_string().contains("deny_file"), "{e}");
+        let c = Config::parse("[server]\ndeny_file = \"/etc/stratum1/deny.list\"\n", "x.toml").unwrap();
+        assert_eq!(c.server.deny_file.as_deref(), Some(Path::new("/etc/stratum1/deny.list")));
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        let e = Config::load(&big).unwrap_err();
+        assert!(e.to_string().contains("deny_file"), "{e}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn start(listen: &str, toml: &str) -> ServerHandle {
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
     state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
-    let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let policy = Arc::new(PoolPolicy::from_config(&config.server).expect("access lists"));
     let opts = ServerOptions { listen: vec![listen.parse().expect("test address")], workers: 2 };
     server::spawn(opts, state, clock, policy).expect("server starts")
 }

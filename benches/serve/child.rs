@@ -29,7 +29,7 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
         config.rate_limit_interval = interval;
         config.rate_limit_burst = burst;
     }
-    let policy = Arc::new(PoolPolicy::from_config(&config));
+    let policy = Arc::new(PoolPolicy::from_config(&config).expect("access lists"));
     let table_bytes = policy.table_bytes();
     let handle =
         server::spawn(ServerOptions { listen: config.listen.clone(), workers }, state, clock, policy)?;

@@ -106,7 +106,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut upstreams = upstreams::Upstreams::start(&config, clock.clone(), state.clone(), up_tx)?;
 
     // Serving.
-    let policy = Arc::new(PoolPolicy::from_config(&config.server));
+    let policy = Arc::new(PoolPolicy::from_config(&config.server).map_err(anyhow::Error::msg)?);
     let server = server::spawn(
         ServerOptions::new(config.server.listen.clone()),
         state.clone(),

@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use arc_swap::ArcSwap;
+
 use crate::config::ServerConfig;
 use crate::core::RefId;
 use crate::net::access::{AccessControl, Cidr};
@@ -16,7 +18,8 @@ use crate::net::server::{DropReason, Policy, Verdict};
 use crate::time::Time;
 
 pub struct PoolPolicy {
-    access: AccessControl,
+    /// Swapped whole when SIGHUP re-reads the lists; workers never wait for it.
+    access: ArcSwap<AccessControl>,
     /// `None` when `rate_limit = false`: no table is allocated.
     limiter: Option<RateLimiter>,
     exempt: Vec<Cidr>,
@@ -25,21 +28,30 @@ pub struct PoolPolicy {
 impl PoolPolicy {
     /// `exempt` networks skip the rate limiter.
     pub fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
-        PoolPolicy { access, limiter, exempt }
+        PoolPolicy { access: ArcSwap::from_pointee(access), limiter, exempt }
     }
 
-    pub fn from_config(server: &ServerConfig) -> PoolPolicy {
+    /// From `[server]`, reading `allow_file`/`deny_file`; errors name the file and line.
+    pub fn from_config(server: &ServerConfig) -> Result<PoolPolicy, String> {
         let limiter = server.rate_limit.then(|| {
             RateLimiter::new(
                 RateParams::new(server.rate_limit_interval, server.rate_limit_burst),
                 server.rate_limit_clients,
             )
         });
-        PoolPolicy::new(
-            AccessControl::new(&server.allow, &server.deny),
-            limiter,
-            server.rate_limit_exempt.clone(),
-        )
+        Ok(PoolPolicy::new(AccessControl::from_config(server)?, limiter, server.rate_limit_exempt.clone()))
+    }
+
+    /// Replaces the access lists (SIGHUP); returns how many entries the new lists hold.
+    pub fn set_access(&self, access: AccessControl) -> usize {
+        let n = access.len();
+        self.access.store(std::sync::Arc::new(access));
+        n
+    }
+
+    /// Entries in the access lists.
+    pub fn access_entries(&self) -> usize {
+        self.access.load().len()
     }
 
     /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
@@ -49,10 +61,11 @@ impl PoolPolicy {
 }
 
 impl Policy for PoolPolicy {
+    fn admits(&self, peer: IpAddr) -> bool {
+        self.access.load().allows(peer)
+    }
+
     fn check(&self, peer: IpAddr, _request: &Packet, now: Time) -> Verdict {
-        if !self.access.allows(peer) {
-            return Verdict::Drop(DropReason::Denied);
-        }
         let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
         match limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now)) {
             RateVerdict::Serve => Verdict::Serve,
@@ -71,7 +84,7 @@ mod tests {
     use crate::net::server::respond::respond;
 
     fn policy(toml: &str) -> PoolPolicy {
-        PoolPolicy::from_config(&Config::parse(toml, "t.toml").unwrap().server)
+        PoolPolicy::from_config(&Config::parse(toml, "t.toml").unwrap().server).unwrap()
     }
 
     fn outcome(p: &PoolPolicy, peer: &str, t: f64) -> Outcome {

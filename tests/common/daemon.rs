@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_stratum1");
 
+/// The daemon binary under test: `STRATUM1_BIN` when set (to run a reproducer against another
+/// build, e.g. the commit before a fix), else this build's.
+pub fn daemon_bin() -> String {
+    std::env::var("STRATUM1_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A running `stratum1 run …`, killed on drop. It can never steer the host clock: the daemon
 /// refuses `mode = "system"` while `STRATUM1_FORBID_SYSTEM_CLOCK` is set.
 pub struct Daemon {
@@ -19,7 +25,7 @@ pub struct Daemon {
 impl Daemon {
     /// `stratum1 run ARGS…`; its log goes to the test's stderr (seen with `--nocapture`).
     pub fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(daemon_bin())
             .arg("run")
             .args(args)
             .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")

@@ -89,6 +89,21 @@ pub fn prepare(
     policy: &dyn Policy,
     out: &mut [u8; HEADER_LEN],
 ) -> Outcome {
+    if !policy.admits(peer) {
+        return Outcome::Drop(DropReason::Denied);
+    }
+    prepare_admitted(request, peer, rx, state, policy, out)
+}
+
+/// [`prepare`] for a peer the caller already checked with [`Policy::admits`].
+pub fn prepare_admitted(
+    request: &[u8],
+    peer: IpAddr,
+    rx: Time,
+    state: &SystemState,
+    policy: &dyn Policy,
+    out: &mut [u8; HEADER_LEN],
+) -> Outcome {
     let req = match parse_client_request(request) {
         Ok(p) => p,
         Err(reason) => return Outcome::Drop(reason),

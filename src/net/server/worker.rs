@@ -123,6 +123,16 @@ impl Worker {
             let state = self.state.load();
             let mut k = 0;
             for i in 0..n {
+                // Nothing can be sent to port 0: such a source is forged.
+                let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
+                    c.record(Outcome::Drop(respond::DropReason::Malformed));
+                    continue;
+                };
+                // Access lists before any other per-packet work: a denied flood is cheap.
+                if !self.policy.admits(peer) {
+                    c.record(Outcome::Drop(respond::DropReason::Denied));
+                    continue;
+                }
                 let len = (s.rx_hdr[i].msg_len as usize).min(RX_BUF);
                 let meta = read_cmsgs(&s.rx_hdr[i].msg_hdr);
                 let rx_real = meta.timestamp.unwrap_or_else(|| {
@@ -130,13 +140,14 @@ impl Worker {
                     realtime_now()
                 });
                 let rx = self.clock.map_realtime(rx_real);
-                // Nothing can be sent to port 0: such a source is forged.
-                let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
-                    c.record(Outcome::Drop(respond::DropReason::Malformed));
-                    continue;
-                };
-                let outcome =
-                    respond::prepare(&s.rx_buf[i][..len], peer, rx, &state, &*self.policy, &mut s.tx_buf[k]);
+                let outcome = respond::prepare_admitted(
+                    &s.rx_buf[i][..len],
+                    peer,
+                    rx,
+                    &state,
+                    &*self.policy,
+                    &mut s.tx_buf[k],
+                );
                 c.record(outcome);
                 if matches!(outcome, Outcome::Drop(_)) {
                     continue;
