@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub rate_limit_interval: f64,
     /// Requests a quiet client may send back to back.
     pub rate_limit_burst: u32,
+    /// Over the limit, 1 request in 2^leak is answered anyway, so a spoofed flood cannot
+    /// silence the address it forges (chrony's `leak`); 0 turns it off.
+    pub rate_limit_leak: u8,
     /// Clients the rate limiter remembers (24 bytes each, allocated once).
     pub rate_limit_clients: usize,
     /// Networks never rate limited. Default: loopback, like ntpd's `restrict 127.0.0.1` next
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             rate_limit: true,
             rate_limit_interval: RateParams::DEFAULT_INTERVAL_S,
             rate_limit_burst: RateParams::DEFAULT_BURST,
+            rate_limit_leak: RateParams::DEFAULT_LEAK,
             rate_limit_clients: RateLimiter::DEFAULT_CLIENTS,
             rate_limit_exempt: loopback(),
             allow: Vec::new(),
@@ -307,6 +311,16 @@ impl Config {
         }
         if server.rate_limit_burst == 0 {
             return Err(err("rate_limit_burst", "must be at least 1".into()));
+        }
+        if server.rate_limit_leak > RateParams::MAX_LEAK {
+            return Err(err(
+                "rate_limit_leak",
+                format!(
+                    "{} is outside 0–{} (1 in 2^leak over-limit requests answered)",
+                    server.rate_limit_leak,
+                    RateParams::MAX_LEAK
+                ),
+            ));
         }
         if !(64..=1 << 24).contains(&server.rate_limit_clients) {
             return Err(err("rate_limit_clients", "must be 64–16777216 (24 bytes each)".into()));

@@ -35,7 +35,8 @@ impl PoolPolicy {
     pub fn from_config(server: &ServerConfig) -> Result<PoolPolicy, String> {
         let limiter = server.rate_limit.then(|| {
             RateLimiter::new(
-                RateParams::new(server.rate_limit_interval, server.rate_limit_burst),
+                RateParams::new(server.rate_limit_interval, server.rate_limit_burst)
+                    .with_leak(server.rate_limit_leak),
                 server.rate_limit_clients,
             )
         });
@@ -98,7 +99,7 @@ mod tests {
 
     #[test]
     fn deny_beats_rate_and_rate_limit_kods_then_drops() {
-        let p = policy("[server]\ndeny = [\"192.0.2.0/24\"]\nrate_limit_burst = 2\n");
+        let p = policy("[server]\ndeny = [\"192.0.2.0/24\"]\nrate_limit_burst = 2\nrate_limit_leak = 0\n");
         // Loopback is exempt by default.
         assert!((0..100).all(|_| outcome(&p, "127.0.0.1", 10.0) == Outcome::Reply));
         assert!((0..100).all(|_| outcome(&p, "::1", 10.0) == Outcome::Reply));
@@ -109,7 +110,9 @@ mod tests {
 
     #[test]
     fn exemptions_are_configurable() {
-        let p = policy("[server]\nrate_limit_burst = 1\nrate_limit_exempt = [\"192.0.2.0/24\"]\n");
+        let p = policy(
+            "[server]\nrate_limit_burst = 1\nrate_limit_leak = 0\nrate_limit_exempt = [\"192.0.2.0/24\"]\n",
+        );
         assert!((0..10).all(|_| outcome(&p, "192.0.2.1", 1.0) == Outcome::Reply));
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Reply);
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Kod, "loopback no longer exempt");
