@@ -9,6 +9,7 @@
 //! [`SystemState`]: crate::core::SystemState
 
 mod refclock;
+mod signals;
 mod status;
 mod upstreams;
 
@@ -37,6 +38,8 @@ use crate::time::Time;
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub config: Config,
+    /// Where `config` came from (re-read for the access lists on SIGHUP); `None` without one.
+    pub config_path: Option<std::path::PathBuf>,
     /// Use the built-in simulated receiver instead of the configured refclocks.
     pub simulate: bool,
 }
@@ -61,6 +64,8 @@ pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 }
 
 async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
+    // First of all: from here on no signal kills the daemon without saving its state.
+    let mut signals = signals::Signals::install()?;
     let config = opts.config;
     let clock: Arc<dyn Clock> = match config.clock.mode {
         ClockMode::Software => Arc::new(SoftwareClock::new()),
@@ -111,7 +116,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
         ServerOptions::new(config.server.listen.clone()),
         state.clone(),
         clock.clone(),
-        policy,
+        policy.clone(),
     )?;
     let status = StatusHandle::default();
     let _control = status::start_control(&config, status.clone());
@@ -121,7 +126,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let _ = crate::notify::ready();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut drift = DriftKeeper::new(drift_path.clone());
     let mut drift_saved = std::time::Instant::now();
     loop {
         tokio::select! {
@@ -154,29 +159,100 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
                 status.publish(snapshot);
                 let _ = crate::notify::watchdog();
+                drift.note(core.drift());
                 if drift_saved.elapsed() >= DRIFT_SAVE_INTERVAL {
                     drift_saved = std::time::Instant::now();
-                    save_drift(&core, drift_path.as_deref());
+                    drift.save();
                 }
             }
-            _ = &mut shutdown => break,
+            sig = signals.recv() => match sig {
+                signals::Event::Terminate(name) => {
+                    info!("{name}: stopping");
+                    break;
+                }
+                signals::Event::Reload => {
+                    reload(opts.config_path.as_deref(), &mut core, &policy);
+                }
+                signals::Event::Report => {
+                    let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, clock.now());
+                    info!("SIGUSR1: {}", status::one_line(&snapshot));
+                }
+                signals::Event::Ignored(name) => info!("{name} ignored (it has no meaning to stratum1)"),
+            },
         }
         steer(&mut core, &*clock, &state);
     }
     let _ = crate::notify::stopping();
     info!("stratum1 stopping");
-    save_drift(&core, drift_path.as_deref());
+    drift.note(core.drift());
+    drift.save();
     upstreams.stop();
     server.shutdown();
     Ok(())
 }
 
-/// Keeps the learned frequency for the next start (when the core has learned one).
-fn save_drift(core: &Core, path: Option<&std::path::Path>) {
-    if let (Some(path), Some(d)) = (path, core.drift())
-        && let Err(e) = drift::write_atomic(path, &d)
-    {
-        warn!("{e:#}");
+/// SIGHUP: re-reads what can change safely while serving: the leap-second list and the access
+/// lists (`allow`, `deny`, `allow_file`, `deny_file` of the config file). Logs go to stderr
+/// (the journal), so there is nothing to reopen; everything else takes effect at a restart.
+fn reload(config_path: Option<&std::path::Path>, core: &mut Core, policy: &PoolPolicy) {
+    let leap_file = read_leap_file();
+    core.set_leap_table(usable_leap_table(leap_file.as_ref()));
+    let access = match config_path {
+        None => "access lists unchanged (no config file)".to_string(),
+        Some(path) => match crate::config::Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| crate::net::access::AccessControl::from_config(&c.server))
+        {
+            Ok(access) => format!("access lists re-read ({} entries)", policy.set_access(access)),
+            Err(e) => {
+                warn!("SIGHUP: {e}; keeping the access lists in use");
+                "access lists kept".to_string()
+            }
+        },
+    };
+    info!(
+        "SIGHUP: leap-second list re-read ({}), {access}; logs go to stderr (nothing to reopen); other \
+         settings take effect at a restart",
+        leap_file.as_ref().map_or("none found".to_string(), |(p, _)| p.display().to_string())
+    );
+}
+
+/// The learned frequency, written to the drift file periodically, at shutdown, and on every
+/// other way out of the main loop (an error, or a panic unwinding through it).
+struct DriftKeeper {
+    path: Option<std::path::PathBuf>,
+    latest: Option<drift::Drift>,
+    dirty: bool,
+}
+
+impl DriftKeeper {
+    fn new(path: Option<std::path::PathBuf>) -> Self {
+        DriftKeeper { path, latest: None, dirty: false }
+    }
+
+    /// What the core has learned now (`None` keeps the last value: holdover learns nothing).
+    fn note(&mut self, d: Option<drift::Drift>) {
+        if d.is_some() && d != self.latest {
+            self.latest = d;
+            self.dirty = true;
+        }
+    }
+
+    fn save(&mut self) {
+        if let (Some(path), Some(d)) = (&self.path, &self.latest) {
+            match drift::write_atomic(path, d) {
+                Ok(()) => self.dirty = false,
+                Err(e) => warn!("{e:#}"),
+            }
+        }
+    }
+}
+
+impl Drop for DriftKeeper {
+    fn drop(&mut self) {
+        if self.dirty {
+            self.save();
+        }
     }
 }
 
@@ -254,20 +330,4 @@ fn date_window(
     let window = DateWindow::from_evidence(&evidence);
     info!("{}", window.describe());
     Some(window)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-        }
-        Err(e) => {
-            warn!("cannot watch SIGTERM ({e}); stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -42,6 +42,26 @@ pub fn snapshot(
     }
 }
 
+/// The status in one log line (SIGUSR1).
+pub fn one_line(s: &StatusSnapshot) -> String {
+    let sys = &s.system;
+    let sources: Vec<String> =
+        s.sources.iter().map(|x| format!("{} {}", x.name, format!("{:?}", x.state).to_lowercase())).collect();
+    format!(
+        "stratum {}, refid {}, {}, offset {:+.6} ms, frequency {:+.3} ppm, root dispersion {:.3} ms; \
+         sources: {}; served {}, KoD {}",
+        sys.stratum,
+        sys.refid,
+        if sys.synchronised { "synchronised" } else { "not synchronised" },
+        sys.offset_s * 1e3,
+        sys.frequency_ppm,
+        sys.root_dispersion_s * 1e3,
+        if sources.is_empty() { "none".to_string() } else { sources.join(", ") },
+        s.server.answered,
+        s.server.kod,
+    )
+}
+
 fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {
     let st = r.source.status();
     let mut c = RefclockCounters {
