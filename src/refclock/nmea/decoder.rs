@@ -291,6 +291,11 @@ impl Decoder {
         self.char_ns = char_ns(baud);
     }
 
+    /// Changes the week-rollover anchor (replay: a `# anchor:` line after the data began).
+    pub fn set_rollover_anchor(&mut self, anchor: Date) {
+        self.config.rollover_anchor = anchor;
+    }
+
     /// Sets or clears the synchronised upstream time used to flag wrong GPS seconds.
     pub fn set_reference(&mut self, reference: Option<Reference>) {
         self.reference = reference;
