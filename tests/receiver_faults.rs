@@ -190,3 +190,60 @@ fn a_clock_a_day_behind_the_receiver_is_stepped_and_served() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn each_receiver_fault_class_gets_a_log_line_with_its_fix() {
+    let listen = "127.0.4.7:11307";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = FakeReceiver::start(0);
+    // UBX frames (NAV-PVT-like), what a u-blox with NMEA switched off sends.
+    let mut ubx = Vec::new();
+    for _ in 0..4 {
+        ubx.extend_from_slice(&[0xB5, 0x62, 0x01, 0x07, 0x5C, 0x00]);
+        ubx.extend((0..92u8).map(|i| i.wrapping_mul(37)));
+        ubx.extend_from_slice(&[0x12, 0x34]);
+    }
+    receiver.set_raw(Some(ubx));
+    let cfg = config(dir.path(), listen, &receiver, "");
+    let d = Daemon::start(&["--config", &cfg]);
+    let line = d.wait_log("receiver fault ubx_only", Duration::from_secs(40)).expect("UBX named");
+    assert!(line.contains("enable NMEA output"), "{line}");
+    // Text that never ends a line.
+    receiver.set_raw(Some(b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W".repeat(3)));
+    let line =
+        d.wait_log("receiver fault no_line_ends", Duration::from_secs(40)).expect("no line ends named");
+    assert!(line.contains("CR LF"), "{line}");
+    // NMEA at 9600 read at another speed: noise.
+    receiver.set_raw(Some(
+        (0..300u32)
+            .map(|i| [0x80u8, 0xF8, 0x78, 0x00, 0xE6, 0x1E, 0x98, 0x66, 0x0A][(i * 7 % 9) as usize])
+            .collect(),
+    ));
+    let line = d.wait_log("receiver fault wrong_baud", Duration::from_secs(40)).expect("wrong baud named");
+    assert!(line.contains("baud = \"auto\""), "{line}");
+    // Healthy again.
+    receiver.set_raw(None);
+    d.wait_log("usable again", Duration::from_secs(40)).expect("recovery logged");
+}
+
+#[test]
+fn a_receiver_a_second_off_with_pps_says_why_it_is_unused() {
+    // The simulated receiver (NMEA through a pty + PPS) one second ahead of the host clock: the
+    // clock cannot number its pulses, and the log says so and what to do.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("stratum1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = [\"127.0.4.8:11308\"]\n[control]\nsocket = \"{}\"\n[simulate]\nutc_offset_ms = 1000\n",
+            dir.path().join("control.sock").display()
+        ),
+    )
+    .expect("config");
+    let d = Daemon::start(&["--simulate", "--config", config.to_str().expect("utf-8")]);
+    let line = d.wait_log("pulses unused", Duration::from_secs(90)).expect("the reason is logged");
+    assert!(line.contains("message_side") && line.contains("upstream"), "{line}");
+    let server: SocketAddr = "127.0.4.8:11308".parse().expect("address");
+    let r = ask(server, Duration::from_secs(1)).expect("answers");
+    assert!(!r.serves_time() && r.refid == "INIT", "{r:?}");
+}

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use super::date_check::DateWindow;
-use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
+use super::pairing::{Pairing, PairingConfig, PairingStatus, Refusal, Verdict};
 use super::pps::edges::{EdgeReport, EdgeStats};
 use super::{NmeaTime, PpsEdge, RefclockEvent};
 use crate::clock::Clock;
@@ -155,7 +155,16 @@ pub struct RefclockSource {
     latest_by_receiver: Vec<(u8, i64, Time)>,
     /// A second two receivers agreed on.
     receivers_agree: Option<Time>,
+    /// Pulses refused in a row for the same reason since the last numbered one.
+    refusals: (Option<Refusal>, u32),
+    /// When each reason was last logged.
+    refusal_logged: Vec<(Refusal, std::time::Instant)>,
 }
+
+/// Pulses refused in a row for one reason before the log says why.
+const REFUSALS_BEFORE_LOG: u32 = 30;
+/// Each reason is logged at most this often.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl RefclockSource {
     pub fn new(cfg: RefclockSourceConfig) -> RefclockSource {
@@ -183,6 +192,64 @@ impl RefclockSource {
             date_refused: 0,
             latest_by_receiver: Vec::new(),
             receivers_agree: None,
+            refusals: (None, 0),
+            refusal_logged: Vec::new(),
+        }
+    }
+
+    /// Counts refusals of one kind in a row and, after [`REFUSALS_BEFORE_LOG`], says why pulses
+    /// are not used and what to do (one line per reason and [`REFUSAL_LOG_EVERY`]).
+    fn note_refusal(&mut self, reason: Refusal) {
+        if self.refusals.0 != Some(reason) {
+            self.refusals = (Some(reason), 0);
+        }
+        self.refusals.1 += 1;
+        if self.refusals.1 != REFUSALS_BEFORE_LOG {
+            return;
+        }
+        if self.refusal_logged.iter().any(|(r, at)| *r == reason && at.elapsed() < REFUSAL_LOG_EVERY) {
+            return;
+        }
+        self.refusal_logged.retain(|(r, _)| *r != reason);
+        self.refusal_logged.push((reason, std::time::Instant::now()));
+        let n = REFUSALS_BEFORE_LOG;
+        match reason {
+            Refusal::NeedAnchor => tracing::warn!(
+                "PPS: {n} pulses unused: nothing says which second each marks. The clock is {} (pairing needs it \
+                 within 0.4 s once). Fix: add [[upstream]] servers or let the host clock synchronise, or set \
+                 message_side = \"after\" or \"before\" on the nmea refclock (`stratum1 refclock test` tells which)",
+                self.anchor_bound.map_or("not vouched for by anything".into(), |b| format!(
+                    "only known to within {b:.3} s"
+                ))
+            ),
+            Refusal::Conflict => {
+                let detail =
+                    self.pairing.last_conflict().map_or(String::new(), |[fly, msg, anchor]| {
+                        match (msg, anchor.or(fly)) {
+                            (Some(m), Some(o)) => format!(
+                                " (the receiver names second {m}, {} says {o}: the receiver is {:+} s off)",
+                                if anchor.is_some() { "the clock anchor" } else { "the pulse count" },
+                                m - o
+                            ),
+                            _ => String::new(),
+                        }
+                    });
+                tracing::warn!(
+                    "PPS: {n} pulses refused: the receiver's messages, the pulse count and the clock anchor name \
+                     different seconds{detail}. A receiver whole seconds off has usually not yet got the \
+                     leap-second count after a cold start (u-blox: up to 12.5 minutes) or has a firmware fault; \
+                     if the receiver is right, the host clock is that far off"
+                )
+            }
+            Refusal::OffGrid => tracing::warn!(
+                "PPS: {n} pulses refused: they are not whole seconds apart (a noisy PPS line, a second signal on \
+                 it, or the wrong edge): check the wiring and edge = \"assert\"/\"clear\""
+            ),
+            Refusal::Ambiguous => tracing::warn!(
+                "PPS: {n} pulses refused: the receiver's message delay wanders too much to tell which pulse a \
+                 message names; upstream servers or a synchronised host clock let the pulse count carry on"
+            ),
+            Refusal::NoFix | Refusal::FixUnknown | Refusal::NoEvidence | Refusal::Tentative => {}
         }
     }
 
@@ -399,7 +466,16 @@ impl RefclockSource {
         let mut out = Vec::new();
         self.verdicts.extend_from_slice(&verdicts);
         for v in verdicts {
-            let Verdict::Numbered { edge, second, .. } = v else { continue };
+            let (edge, second) = match v {
+                Verdict::Numbered { edge, second, .. } => {
+                    self.refusals = (None, 0);
+                    (edge, second)
+                }
+                Verdict::Refused { reason, .. } => {
+                    self.note_refusal(reason);
+                    continue;
+                }
+            };
             let local = self.disciplined_edge(edge, clock);
             let offset = second.secs_since(local);
             self.last_pulse_numbered = Some(edge);
@@ -625,6 +701,25 @@ mod tests {
             samples += src.on_event(RefclockEvent::Nmea(other), &clock).len();
         }
         assert!(samples > 50, "{samples}");
+    }
+
+    #[test]
+    fn pulses_refused_for_one_reason_are_counted_for_the_log() {
+        let (raw, clock) = clock();
+        let mut src = RefclockSource::new(RefclockSourceConfig::default());
+        for e in events(ReceiverParams::default(), 3, 45, LocalClock { offset_s: 0.0, freq_ppm: 0.0 }) {
+            let local = match e.event {
+                RefclockEvent::Pps(p) => p.timestamp,
+                RefclockEvent::Nmea(n) => n.received,
+                RefclockEvent::NoFix { received } => received,
+            };
+            raw.store(local.unix_nanos(), Ordering::SeqCst);
+            src.on_event(e.event, &clock);
+        }
+        // No anchor and no side prior: every pulse wants an anchor, and that gets logged once.
+        assert_eq!(src.refusals.0, Some(Refusal::NeedAnchor));
+        assert!(src.refusals.1 > REFUSALS_BEFORE_LOG, "{:?}", src.refusals);
+        assert_eq!(src.refusal_logged.len(), 1);
     }
 
     #[test]

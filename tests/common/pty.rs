@@ -73,6 +73,8 @@ pub fn burst(t: Time) -> String {
 pub struct FakeReceiver {
     pub path: PathBuf,
     shift: Arc<AtomicI64>,
+    /// When set, written once a second instead of NMEA.
+    raw: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -83,20 +85,31 @@ impl FakeReceiver {
         let path = pty.path.clone();
         let shift = Arc::new(AtomicI64::new(shift_s));
         let stop = Arc::new(AtomicBool::new(false));
-        let (sh, st) = (shift.clone(), stop.clone());
+        let raw = Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+        let (sh, st, rw) = (shift.clone(), stop.clone(), raw.clone());
         let thread = std::thread::spawn(move || {
             let mut last = 0;
             while !st.load(Ordering::SeqCst) {
                 let now = realtime_now().unix_secs();
                 if now != last {
                     last = now;
-                    let named = Time::from_unix_secs(now + sh.load(Ordering::SeqCst));
-                    pty.write(burst(named).as_bytes());
+                    match rw.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                        Some(bytes) => pty.write(bytes),
+                        None => {
+                            let named = Time::from_unix_secs(now + sh.load(Ordering::SeqCst));
+                            pty.write(burst(named).as_bytes());
+                        }
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        FakeReceiver { path, shift, stop, thread: Some(thread) }
+        FakeReceiver { path, shift, raw, stop, thread: Some(thread) }
+    }
+
+    /// From the next second on, write `bytes` once a second instead of NMEA (`None`: NMEA).
+    pub fn set_raw(&self, bytes: Option<Vec<u8>>) {
+        *self.raw.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
     }
 
     /// From the next second on, name the host's second plus `shift_s`.

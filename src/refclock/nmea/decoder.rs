@@ -308,6 +308,9 @@ impl Decoder {
         s.skipped_bytes = f.skipped_bytes;
         s.checksum_errors = f.checksum_errors;
         s.framing_errors = f.framing_errors;
+        s.ubx_syncs = f.ubx_syncs;
+        s.line_ends = f.line_ends;
+        s.printable = f.printable;
         s
     }
 

@@ -23,6 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
 use super::decoder::{Decoded, Decoder, DecoderConfig, Reference};
+use super::diagnose;
 use super::framer::{Checksum, Framer};
 use super::rollover;
 use super::sentence::Date;
@@ -46,6 +47,10 @@ const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A connection that lasted this long resets the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(5);
+/// The stream is judged for receiver faults over windows this long...
+const FAULT_WINDOW: Duration = Duration::from_secs(10);
+/// ...and each fault class is logged at most this often.
+const FAULT_LOG_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NmeaDriverConfig {
@@ -152,6 +157,56 @@ struct Reader<F> {
     sink: F,
     decoder: Decoder,
     last_error: Option<String>,
+    faults: FaultLog,
+}
+
+/// Names receiver faults (wrong baud, UBX only, no line ends, no fix…) in the log: one line per
+/// class and [`FAULT_LOG_EVERY`], and one when the stream is healthy again.
+#[derive(Default)]
+struct FaultLog {
+    window_start: Option<(Instant, NmeaStats)>,
+    logged: Vec<(&'static str, Instant)>,
+    in_fault: bool,
+}
+
+impl FaultLog {
+    fn check(&mut self, dev: &str, stats: &NmeaStats) {
+        let Some((start, then)) = &self.window_start else {
+            self.window_start = Some((Instant::now(), stats.clone()));
+            return;
+        };
+        if start.elapsed() < FAULT_WINDOW {
+            return;
+        }
+        let window = diagnose::StreamWindow::between(then, stats);
+        self.window_start = Some((Instant::now(), stats.clone()));
+        match diagnose::stream_fault(&window) {
+            Some(f) => {
+                self.in_fault = true;
+                let due = self
+                    .logged
+                    .iter()
+                    .find(|l| l.0 == f.code)
+                    .is_none_or(|l| l.1.elapsed() >= FAULT_LOG_EVERY);
+                if due {
+                    self.logged.retain(|l| l.0 != f.code);
+                    self.logged.push((f.code, Instant::now()));
+                    warn!(
+                        "NMEA {dev}: receiver fault {}: {} in the last {} s; {}",
+                        f.code,
+                        f.problem,
+                        FAULT_WINDOW.as_secs(),
+                        f.fix
+                    );
+                }
+            }
+            None if self.in_fault && window.times_reported > 0 => {
+                self.in_fault = false;
+                info!("NMEA {dev}: the receiver's output is usable again");
+            }
+            None => {}
+        }
+    }
 }
 
 impl<F: FnMut(Decoded)> Reader<F> {
@@ -160,7 +215,7 @@ impl<F: FnMut(Decoded)> Reader<F> {
             rollover_anchor: cfg.rollover_anchor,
             ..DecoderConfig::live(cfg.baud.unwrap_or(9600))
         });
-        Reader { cfg, shared, sink, decoder, last_error: None }
+        Reader { cfg, shared, sink, decoder, last_error: None, faults: FaultLog::default() }
     }
 
     fn stopped(&self) -> bool {
@@ -303,6 +358,7 @@ impl<F: FnMut(Decoded)> Reader<F> {
             if !out.is_empty() || last_publish.elapsed() > PUBLISH_EVERY {
                 last_publish = Instant::now();
                 let stats = self.decoder.stats();
+                self.faults.check(&self.cfg.device.display().to_string(), &stats);
                 self.deliver(&mut out, stats);
             }
             if !silence_warned && last_data.elapsed() > SILENCE_WARN_AFTER {

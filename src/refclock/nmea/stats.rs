@@ -27,6 +27,12 @@ pub struct NmeaStats {
     pub skipped_bytes: u64,
     pub checksum_errors: u64,
     pub framing_errors: u64,
+    /// u-blox UBX frame starts (`B5 62`) seen.
+    pub ubx_syncs: u64,
+    /// Line-end bytes seen.
+    pub line_ends: u64,
+    /// Printable ASCII bytes seen.
+    pub printable: u64,
     /// Sentences without `*hh` (ignored unless the receiver never sends checksums).
     pub no_checksum: u64,
     // Parsing.
