@@ -12,6 +12,8 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod logging;
 pub mod metrics;
 pub mod net;

@@ -27,8 +27,10 @@ pub struct LeapParseError {
     pub message: String,
 }
 
-fn ntp_secs_to_time(s: i64) -> Time {
-    Time::from_unix_secs(s - NTP_UNIX_OFFSET_S)
+/// NTP seconds (since 1900) as a time; `None` outside 1900–2172 (two NTP eras), which no
+/// leap-second list names and which the nanosecond timescale could overflow on.
+fn ntp_secs_to_time(s: i64) -> Option<Time> {
+    (0..=1i64 << 33).contains(&s).then(|| Time::from_unix_secs(s - NTP_UNIX_OFFSET_S))
 }
 
 impl LeapTable {
@@ -41,14 +43,13 @@ impl LeapTable {
             let err = |message: String| LeapParseError { line, message };
             let l = raw.trim();
             if let Some(rest) = l.strip_prefix("#$") {
-                let v: i64 =
-                    rest.trim().parse().map_err(|_| err(format!("bad update time {:?}", rest.trim())))?;
-                updated = Some(ntp_secs_to_time(v));
+                let bad = || err(format!("bad update time {:?}", rest.trim()));
+                updated = Some(rest.trim().parse().ok().and_then(ntp_secs_to_time).ok_or_else(bad)?);
                 continue;
             }
             if let Some(rest) = l.strip_prefix("#@") {
-                let v: i64 = rest.trim().parse().map_err(|_| err(format!("bad expiry {:?}", rest.trim())))?;
-                expires = Some(ntp_secs_to_time(v));
+                let bad = || err(format!("bad expiry {:?}", rest.trim()));
+                expires = Some(rest.trim().parse().ok().and_then(ntp_secs_to_time).ok_or_else(bad)?);
                 continue;
             }
             if l.is_empty() || l.starts_with('#') {
@@ -61,7 +62,8 @@ impl LeapTable {
             };
             let secs: i64 = a.parse().map_err(|_| err(format!("bad NTP seconds {a:?}")))?;
             let dtai: i32 = b.parse().map_err(|_| err(format!("bad TAI-UTC {b:?}")))?;
-            let t = ntp_secs_to_time(secs);
+            let t =
+                ntp_secs_to_time(secs).ok_or_else(|| err(format!("NTP seconds {secs} are out of range")))?;
             if entries.last().is_some_and(|&(p, _)| p >= t) {
                 return Err(err("entries are not in ascending order".into()));
             }
@@ -152,6 +154,19 @@ mod tests {
         let valid = Time::from_utc(2016, 12, 31, 1, 0, 0, 0);
         assert_eq!(decide(Some(&t), valid, &[Leap::None, Leap::None]), Leap::Insert);
         assert_eq!(decide(None, valid, &[]), Leap::None);
+    }
+
+    #[test]
+    fn out_of_range_times_are_errors_not_overflows() {
+        // Found by the fuzz smoke run: 17 digits overflowed the nanosecond timescale.
+        for text in [
+            "#$\t39608352000835200\n#@\t3991593600\n2272060800\t10\n",
+            "#@\t-5\n2272060800\t10\n",
+            "#@\t3991593600\n99999999999999\t10\n",
+        ] {
+            let e = LeapTable::parse(text).unwrap_err();
+            assert!(e.line >= 1, "{e}");
+        }
     }
 
     #[test]
