@@ -107,7 +107,7 @@ fn every_fuzz_target_survives_a_smoke_run() {
         let iters = if name == "nmea" { iters / 5 } else { iters };
         let started = std::time::Instant::now();
         let seeds = seeds(name);
-        let mut rng = Rng(0x5eed ^ name.len() as u64 * 0x9e37_79b9);
+        let mut rng = Rng(0x5eed ^ (name.len() as u64 * 0x9e37_79b9));
         let inputs = seeds.iter().cloned().chain((0..iters).map(|_| mutate(&mut rng, &seeds)));
         for (i, input) in inputs.enumerate() {
             let r = std::panic::catch_unwind(|| target(&input));
