@@ -5,6 +5,7 @@
 //! - [`net`]: NTP wire format, server, client.
 //! - [`clock`]: the clocks the core steers.
 //! - [`cli`]: the command line.
+//! - [`web`]: the status page and `/metrics` over HTTP.
 
 pub mod cli;
 pub mod clock;
@@ -21,3 +22,4 @@ pub mod notify;
 pub mod refclock;
 pub mod sim;
 pub mod time;
+pub mod web;

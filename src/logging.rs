@@ -4,7 +4,8 @@
 //! that journald turns into the entry's priority, so `journalctl -p warning` works; journald adds
 //! its own timestamps, so we add none and no colours. On a terminal the usual tracing format.
 
-use std::fmt;
+use std::collections::VecDeque;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,19 +14,118 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), output to stderr.
-/// A second call is a no-op.
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), output to stderr, and
+/// the latest lines kept for the status page ([`recent`]). A second call is a no-op.
 pub fn init() {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(RecentLayer);
     let _ = if journal {
-        builder.with_ansi(false).event_format(JournalFormat).try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .event_format(JournalFormat)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
     };
+}
+
+/// Log lines kept for the status page; older ones go first.
+const RECENT_LINES: usize = 200;
+/// A longer message is cut (a page shows a line, not a dump).
+const RECENT_MAX_BYTES: usize = 400;
+
+/// One log line as the status page shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LogLine {
+    /// Wall-clock time, Unix milliseconds.
+    pub t: f64,
+    /// `ERROR`, `WARN` or `INFO`.
+    pub level: &'static str,
+    pub message: String,
+}
+
+static RECENT: Mutex<VecDeque<LogLine>> = Mutex::new(VecDeque::new());
+
+/// The latest `n` log lines at info and above, oldest first.
+pub fn recent(n: usize) -> Vec<LogLine> {
+    let lines = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
+}
+
+fn remember(line: LogLine) {
+    let mut lines = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    if lines.len() == RECENT_LINES {
+        lines.pop_front();
+    }
+    lines.push_back(line);
+}
+
+/// Keeps info-and-above events in [`recent`] (after `RUST_LOG` filtering).
+struct RecentLayer;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for RecentLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let level = *event.metadata().level();
+        if level > Level::INFO {
+            return;
+        }
+        let mut text = LineText::default();
+        event.record(&mut text);
+        let mut message = text.message;
+        message.push_str(&text.fields);
+        if message.len() > RECENT_MAX_BYTES {
+            let mut cut = RECENT_MAX_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_millis() as f64);
+        remember(LogLine { t, level: level.as_str(), message });
+    }
+}
+
+/// `message key=value…`, as the journal line reads.
+#[derive(Default)]
+struct LineText {
+    message: String,
+    fields: String,
+}
+
+impl tracing::field::Visit for LineText {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
 }
 
 /// One line per event: `<priority>span: span: message key=value`.
@@ -199,5 +299,24 @@ mod tests {
         limit.state.lock().unwrap().last = Some(Instant::now() - Duration::from_secs(7200));
         let text = capture(|| warn_limited!(limit, "bad sentence again"));
         assert_eq!(text.trim(), "<4>bad sentence again suppressed=4");
+    }
+
+    #[test]
+    fn recent_keeps_info_and_above_with_fields_and_cuts_long_lines() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let sub = tracing_subscriber::registry().with(RecentLayer);
+        tracing::subscriber::with_default(sub, || {
+            tracing::debug!("not kept");
+            tracing::info!(source = "GPS(0)", "recent-test selected");
+            tracing::warn!("recent-test {}", "x".repeat(1000));
+        });
+        let lines: Vec<LogLine> =
+            recent(RECENT_LINES).into_iter().filter(|l| l.message.starts_with("recent-test")).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0].level, "INFO");
+        assert_eq!(lines[0].message, "recent-test selected source=\"GPS(0)\"");
+        assert_eq!(lines[1].level, "WARN");
+        assert!(lines[1].message.len() <= RECENT_MAX_BYTES + 3 && lines[1].message.ends_with('…'));
+        assert!(recent(RECENT_LINES).iter().all(|l| !l.message.contains("not kept")));
     }
 }

@@ -28,6 +28,8 @@ fn snapshot() -> StatusSnapshot {
             synchronised: true,
             reference_time: None,
             precision_log2: -20,
+            holdover: false,
+            holdover_limit_s: None,
         },
         sources: vec![
             SourceStatus {

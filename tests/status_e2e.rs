@@ -76,13 +76,15 @@ fn status_and_metrics_of_a_running_daemon() {
 
     // The metrics page shows the same daemon.
     let mut c = TcpStream::connect("127.0.0.83:19183").expect("metrics listener");
-    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut page = String::new();
     c.read_to_string(&mut page).unwrap();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     for family in [
         "stratum1_system_offset_seconds ",
-        "stratum1_system_frequency_ppm ",
+        "stratum1_system_frequency_ratio ",
+        "stratum1_pps_last_pulse_age_seconds ",
+        "stratum1_gps_fix_mode{",
         "stratum1_system_stratum 1.0",
         "stratum1_source_reach{",
         "stratum1_pps_pulses_total ",

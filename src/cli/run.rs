@@ -25,6 +25,8 @@ pub struct RunArgs {
 
 /// Where `run --simulate` listens without a config: unprivileged and loopback only.
 pub const SIMULATE_DEFAULT_LISTEN: &str = "127.0.0.1:11123";
+/// The status page of `run --simulate` without a config (skipped with a warning when taken).
+pub const SIMULATE_DEFAULT_WEB: &str = "127.0.0.1:9123";
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = resolve(args)?;
@@ -44,6 +46,7 @@ pub fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
         let mut c = Config::default();
         c.server.listen = vec![SIMULATE_DEFAULT_LISTEN.parse().context("default listen address")?];
         c.control.socket = config::simulate_control_socket();
+        c.metrics.listen = Some(SIMULATE_DEFAULT_WEB.parse().context("default status page address")?);
         c
     };
     if !args.listen.is_empty() {

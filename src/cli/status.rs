@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::{self, Config};
+use crate::control::snapshot::FixStatus;
 use crate::control::{self, StatusSnapshot};
 use crate::core::{SourceKind, SourceState, SourceStatus};
 
@@ -77,16 +78,20 @@ pub fn render_text(s: &StatusSnapshot) -> String {
     if let Some(r) = &s.refclock {
         let _ = writeln!(
             out,
-            "refclock: {}{}: {} pulses ({} missed), {} sentences ({} bad checksums), {} times, fix {}",
+            "refclock: {}{}: {} pulses ({} missed{}), {} sentences ({} bad checksums), {} times, fix {}",
             r.description,
             r.model.as_deref().map(|m| format!(" [{m}]")).unwrap_or_default(),
             r.pps_pulses,
             r.pps_missed,
+            r.last_pps_age_s.map(|a| format!(", last {a:.1} s ago")).unwrap_or_default(),
             r.nmea_sentences,
             r.nmea_checksum_errors,
             r.nmea_times,
-            r.fix.as_deref().unwrap_or("unknown"),
+            fix_text(r.fix.as_ref()),
         );
+        if let Some(p) = &r.pairing {
+            let _ = writeln!(out, "pairing: {p}");
+        }
     }
     let dropped: u64 = s.server.dropped_by_reason.values().sum();
     let reasons: Vec<String> = s.server.dropped_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -116,6 +121,17 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         "state: * selected, + candidate, x falseticker, ? unusable, - unreachable; times in ms"
     );
     out
+}
+
+/// `3d, 8 of 14 satellites`.
+fn fix_text(fix: Option<&FixStatus>) -> String {
+    let Some(f) = fix else { return "unknown".into() };
+    match (f.satellites_used, f.satellites_in_view) {
+        (Some(u), Some(v)) => format!("{}, {u} of {v} satellites", f.mode),
+        (Some(u), None) => format!("{}, {u} satellites", f.mode),
+        (None, Some(v)) => format!("{}, {v} satellites in view", f.mode),
+        (None, None) => f.mode.clone(),
+    }
 }
 
 fn source_row(r: &SourceStatus, width: usize) -> String {
@@ -196,8 +212,13 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("system: stratum 1, refid PPS, leap none, synchronised"), "{t}");
         assert!(lines[0].contains("frequency -12.500 ppm") && lines[0].contains("up 1h00m"), "{t}");
-        assert!(lines[1].contains("3599 pulses (1 missed)") && lines[1].contains("[MT3339]"), "{t}");
-        assert!(lines[2].contains("1000 answered, 7 KoD, 5 dropped (malformed 2, rate 3)"), "{t}");
+        assert!(
+            lines[1].contains("3599 pulses (1 missed, last 0.4 s ago)") && lines[1].contains("[MT3339]"),
+            "{t}"
+        );
+        assert!(lines[1].ends_with("fix 3d, 8 of 14 satellites"), "{t}");
+        assert!(lines[2].starts_with("pairing: message 443 ms after"), "{t}");
+        assert!(lines[3].contains("1000 answered, 7 KoD, 5 dropped (malformed 2, rate 3)"), "{t}");
         let row = lines.iter().find(|l| l.starts_with("*PPS(/dev/pps0)")).expect(&t);
         let f: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(f, ["*PPS(/dev/pps0)", ".PPS.", "0", "l", "0", "16", "377", "0.000", "0.0013", "0.0003"]);

@@ -52,6 +52,13 @@ pub struct SystemStatus {
     pub reference_time: Option<String>,
     #[serde(default)]
     pub precision_log2: i8,
+    /// No source is selectable and the clock runs on its learned frequency while the error
+    /// bound (root distance) allows.
+    #[serde(default)]
+    pub holdover: bool,
+    /// The root distance at which holdover ends (unsynchronised), while in holdover.
+    #[serde(default)]
+    pub holdover_limit_s: Option<f64>,
 }
 
 impl SystemStatus {
@@ -70,7 +77,14 @@ impl SystemStatus {
             reference_time: (state.reference_time != Time::ZERO)
                 .then(|| state.reference_time.to_utc().to_string()),
             precision_log2: state.precision,
+            holdover: false,
+            holdover_limit_s: None,
         }
+    }
+
+    /// `root_delay / 2 + root_dispersion`: the error bound a client derives from our replies.
+    pub fn root_distance_s(&self) -> f64 {
+        self.root_delay_s / 2.0 + self.root_dispersion_s
     }
 }
 
@@ -80,7 +94,7 @@ impl SystemStatus {
 pub struct RefclockCounters {
     /// What is paired, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
     pub description: String,
-    /// Receiver model when the driver recognised it.
+    /// Receiver model, when a driver recognises it (none does yet).
     pub model: Option<String>,
     pub pps_pulses: u64,
     /// Pulses expected from the sequence numbers (or the NMEA seconds) but not seen.
@@ -94,10 +108,44 @@ pub struct RefclockCounters {
     pub paired: u64,
     /// Pulses that could not be given a second (ambiguous, no time, out of window).
     pub unpaired: u64,
-    /// Latest fix status as the receiver reports it (`"3d"`, `"none"`, …).
-    pub fix: Option<String>,
-    /// Seconds since the last pulse, if any.
+    /// Latest fix as the receiver reports it; `None` before it said anything about it.
+    #[serde(deserialize_with = "fix_or_legacy")]
+    pub fix: Option<FixStatus>,
+    /// Seconds since the last pulse (on-time edge), once one was seen.
     pub last_pps_age_s: Option<f64>,
+    /// The learned NMEA-to-pulse delay in words, once learned.
+    pub pairing: Option<String>,
+    /// Its mean: how long after (positive) or before the pulse the message naming it arrives.
+    pub nmea_delay_s: Option<f64>,
+    /// Offset of the refclock's latest sample (PPS, or NMEA alone), seconds.
+    pub last_offset_s: Option<f64>,
+}
+
+/// The receiver's fix: GSA fix type, else GGA quality.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FixStatus {
+    /// `"none"`, `"2d"`, `"3d"`, or `"fix"` (a fix of unreported dimension: GGA without GSA).
+    pub mode: String,
+    pub satellites_used: Option<u8>,
+    pub satellites_in_view: Option<u16>,
+}
+
+/// Daemons before 0.1 sent `fix` as a string (`"3d, 8 satellites"`); read it as the mode.
+fn fix_or_legacy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<FixStatus>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Object(FixStatus),
+        Legacy(String),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|e| match e {
+        Either::Object(f) => f,
+        Either::Legacy(s) => FixStatus {
+            mode: s.split(',').next().unwrap_or_default().trim().to_string(),
+            ..FixStatus::default()
+        },
+    }))
 }
 
 /// What the NTP server did with requests since start.
@@ -176,6 +224,8 @@ pub(crate) mod tests {
                 synchronised: true,
                 reference_time: Some("2025-01-02T03:04:04Z".into()),
                 precision_log2: -20,
+                holdover: false,
+                holdover_limit_s: None,
             },
             sources: vec![
                 SourceStatus {
@@ -215,8 +265,15 @@ pub(crate) mod tests {
                 nmea_times: 3600,
                 paired: 3598,
                 unpaired: 1,
-                fix: Some("3d".into()),
+                fix: Some(FixStatus {
+                    mode: "3d".into(),
+                    satellites_used: Some(8),
+                    satellites_in_view: Some(14),
+                }),
                 last_pps_age_s: Some(0.4),
+                pairing: Some("message 443 ms after the pulse it names (374…494 ms)".into()),
+                nmea_delay_s: Some(0.443),
+                last_offset_s: Some(1.5e-6),
             }),
             server: ServerCounters { answered: 1000, kod: 7, dropped_by_reason: dropped },
         }
@@ -240,6 +297,25 @@ pub(crate) mod tests {
         assert_eq!(v["sources"][0]["kind"], "refclock");
         assert_eq!(v["sources"][1]["state"], "falseticker");
         assert_eq!(v["system"]["refid"], "PPS");
+    }
+
+    #[test]
+    fn fix_is_an_object_and_a_legacy_string_still_reads() {
+        let v = serde_json::to_value(example()).unwrap();
+        assert_eq!(
+            v["refclock"]["fix"],
+            serde_json::json!({"mode": "3d", "satellites_used": 8, "satellites_in_view": 14})
+        );
+        assert_eq!(v["refclock"]["last_pps_age_s"], 0.4);
+        let mut old = v.clone();
+        old["refclock"]["fix"] = serde_json::json!("3d, 8 satellites");
+        let s: StatusSnapshot = serde_json::from_value(old).unwrap();
+        let fix = s.refclock.unwrap().fix.unwrap();
+        assert_eq!((fix.mode.as_str(), fix.satellites_used), ("3d", None));
+        let mut none = v;
+        none["refclock"]["fix"] = serde_json::Value::Null;
+        let s: StatusSnapshot = serde_json::from_value(none).unwrap();
+        assert_eq!(s.refclock.unwrap().fix, None);
     }
 
     #[test]

@@ -580,10 +580,7 @@ impl Core {
             self.in_holdover = true;
             self.holdover_entry_distance = distance;
         }
-        // A PPS-disciplined clock stops claiming synchronisation within microseconds of error
-        // budget; a network-disciplined one, already milliseconds wide, may go a few times wider.
-        let limit = (self.cfg.holdover_max_distance_s.max(HOLDOVER_GROWTH * self.holdover_entry_distance))
-            .min(self.cfg.max_distance_s);
+        let limit = self.holdover_limit();
         if distance > limit {
             warn!(distance_s = distance, "holdover error bound exhausted: unsynchronised");
             self.unsynchronise(now, actions);
@@ -591,6 +588,20 @@ impl Core {
             let leap = self.state.leap;
             self.push_status(actions, leap, true, distance, distance);
         }
+    }
+
+    /// The root distance at which the current holdover ends.
+    fn holdover_limit(&self) -> f64 {
+        // A PPS-disciplined clock stops claiming synchronisation within microseconds of error
+        // budget; a network-disciplined one, already milliseconds wide, may go a few times wider.
+        (self.cfg.holdover_max_distance_s.max(HOLDOVER_GROWTH * self.holdover_entry_distance))
+            .min(self.cfg.max_distance_s)
+    }
+
+    /// While the clock holds over (synchronised, no selectable source): the root distance at
+    /// which it will stop claiming synchronisation. For status and metrics.
+    pub fn holdover_limit_s(&self) -> Option<f64> {
+        (self.in_holdover && self.state.is_synchronised()).then(|| self.holdover_limit())
     }
 
     fn unsynchronise(&mut self, now: Time, actions: &mut Vec<ClockAction>) {
@@ -1008,8 +1019,10 @@ mod tests {
             run(&mut core, &clock, clock.now());
         }
         assert!(core.system_state().is_synchronised());
+        assert_eq!(core.holdover_limit_s(), None);
         // The receiver goes silent: holdover keeps serving for a while, then gives up.
         let mut lost_at = None;
+        let mut held = false;
         for k in 301..=20_000 {
             clock.advance_to(secs(k as f64));
             core.on_no_response(id, clock.now());
@@ -1021,8 +1034,14 @@ mod tests {
             }
             let dist = st.root_delay / 2.0 + st.root_dispersion_at(clock.now());
             assert!(clock.error_s().abs() <= dist);
+            if let Some(limit) = core.holdover_limit_s() {
+                held = true;
+                assert!(dist <= limit, "{dist} > {limit}");
+            }
         }
         let lost_at = lost_at.expect("holdover must end");
+        assert!(held, "holdover was never reported");
+        assert_eq!(core.holdover_limit_s(), None, "no holdover once unsynchronised");
         // 100 µs of error bound at 15 ppm lasts ~7 s after the source stops being selectable.
         assert!((305..330).contains(&lost_at), "{lost_at}");
         assert_eq!(core.system_state().leap, Leap::Unsynchronised);

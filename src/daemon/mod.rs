@@ -8,6 +8,7 @@
 //!
 //! [`SystemState`]: crate::core::SystemState
 
+mod events;
 mod refclock;
 mod signals;
 mod status;
@@ -33,6 +34,7 @@ use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
 use crate::refclock::date_check::{self, DateWindow};
 use crate::time::Time;
+use crate::web::SharedHistory;
 
 /// Everything `run` needs, resolved from the command line and the config file.
 #[derive(Debug, Clone)]
@@ -119,9 +121,12 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
         policy.clone(),
     )?;
     let status = StatusHandle::default();
-    let _control = status::start_control(&config, status.clone());
-    status::start_metrics(&config, status.clone())?;
+    let history = SharedHistory::default();
     let started = std::time::Instant::now();
+    // Publish before anyone can read: every counter and source is there from the first scrape.
+    status.publish(status::snapshot(&core, refclock.as_ref(), &server, started, clock.now()));
+    let _control = status::start_control(&config, status.clone());
+    status::start_web(&config, status.clone(), history.clone());
 
     let _ = crate::notify::ready();
     let mut tick = tokio::time::interval(TICK);
@@ -157,6 +162,10 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 }
                 let now = clock.now();
                 let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                for change in events::changes(&status.load(), &snapshot) {
+                    change.log();
+                }
+                history.record(&snapshot);
                 status.publish(snapshot);
                 let _ = crate::notify::watchdog();
                 drift.note(core.drift());

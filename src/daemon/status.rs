@@ -1,18 +1,21 @@
-//! The status snapshot `status` and the metrics page read, and the listeners that serve it.
+//! The status snapshot `status`, the status page and metrics read, and the listeners that
+//! serve it.
 
 use std::time::Instant;
 
 use tracing::warn;
 
 use super::refclock::Refclock;
+use crate::clock::realtime_now;
 use crate::config::Config;
 use crate::control::StatusHandle;
 use crate::control::server::{ControlListener, serve as serve_control};
-use crate::control::snapshot::{RefclockCounters, ServerCounters, StatusSnapshot, SystemStatus};
+use crate::control::snapshot::{FixStatus, RefclockCounters, ServerCounters, StatusSnapshot, SystemStatus};
 use crate::core::Core;
-use crate::metrics::{MetricsListener, serve as serve_metrics};
 use crate::net::server::ServerHandle;
+use crate::refclock::nmea::stats::FixInfo;
 use crate::time::Time;
+use crate::web::{SharedHistory, WebListener, serve as serve_web};
 
 pub fn snapshot(
     core: &Core,
@@ -22,22 +25,22 @@ pub fn snapshot(
     now: Time,
 ) -> StatusSnapshot {
     let counters = server.stats();
+    // Every reason, zeros included: a counter exists from start-up, not from its first drop.
     let server = ServerCounters {
         answered: counters.answered,
         kod: counters.kod,
-        dropped_by_reason: counters
-            .dropped_by_reason()
-            .filter(|&(_, n)| n > 0)
-            .map(|(reason, n)| (reason.to_string(), n))
-            .collect(),
+        dropped_by_reason: counters.dropped_by_reason().map(|(reason, n)| (reason.to_string(), n)).collect(),
     };
+    let mut system = SystemStatus::from_state(&core.system_state(), now);
+    system.holdover_limit_s = core.holdover_limit_s();
+    system.holdover = system.holdover_limit_s.is_some();
     StatusSnapshot {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_s: started.elapsed().as_secs_f64(),
         time: Some(now.to_utc().to_string()),
-        system: SystemStatus::from_state(&core.system_state(), now),
+        system,
         sources: core.source_status(now),
-        refclock: refclock.map(|r| refclock_counters(r, now)),
+        refclock: refclock.map(|r| refclock_counters(r, realtime_now())),
         server,
     }
 }
@@ -62,15 +65,21 @@ pub fn one_line(s: &StatusSnapshot) -> String {
     )
 }
 
-fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {
+/// `realtime` is `CLOCK_REALTIME` now, the timescale of pulse timestamps.
+fn refclock_counters(r: &Refclock, realtime: Time) -> RefclockCounters {
     let st = r.source.status();
+    let model = st.pairing.model;
     let mut c = RefclockCounters {
         description: r.description.clone(),
         pps_pulses: st.pulses_seen,
         pps_missed: st.pulses_missed,
         paired: st.pps_samples,
+        unpaired: st.pulses_seen.saturating_sub(st.pps_samples),
         // The learned NMEA-to-pulse delay: what lets NMEA alone serve calibrated time.
-        model: st.pairing.model.map(|m| format!("pairing: {}", m.describe())),
+        pairing: model.map(|m| m.describe()),
+        nmea_delay_s: model.map(|m| m.mean_s),
+        last_offset_s: st.last_offset_s,
+        last_pps_age_s: r.source.last_pulse().map(|t| realtime.secs_since(t).max(0.0)),
         ..RefclockCounters::default()
     };
     for d in &r.nmea {
@@ -79,25 +88,26 @@ fn refclock_counters(r: &Refclock, now: Time) -> RefclockCounters {
         c.nmea_checksum_errors += n.checksum_errors;
         c.nmea_times += n.times_reported;
         if c.fix.is_none() {
-            c.fix = describe_fix(&n.fix);
+            c.fix = fix_status(&n.fix);
         }
     }
-    c.unpaired = st.pulses_seen.saturating_sub(st.pps_samples);
-    let _ = now;
     c
 }
 
-/// `"3d"`, `"2d"`, `"none"` as the receiver last said (GSA fix type, else GGA quality).
-fn describe_fix(fix: &crate::refclock::nmea::stats::FixInfo) -> Option<String> {
-    let text = match (fix.fix_type, fix.gga_quality) {
+/// The fix as the receiver last said: GSA fix type, else GGA quality; `None` before either.
+fn fix_status(fix: &FixInfo) -> Option<FixStatus> {
+    let mode = match (fix.fix_type, fix.gga_quality) {
         (Some(3), _) => "3d",
         (Some(2), _) => "2d",
         (Some(_), _) | (None, Some(0)) => "none",
         (None, Some(_)) => "fix",
         (None, None) => return None,
     };
-    let sats = fix.sats_used.map(|n| format!(", {n} satellites")).unwrap_or_default();
-    Some(format!("{text}{sats}"))
+    Some(FixStatus {
+        mode: mode.to_string(),
+        satellites_used: fix.sats_used,
+        satellites_in_view: fix.sats_in_view,
+    })
 }
 
 /// The control socket, when it can be bound; `status` is then unavailable but serving goes on.
@@ -118,13 +128,47 @@ pub fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
     }
 }
 
-pub fn start_metrics(config: &Config, status: StatusHandle) -> anyhow::Result<()> {
-    let Some(addr) = config.metrics.listen else { return Ok(()) };
-    let listener = MetricsListener::bind(addr)?;
+/// The status page and `/metrics`, when `[metrics] listen` is set. Like the control socket, a
+/// listener that cannot be bound costs the page, never the time service.
+pub fn start_web(config: &Config, status: StatusHandle, history: SharedHistory) {
+    let Some(addr) = config.metrics.listen else { return };
+    let listener = match WebListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("no status page or metrics: {e:#}");
+            return;
+        }
+    };
+    tracing::info!("status page at http://{addr}/, metrics at /metrics");
     tokio::spawn(async move {
-        if let Err(e) = serve_metrics(listener, status).await {
-            warn!("metrics endpoint stopped: {e:#}");
+        if let Err(e) = serve_web(listener, status, history).await {
+            warn!("status page and metrics stopped: {e:#}");
         }
     });
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fix_from_gsa_else_gga() {
+        let none = FixInfo::default();
+        assert_eq!(fix_status(&none), None);
+        let gsa = FixInfo {
+            fix_type: Some(3),
+            gga_quality: Some(1),
+            sats_used: Some(9),
+            sats_in_view: Some(15),
+            ..none
+        };
+        let f = fix_status(&gsa).unwrap();
+        assert_eq!((f.mode.as_str(), f.satellites_used, f.satellites_in_view), ("3d", Some(9), Some(15)));
+        let gga_only = FixInfo { gga_quality: Some(1), sats_used: Some(5), ..none };
+        assert_eq!(fix_status(&gga_only).unwrap().mode, "fix");
+        let no_fix = FixInfo { gga_quality: Some(0), ..none };
+        assert_eq!(fix_status(&no_fix).unwrap().mode, "none");
+        let gsa_none = FixInfo { fix_type: Some(1), gga_quality: Some(1), ..none };
+        assert_eq!(fix_status(&gsa_none).unwrap().mode, "none");
+    }
 }

@@ -1,11 +1,8 @@
-//! Prometheus metrics: the status snapshot rendered as text exposition, served over HTTP on
-//! `[metrics] listen`.
+//! Prometheus metrics: the status snapshot rendered as text exposition, which the HTTP listener
+//! of `[metrics] listen` serves at `/metrics`.
 //!
-//! Rendering is pure ([`render`]); the HTTP side ([`http`]) is a small GET-only responder, so no
-//! web framework sits in a time server.
+//! Rendering is pure ([`render`]).
 
-pub mod http;
 pub mod render;
 
-pub use http::{MetricsListener, serve};
 pub use render::{Format, render};

@@ -9,7 +9,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 use crate::control::StatusSnapshot;
 use crate::core::{SourceKind, SourceState};
@@ -68,14 +68,26 @@ pub fn render(snapshot: &StatusSnapshot, format: Format) -> String {
 fn registry(s: &StatusSnapshot) -> Registry {
     let mut r = Registry::with_prefix("stratum1");
     let sys = &s.system;
-    gauge(&mut r, "system_offset_seconds", "Last offset of the clock to the selected sources", sys.offset_s);
-    gauge(&mut r, "system_frequency_ppm", "Frequency correction applied to the clock", sys.frequency_ppm);
-    gauge(&mut r, "system_root_delay_seconds", "Root delay the server advertises", sys.root_delay_s);
-    gauge(
+    seconds(&mut r, "system_offset", "Last offset of the clock to the selected sources", sys.offset_s);
+    gauge_unit(
         &mut r,
-        "system_root_dispersion_seconds",
+        "system_frequency",
+        "Frequency correction applied to the clock (1e-6 is 1 ppm)",
+        Unit::Other("ratio".into()),
+        sys.frequency_ppm / 1e6,
+    );
+    seconds(&mut r, "system_root_delay", "Root delay the server advertises", sys.root_delay_s);
+    seconds(
+        &mut r,
+        "system_root_dispersion",
         "Root dispersion the server advertises now",
         sys.root_dispersion_s,
+    );
+    seconds(
+        &mut r,
+        "system_root_distance",
+        "Root delay / 2 + root dispersion: the error bound clients derive from our replies",
+        sys.root_distance_s(),
     );
     gauge(&mut r, "system_stratum", "Stratum the server advertises (16: unsynchronised)", sys.stratum.into());
     gauge(
@@ -84,13 +96,20 @@ fn registry(s: &StatusSnapshot) -> Registry {
         "Leap indicator (0 none, 1 insert, 2 delete, 3 unsynchronised)",
         sys.leap.into(),
     );
+    gauge(&mut r, "system_synchronised", "1 when the server claims synchronisation", flag(sys.synchronised));
     gauge(
         &mut r,
-        "system_synchronised",
-        "1 when the server claims synchronisation",
-        if sys.synchronised { 1.0 } else { 0.0 },
+        "system_holdover",
+        "1 while no source is selectable and the clock runs on its learned frequency",
+        flag(sys.holdover),
     );
-    gauge(&mut r, "uptime_seconds", "Seconds since the daemon started", s.uptime_s);
+    seconds(
+        &mut r,
+        "system_holdover_limit",
+        "Root distance at which the current holdover ends (NaN when not in holdover)",
+        sys.holdover_limit_s.unwrap_or(f64::NAN),
+    );
+    seconds(&mut r, "uptime", "Seconds since the daemon started", s.uptime_s);
     let info: Family<Labels, F64Gauge> = Family::default();
     info.get_or_create(&vec![("version", escape(&s.version))]).set(1.0);
     r.register("build_info", "Daemon version", info);
@@ -98,6 +117,7 @@ fn registry(s: &StatusSnapshot) -> Registry {
     let offset: Family<Labels, F64Gauge> = Family::default();
     let jitter: Family<Labels, F64Gauge> = Family::default();
     let delay: Family<Labels, F64Gauge> = Family::default();
+    let age: Family<Labels, F64Gauge> = Family::default();
     let reach: Family<Labels, F64Gauge> = Family::default();
     let stratum: Family<Labels, F64Gauge> = Family::default();
     let state: Family<Labels, F64Gauge> = Family::default();
@@ -110,24 +130,36 @@ fn registry(s: &StatusSnapshot) -> Registry {
         offset.get_or_create(&labels).set(finite(src.offset_s));
         jitter.get_or_create(&labels).set(finite(src.jitter_s));
         delay.get_or_create(&labels).set(finite(src.delay_s));
+        age.get_or_create(&labels).set(src.when_s.map_or(f64::NAN, finite));
         reach.get_or_create(&labels).set(src.reach.into());
         stratum.get_or_create(&labels).set(src.stratum.into());
         for (st, name) in STATES {
             let mut l = labels.clone();
             l.push(("state", name.to_string()));
-            state.get_or_create(&l).set(if src.state == st { 1.0 } else { 0.0 });
+            state.get_or_create(&l).set(flag(src.state == st));
         }
     }
-    r.register(
-        "source_offset_seconds",
+    r.register_with_unit(
+        "source_offset",
         "Offset of the source to our clock (positive: we are behind)",
+        Unit::Seconds,
         offset,
     );
-    r.register("source_jitter_seconds", "Jitter of the source's recent samples", jitter);
-    r.register("source_delay_seconds", "Round-trip delay to the source", delay);
+    r.register_with_unit("source_jitter", "Jitter of the source's recent samples", Unit::Seconds, jitter);
+    r.register_with_unit("source_delay", "Round-trip delay to the source", Unit::Seconds, delay);
+    r.register_with_unit(
+        "source_last_sample_age",
+        "Seconds since the source's last sample (NaN before the first)",
+        Unit::Seconds,
+        age,
+    );
     r.register("source_reach", "Reach register (8 bits, bit 0 the latest poll)", reach);
     r.register("source_stratum", "Stratum the source reports", stratum);
-    r.register("source_state", "1 for the source's current selection state", state);
+    r.register(
+        "source_state",
+        "1 for the source's current selection state (selected, candidate, falseticker, unusable, unreachable)",
+        state,
+    );
 
     if let Some(rc) = &s.refclock {
         counter(&mut r, "pps_pulses", "PPS pulses received", rc.pps_pulses);
@@ -147,6 +179,41 @@ fn registry(s: &StatusSnapshot) -> Registry {
         );
         counter(&mut r, "pps_paired", "Pulses given a UTC second", rc.paired);
         counter(&mut r, "pps_unpaired", "Pulses that could not be given a UTC second", rc.unpaired);
+        seconds(
+            &mut r,
+            "pps_last_pulse_age",
+            "Seconds since the last PPS pulse (since start-up while none came)",
+            rc.last_pps_age_s.unwrap_or(s.uptime_s),
+        );
+        seconds(
+            &mut r,
+            "nmea_delay",
+            "NMEA-to-pulse delay learned by pairing (negative: messages before the pulse; NaN until learned)",
+            rc.nmea_delay_s.unwrap_or(f64::NAN),
+        );
+        let fix = rc.fix.as_ref();
+        gauge(
+            &mut r,
+            "gps_satellites_used",
+            "Satellites the receiver uses in its fix (NaN until it says)",
+            fix.and_then(|f| f.satellites_used).map_or(f64::NAN, f64::from),
+        );
+        gauge(
+            &mut r,
+            "gps_satellites_in_view",
+            "Satellites the receiver sees (NaN until it says)",
+            fix.and_then(|f| f.satellites_in_view).map_or(f64::NAN, f64::from),
+        );
+        let mode = fix.map_or("unknown", |f| f.mode.as_str());
+        let fix_mode: Family<Labels, F64Gauge> = Family::default();
+        for m in FIX_MODES {
+            fix_mode.get_or_create(&vec![("mode", m.to_string())]).set(flag(mode == m));
+        }
+        r.register(
+            "gps_fix_mode",
+            "1 for the receiver's fix: none, 2d, 3d, fix (dimension not reported) or unknown",
+            fix_mode,
+        );
     }
 
     let requests: Family<Labels, Counter> = Family::default();
@@ -159,10 +226,28 @@ fn registry(s: &StatusSnapshot) -> Registry {
     r
 }
 
+/// Fix modes as [`crate::control::snapshot::FixStatus`] names them, plus `unknown`.
+const FIX_MODES: [&str; 5] = ["none", "2d", "3d", "fix", "unknown"];
+
+fn flag(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
 fn gauge(r: &mut Registry, name: &str, help: &str, v: f64) {
     let g = F64Gauge::default();
     g.set(finite(v));
     r.register(name, help, g);
+}
+
+/// A gauge in seconds: the name gets `_seconds`, OpenMetrics a `# UNIT` line.
+fn seconds(r: &mut Registry, name: &str, help: &str, v: f64) {
+    gauge_unit(r, name, help, Unit::Seconds, v);
+}
+
+fn gauge_unit(r: &mut Registry, name: &str, help: &str, unit: Unit, v: f64) {
+    let g = F64Gauge::default();
+    g.set(finite(v));
+    r.register_with_unit(name, help, unit, g);
 }
 
 fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
@@ -227,7 +312,18 @@ mod tests {
         for want in [
             "# TYPE stratum1_system_offset_seconds gauge",
             "stratum1_system_offset_seconds 0.00000125",
-            "stratum1_system_frequency_ppm -12.5",
+            "stratum1_system_frequency_ratio -0.0000125",
+            "stratum1_system_root_distance_seconds 0.000025",
+            "stratum1_system_holdover 0.0",
+            "stratum1_system_holdover_limit_seconds NaN",
+            "stratum1_pps_last_pulse_age_seconds 0.4",
+            "stratum1_nmea_delay_seconds 0.443",
+            "stratum1_gps_satellites_used 8.0",
+            "stratum1_gps_satellites_in_view 14.0",
+            "stratum1_gps_fix_mode{mode=\"3d\"} 1.0",
+            "stratum1_gps_fix_mode{mode=\"none\"} 0.0",
+            "stratum1_source_last_sample_age_seconds{name=\"PPS(/dev/pps0)\",kind=\"refclock\"} 0.4",
+            "stratum1_source_last_sample_age_seconds{name=\"192.0.2.1:123\",kind=\"upstream\"} NaN",
             "stratum1_system_stratum 1.0",
             "stratum1_system_leap 0.0",
             "# TYPE stratum1_pps_pulses_total counter",
@@ -251,6 +347,43 @@ mod tests {
         assert!(t.ends_with("# EOF\n"), "{t}");
         assert!(t.contains("# TYPE stratum1_pps_pulses counter\n"));
         assert!(t.contains("stratum1_pps_pulses_total 3599\n"));
+        // Units where OpenMetrics is negotiated, and only there.
+        assert!(t.contains("# UNIT stratum1_system_offset_seconds seconds\n"), "{t}");
+        assert!(t.contains("# UNIT stratum1_system_frequency_ratio ratio\n"), "{t}");
+        assert!(t.contains("# UNIT stratum1_source_offset_seconds seconds\n"), "{t}");
+        assert!(!render(&example(), Format::Prometheus).contains("# UNIT"));
+    }
+
+    #[test]
+    fn counters_exist_at_zero_and_age_counts_from_start_without_pulses() {
+        let mut s = example();
+        let rc = s.refclock.as_mut().unwrap();
+        *rc = crate::control::RefclockCounters::default();
+        s.server = crate::control::ServerCounters::default();
+        s.server.dropped_by_reason.insert("rate".into(), 0);
+        s.uptime_s = 12.0;
+        let t = render(&s, Format::Prometheus);
+        for want in [
+            "stratum1_pps_pulses_total 0",
+            "stratum1_pps_missed_total 0",
+            "stratum1_nmea_checksum_errors_total 0",
+            "stratum1_server_requests_total{outcome=\"kod\"} 0",
+            "stratum1_server_requests_total{outcome=\"dropped_rate\"} 0",
+            "stratum1_pps_last_pulse_age_seconds 12.0",
+            "stratum1_gps_fix_mode{mode=\"unknown\"} 1.0",
+            "stratum1_gps_satellites_used NaN",
+        ] {
+            assert!(t.lines().any(|l| l == want), "missing {want:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn every_gauge_in_seconds_says_so() {
+        // Base units: a family holding seconds ends in _seconds; none holds ms, µs or ppm.
+        let t = render(&example(), Format::Prometheus);
+        for name in t.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()) {
+            assert!(!["_ms", "_us", "_ppm", "_ns"].iter().any(|u| name.ends_with(u)), "{name}");
+        }
     }
 
     #[test]
@@ -279,5 +412,36 @@ mod tests {
             Format::OpenMetrics
         );
         assert_eq!(Format::from_accept(Some("*/*")), Format::Prometheus);
+    }
+
+    #[test]
+    fn contrib_rules_and_dashboard_name_only_metrics_we_export() {
+        // Both formats' names: OpenMetrics families and the 0.0.4 sample names (`_total`).
+        let mut names = std::collections::HashSet::new();
+        for t in [render(&example(), Format::Prometheus), render(&example(), Format::OpenMetrics)] {
+            for l in t.lines().filter(|l| !l.starts_with('#')) {
+                names.insert(l.split(['{', ' ']).next().unwrap_or("").to_string());
+            }
+        }
+        for (file, text) in [
+            (
+                "contrib/prometheus/stratum1-alerts.yml",
+                include_str!("../../contrib/prometheus/stratum1-alerts.yml"),
+            ),
+            (
+                "contrib/prometheus/stratum1-alerts.test.yml",
+                include_str!("../../contrib/prometheus/stratum1-alerts.test.yml"),
+            ),
+            ("contrib/grafana/stratum1.json", include_str!("../../contrib/grafana/stratum1.json")),
+        ] {
+            let mut used = 0;
+            for (i, _) in text.match_indices("stratum1_") {
+                let name: String =
+                    text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                assert!(names.contains(&name), "{file} uses {name}, which /metrics does not have");
+                used += 1;
+            }
+            assert!(used > 0, "{file} names no metric");
+        }
     }
 }

@@ -350,6 +350,11 @@ impl RefclockSource {
         self.pairing.set_leap(leap);
     }
 
+    /// `CLOCK_REALTIME` of the last on-time edge, once one was seen.
+    pub fn last_pulse(&self) -> Option<Time> {
+        self.last_edge
+    }
+
     /// The pairing verdicts of the last `on_event`/`poll` call (for `refclock test`).
     pub fn last_verdicts(&self) -> &[Verdict] {
         &self.verdicts

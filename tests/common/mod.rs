@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cdp;
 pub mod daemon;
 pub mod ntp;
 pub mod peers;
