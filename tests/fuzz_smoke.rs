@@ -3,7 +3,7 @@
 //! random mutations of them (bit flips, byte edits, splices, truncations) and random bytes.
 //! Each target checks its own invariants; a failure prints the target and the input in hex.
 //!
-//! `FUZZ_SMOKE_ITERS=N` sets the mutations per target (default 15000; a fifth of that for
+//! `FUZZ_SMOKE_ITERS=N` sets the mutations per target (default 5000; a fifth of that for
 //! `nmea`, whose inputs are whole captures); the long,
 //! coverage-guided runs are `cargo +nightly fuzz run TARGET` in `fuzz/`.
 
@@ -102,7 +102,7 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn every_fuzz_target_survives_a_smoke_run() {
-    let iters: usize = std::env::var("FUZZ_SMOKE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(15_000);
+    let iters: usize = std::env::var("FUZZ_SMOKE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000);
     for (name, target) in stratum1::fuzz::TARGETS {
         let iters = if name == "nmea" { iters / 5 } else { iters };
         let started = std::time::Instant::now();

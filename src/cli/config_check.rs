@@ -4,12 +4,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::net::access::AccessControl;
+use crate::net::pool_policy::access_from_config;
 
 pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
     // The list files are part of the configuration: `run` reads them the same way.
-    let access = AccessControl::from_config(&config.server).map_err(anyhow::Error::msg)?;
+    let access = access_from_config(&config.server).map_err(anyhow::Error::msg)?;
     println!(
         "{}: ok ({} listen address(es), {} refclock(s), {} upstream(s), {} access list entries)",
         file.display(),

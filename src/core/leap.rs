@@ -16,7 +16,7 @@ pub struct LeapTable {
     /// After this instant the table must not be trusted (`#@` line).
     pub expires: Time,
     /// When the list was last updated (`#$` line), if it says: local evidence that the present
-    /// is not earlier (see [`crate::refclock::date_check`]).
+    /// is not earlier (the refclock's date check uses it).
     pub updated: Option<Time>,
 }
 

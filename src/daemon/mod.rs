@@ -210,7 +210,7 @@ fn reload(config_path: Option<&std::path::Path>, core: &mut Core, policy: &PoolP
         None => "access lists unchanged (no config file)".to_string(),
         Some(path) => match crate::config::Config::load(path)
             .map_err(|e| e.to_string())
-            .and_then(|c| crate::net::access::AccessControl::from_config(&c.server))
+            .and_then(|c| crate::net::pool_policy::access_from_config(&c.server))
         {
             Ok(access) => format!("access lists re-read ({} entries)", policy.set_access(access)),
             Err(e) => {

@@ -265,19 +265,6 @@ impl AccessControl {
         Ok(n)
     }
 
-    /// The `[server]` lists: `allow`, `deny`, and the files `allow_file`, `deny_file`. Errors
-    /// name the file and line.
-    pub fn from_config(server: &crate::config::ServerConfig) -> Result<AccessControl, String> {
-        let mut a = AccessControl::new(&server.allow, &server.deny);
-        if let Some(p) = &server.allow_file {
-            a.add_file(p, true)?;
-        }
-        if let Some(p) = &server.deny_file {
-            a.add_file(p, false)?;
-        }
-        Ok(a)
-    }
-
     /// May `peer` be served time at all?
     pub fn allows(&self, peer: IpAddr) -> bool {
         let verdict = match canonical(peer) {

@@ -40,7 +40,7 @@ impl PoolPolicy {
                 server.rate_limit_clients,
             )
         });
-        Ok(PoolPolicy::new(AccessControl::from_config(server)?, limiter, server.rate_limit_exempt.clone()))
+        Ok(PoolPolicy::new(access_from_config(server)?, limiter, server.rate_limit_exempt.clone()))
     }
 
     /// Replaces the access lists (SIGHUP); returns how many entries the new lists hold.
@@ -59,6 +59,19 @@ impl PoolPolicy {
     pub fn table_bytes(&self) -> usize {
         self.limiter.as_ref().map_or(0, |l| l.table_bytes())
     }
+}
+
+/// The `[server]` access lists: `allow`, `deny`, and the files `allow_file`, `deny_file`.
+/// Errors name the file and line.
+pub fn access_from_config(server: &ServerConfig) -> Result<AccessControl, String> {
+    let mut a = AccessControl::new(&server.allow, &server.deny);
+    if let Some(p) = &server.allow_file {
+        a.add_file(p, true)?;
+    }
+    if let Some(p) = &server.deny_file {
+        a.add_file(p, false)?;
+    }
+    Ok(a)
 }
 
 impl Policy for PoolPolicy {
