@@ -1,5 +1,5 @@
 //! Issue 12: `refclock test --replay -` held all of stdin in memory twice (1 GB in, 1.96 GB
-//! peak). It now decodes as the bytes arrive: 64 MB through a pipe stays within a few MB.
+//! peak). It now decodes as the bytes arrive: 32 MB through a pipe stays within a few MB.
 //!
 //! Prints the peak RSS; `STRATUM1_BIN=path` runs it against another build.
 
@@ -23,7 +23,7 @@ fn children_max_rss_kb() -> i64 {
 
 #[test]
 fn replay_from_stdin_streams() {
-    const INPUT: usize = 64 << 20;
+    const INPUT: usize = 32 << 20;
     let mut child = Command::new(common::daemon::daemon_bin())
         .args(["refclock", "test", "--replay", "-"])
         .stdin(Stdio::piped())
@@ -64,6 +64,6 @@ fn replay_from_stdin_streams() {
     eprintln!("replay of {written} bytes ({seconds} seconds of NMEA) from stdin: peak RSS {rss_kb} kB");
     assert!(text.contains("trusted seconds"), "{text}");
     assert!(text.contains(&seconds.to_string()), "every second decoded: {text}");
-    // Before: the whole input twice (> 128 MB here).
+    // Before: the whole input twice (> 64 MB here).
     assert!(rss_kb < 40 * 1024, "peak RSS {rss_kb} kB for {written} bytes of input");
 }

@@ -311,11 +311,12 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
     sec.line(
         "not trusted",
         format!(
-            "{} no fix, {} no date, {} date conflicts, {} backwards, {} late, {} same second, {} isolated, {} upstream disagrees",
+            "{} no fix, {} no date, {} date conflicts, {} backwards, {} jumped ahead, {} late, {} same second, {} isolated, {} upstream disagrees",
             s.rejected_no_fix,
             s.rejected_no_date,
             s.date_conflicts,
             s.rejected_backwards,
+            s.rejected_jumps,
             s.rejected_late,
             s.rejected_same_second,
             s.unconfirmed,
@@ -462,6 +463,19 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
                 s.rejected_no_fix, s.times_reported
             ),
             "none needed if brief; otherwise improve the antenna's sky view",
+        );
+    }
+    if s.rejected_jumps + s.jumps_followed > 0 {
+        add(
+            Severity::Problem,
+            "time_jumps",
+            format!(
+                "the receiver's time jumped: {} seconds ignored, {} jumps followed after 10 consistent seconds",
+                s.rejected_jumps + s.rejected_backwards,
+                s.jumps_followed
+            ),
+            "a receiver fault (glitching firmware, an RTC reset, a cold start naming a default date): update the \
+             firmware; the daemon ignores such seconds and follows only a receiver that stays consistent",
         );
     }
     if s.rejected_backwards > 0 {
