@@ -28,6 +28,8 @@ pub struct Config {
     pub clock: ClockConfig,
     pub metrics: MetricsConfig,
     pub control: ControlConfig,
+    /// Serve NTS (RFC 8915): the NTS-KE server and authenticated NTP replies. Off when absent.
+    pub nts: Option<NtsConfig>,
     /// The simulated receiver of `run --simulate` (delays, jitter, outages in seconds since
     /// start); ignored without `--simulate`.
     pub simulate: crate::refclock::sim::ReceiverParams,
@@ -195,6 +197,52 @@ pub struct UpstreamConfig {
     pub pool: bool,
     #[serde(default = "default_max_sources")]
     pub max_sources: usize,
+    /// Authenticate this upstream with NTS: `address` then names its NTS-KE server (port 4460
+    /// unless given), which names the NTP server and port.
+    #[serde(default)]
+    pub nts: bool,
+    /// PEM file of the CAs to trust for this NTS upstream; default: the system trust store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `[nts]`: our NTS server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtsConfig {
+    /// PEM certificate chain (leaf first) for the NTS-KE server.
+    pub certificate: PathBuf,
+    /// Its PEM private key.
+    pub key: PathBuf,
+    /// NTS-KE (TLS) listen addresses.
+    #[serde(default = "default_nts_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// Where the cookie master keys are kept across restarts (mode 0600).
+    #[serde(default = "default_nts_key_file")]
+    pub key_file: PathBuf,
+    /// Seconds between cookie key rotations; cookies stay valid two to three of these.
+    #[serde(default = "default_key_rotation_s")]
+    pub key_rotation_s: u64,
+    /// NTP server name to hand to clients (default: they use the NTS-KE address).
+    #[serde(default)]
+    pub ntp_server: Option<String>,
+    /// NTP port to hand to clients (default: the first `[server] listen` port, named only when
+    /// it is not 123).
+    #[serde(default)]
+    pub ntp_port: Option<u16>,
+}
+
+fn default_nts_listen() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from(([0, 0, 0, 0], crate::net::nts::KE_PORT)),
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, crate::net::nts::KE_PORT)),
+    ]
+}
+fn default_nts_key_file() -> PathBuf {
+    PathBuf::from(crate::net::nts::keystore::DEFAULT_PATH)
+}
+fn default_key_rotation_s() -> u64 {
+    crate::net::nts::cookie::DEFAULT_ROTATION_S
 }
 
 fn default_minpoll() -> i8 {
@@ -385,6 +433,31 @@ impl Config {
             if u.pool && !(1..=16).contains(&u.max_sources) {
                 return Err(err("max_sources", format!("{} is outside 1..=16", u.max_sources)));
             }
+            if u.nts && u.pool {
+                return Err(err("nts", "NTS is per server: list the servers instead of pool = true".into()));
+            }
+            if u.ca_file.is_some() && !u.nts {
+                return Err(err("ca_file", "only used with nts = true".into()));
+            }
+        }
+        if let Some(n) = &self.nts {
+            if n.listen.is_empty() {
+                return Err(err("listen", "[nts] needs at least one NTS-KE listen address".into()));
+            }
+            if n.key_rotation_s < 60 {
+                return Err(err(
+                    "key_rotation_s",
+                    format!("{} s is too short (at least 60)", n.key_rotation_s),
+                ));
+            }
+            if n.ntp_port == Some(0) {
+                return Err(err("ntp_port", "port 0 is not a server port".into()));
+            }
+            if let Some(name) = &n.ntp_server
+                && (name.is_empty() || name.len() > 255 || !name.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(err("ntp_server", format!("{name:?} is not a host name or address")));
+            }
         }
         Ok(())
     }
@@ -467,6 +540,34 @@ listen = "127.0.0.1:9123"
         assert_eq!(e.line, Some(3), "{e}");
         let e = Config::parse("[[upstream]]\naddress = \"a\"\nmaxpoll = 40\n", "u.toml").unwrap_err();
         assert!(e.to_string().contains("maxpoll"), "{e}");
+    }
+
+    #[test]
+    fn nts_keys() {
+        let c = Config::parse(
+            "[[upstream]]\naddress = \"nts.example.org\"\nnts = true\nca_file = \"/etc/ca.pem\"\n\
+             [nts]\ncertificate = \"/etc/c.pem\"\nkey = \"/etc/k.pem\"\nntp_port = 11123\n",
+            "n.toml",
+        )
+        .unwrap();
+        assert!(c.upstream[0].nts);
+        let n = c.nts.unwrap();
+        assert_eq!(n.listen.len(), 2);
+        assert_eq!(n.listen[0].port(), 4460);
+        assert_eq!((n.key_rotation_s, n.ntp_port), (86_400, Some(11123)));
+        assert_eq!(n.key_file, PathBuf::from("/var/lib/stratum1/nts-keys"));
+        assert!(Config::parse("", "e.toml").unwrap().nts.is_none());
+
+        let e = Config::parse("[[upstream]]\naddress = \"a\"\nca_file = \"/x\"\n", "n.toml").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e =
+            Config::parse("[[upstream]]\naddress = \"a\"\npool = true\nnts = true\n", "n.toml").unwrap_err();
+        assert!(e.to_string().contains("nts"), "{e}");
+        let e = Config::parse("[nts]\ncertificate = \"/c\"\n", "n.toml").unwrap_err();
+        assert!(e.to_string().contains("key"), "{e}");
+        let e = Config::parse("[nts]\ncertificate = \"/c\"\nkey = \"/k\"\nkey_rotation_s = 5\n", "n.toml")
+            .unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
     }
 
     #[test]

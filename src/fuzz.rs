@@ -150,6 +150,7 @@ pub fn control(data: &[u8]) {
         sources: Vec::new(),
         refclock: None,
         server: Default::default(),
+        nts: None,
     };
     let reply = crate::control::server::response(&request, &snapshot);
     assert!(reply.ends_with('\n') && reply.matches('\n').count() == 1, "one line: {reply:?}");

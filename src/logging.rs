@@ -38,10 +38,34 @@ pub fn init() {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::stderr().is_terminal())
+                    .with_timer(UtcTimer)
                     .with_writer(std::io::stderr),
             )
             .try_init()
     };
+}
+
+/// Log timestamps read through the clock's 64-bit interface. tracing's default timer calls std's
+/// `SystemTime::now()`, which on 32-bit musl binds the C library's 32-bit `clock_gettime` and
+/// panics after 2038-01-19.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UtcTimer;
+
+impl tracing_subscriber::fmt::time::FormatTime for UtcTimer {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        let t = crate::clock::realtime_now().to_utc();
+        write!(
+            w,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year,
+            t.month,
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            t.nanos / 1000
+        )
+    }
 }
 
 /// Log lines kept for the status page; older ones go first.
@@ -96,9 +120,8 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for RecentLayer {
             message.truncate(cut);
             message.push('…');
         }
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_millis() as f64);
+        // Not std's SystemTime: 32-bit on musl, it panics after 2038 (see UtcTimer).
+        let t = (crate::clock::realtime_now().unix_nanos() / 1_000_000) as f64;
         remember(LogLine { t, level: level.as_str(), message });
     }
 }

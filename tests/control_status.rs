@@ -44,6 +44,7 @@ fn snapshot() -> StatusSnapshot {
                 refid: "PPS".into(),
                 when_s: Some(1.0),
                 poll_log2: 4,
+                nts: None,
             },
             SourceStatus {
                 name: "127.0.0.1:11123".into(),
@@ -57,10 +58,17 @@ fn snapshot() -> StatusSnapshot {
                 refid: "192.0.2.7".into(),
                 when_s: Some(30.0),
                 poll_log2: 6,
+                nts: None,
             },
         ],
         refclock: Some(RefclockCounters { pps_pulses: 41, ..Default::default() }),
-        server: ServerCounters { answered: 5, kod: 0, dropped_by_reason: BTreeMap::new() },
+        server: ServerCounters {
+            answered: 5,
+            kod: 0,
+            dropped_by_reason: BTreeMap::new(),
+            ..Default::default()
+        },
+        nts: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn snapshot() -> StatusSnapshot {
             refid: "PPS".into(),
             when_s: Some(1.0),
             poll_log2: 4,
+            nts: None,
         }],
         refclock: Some(RefclockCounters {
             pps_pulses: 100,
@@ -52,7 +53,8 @@ fn snapshot() -> StatusSnapshot {
             nmea_checksum_errors: 1,
             ..Default::default()
         }),
-        server: ServerCounters { answered: 77, kod: 1, dropped_by_reason: dropped },
+        server: ServerCounters { answered: 77, kod: 1, dropped_by_reason: dropped, ..Default::default() },
+        nts: None,
     }
 }
 

@@ -36,7 +36,7 @@ fn start(listen: &str, toml: &str) -> ServerHandle {
     let state = shared_state();
     state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
     let policy = Arc::new(PoolPolicy::from_config(&config.server).expect("access lists"));
-    let opts = ServerOptions { listen: vec![listen.parse().expect("test address")], workers: 2 };
+    let opts = ServerOptions { listen: vec![listen.parse().expect("test address")], workers: 2, nts: None };
     server::spawn(opts, state, clock, policy).expect("server starts")
 }
 

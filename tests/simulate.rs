@@ -85,7 +85,7 @@ fn a_strict_operator_serves_nothing_off_by_ten_microseconds_across_a_long_outage
     assert_eq!(r.root_distance_violations, 0, "{r:?}");
 }
 
-/// Only DESIGN.md's scenario keys (no `[clock]`, no `[core]` tuning): the defaults must already
+/// Only the contract's scenario keys (docs/scenarios.md) (no `[clock]`, no `[core]` tuning): the defaults must already
 /// keep every served instant within 10 µs across a half-hour outage without upstreams, for a
 /// late wandering message and for one before the pulse.
 #[test]

@@ -250,3 +250,192 @@ fn serial0_rule_matches_the_aliased_uart_only() {
     std::fs::write(aliases.join("serial0"), b"/soc/serial@7e215040\0").unwrap();
     assert!(run("ttyS0") && !run("ttyAMA0"), "Bluetooth on the PL011: serial0 is the mini UART");
 }
+
+/// udev's glob: `|`-separated alternatives of `*`, `?` and `[a-z0-9]` patterns.
+fn glob(pattern: &str, s: &str) -> bool {
+    fn one(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => one(&p[1..], s) || (!s.is_empty() && one(p, &s[1..])),
+            (Some(b'?'), Some(_)) => one(&p[1..], &s[1..]),
+            (Some(b'['), Some(&c)) => {
+                let close = p.iter().position(|&b| b == b']').expect("unterminated [");
+                let set = &p[1..close];
+                let hit =
+                    set.windows(3).any(|w| w[1] == b'-' && (w[0]..=w[2]).contains(&c)) || set.contains(&c);
+                hit && one(&p[close + 1..], &s[1..])
+            }
+            (Some(&a), Some(&b)) => a == b && one(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    pattern.split('|').any(|alt| one(alt.as_bytes(), s.as_bytes()))
+}
+
+/// One board as udev sees it: the device tree's `compatible`, the node `serial0` aliases, and
+/// its serial ttys with their device-tree nodes (no USB devices).
+struct Board {
+    name: &'static str,
+    compatible: &'static str,
+    serial0: &'static str,
+    ttys: &'static [(&'static str, &'static str)],
+    /// The tty that carries the header's GPIO 14/15, if the configuration enables one.
+    header: Option<&'static str>,
+}
+
+const PL011: &str = "/soc/serial@7e201000";
+const MINI: &str = "/soc/serial@7e215040";
+const PI5_DEBUG: &str = "/soc@107c000000/serial@7d001000";
+const PI5_UART0: &str = "/axi/pcie@120000/rp1/serial@30000";
+
+const BOARDS: &[Board] = &[
+    Board {
+        name: "Pi 1 / Zero (no Bluetooth)",
+        compatible: "raspberrypi,model-b\0brcm,bcm2835\0",
+        serial0: PL011,
+        ttys: &[("ttyAMA0", PL011)],
+        header: Some("ttyAMA0"),
+    },
+    Board {
+        name: "Pi 3 / Zero W / Zero 2 W, Bluetooth on the PL011",
+        compatible: "raspberrypi,3-model-b\0brcm,bcm2837\0",
+        serial0: MINI,
+        ttys: &[("ttyAMA0", PL011), ("ttyS0", MINI)],
+        header: Some("ttyS0"),
+    },
+    Board {
+        name: "Pi 3 with dtoverlay=disable-bt",
+        compatible: "raspberrypi,3-model-b-plus\0brcm,bcm2837\0",
+        serial0: PL011,
+        ttys: &[("ttyAMA0", PL011), ("ttyS0", MINI)],
+        header: Some("ttyAMA0"),
+    },
+    Board {
+        name: "Pi 4 / Pi 400 with dtoverlay=disable-bt and extra UARTs",
+        compatible: "raspberrypi,4-model-b\0brcm,bcm2711\0",
+        serial0: PL011,
+        ttys: &[("ttyAMA0", PL011), ("ttyS0", MINI), ("ttyAMA1", "/soc/serial@7e201400")],
+        header: Some("ttyAMA0"),
+    },
+    Board {
+        name: "CM4, Bluetooth on the PL011",
+        compatible: "raspberrypi,4-compute-module\0brcm,bcm2711\0",
+        serial0: MINI,
+        ttys: &[("ttyAMA0", PL011), ("ttyS0", MINI)],
+        header: Some("ttyS0"),
+    },
+    Board {
+        name: "Pi 5 with dtoverlay=uart0-pi5",
+        compatible: "raspberrypi,5-model-b\0brcm,bcm2712\0",
+        serial0: PI5_DEBUG,
+        ttys: &[("ttyAMA10", PI5_DEBUG), ("ttyAMA0", PI5_UART0)],
+        header: Some("ttyAMA0"),
+    },
+    Board {
+        name: "CM5 with dtoverlay=uart0-pi5",
+        compatible: "raspberrypi,5-compute-module\0brcm,bcm2712\0",
+        serial0: PI5_DEBUG,
+        ttys: &[("ttyAMA10", PI5_DEBUG), ("ttyAMA0", PI5_UART0)],
+        header: Some("ttyAMA0"),
+    },
+    Board {
+        name: "Pi 5 without the header UART enabled",
+        compatible: "raspberrypi,5-model-b\0brcm,bcm2712\0",
+        serial0: PI5_DEBUG,
+        ttys: &[("ttyAMA10", PI5_DEBUG)],
+        header: None,
+    },
+];
+
+/// The fake root of one board: /proc/device-tree and /sys as udev's PROGRAMs read them.
+fn lay_out(board: &Board, root: &Path) {
+    let base = root.join("sys/firmware/devicetree/base");
+    let dt = root.join("proc/device-tree");
+    std::fs::create_dir_all(dt.join("aliases")).unwrap();
+    std::fs::write(dt.join("compatible"), board.compatible).unwrap();
+    std::fs::write(dt.join("aliases/serial0"), format!("{}\0", board.serial0)).unwrap();
+    for (tty, node) in board.ttys {
+        let node = base.join(node.trim_start_matches('/'));
+        std::fs::create_dir_all(&node).unwrap();
+        let dev = root.join(format!("sys/class/tty/{tty}/device"));
+        std::fs::create_dir_all(&dev).unwrap();
+        std::os::unix::fs::symlink(&node, dev.join("of_node")).unwrap();
+    }
+}
+
+/// Whether `rule` matches serial tty `kernel` of the board laid out under `root`. Every match key
+/// a gps0 rule uses must be understood here, so a new kind of rule cannot slip past the test.
+fn matches(rule: &[Pair], kernel: &str, root: &str) -> bool {
+    // PROGRAM is a match (true when the program succeeds) though written with `=`.
+    rule.iter().filter(|p| p.op == "==" || p.op == "!=" || p.key == "PROGRAM").all(|p| {
+        let hit = match p.key.as_str() {
+            "SUBSYSTEM" => glob(&p.value, "tty"),
+            "KERNEL" => glob(&p.value, kernel),
+            "ACTION" => glob(&p.value, "add"),
+            // A board's UARTs are not USB devices and carry no udev environment of ours.
+            "SUBSYSTEMS" | "ATTRS" | "ENV" => false,
+            "PROGRAM" => {
+                let script = p
+                    .value
+                    .replace("$$", "$")
+                    .replace("%k", kernel)
+                    .replace("/proc/", &format!("{root}/proc/"))
+                    .replace("/sys/", &format!("{root}/sys/"));
+                let script = script.strip_prefix("/bin/sh -c '").and_then(|s| s.strip_suffix('\'')).unwrap();
+                std::process::Command::new("sh").args(["-c", script]).status().unwrap().success()
+            }
+            other => panic!("the board check does not know match key {other}"),
+        };
+        hit == (p.op != "!=")
+    })
+}
+
+/// On every board model, exactly the tty wired to the header's UART gets /dev/gps0 (none where
+/// the configuration enables no header UART), never the Pi 5's debug UART or Bluetooth's.
+#[test]
+fn exactly_one_device_is_gps0_on_every_board() {
+    let rules = load();
+    let gps: Vec<_> = rules.iter().filter(|(_, r)| has(r, "SYMLINK", "+=", "gps0")).collect();
+    for board in BOARDS {
+        let dir = tempfile::tempdir().unwrap();
+        lay_out(board, dir.path());
+        let root = dir.path().to_str().unwrap();
+        let named: Vec<&str> = board
+            .ttys
+            .iter()
+            .map(|(tty, _)| *tty)
+            .filter(|tty| gps.iter().any(|(_, r)| matches(r, tty, root)))
+            .collect();
+        assert_eq!(
+            named,
+            board.header.into_iter().collect::<Vec<_>>(),
+            "{}: /dev/gps0 goes to {named:?}",
+            board.name
+        );
+    }
+}
+
+/// A USB receiver named by its IDs outranks the header UART for /dev/gps0 when both exist.
+#[test]
+fn a_usb_receiver_outranks_the_header_uart() {
+    let rules = load();
+    let usb = rules
+        .iter()
+        .find(|(_, r)| has(r, "SYMLINK", "+=", "gps0") && r.iter().any(|p| p.key == "ENV" && p.op == "=="))
+        .expect("the USB gps0 rule");
+    assert!(has(&usb.1, "OPTIONS", "+=", "link_priority=10"), "{:?}", usb.1);
+    for (line, r) in rules.iter().filter(|(_, r)| has(r, "SYMLINK", "+=", "gps0")) {
+        if *line != usb.0 {
+            assert!(
+                !r.iter().any(|p| p.key == "OPTIONS" && p.value.contains("link_priority")),
+                "line {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn glob_is_udevs() {
+    assert!(glob("ttyAMA[0-9]*|ttyS[0-9]*", "ttyAMA10") && glob("ttyAMA[0-9]*|ttyS[0-9]*", "ttyS0"));
+    assert!(!glob("ttyAMA[0-9]*|ttyS[0-9]*", "ttyUSB0") && !glob("ttyAMA0", "ttyAMA10"));
+}

@@ -31,6 +31,7 @@ fn spec(index: usize, host: &str, port: u16, minpoll: i8, maxpoll: i8) -> Upstre
         options: UpstreamOptions { poll: PollOptions { minpoll, maxpoll, iburst: true }, max_distance: 1.5 },
         prefer: false,
         noselect: false,
+        nts: None,
     }
 }
 

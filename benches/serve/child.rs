@@ -31,8 +31,13 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
     }
     let policy = Arc::new(PoolPolicy::from_config(&config).expect("access lists"));
     let table_bytes = policy.table_bytes();
+    // STRATUM1_BENCH_NTS=1: serve NTS too (cookie keys loaded), to show what that costs plain
+    // requests (the load is plain NTP either way).
+    let nts = std::env::var_os("STRATUM1_BENCH_NTS").map(|_| {
+        Arc::new(arc_swap::ArcSwap::from_pointee(stratum1::net::nts::cookie::CookieKeys::generate(0)))
+    });
     let handle =
-        server::spawn(ServerOptions { listen: config.listen.clone(), workers }, state, clock, policy)?;
+        server::spawn(ServerOptions { listen: config.listen.clone(), workers, nts }, state, clock, policy)?;
     println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);
     for line in std::io::stdin().lock().lines() {
         if line?.trim() == "stats" {

@@ -53,6 +53,12 @@ pub enum ConfigCommand {
     Check { file: PathBuf },
 }
 
+/// The command line's clap definition, for what is generated from it at packaging time (man
+/// pages, shell completions: `packaging/gen-docs`).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Runs the command line; errors reach the operator as one readable line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -15,7 +15,7 @@ pub struct QueryArgs {
     /// Number of requests, 2 s apart (the pool monitor's pace); the best one is summarised.
     #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub count: u32,
-    /// One JSON object per reply (see DESIGN.md for the fields).
+    /// One JSON object per reply (fields in docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Seconds to wait for each reply.
@@ -95,7 +95,7 @@ pub fn text_line(server: &str, m: &Measurement) -> String {
     )
 }
 
-/// The JSON contract of `query --json` (DESIGN.md), plus a few extras.
+/// The JSON contract of `query --json` (docs/json.md), plus a few extras.
 pub fn json_line(server: &str, m: &Measurement) -> serde_json::Value {
     serde_json::json!({
         "server": server,

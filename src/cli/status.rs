@@ -13,7 +13,7 @@ use crate::core::{SourceKind, SourceState, SourceStatus};
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// One JSON object: `system {...}` and `sources [...]` (see DESIGN.md).
+    /// One JSON object: `system {...}` and `sources [...]` (fields in docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Control socket; default: the one in --config, else in /etc/stratum1/stratum1.toml, else
@@ -103,7 +103,22 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         dropped,
         if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
     );
-    let width = s.sources.iter().map(|r| r.name.chars().count()).max().unwrap_or(0).max(15);
+    if let Some(n) = &s.nts {
+        let _ = writeln!(
+            out,
+            "nts: key exchanges {} ok, {} failed; replies failing authentication {}; NAKs {}; \
+             served: {} key exchanges ({} failed), {} authenticated, {} NAK",
+            n.ke_client_ok,
+            n.ke_client_failed,
+            n.client_auth_failures,
+            n.client_naks,
+            n.ke_server_ok,
+            n.ke_server_failed,
+            s.server.nts_answered,
+            s.server.nts_nak,
+        );
+    }
+    let width = s.sources.iter().map(|r| display_name(r).chars().count()).max().unwrap_or(0).max(15);
     let header = format!(
         " {:<width$} {:<15} {:>2} t {:>4} {:>4} {:>5} {:>8} {:>10} {:>9}",
         "remote", "refid", "st", "when", "poll", "reach", "delay", "offset", "jitter"
@@ -120,7 +135,18 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         out,
         "state: * selected, + candidate, x falseticker, ? unusable, - unreachable; times in ms"
     );
+    if s.sources.iter().any(|r| r.nts.is_some()) {
+        let _ = writeln!(out, "[NTS n]: authenticated with NTS, n cookies held");
+    }
     out
+}
+
+/// The source's name, marked when it is authenticated with NTS.
+fn display_name(r: &SourceStatus) -> String {
+    match r.nts {
+        Some(n) => format!("{} [NTS {}]", r.name, n.cookies),
+        None => r.name.clone(),
+    }
 }
 
 /// `3d, 8 of 14 satellites`.
@@ -140,7 +166,7 @@ fn source_row(r: &SourceStatus, width: usize) -> String {
     format!(
         "{}{:<width$} {:<15} {:>2} {} {:>4} {:>4} {:>5o} {:>8.3} {:>10.4} {:>9.4}",
         state_marker(r.state),
-        r.name,
+        display_name(r),
         refid,
         r.stratum,
         match r.kind {
@@ -228,6 +254,22 @@ mod tests {
             f,
             ["x192.0.2.1:123", "10.1.2.3", "2", "u", "-", "64", "17", "21.000", "-12.3000", "0.4000"]
         );
+    }
+
+    #[test]
+    fn nts_sources_are_marked_with_their_cookies() {
+        let mut s = example();
+        s.sources[1].nts = Some(crate::core::NtsSourceStatus { cookies: 7 });
+        s.nts = Some(crate::net::nts::stats::NtsTotals {
+            ke_client_ok: 2,
+            client_auth_failures: 1,
+            ..Default::default()
+        });
+        let t = render_text(&s);
+        assert!(t.lines().any(|l| l.starts_with('x') && l.contains("[NTS 7]")), "{t}");
+        assert!(t.contains("nts: key exchanges 2 ok, 0 failed; replies failing authentication 1"), "{t}");
+        assert!(t.contains("[NTS n]: authenticated with NTS"), "{t}");
+        assert!(!render_text(&example()).contains("NTS"), "no NTS, no NTS lines");
     }
 
     #[test]

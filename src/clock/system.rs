@@ -1,5 +1,6 @@
-//! The host clock. Reading is plain `clock_gettime`; steering is `clock_adjtime(CLOCK_REALTIME)`
-//! and is production only: it must never run in tests, benches or CI, where the machines have
+//! The host clock. Reading is `clock_gettime`; steering is `clock_adjtime(CLOCK_REALTIME)`, both
+//! through the kernel's 64-bit time interfaces ([`super::time64`]) so a 32-bit board keeps time
+//! past 2038. Steering is production only: it must never run in tests, benches or CI, where the machines have
 //! `CAP_SYS_TIME` and a stray call would move the clock of the machine running it.
 //!
 //! The seam is one function ([`clock_adjtime`]); everything that decides what to put in the
@@ -11,6 +12,7 @@
 
 use std::sync::Mutex;
 
+use super::time64::KernelTimex;
 use super::{Clock, ClockError, realtime_now};
 use crate::core::Leap;
 use crate::time::Time;
@@ -30,33 +32,32 @@ pub fn kernel_freq_to_ppm(freq: i64) -> f64 {
 }
 
 /// A zeroed `timex`: no modes, reads only.
-fn blank() -> libc::timex {
-    // SAFETY: timex is a plain C struct of integers (and padding); all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
+fn blank() -> KernelTimex {
+    KernelTimex::default()
 }
 
 /// Sets the frequency correction.
-pub fn frequency_timex(ppm: f64) -> Result<libc::timex, ClockError> {
+pub fn frequency_timex(ppm: f64) -> Result<KernelTimex, ClockError> {
     if !ppm.is_finite() || ppm.abs() > MAX_FREQUENCY_PPM {
         return Err(ClockError::Refused(format!("frequency {ppm} ppm is beyond the kernel's ±500 ppm")));
     }
     let mut tx = blank();
     tx.modes = libc::ADJ_FREQUENCY;
-    tx.freq = ppm_to_kernel_freq(ppm) as libc::c_long;
+    tx.freq = ppm_to_kernel_freq(ppm);
     Ok(tx)
 }
 
 /// Steps the clock by `offset_s` (ADJ_SETOFFSET with nanoseconds: the fraction must be
 /// non-negative, so −0.3 s is `tv_sec = -1, tv_usec = 700_000_000`).
-pub fn step_timex(offset_s: f64) -> Result<libc::timex, ClockError> {
+pub fn step_timex(offset_s: f64) -> Result<KernelTimex, ClockError> {
     if !offset_s.is_finite() || offset_s.abs() > 1e9 {
         return Err(ClockError::Refused(format!("step of {offset_s} s is not sensible")));
     }
     let ns = (offset_s * 1e9).round() as i64;
     let mut tx = blank();
     tx.modes = libc::ADJ_SETOFFSET | libc::ADJ_NANO;
-    tx.time.tv_sec = ns.div_euclid(1_000_000_000) as libc::time_t;
-    tx.time.tv_usec = ns.rem_euclid(1_000_000_000) as libc::suseconds_t;
+    tx.time.tv_sec = ns.div_euclid(1_000_000_000);
+    tx.time.tv_usec = ns.rem_euclid(1_000_000_000);
     Ok(tx)
 }
 
@@ -90,23 +91,20 @@ pub fn status_timex(
     leap: Leap,
     est_s: f64,
     max_s: f64,
-) -> libc::timex {
+) -> KernelTimex {
     let us =
         |s: f64| if s.is_finite() { ((s * 1e6).ceil() as i64).clamp(0, MAX_ERROR_US) } else { MAX_ERROR_US };
     let mut tx = blank();
     tx.modes = libc::ADJ_STATUS | libc::ADJ_MAXERROR | libc::ADJ_ESTERROR;
     tx.status = status_bits(current_status, synchronised, leap);
-    tx.maxerror = us(if synchronised { max_s } else { 16.0 }) as libc::c_long;
-    tx.esterror = us(if synchronised { est_s } else { 16.0 }) as libc::c_long;
+    tx.maxerror = us(if synchronised { max_s } else { 16.0 });
+    tx.esterror = us(if synchronised { est_s } else { 16.0 });
     tx
 }
 
 /// The seam: `clock_adjtime(CLOCK_REALTIME, tx)`. Production only.
-fn clock_adjtime(tx: &mut libc::timex) -> Result<i32, ClockError> {
-    // SAFETY: tx points to a live, initialised timex we own for the duration of the call; the
-    // kernel reads the fields named by `modes` and writes the current state back into it.
-    let r = unsafe { libc::clock_adjtime(libc::CLOCK_REALTIME, tx) };
-    if r < 0 { Err(ClockError::Os(std::io::Error::last_os_error())) } else { Ok(r) }
+fn clock_adjtime(tx: &mut KernelTimex) -> Result<i32, ClockError> {
+    super::time64::clock_adjtime(libc::CLOCK_REALTIME, tx).map_err(ClockError::Os)
 }
 
 pub struct SystemClock {
@@ -119,7 +117,7 @@ impl SystemClock {
         SystemClock { leap: Mutex::new((Leap::None, false)) }
     }
 
-    fn read(&self) -> Result<libc::timex, ClockError> {
+    fn read(&self) -> Result<KernelTimex, ClockError> {
         let mut tx = blank();
         clock_adjtime(&mut tx)?;
         Ok(tx)
@@ -153,10 +151,7 @@ impl Clock for SystemClock {
     }
 
     fn frequency_ppm(&self) -> f64 {
-        // c_long is i32 on a 32-bit Pi OS, i64 here.
-        #[allow(clippy::useless_conversion)]
-        let freq = self.read().map(|tx| i64::from(tx.freq));
-        freq.map_or(0.0, kernel_freq_to_ppm)
+        self.read().map_or(0.0, |tx| kernel_freq_to_ppm(tx.freq))
     }
 
     fn set_frequency_ppm(&self, ppm: f64) -> Result<(), ClockError> {

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{SourceStatus, SystemState};
+use crate::net::nts::stats::NtsTotals;
 use crate::time::Time;
 
 /// Everything the daemon reports about itself at one instant.
@@ -30,9 +31,12 @@ pub struct StatusSnapshot {
     pub refclock: Option<RefclockCounters>,
     #[serde(default)]
     pub server: ServerCounters,
+    /// NTS key exchanges and authentication failures; absent when NTS is not in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nts: Option<NtsTotals>,
 }
 
-/// The system variables, as the server advertises them (DESIGN.md `status --json` contract).
+/// The system variables, as the server advertises them (docs/json.md, `status --json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SystemStatus {
     /// As on the wire: 16 (shown, served as 0) when unsynchronised.
@@ -155,6 +159,11 @@ pub struct ServerCounters {
     pub answered: u64,
     /// Kiss-o'-Death replies sent (RATE, DENY, RSTR).
     pub kod: u64,
+    /// NTS requests answered with authenticated time, with an authenticated KoD, and with an
+    /// NTS NAK (cookie or authenticator failed: an authentication failure).
+    pub nts_answered: u64,
+    pub nts_kod: u64,
+    pub nts_nak: u64,
     /// Requests dropped without a reply, by reason (`"malformed"`, `"rate"`, `"mode"`, …).
     pub dropped_by_reason: BTreeMap<String, u64>,
 }
@@ -170,6 +179,7 @@ impl StatusSnapshot {
             sources: Vec::new(),
             refclock: None,
             server: ServerCounters::default(),
+            nts: None,
         }
     }
 }
@@ -240,6 +250,7 @@ pub(crate) mod tests {
                     refid: "PPS".into(),
                     when_s: Some(0.4),
                     poll_log2: 4,
+                    nts: None,
                 },
                 SourceStatus {
                     name: "192.0.2.1:123".into(),
@@ -253,6 +264,7 @@ pub(crate) mod tests {
                     refid: "10.1.2.3".into(),
                     when_s: None,
                     poll_log2: 6,
+                    nts: None,
                 },
             ],
             refclock: Some(RefclockCounters {
@@ -275,7 +287,13 @@ pub(crate) mod tests {
                 nmea_delay_s: Some(0.443),
                 last_offset_s: Some(1.5e-6),
             }),
-            server: ServerCounters { answered: 1000, kod: 7, dropped_by_reason: dropped },
+            server: ServerCounters {
+                answered: 1000,
+                kod: 7,
+                dropped_by_reason: dropped,
+                ..Default::default()
+            },
+            nts: None,
         }
     }
 

@@ -671,6 +671,7 @@ impl Core {
                     refid: last.map_or_else(String::new, |l| l.refid.display(stratum.max(1))),
                     when_s: s.age(now),
                     poll_log2: ch.map_or(0.0, |c| c.interval).max(1.0).log2().round() as i8,
+                    nts: None,
                 }
             })
             .collect()

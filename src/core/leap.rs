@@ -178,4 +178,25 @@ mod tests {
         assert!(e.to_string().contains("TAI-UTC"), "{e}");
         assert!(LeapTable::parse("2272060800 10\n").is_err());
     }
+
+    #[test]
+    fn leap_table_past_2038() {
+        // A leap-seconds.list whose entries and expiry lie in NTP era 1 (NTP seconds ≥ 2^32).
+        let ntp = |t: Time| t.unix_secs() + NTP_UNIX_OFFSET_S;
+        let leap_day = Time::from_utc(2040, 7, 1, 0, 0, 0, 0);
+        let expires = Time::from_utc(2041, 6, 28, 0, 0, 0, 0);
+        assert!(ntp(leap_day) > 1 << 32);
+        let text = format!(
+            "#@\t{}\n2272060800\t10\t# 1 Jan 1972\n3692217600\t37\t# 1 Jan 2017\n{}\t38\t# 1 Jul 2040\n",
+            ntp(expires),
+            ntp(leap_day)
+        );
+        let table = LeapTable::parse(&text).unwrap();
+        assert_eq!(table.expires, expires);
+        assert_eq!(table.leap_at(Time::from_utc(2040, 6, 30, 23, 59, 59, 0)), Leap::Insert);
+        assert_eq!(table.leap_at(Time::from_utc(2040, 6, 29, 12, 0, 0, 0)), Leap::None);
+        assert_eq!(table.leap_at(leap_day), Leap::None);
+        assert!(!table.is_expired(Time::from_utc(2040, 2, 29, 12, 0, 0, 0)));
+        assert!(table.is_expired(expires));
+    }
 }

@@ -23,7 +23,7 @@ pub use engine::{ClockAction, Core};
 pub use leap::LeapTable;
 pub use options::{CoreConfig, SourceOptions};
 pub use sample::{Leap, RefId, Sample, SourceId, SourceKind};
-pub use state::{SourceState, SourceStatus, SystemState};
+pub use state::{NtsSourceStatus, SourceState, SourceStatus, SystemState};
 
 use crate::clock::{Clock, ClockError};
 

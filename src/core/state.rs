@@ -111,4 +111,15 @@ pub struct SourceStatus {
     /// Seconds since the last sample, if any.
     pub when_s: Option<f64>,
     pub poll_log2: i8,
+    /// Set for an NTS-authenticated upstream (the daemon fills it in; the core knows nothing
+    /// of transport security).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nts: Option<NtsSourceStatus>,
+}
+
+/// An NTS upstream's association.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NtsSourceStatus {
+    /// Cookies held: 0 until key exchange succeeds; each poll spends one, each reply refills.
+    pub cookies: u32,
 }

@@ -1,6 +1,6 @@
 //! The daemon: wires the drivers, the core, the server, the control socket and metrics.
 //!
-//! Shape (DESIGN.md): drivers and upstream tasks only produce events; one task owns the core
+//! Shape (README "Layout"; contract in docs/): drivers and upstream tasks only produce events; one task owns the core
 //! and is the only place that decides. It feeds events to the refclock source and the core,
 //! applies the core's clock actions, and publishes two immutable snapshots: the [`SystemState`]
 //! the NTP workers read for every reply (never waiting for the core), and the
@@ -9,6 +9,7 @@
 //! [`SystemState`]: crate::core::SystemState
 
 mod events;
+mod nts;
 mod refclock;
 mod signals;
 mod status;
@@ -114,12 +115,10 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
 
     // Serving.
     let policy = Arc::new(PoolPolicy::from_config(&config.server).map_err(anyhow::Error::msg)?);
-    let server = server::spawn(
-        ServerOptions::new(config.server.listen.clone()),
-        state.clone(),
-        clock.clone(),
-        policy.clone(),
-    )?;
+    let nts_serving = nts::start(&config, policy.clone()).await?;
+    let mut server_opts = ServerOptions::new(config.server.listen.clone());
+    server_opts.nts = nts_serving.as_ref().map(|n| n.keys.clone());
+    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy.clone())?;
     let status = StatusHandle::default();
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
@@ -161,7 +160,8 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                     }
                 }
                 let now = clock.now();
-                let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                let mut snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
                 for change in events::changes(&status.load(), &snapshot) {
                     change.log();
                 }

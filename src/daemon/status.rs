@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use tracing::warn;
 
+use super::nts::NtsServing;
 use super::refclock::Refclock;
+use super::upstreams::Upstreams;
 use crate::clock::realtime_now;
 use crate::config::Config;
 use crate::control::StatusHandle;
@@ -29,6 +31,9 @@ pub fn snapshot(
     let server = ServerCounters {
         answered: counters.answered,
         kod: counters.kod,
+        nts_answered: counters.nts_answered,
+        nts_kod: counters.nts_kod,
+        nts_nak: counters.nts_nak,
         dropped_by_reason: counters.dropped_by_reason().map(|(reason, n)| (reason.to_string(), n)).collect(),
     };
     let mut system = SystemStatus::from_state(&core.system_state(), now);
@@ -42,6 +47,7 @@ pub fn snapshot(
         sources: core.source_status(now),
         refclock: refclock.map(|r| refclock_counters(r, realtime_now())),
         server,
+        nts: None,
     }
 }
 
@@ -63,6 +69,22 @@ pub fn one_line(s: &StatusSnapshot) -> String {
         s.server.answered,
         s.server.kod,
     )
+}
+
+/// NTS marks on the upstream rows, and the NTS counters when NTS is in use.
+pub fn add_nts(snapshot: &mut StatusSnapshot, upstreams: &Upstreams, serving: Option<&NtsServing>) {
+    upstreams.mark_nts(&mut snapshot.sources);
+    let client = upstreams.nts_totals();
+    let server = serving.map(|s| s.counters.totals());
+    if client.is_none() && server.is_none() {
+        return;
+    }
+    let mut t = client.unwrap_or_default();
+    if let Some(s) = server {
+        t.ke_server_ok = s.ke_server_ok;
+        t.ke_server_failed = s.ke_server_failed;
+    }
+    snapshot.nts = Some(t);
 }
 
 /// `realtime` is `CLOCK_REALTIME` now, the timescale of pulse timestamps.

@@ -11,8 +11,9 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::state::SharedState;
-use crate::core::{Core, SourceId, SourceKind, SourceOptions};
+use crate::core::{Core, NtsSourceStatus, SourceId, SourceKind, SourceOptions, SourceStatus};
 use crate::net::client::driver::{self, UpstreamEvent, UpstreamEventKind, UpstreamHandle, UpstreamSpec};
+use crate::net::nts::stats::NtsTotals;
 
 pub struct Upstreams {
     specs: Vec<UpstreamSpec>,
@@ -21,6 +22,8 @@ pub struct Upstreams {
     slots: HashMap<(usize, usize), SourceId>,
     /// Core sources by server address, so a server that comes back keeps its history.
     by_addr: HashMap<(usize, SocketAddr), SourceId>,
+    /// Cookies held by each NTS source.
+    nts_cookies: HashMap<SourceId, usize>,
 }
 
 impl Upstreams {
@@ -38,7 +41,13 @@ impl Upstreams {
             .iter()
             .map(|spec| driver::spawn(spec.clone(), clock.clone(), Some(state.clone()), tx.clone()))
             .collect();
-        Ok(Upstreams { specs, handles, slots: HashMap::new(), by_addr: HashMap::new() })
+        Ok(Upstreams {
+            specs,
+            handles,
+            slots: HashMap::new(),
+            by_addr: HashMap::new(),
+            nts_cookies: HashMap::new(),
+        })
     }
 
     pub fn on_event(&mut self, ev: UpstreamEvent, core: &mut Core) {
@@ -72,12 +81,41 @@ impl Upstreams {
             UpstreamEventKind::Kod(code) => {
                 warn!("upstream #{} slot {}: kiss-o'-death {code:?}", ev.source_index + 1, ev.slot);
             }
+            UpstreamEventKind::Nts { cookies } => {
+                if let Some(&id) = self.slots.get(&key) {
+                    self.nts_cookies.insert(id, cookies);
+                }
+            }
             UpstreamEventKind::Gone => {
                 if let Some(id) = self.slots.remove(&key) {
                     core.on_gone(id);
                 }
             }
         }
+    }
+
+    /// Marks the NTS sources in a status listing (indexed by source id) with their cookies.
+    pub fn mark_nts(&self, sources: &mut [SourceStatus]) {
+        for (id, &cookies) in &self.nts_cookies {
+            if let Some(s) = sources.get_mut(id.0 as usize) {
+                s.nts = Some(NtsSourceStatus { cookies: cookies as u32 });
+            }
+        }
+    }
+
+    /// NTS client counters summed over the NTS entries.
+    pub fn nts_totals(&self) -> Option<NtsTotals> {
+        let mut any = false;
+        let mut t = NtsTotals::default();
+        for n in self.specs.iter().filter_map(|s| s.nts.as_ref()) {
+            any = true;
+            let c = n.counters.totals();
+            t.ke_client_ok += c.ke_client_ok;
+            t.ke_client_failed += c.ke_client_failed;
+            t.client_auth_failures += c.client_auth_failures;
+            t.client_naks += c.client_naks;
+        }
+        any.then_some(t)
     }
 
     pub fn stop(&mut self) {

@@ -121,6 +121,7 @@ fn registry(s: &StatusSnapshot) -> Registry {
     let reach: Family<Labels, F64Gauge> = Family::default();
     let stratum: Family<Labels, F64Gauge> = Family::default();
     let state: Family<Labels, F64Gauge> = Family::default();
+    let cookies: Family<Labels, F64Gauge> = Family::default();
     for src in &s.sources {
         let kind = match src.kind {
             SourceKind::Refclock => "refclock",
@@ -133,6 +134,9 @@ fn registry(s: &StatusSnapshot) -> Registry {
         age.get_or_create(&labels).set(src.when_s.map_or(f64::NAN, finite));
         reach.get_or_create(&labels).set(src.reach.into());
         stratum.get_or_create(&labels).set(src.stratum.into());
+        if let Some(n) = src.nts {
+            cookies.get_or_create(&labels).set(n.cookies.into());
+        }
         for (st, name) in STATES {
             let mut l = labels.clone();
             l.push(("state", name.to_string()));
@@ -160,6 +164,7 @@ fn registry(s: &StatusSnapshot) -> Registry {
         "1 for the source's current selection state (selected, candidate, falseticker, unusable, unreachable)",
         state,
     );
+    r.register("source_nts_cookies", "NTS cookies held for an NTS-authenticated upstream", cookies);
 
     if let Some(rc) = &s.refclock {
         counter(&mut r, "pps_pulses", "PPS pulses received", rc.pps_pulses);
@@ -219,10 +224,51 @@ fn registry(s: &StatusSnapshot) -> Registry {
     let requests: Family<Labels, Counter> = Family::default();
     requests.get_or_create(&vec![("outcome", "answered".into())]).inc_by(s.server.answered);
     requests.get_or_create(&vec![("outcome", "kod".into())]).inc_by(s.server.kod);
+    if let Some(nts) = &s.nts {
+        for (outcome, n) in [
+            ("nts_answered", s.server.nts_answered),
+            ("nts_kod", s.server.nts_kod),
+            ("nts_nak", s.server.nts_nak),
+        ] {
+            requests.get_or_create(&vec![("outcome", outcome.into())]).inc_by(n);
+        }
+        let sessions: Family<Labels, Counter> = Family::default();
+        for (role, result, n) in [
+            ("client", "ok", nts.ke_client_ok),
+            ("client", "failed", nts.ke_client_failed),
+            ("server", "ok", nts.ke_server_ok),
+            ("server", "failed", nts.ke_server_failed),
+        ] {
+            sessions.get_or_create(&vec![("role", role.into()), ("result", result.into())]).inc_by(n);
+        }
+        r.register(
+            "nts_ke_sessions",
+            "NTS key exchanges by role (client: with our upstreams) and result",
+            sessions,
+        );
+        let auth: Family<Labels, Counter> = Family::default();
+        auth.get_or_create(&vec![("role", "client".into())]).inc_by(nts.client_auth_failures);
+        auth.get_or_create(&vec![("role", "server".into())]).inc_by(s.server.nts_nak);
+        r.register(
+            "nts_auth_failures",
+            "NTS authentication failures: upstream replies dropped (client), requests answered with a NAK (server)",
+            auth,
+        );
+        counter(
+            &mut r,
+            "nts_naks_received",
+            "NTS NAKs from upstreams (they refused our cookies)",
+            nts.client_naks,
+        );
+    }
     for (reason, n) in &s.server.dropped_by_reason {
         requests.get_or_create(&vec![("outcome", escape(&format!("dropped_{reason}")))]).inc_by(*n);
     }
-    r.register("server_requests", "NTP requests by outcome (answered, kod, dropped_<reason>)", requests);
+    r.register(
+        "server_requests",
+        "NTP requests by outcome (answered, kod, nts_*, dropped_<reason>)",
+        requests,
+    );
     r
 }
 
@@ -339,6 +385,37 @@ mod tests {
             assert!(t.lines().any(|l| l == want), "missing {want:?} in\n{t}");
         }
         assert!(!t.contains("# EOF"));
+    }
+
+    #[test]
+    fn nts_families_when_nts_is_in_use() {
+        let mut s = example();
+        let plain = render(&s, Format::Prometheus);
+        assert!(!plain.contains("stratum1_nts_") && !plain.contains("nts_cookies{"), "none without NTS");
+        s.sources[1].nts = Some(crate::core::NtsSourceStatus { cookies: 6 });
+        s.server.nts_answered = 40;
+        s.server.nts_nak = 2;
+        s.nts = Some(crate::net::nts::stats::NtsTotals {
+            ke_client_ok: 3,
+            ke_client_failed: 1,
+            client_auth_failures: 5,
+            client_naks: 1,
+            ke_server_ok: 9,
+            ke_server_failed: 4,
+        });
+        let t = render(&s, Format::Prometheus);
+        for want in [
+            "stratum1_nts_ke_sessions_total{role=\"client\",result=\"ok\"} 3",
+            "stratum1_nts_ke_sessions_total{role=\"client\",result=\"failed\"} 1",
+            "stratum1_nts_ke_sessions_total{role=\"server\",result=\"failed\"} 4",
+            "stratum1_nts_auth_failures_total{role=\"client\"} 5",
+            "stratum1_nts_auth_failures_total{role=\"server\"} 2",
+            "stratum1_nts_naks_received_total 1",
+            "stratum1_server_requests_total{outcome=\"nts_answered\"} 40",
+            "stratum1_source_nts_cookies{name=\"192.0.2.1:123\",kind=\"upstream\"} 6",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod access;
 pub mod client;
 pub mod cmsg;
 pub mod exchange;
+pub mod nts;
 pub mod packet;
 pub mod pool_policy;
 pub mod query;

@@ -151,10 +151,13 @@ pub const TIMESYNCD_CLOCK: &str = "/var/lib/systemd/timesync/clock";
 /// Reads the evidence this machine holds (files that are missing are simply not evidence).
 pub fn gather(drift_file: Option<&Path>, leap: Option<(&Path, &LeapTable)>) -> Vec<Evidence> {
     let mut out = Vec::new();
+    // The stat fields, not `SystemTime` (32-bit time_t on armhf musl, see clock::y2038_tests).
     let mtime = |p: &Path| -> Option<Time> {
-        let m = std::fs::metadata(p).ok()?.modified().ok()?;
-        let d = m.duration_since(std::time::UNIX_EPOCH).ok()?;
-        Some(Time::from_unix_nanos(i64::try_from(d.as_nanos()).ok()?))
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).ok()?;
+        let secs = m.mtime();
+        ((0..1 << 33).contains(&secs))
+            .then(|| Time::from_secs_nanos(secs, m.mtime_nsec().clamp(0, 999_999_999) as u32))
     };
     if let Some(p) = drift_file
         && let Some(at) = mtime(p)

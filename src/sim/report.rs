@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-/// The summary line. The first eight fields are the contract in DESIGN.md; the rest are extras.
+/// The summary line. The first eight fields are the contract in docs/json.md; the rest are extras.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
     pub scenario: String,

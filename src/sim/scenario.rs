@@ -1,4 +1,4 @@
-//! Scenario files for `stratum1 simulate` (TOML; keys in DESIGN.md plus the extras below).
+//! Scenario files for `stratum1 simulate` (TOML; keys in docs/scenarios.md, extras included).
 //!
 //! Named scenarios live in `tests/scenarios/` and are embedded in the binary, so
 //! `--scenario NAME` works from anywhere. Unknown keys are errors naming the line, like the
@@ -80,7 +80,7 @@ impl Default for ClockScenario {
 }
 
 impl ClockScenario {
-    /// The clock of a scenario that says nothing about it (DESIGN.md's keys have no `[clock]`):
+    /// The clock of a scenario that says nothing about it (the contract keys of docs/scenarios.md have no `[clock]`):
     /// it starts on true time, and the kernel says so within 0.1 s. That bound is honest in such
     /// a world, and it is what breaks the before/after symmetry of pulse numbering once (see
     /// `refclock::pairing`). A `[clock]` table starts from [`Default`]: nothing vouches unless

@@ -13,7 +13,7 @@ pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context;
 
@@ -59,7 +59,8 @@ impl SharedHistory {
         let t = self.started.elapsed().as_secs_f64();
         // Wall-clock labels for monotonic buckets: a stepped host clock shifts the labels,
         // never the order.
-        let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        // The time64 clock read: std's SystemTime is 32-bit on musl and panics after 2038.
+        let unix_ms = crate::clock::realtime_now().unix_nanos() as f64 / 1e6;
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).to_json(t, unix_ms, fine_after, coarse_after)
     }
 }

@@ -5,5 +5,6 @@ pub mod cdp;
 pub mod daemon;
 pub mod ntp;
 pub mod peers;
+pub mod pki;
 pub mod pty;
 pub mod server;

@@ -35,6 +35,7 @@ impl TestServer {
         let opts = ServerOptions {
             listen: listen.iter().map(|a| a.parse::<SocketAddr>().expect("test address")).collect(),
             workers: 2,
+            nts: None,
         };
         let handle =
             server::spawn(opts, state.clone(), clock.clone(), Arc::new(ServeAll)).expect("server starts");

@@ -7,6 +7,12 @@
 //! resolution, never with a server that refused us. A plain entry given by name is re-resolved
 //! the same way when its server stops answering (its address may have moved); one given as a
 //! literal address is polled forever, backing off while unreachable.
+//!
+//! An `nts = true` entry names an NTS-KE server. Its task runs key exchange first (bounded by a
+//! deadline), polls the NTP server and port the KE server named, seals each request and drops
+//! every reply that does not authenticate. It runs key exchange again when the cookies run
+//! out, when the server answers with an NTS NAK (its keys rotated), or after four polls in a
+//! row went unanswered.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -28,6 +34,9 @@ use crate::config::UpstreamConfig;
 use crate::core::Sample;
 use crate::core::state::SharedState;
 use crate::net::cmsg;
+use crate::net::nts::client::{NtsSession, Reject as NtsReject, Sent};
+use crate::net::nts::ke::client::{self as ke_client, Established};
+use crate::net::nts::stats::NtsCounters;
 use crate::time::Time;
 
 use super::machine::{Received, Upstream, UpstreamOptions};
@@ -37,6 +46,8 @@ use super::sanity::{DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard};
 
 /// Consecutive unanswered polls after which a named server is dropped and re-resolved.
 const DROP_AFTER_UNANSWERED: u32 = 8;
+/// Unanswered NTS polls in a row after which we run key exchange again.
+const NTS_REKEY_AFTER_UNANSWERED: u32 = 4;
 /// Re-resolution back-off bounds when a name gives nothing usable.
 const RESOLVE_RETRY_MIN: Duration = Duration::from_secs(2);
 const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(600);
@@ -54,12 +65,46 @@ pub struct UpstreamSpec {
     pub options: UpstreamOptions,
     pub prefer: bool,
     pub noselect: bool,
+    /// Set for an NTS upstream: `host:port` is then its NTS-KE server.
+    pub nts: Option<NtsUpstream>,
+}
+
+/// What an NTS upstream needs: its TLS configuration, the key exchange deadline, counters.
+#[derive(Clone)]
+pub struct NtsUpstream {
+    pub tls: Arc<rustls::ClientConfig>,
+    pub ke_timeout: Duration,
+    pub counters: Arc<NtsCounters>,
+}
+
+impl std::fmt::Debug for NtsUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NtsUpstream").field("ke_timeout", &self.ke_timeout).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for NtsUpstream {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.tls, &o.tls) && self.ke_timeout == o.ke_timeout
+    }
 }
 
 impl UpstreamSpec {
+    /// From a config entry; an NTS entry's trust anchors are read here, so a missing CA file
+    /// stops the start with its name.
     pub fn from_config(source_index: usize, c: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
-        let (host, port) =
+        let (host, mut port) =
             split_host_port(&c.address).with_context(|| format!("upstream address {:?}", c.address))?;
+        let nts = if c.nts {
+            if !has_port(&c.address) {
+                port = crate::net::nts::KE_PORT;
+            }
+            let tls = crate::net::nts::tls::client_config(c.ca_file.as_deref())
+                .with_context(|| format!("NTS upstream {:?}", c.address))?;
+            Some(NtsUpstream { tls, ke_timeout: ke_client::DEFAULT_TIMEOUT, counters: Arc::default() })
+        } else {
+            None
+        };
         Ok(UpstreamSpec {
             source_index,
             host,
@@ -72,16 +117,27 @@ impl UpstreamSpec {
             },
             prefer: c.prefer,
             noselect: c.noselect,
+            nts,
         })
     }
 
     /// The entry as written (`host` or `host:port`), for logs and `status`.
     pub fn display_name(&self) -> String {
+        let default_port = if self.nts.is_some() { crate::net::nts::KE_PORT } else { 123 };
         match (self.port, self.host.contains(':')) {
-            (123, _) => self.host.clone(),
+            (p, _) if p == default_port => self.host.clone(),
             (p, true) => format!("[{}]:{p}", self.host),
             (p, false) => format!("{}:{p}", self.host),
         }
+    }
+}
+
+/// Whether an address as written names a port (`host:port`, `[v6]:port`).
+fn has_port(s: &str) -> bool {
+    let s = s.trim();
+    match s.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').is_some_and(|(_, after)| after.starts_with(':')),
+        None => s.matches(':').count() == 1,
     }
 }
 
@@ -142,6 +198,10 @@ pub enum UpstreamEventKind {
     Unusable,
     /// A kiss-o'-death. RATE: polling already slowed. DENY/RSTR: the slot's server is dropped.
     Kod(KissCode),
+    /// An NTS upstream's cookie count changed (0 until key exchange succeeds).
+    Nts {
+        cookies: usize,
+    },
     /// The slot has no server (dropped and nothing to replace it yet).
     Gone,
 }
@@ -342,19 +402,70 @@ async fn open_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// Polls one server until it refuses us, goes silent (when `drop_when_silent`) or its socket
-/// fails.
-async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent: bool) -> End {
-    let socket = match open_socket(server).await {
-        Ok(s) => s,
-        Err(e) => return End::Failed(e),
+/// An NTS association in use by a server run.
+struct NtsLink {
+    session: NtsSession,
+    /// The request in flight.
+    sent: Option<Sent>,
+    /// Run key exchange before the next request (NAK, or silence).
+    rekey: bool,
+}
+
+/// Runs key exchange with the KE server at `ke_addr` and opens a socket to the NTP server it
+/// names (its own address and port 123 unless told otherwise).
+async fn key_exchange(
+    ctx: &Ctx,
+    nts: &NtsUpstream,
+    ke_addr: SocketAddr,
+) -> anyhow::Result<(NtsLink, UdpSocket)> {
+    let Established { keys, response } =
+        ke_client::establish(nts.tls.clone(), &ctx.spec.host, ke_addr, nts.ke_timeout).await?;
+    let port = response.port.unwrap_or(123);
+    let ntp_addr = match &response.server {
+        None => SocketAddr::new(ke_addr.ip(), port),
+        Some(name) => {
+            let addrs = (ctx.resolver)(name.clone(), port).await?;
+            // Same address family as the KE server when there is a choice.
+            addrs.iter().find(|a| a.is_ipv4() == ke_addr.is_ipv4()).or(addrs.first()).copied().with_context(
+                || format!("NTP server {name} named by the NTS-KE server resolves to nothing"),
+            )?
+        }
     };
-    let local_refids = socket.local_addr().map(|a| vec![refid_of(a.ip())]).unwrap_or_default();
+    let socket = open_socket(ntp_addr).await?;
+    debug!(ke = %ke_addr, ntp = %ntp_addr, cookies = response.cookies.len(), "NTS key exchange done");
+    Ok((NtsLink { session: NtsSession::new(keys, response.cookies), sent: None, rekey: false }, socket))
+}
+
+/// Waits for a datagram on `socket`; forever when there is none yet.
+async fn recv_on(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, Option<Time>)> {
+    match socket {
+        Some(s) => s.async_io(Interest::READABLE, || cmsg::recv_timestamped(s.as_raw_fd(), buf)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Polls one server until it refuses us, goes silent (when `drop_when_silent`) or its socket
+/// fails. For an NTS upstream `server` is the NTS-KE server.
+async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent: bool) -> End {
+    let nts_opts = ctx.spec.nts.as_ref();
+    let mut socket = match nts_opts {
+        None => match open_socket(server).await {
+            Ok(s) => Some(s),
+            Err(e) => return End::Failed(e),
+        },
+        Some(_) => None,
+    };
+    let mut nts: Option<NtsLink> = None;
+    let mut last_ke_error: Option<String> = None;
+    let mut local_refids = local_refids(socket.as_ref());
     let clock = &ctx.clock;
     let mut machine = Upstream::new(server.ip(), ctx.spec.options, clock.now());
     let mut unanswered = 0u32;
     let mut last_complaint: Option<String> = None;
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; 2048];
+    if nts_opts.is_some() {
+        ctx.emit(slot, Some(&machine), UpstreamEventKind::Nts { cookies: 0 });
+    }
     loop {
         let Some(next) = machine.next_poll() else {
             return End::Refused(machine.stopped().unwrap_or(KissCode::Deny));
@@ -368,6 +479,36 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                 if clock.now() < next && wait < longest {
                     continue; // the clock was stepped back while we slept
                 }
+                if let Some(opts) = nts_opts
+                    && nts.as_ref().is_none_or(|l| l.rekey || l.session.cookies() == 0)
+                {
+                    // Bounded by the KE deadline: a KE server that hangs costs one timeout.
+                    match key_exchange(ctx, opts, server).await {
+                        Ok((link, s)) => {
+                            NtsCounters::bump(&opts.counters.ke_client_ok);
+                            if last_ke_error.take().is_some() || nts.is_none() {
+                                info!(server = %server, cookies = link.session.cookies(), "NTS key exchange succeeded");
+                            }
+                            nts = Some(link);
+                            local_refids = local_refids_of(&s);
+                            if let Ok(peer) = s.peer_addr() {
+                                machine.set_server(peer.ip());
+                            }
+                            socket = Some(s);
+                        }
+                        Err(e) => {
+                            NtsCounters::bump(&opts.counters.ke_client_failed);
+                            let text = format!("{e:#}");
+                            if last_ke_error.as_deref() != Some(&text) {
+                                warn!(server = %server, "NTS key exchange failed: {text}");
+                                last_ke_error = Some(text);
+                            }
+                            nts = None;
+                        }
+                    }
+                    let cookies = nts.as_ref().map_or(0, |l| l.session.cookies());
+                    ctx.emit(slot, Some(&machine), UpstreamEventKind::Nts { cookies });
+                }
                 let t1 = clock.now();
                 let Some(req) = machine.transmit(t1, rand::random()) else { continue };
                 if req.previous_unanswered {
@@ -376,13 +517,36 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                     if drop_when_silent && unanswered >= DROP_AFTER_UNANSWERED && machine.reach() == 0 {
                         return End::Unreachable;
                     }
+                    if let Some(link) = nts.as_mut()
+                        && unanswered.is_multiple_of(NTS_REKEY_AFTER_UNANSWERED)
+                    {
+                        link.rekey = true;
+                    }
                 }
-                if let Err(e) = socket.send(&req.bytes).await {
+                let sealed;
+                let bytes: &[u8] = match (nts_opts, nts.as_mut()) {
+                    (None, _) => &req.bytes,
+                    (Some(_), Some(link)) => match link.session.seal(&req.bytes) {
+                        Some((b, sent)) => {
+                            link.sent = Some(sent);
+                            sealed = b;
+                            &sealed
+                        }
+                        None => continue, // no cookie: key exchange at the next poll
+                    },
+                    (Some(_), None) => continue, // no keys yet: this poll goes unanswered
+                };
+                if let Some(s) = &socket
+                    && let Err(e) = s.send(bytes).await
+                {
                     // Network down or no route: counts as an unanswered poll, nothing more.
                     debug!(server = %server, "send failed: {e}");
                 }
+                if let Some(link) = &nts {
+                    ctx.emit(slot, Some(&machine), UpstreamEventKind::Nts { cookies: link.session.cookies() });
+                }
             }
-            got = socket.async_io(Interest::READABLE, || cmsg::recv_timestamped(socket.as_raw_fd(), &mut buf)) => {
+            got = recv_on(socket.as_ref(), &mut buf) => {
                 let (n, stamp) = match got {
                     Ok(v) => v,
                     Err(e) => {
@@ -392,6 +556,40 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                     }
                 };
                 let t4 = stamp.map_or_else(|| clock.now(), |r| clock.map_realtime(r));
+                if let (Some(opts), Some(link)) = (nts_opts, nts.as_mut()) {
+                    let Some(sent) = link.sent else {
+                        debug!(server = %server, "ignored datagram: no NTS request in flight");
+                        continue;
+                    };
+                    match link.session.open(&buf[..n], &sent) {
+                        Ok(()) => {
+                            link.sent = None;
+                            ctx.emit(slot, Some(&machine), UpstreamEventKind::Nts { cookies: link.session.cookies() });
+                        }
+                        Err(NtsReject::NotOurs) => {
+                            debug!(server = %server, "ignored datagram: not an answer to our NTS request");
+                            continue;
+                        }
+                        Err(NtsReject::Nak) => {
+                            NtsCounters::bump(&opts.counters.client_naks);
+                            info!(server = %server, "NTS NAK: the server no longer takes our cookies; new key exchange at the next poll");
+                            link.sent = None;
+                            link.rekey = true;
+                            continue;
+                        }
+                        Err(e @ NtsReject::Unauthenticated(_)) => {
+                            NtsCounters::bump(&opts.counters.client_auth_failures);
+                            let text = e.to_string();
+                            if last_complaint.as_deref() != Some(&text) {
+                                warn!(server = %server, "dropped a reply that failed NTS authentication (counted in nts_auth_failures): {text}");
+                                last_complaint = Some(text);
+                            }
+                            continue;
+                        }
+                    }
+                } else if nts_opts.is_some() {
+                    continue;
+                }
                 let guard = loop_guard(&local_refids, ctx.state.as_ref());
                 match machine.receive(&buf[..n], t4, &guard) {
                     Received::Sample(s) => {
@@ -425,6 +623,14 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
     }
 }
 
+fn local_refids(socket: Option<&UdpSocket>) -> Vec<crate::core::RefId> {
+    socket.map(local_refids_of).unwrap_or_default()
+}
+
+fn local_refids_of(socket: &UdpSocket) -> Vec<crate::core::RefId> {
+    socket.local_addr().map(|a| vec![refid_of(a.ip())]).unwrap_or_default()
+}
+
 fn loop_guard(local_refids: &[crate::core::RefId], state: Option<&SharedState>) -> LoopGuard {
     let own = state.map(|s| {
         let s = s.load();
@@ -447,6 +653,21 @@ mod tests {
         for bad in ["", "host:", "host:99999", "host:0", "[::1", "[::1]x", ":123"] {
             assert!(split_host_port(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn nts_entries_default_to_the_ke_port() {
+        let c = crate::config::Config::parse(
+            "[[upstream]]\naddress = \"nts.example.org\"\nnts = true\n[[upstream]]\naddress = \"[::1]:1234\"\nnts = true\n",
+            "t.toml",
+        )
+        .unwrap();
+        let s = UpstreamSpec::from_config(0, &c.upstream[0]).unwrap();
+        assert_eq!((s.port, s.display_name().as_str()), (4460, "nts.example.org"));
+        assert!(s.nts.is_some());
+        let s = UpstreamSpec::from_config(1, &c.upstream[1]).unwrap();
+        assert_eq!(s.port, 1234);
+        assert!(!has_port("2001:db8::1") && has_port("h:1") && !has_port("[::1]") && !has_port("h"));
     }
 
     #[test]

@@ -86,6 +86,12 @@ impl Upstream {
         self.server
     }
 
+    /// The server's address changed (an NTS key exchange named another NTP server): samples
+    /// are attributed to it from now on; the poll state is kept.
+    pub fn set_server(&mut self, server: IpAddr) {
+        self.server = server;
+    }
+
     /// When to call [`transmit`](Self::transmit) next; `None` once stopped by DENY/RSTR.
     pub fn next_poll(&self) -> Option<Time> {
         if self.stopped.is_some() { None } else { Some(self.poller.next_poll()) }

@@ -5,6 +5,9 @@
 //! - [`worker`]: the socket loop (`recvmmsg`/`sendmmsg`, kernel timestamps), one thread per
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
+pub mod nts;
+#[cfg(test)]
+mod nts_tests;
 pub mod policy;
 pub mod respond;
 pub mod socket;
@@ -17,13 +20,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 
+pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
 pub use respond::{DropReason, Outcome};
 pub use stats::ServerCounters;
 
 use crate::clock::Clock;
 use crate::core::state::SharedState;
+use crate::net::nts::cookie::CookieKeys;
 use stats::WorkerCounters;
 
 #[derive(Clone, Debug)]
@@ -32,11 +38,13 @@ pub struct ServerOptions {
     pub listen: Vec<SocketAddr>,
     /// Sockets (and threads) per address; 0 means one per CPU.
     pub workers: usize,
+    /// Cookie keys when we serve NTS (rotated by whoever holds the other end).
+    pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
 }
 
 impl ServerOptions {
     pub fn new(listen: Vec<SocketAddr>) -> ServerOptions {
-        ServerOptions { listen, workers: 0 }
+        ServerOptions { listen, workers: 0, nts: None }
     }
 }
 
@@ -88,6 +96,7 @@ pub fn spawn(
             state: state.clone(),
             clock: clock.clone(),
             policy: policy.clone(),
+            nts: opts.nts.clone(),
             stop: stop.clone(),
             counters,
         };

@@ -1,15 +1,20 @@
 //! The server's answer to one datagram, sans-IO: request bytes, receive time and the system
 //! state snapshot in, a reply (or the reason for silence) out.
 //!
-//! Replies are always the bare 48-byte header, so a reply is never larger than its request (a
-//! request shorter than that is malformed and gets nothing): no amplification. The transmit
+//! Plain replies are the bare 48-byte header, so a reply is never larger than its request (a
+//! request shorter than that is malformed and gets nothing): no amplification. Their transmit
 //! timestamp is stamped separately ([`stamp_transmit`]) so the socket code can read the clock
-//! right before the send syscall.
+//! right before the send syscall. A request with NTS fields, when we serve NTS, takes the
+//! [`super::nts`] branch: its reply is authenticated, so it is complete (transmit time
+//! included) when built, and never longer than the request either.
 
 use std::net::IpAddr;
 
+use super::nts::{self as nts_reply, Headers, NtsContext, NtsOutcome};
 use super::policy::{Policy, Verdict};
 use crate::core::{Leap, RefId, SystemState};
+use crate::net::nts::client::NTSN;
+use crate::net::nts::server::{self as nts_fields, Parsed};
 use crate::net::packet::{HEADER_LEN, Mode, Packet, ParseError};
 use crate::time::{Time, to_ntp_short};
 
@@ -36,16 +41,19 @@ pub enum DropReason {
     RateLimited,
     /// Any other policy decision.
     Policy,
+    /// NTS fields that do not make an NTS request (no authenticator, duplicates, bad lengths).
+    NtsMalformed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::Version,
         DropReason::Mode,
         DropReason::Denied,
         DropReason::RateLimited,
         DropReason::Policy,
+        DropReason::NtsMalformed,
     ];
 
     /// Stable name for counters and metrics.
@@ -57,6 +65,7 @@ impl DropReason {
             DropReason::Denied => "denied",
             DropReason::RateLimited => "rate_limited",
             DropReason::Policy => "policy",
+            DropReason::NtsMalformed => "nts_malformed",
         }
     }
 
@@ -73,26 +82,41 @@ pub enum Outcome {
     Reply,
     /// A kiss-o'-death of [`HEADER_LEN`] bytes, complete as is.
     Kod,
+    /// An NTS reply, KoD or NAK, complete as is (transmit time included).
+    Nts(NtsOutcome),
     /// Send nothing.
     Drop(DropReason),
+}
+
+impl Outcome {
+    /// Bytes to send.
+    pub fn wire_len(self) -> usize {
+        match self {
+            Outcome::Reply | Outcome::Kod => HEADER_LEN,
+            Outcome::Nts(n) => n.len as usize,
+            Outcome::Drop(_) => 0,
+        }
+    }
 }
 
 /// Checks a request and, if it deserves one, writes the reply into `out`.
 ///
 /// `rx` is the request's receive time on the disciplined timescale (the kernel timestamp mapped
-/// through the clock).
+/// through the clock). `out` holds at least the request's length; `nts` is `None` when we do
+/// not serve NTS (NTS fields are then ignored like any other extension field).
 pub fn prepare(
     request: &[u8],
     peer: IpAddr,
     rx: Time,
     state: &SystemState,
     policy: &dyn Policy,
-    out: &mut [u8; HEADER_LEN],
+    nts: Option<&NtsContext>,
+    out: &mut [u8],
 ) -> Outcome {
     if !policy.admits(peer) {
         return Outcome::Drop(DropReason::Denied);
     }
-    prepare_admitted(request, peer, rx, state, policy, out)
+    prepare_admitted(request, peer, rx, state, policy, nts, out)
 }
 
 /// [`prepare`] for a peer the caller already checked with [`Policy::admits`].
@@ -102,12 +126,40 @@ pub fn prepare_admitted(
     rx: Time,
     state: &SystemState,
     policy: &dyn Policy,
-    out: &mut [u8; HEADER_LEN],
+    nts: Option<&NtsContext>,
+    out: &mut [u8],
 ) -> Outcome {
     let req = match parse_client_request(request) {
         Ok(p) => p,
         Err(reason) => return Outcome::Drop(reason),
     };
+    if request.len() > HEADER_LEN
+        && let Some(ctx) = nts
+    {
+        match nts_fields::parse(request) {
+            Parsed::NotNts => {}
+            Parsed::Malformed(_) => return Outcome::Drop(DropReason::NtsMalformed),
+            Parsed::Nts(r) => {
+                // Rate limits first, before any cryptography (access lists came before parsing).
+                let kod = match policy.check(peer, &req, rx) {
+                    Verdict::Drop(reason) => return Outcome::Drop(reason),
+                    Verdict::Kod(code) => Some(kod_reply(&req, code, state.precision)),
+                    Verdict::Serve => None,
+                };
+                let headers = Headers {
+                    time: time_reply(&req, rx, state),
+                    kod,
+                    nak: kod_reply(&req, NTSN, state.precision),
+                    rx,
+                };
+                return match nts_reply::respond(&r, request, headers, ctx, out) {
+                    Some(o) => Outcome::Nts(o),
+                    None => Outcome::Drop(DropReason::NtsMalformed),
+                };
+            }
+        }
+    }
+    let Some(out) = out.first_chunk_mut::<HEADER_LEN>() else { return Outcome::Drop(DropReason::Malformed) };
     match policy.check(peer, &req, rx) {
         Verdict::Serve => {
             time_reply(&req, rx, state).write(out);
@@ -131,7 +183,7 @@ pub fn respond(
     transmit: impl FnOnce() -> Time,
     out: &mut [u8; HEADER_LEN],
 ) -> Outcome {
-    let outcome = prepare(request, peer, rx, state, policy, out);
+    let outcome = prepare(request, peer, rx, state, policy, None, out);
     if outcome == Outcome::Reply {
         stamp_transmit(out, rx, transmit());
     }
@@ -140,7 +192,7 @@ pub fn respond(
 
 /// Writes the transmit timestamp of a time reply, never earlier than its receive timestamp
 /// (clients reject receive > transmit; a clock step between the two must not cause that).
-pub fn stamp_transmit(reply: &mut [u8; HEADER_LEN], rx: Time, tx: Time) {
+pub fn stamp_transmit(reply: &mut [u8], rx: Time, tx: Time) {
     reply[40..48].copy_from_slice(&tx.max(rx).to_ntp().to_be_bytes());
 }
 
@@ -370,6 +422,7 @@ mod tests {
             now(),
             &synced(),
             &Fixed(Verdict::Drop(DropReason::Denied)),
+            None,
             &mut out,
         );
         assert_eq!(o, Outcome::Drop(DropReason::Denied));
@@ -379,7 +432,7 @@ mod tests {
     #[test]
     fn malformed_and_other_modes_get_nothing() {
         let mut out = [0u8; HEADER_LEN];
-        let mut go = |b: &[u8]| prepare(b, PEER, now(), &synced(), &ServeAll, &mut out);
+        let mut go = |b: &[u8]| prepare(b, PEER, now(), &synced(), &ServeAll, None, &mut out);
         assert_eq!(go(&[]), Outcome::Drop(DropReason::Malformed));
         assert_eq!(go(&request(4, 3, 6, 1)[..47]), Outcome::Drop(DropReason::Malformed));
         assert_eq!(go(&request(0, 3, 6, 1)), Outcome::Drop(DropReason::Version));
@@ -414,6 +467,7 @@ mod tests {
                     prop_assert_eq!(out[0] & 7, 4);
                 }
                 Outcome::Drop(_) => prop_assert_eq!(out, [0u8; HEADER_LEN]),
+                Outcome::Nts(_) => prop_assert!(false, "NTS without NTS configured"),
             }
         }
     }

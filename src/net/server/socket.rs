@@ -55,7 +55,7 @@ fn open(addr: SocketAddr) -> io::Result<Socket> {
     socket.set_read_timeout(Some(READ_TIMEOUT))?;
     // Best effort: a smaller buffer only costs burst tolerance.
     let _ = socket.set_recv_buffer_size(RCVBUF_BYTES);
-    set_int(&socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+    crate::net::cmsg::enable_rx_timestamps(socket.as_raw_fd())?;
     if addr.is_ipv6() {
         set_int(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
     } else {

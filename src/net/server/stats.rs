@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::nts::NtsKind;
 use super::respond::{DropReason, Outcome};
 
 const N_DROP: usize = DropReason::ALL.len();
@@ -16,6 +17,11 @@ pub struct ServerCounters {
     pub answered: u64,
     /// Kiss-o'-death replies sent.
     pub kod: u64,
+    /// NTS: authenticated time replies, authenticated KoDs, and NAKs (cookie or authenticator
+    /// did not check out: the request failed authentication).
+    pub nts_answered: u64,
+    pub nts_kod: u64,
+    pub nts_nak: u64,
     /// Datagrams left unanswered, by [`DropReason::index`].
     pub dropped: [u64; N_DROP],
     /// Replies the kernel refused to send.
@@ -42,6 +48,11 @@ impl ServerCounters {
         match outcome {
             Outcome::Reply => self.answered += 1,
             Outcome::Kod => self.kod += 1,
+            Outcome::Nts(n) => match n.kind {
+                NtsKind::Reply => self.nts_answered += 1,
+                NtsKind::Kod => self.nts_kod += 1,
+                NtsKind::Nak => self.nts_nak += 1,
+            },
             Outcome::Drop(r) => self.dropped[r.index()] += 1,
         }
     }
@@ -50,6 +61,9 @@ impl ServerCounters {
         self.received += o.received;
         self.answered += o.answered;
         self.kod += o.kod;
+        self.nts_answered += o.nts_answered;
+        self.nts_kod += o.nts_kod;
+        self.nts_nak += o.nts_nak;
         for (a, b) in self.dropped.iter_mut().zip(o.dropped) {
             *a += b;
         }
@@ -65,6 +79,9 @@ pub struct WorkerCounters {
     received: AtomicU64,
     answered: AtomicU64,
     kod: AtomicU64,
+    nts_answered: AtomicU64,
+    nts_kod: AtomicU64,
+    nts_nak: AtomicU64,
     dropped: [AtomicU64; N_DROP],
     send_errors: AtomicU64,
     no_kernel_timestamp: AtomicU64,
@@ -77,6 +94,9 @@ impl WorkerCounters {
         self.received.store(c.received, r);
         self.answered.store(c.answered, r);
         self.kod.store(c.kod, r);
+        self.nts_answered.store(c.nts_answered, r);
+        self.nts_kod.store(c.nts_kod, r);
+        self.nts_nak.store(c.nts_nak, r);
         for (a, b) in self.dropped.iter().zip(c.dropped) {
             a.store(b, r);
         }
@@ -94,6 +114,9 @@ impl WorkerCounters {
             received: self.received.load(r),
             answered: self.answered.load(r),
             kod: self.kod.load(r),
+            nts_answered: self.nts_answered.load(r),
+            nts_kod: self.nts_kod.load(r),
+            nts_nak: self.nts_nak.load(r),
             dropped,
             send_errors: self.send_errors.load(r),
             no_kernel_timestamp: self.no_kernel_timestamp.load(r),

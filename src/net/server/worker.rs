@@ -12,20 +12,26 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
 use socket2::Socket;
 
+use super::nts::NtsContext;
 use super::policy::Policy;
 use super::respond::{self, Outcome};
 use super::stats::{ServerCounters, WorkerCounters};
 use crate::clock::{Clock, realtime_now};
 use crate::core::state::SharedState;
 use crate::net::cmsg::read_cmsgs;
+use crate::net::nts::cookie::CookieKeys;
 use crate::net::packet::HEADER_LEN;
 use crate::time::Time;
 
 const BATCH: usize = 32;
-/// Longer datagrams are truncated; only the 48-byte header matters to us.
-const RX_BUF: usize = 512;
+/// Longer datagrams are truncated. An NTS request with our 104-byte cookies and seven
+/// placeholders is under 1 KB; 2 KB leaves room for longer unique identifiers and nonces.
+const RX_BUF: usize = 2048;
+/// A reply is never longer than its request.
+const TX_BUF: usize = RX_BUF;
 const CMSG_BUF: usize = 128;
 
 #[repr(C, align(8))]
@@ -40,7 +46,7 @@ struct Slots {
     rx_iov: [libc::iovec; BATCH],
     rx_cmsg: [CmsgBuf; BATCH],
     rx_hdr: [libc::mmsghdr; BATCH],
-    tx_buf: [[u8; HEADER_LEN]; BATCH],
+    tx_buf: [[u8; TX_BUF]; BATCH],
     tx_iov: [libc::iovec; BATCH],
     tx_cmsg: [CmsgBuf; BATCH],
     tx_hdr: [libc::mmsghdr; BATCH],
@@ -59,6 +65,11 @@ impl Slots {
             s.tx_iov[i] = libc::iovec { iov_base: s.tx_buf[i].as_mut_ptr().cast(), iov_len: HEADER_LEN };
         }
         s
+    }
+
+    /// Sets the length of reply slot `k`.
+    fn set_tx_len(&mut self, k: usize, len: usize) {
+        self.tx_iov[k].iov_len = len.min(TX_BUF);
     }
 
     /// Points the receive headers at their buffers; the kernel overwrites lengths each call.
@@ -82,6 +93,8 @@ pub struct Worker {
     pub state: SharedState,
     pub clock: Arc<dyn Clock>,
     pub policy: Arc<dyn Policy>,
+    /// Cookie keys when we serve NTS.
+    pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
     pub stop: Arc<AtomicBool>,
     pub counters: Arc<WorkerCounters>,
 }
@@ -101,7 +114,8 @@ impl Worker {
                     fd,
                     s.rx_hdr.as_mut_ptr(),
                     BATCH as _,
-                    libc::MSG_WAITFORONE,
+                    // c_int in glibc's prototype, c_uint in musl's.
+                    libc::MSG_WAITFORONE as _,
                     std::ptr::null_mut(),
                 )
             };
@@ -121,6 +135,10 @@ impl Worker {
             let n = n as usize;
             c.received += n as u64;
             let state = self.state.load();
+            let nts_keys = self.nts.as_ref().map(|k| k.load());
+            let clock = &*self.clock;
+            let now = || clock.now();
+            let nts = nts_keys.as_ref().map(|keys| NtsContext { keys, now: &now });
             let mut k = 0;
             for i in 0..n {
                 // Nothing can be sent to port 0: such a source is forged.
@@ -146,13 +164,18 @@ impl Worker {
                     rx,
                     &state,
                     &*self.policy,
+                    nts.as_ref(),
                     &mut s.tx_buf[k],
                 );
                 c.record(outcome);
                 if matches!(outcome, Outcome::Drop(_)) {
                     continue;
                 }
+                // Never longer than the request: no amplification (NTS included).
+                debug_assert!(outcome.wire_len() <= len);
+                s.set_tx_len(k, outcome.wire_len());
                 s.tx_rx_time[k] = rx;
+                // NTS replies are sealed with their transmit time: never restamped.
                 s.tx_stamp[k] = outcome == Outcome::Reply;
                 let namelen = s.rx_hdr[i].msg_hdr.msg_namelen;
                 let name: *mut libc::sockaddr_storage = &mut s.rx_name[i];
@@ -169,6 +192,7 @@ impl Worker {
                 k += 1;
             }
             drop(state);
+            drop(nts_keys);
             if k > 0 {
                 let tx = self.clock.now();
                 for j in 0..k {

@@ -41,11 +41,10 @@ impl MonoToRealtime {
     }
 }
 
+/// Nanoseconds on `clock`, read with 64-bit seconds (a 32-bit `time_t` times 1e9 would overflow).
 fn read(clock: libc::clockid_t) -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes into the timespec we own; both clocks always exist.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    // Both clocks always exist.
+    crate::clock::time64::clock_gettime(clock).map_or(0, |t| t.unix_nanos())
 }
 
 #[cfg(test)]

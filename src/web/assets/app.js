@@ -142,7 +142,7 @@ function renderStatus() {
     .map(([k, n]) => k + ' ' + fmtNumber(n)).join(', ');
   kv($('#server-kv'), [
     ['requests/s', rps === null ? '–' : fmtNumber(rps, 1)],
-    ['answered', fmtNumber(srv.answered)],
+    ['answered', fmtNumber(srv.answered) + (srv.nts_answered ? ' (+ ' + fmtNumber(srv.nts_answered) + ' NTS)' : '')],
     ['KoD sent', fmtNumber(srv.kod) + (kodps ? ' (' + fmtNumber(kodps, 2) + '/s)' : ''), srv.kod > 0 ? 'warning' : ''],
     ['dropped', fmtNumber(drops) + (reasons ? ' (' + reasons + ')' : '')],
   ]);
@@ -152,7 +152,7 @@ function renderStatus() {
   for (const src of s.sources) {
     const tr = el('tr', { class: src.state, 'data-kind': src.kind },
       el('td', { class: 'state-' + src.state, title: src.state }, MARK[src.state] || ' '),
-      el('td', {}, src.name),
+      el('td', {}, src.nts ? src.name + ' [NTS ' + src.nts.cookies + ']' : src.name),
       el('td', { class: 'opt' }, src.kind),
       el('td', {}, src.refid || ''),
       el('td', { class: 'num' }, src.stratum),
