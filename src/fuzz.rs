@@ -16,7 +16,7 @@ use crate::net::server::respond::{Outcome, respond};
 use crate::net::server::{Policy, ServeAll};
 use crate::refclock::nmea::decoder::{Decoded, Decoder, DecoderConfig};
 use crate::refclock::nmea::{replay, sentence};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// A fuzz target: any bytes in, a panic if an invariant breaks.
 pub type Target = fn(&[u8]);
@@ -50,7 +50,7 @@ pub fn packet(data: &[u8]) {
     // One policy for the whole run: its rate-limit table carries state from input to input.
     static POOL: std::sync::OnceLock<PoolPolicy> = std::sync::OnceLock::new();
     let pool = POOL.get_or_init(|| {
-        PoolPolicy::from_config(&crate::config::ServerConfig {
+        crate::daemon::options::serving_policy(&crate::config::ServerConfig {
             rate_limit_burst: 2,
             rate_limit_clients: 64,
             rate_limit_exempt: Vec::new(),
@@ -149,6 +149,7 @@ pub fn control(data: &[u8]) {
         system: crate::control::SystemStatus::from_state(&SystemState::unsynchronised(), now()),
         sources: Vec::new(),
         refclock: None,
+        refclocks: Vec::new(),
         server: Default::default(),
         nts: None,
     };

@@ -21,5 +21,5 @@ pub mod net;
 pub mod notify;
 pub mod refclock;
 pub mod sim;
-pub mod time;
+pub mod vocab;
 pub mod web;

@@ -62,6 +62,7 @@ fn snapshot() -> StatusSnapshot {
             },
         ],
         refclock: Some(RefclockCounters { pps_pulses: 41, ..Default::default() }),
+        refclocks: Vec::new(),
         server: ServerCounters {
             answered: 5,
             kod: 0,

@@ -14,6 +14,14 @@ use stratum1::web::{SharedHistory, WebListener, serve};
 fn snapshot() -> StatusSnapshot {
     let mut dropped = BTreeMap::new();
     dropped.insert("rate".to_string(), 9);
+    let gps = RefclockCounters {
+        name: "GPS(0)".into(),
+        pps_pulses: 100,
+        pps_missed: 2,
+        nmea_sentences: 600,
+        nmea_checksum_errors: 1,
+        ..Default::default()
+    };
     StatusSnapshot {
         version: "0.1.0".into(),
         uptime_s: 10.0,
@@ -46,13 +54,16 @@ fn snapshot() -> StatusSnapshot {
             poll_log2: 4,
             nts: None,
         }],
-        refclock: Some(RefclockCounters {
-            pps_pulses: 100,
-            pps_missed: 2,
-            nmea_sentences: 600,
-            nmea_checksum_errors: 1,
-            ..Default::default()
-        }),
+        refclock: Some(gps.clone()),
+        refclocks: vec![
+            gps,
+            RefclockCounters {
+                name: "usb".into(),
+                nmea_sentences: 300,
+                nmea_times: 50,
+                ..Default::default()
+            },
+        ],
         server: ServerCounters { answered: 77, kod: 1, dropped_by_reason: dropped, ..Default::default() },
         nts: None,
     }
@@ -223,11 +234,22 @@ fn metrics_page_parses_and_has_the_families() {
     assert_eq!(value("stratum1_system_leap"), 0.0);
     assert_eq!(value("stratum1_system_root_dispersion_seconds"), 1.5e-5);
     assert_eq!(value("stratum1_source_reach"), 255.0);
-    assert_eq!(value("stratum1_pps_pulses_total"), 100.0);
-    assert_eq!(value("stratum1_pps_missed_total"), 2.0);
-    assert_eq!(value("stratum1_nmea_sentences_total"), 600.0);
-    assert_eq!(value("stratum1_nmea_checksum_errors_total"), 1.0);
+    let gps = |fam: &str| {
+        let f = fams.get(fam).unwrap_or_else(|| panic!("no {fam} in\n{body}"));
+        f.samples.iter().find(|(_, l, _)| l.iter().any(|(k, v)| k == "refclock" && v == "GPS(0)")).unwrap().2
+    };
+    assert_eq!(gps("stratum1_pps_pulses_total"), 100.0);
+    assert_eq!(gps("stratum1_pps_missed_total"), 2.0);
+    assert_eq!(gps("stratum1_nmea_sentences_total"), 600.0);
+    assert_eq!(gps("stratum1_nmea_checksum_errors_total"), 1.0);
     assert_eq!(fams["stratum1_pps_pulses_total"].kind, "counter");
+    // One series per refclock, by name.
+    let per_refclock: HashMap<&str, f64> = fams["stratum1_nmea_sentences_total"]
+        .samples
+        .iter()
+        .map(|(_, l, v)| (l.iter().find(|(k, _)| k == "refclock").unwrap().1.as_str(), *v))
+        .collect();
+    assert_eq!(per_refclock, HashMap::from([("GPS(0)", 600.0), ("usb", 300.0)]));
     for fam in ["stratum1_source_offset_seconds", "stratum1_source_jitter_seconds", "stratum1_source_state"] {
         assert!(fams.contains_key(fam), "{fam} missing");
     }

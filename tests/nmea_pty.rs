@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use stratum1::clock::realtime_now;
 use stratum1::refclock::RefclockEvent;
 use stratum1::refclock::nmea::framer::with_checksum;
-use stratum1::refclock::nmea::{NmeaDriverConfig, NmeaDriverHandle, spawn};
-use stratum1::time::Time;
+use stratum1::refclock::nmea::{self, NmeaDriverConfig, NmeaDriverHandle, spawn};
+use stratum1::vocab::Time;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 struct Pty {
@@ -80,7 +80,7 @@ fn feed(pty: &Pty, rx: &mut UnboundedReceiver<RefclockEvent>, start: Time, n: i6
         std::thread::sleep(Duration::from_millis(1000));
     }
     wait_until("reported times", Duration::from_secs(10), || {
-        while let Ok(RefclockEvent::Nmea(t)) = rx.try_recv() {
+        while let Ok(RefclockEvent::Time(t)) = rx.try_recv() {
             got.push((t.utc, t.received));
         }
         got.len() as i64 >= n
@@ -104,7 +104,10 @@ fn reads_pty_survives_unplug_and_resumes_when_device_reappears() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("gps0");
     let (tx, mut rx) = unbounded_channel();
-    let handle = spawn(NmeaDriverConfig::new(&link, Some(9600)), tx);
+    let handle = spawn(NmeaDriverConfig::new(&link, Some(9600)), move |d| {
+        nmea::event(d).is_none_or(|e| tx.send(e).is_ok())
+    })
+    .unwrap();
 
     // Missing device at start: an error naming the problem, no panic, keeps trying.
     wait_until("missing-device error", Duration::from_secs(5), || {
@@ -149,7 +152,10 @@ fn reads_pty_survives_unplug_and_resumes_when_device_reappears() {
 fn auto_baud_finds_sentences_on_a_pty() {
     let pty = openpty();
     let (tx, mut rx) = unbounded_channel();
-    let handle = spawn(NmeaDriverConfig::new(&pty.path, None), tx);
+    let handle = spawn(NmeaDriverConfig::new(&pty.path, None), move |d| {
+        nmea::event(d).is_none_or(|e| tx.send(e).is_ok())
+    })
+    .unwrap();
     let t0 = Time::from_unix_secs(realtime_now().unix_secs());
     // Keep talking while the driver listens; once detected, times flow.
     let until = Instant::now() + Duration::from_secs(30);
@@ -160,7 +166,7 @@ fn auto_baud_finds_sentences_on_a_pty() {
         pty.write(burst(t0.add_nanos(i * 1_000_000_000)).as_bytes());
         i += 1;
         std::thread::sleep(Duration::from_millis(1000));
-        while let Ok(RefclockEvent::Nmea(t)) = rx.try_recv() {
+        while let Ok(RefclockEvent::Time(t)) = rx.try_recv() {
             times.push(t.utc);
         }
     }

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use stratum1::refclock::nmea::framer::with_checksum;
-use stratum1::time::Time;
+use stratum1::vocab::Time;
 
 const SEC: i64 = 1_000_000_000;
 

@@ -19,7 +19,7 @@ use stratum1::net::nts::ke::client::{Established, establish};
 use stratum1::net::nts::ke::server::KeServer;
 use stratum1::net::nts::stats::NtsCounters;
 use stratum1::net::nts::tls;
-use stratum1::time::Time;
+use stratum1::vocab::Time;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

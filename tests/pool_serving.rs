@@ -15,10 +15,9 @@ use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::config::Config;
 use stratum1::core::state::{SystemState, shared_state};
-use stratum1::core::{Leap, RefId};
 use stratum1::net::packet::{Mode, Packet};
-use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, DropReason, ServerHandle, ServerOptions};
+use stratum1::vocab::{Leap, RefId};
 
 /// A synchronised stratum 1 serving on `listen` with the `[server]` settings in `toml`. The
 /// test clients live in 127.0.0.0/8, which is exempt from rate limiting by default: the tests
@@ -35,7 +34,7 @@ fn start(listen: &str, toml: &str) -> ServerHandle {
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
     state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
-    let policy = Arc::new(PoolPolicy::from_config(&config.server).expect("access lists"));
+    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config.server).expect("access lists"));
     let opts = ServerOptions { listen: vec![listen.parse().expect("test address")], workers: 2, nts: None };
     server::spawn(opts, state, clock, policy).expect("server starts")
 }

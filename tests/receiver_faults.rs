@@ -13,7 +13,7 @@ use common::daemon::Daemon;
 use common::ntp::{Reply, ask};
 use common::pty::FakeReceiver;
 use stratum1::clock::realtime_now;
-use stratum1::time::Time;
+use stratum1::vocab::Time;
 
 /// Seconds from now to the same time of day on `y-m-d`.
 fn shift_to(y: i32, m: u8, d: u8) -> i64 {

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
-use stratum1::core::{RefId, Sample};
 use stratum1::refclock::RefclockEvent;
-use stratum1::refclock::nmea::{NmeaDriverConfig, spawn as spawn_nmea};
+use stratum1::refclock::nmea::{self, NmeaDriverConfig, spawn as spawn_nmea};
 use stratum1::refclock::pairing::SidePrior;
 use stratum1::refclock::sim::{ReceiverParams, realtime_model, spawn_with_baud};
 use stratum1::refclock::source::{RefclockSource, RefclockSourceConfig, RefclockStatus};
-use stratum1::time::Time;
+use stratum1::vocab::Time;
+use stratum1::vocab::{RefId, Sample};
 
 /// Runs the chain for `secs` seconds; samples with their (host) arrival time since start.
 fn run(
@@ -23,8 +23,12 @@ fn run(
     secs: u64,
 ) -> (Vec<(f64, Sample)>, RefclockStatus) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let sim = spawn_with_baud(realtime_model(params, 7), 9600, tx.clone()).unwrap();
-    let nmea = spawn_nmea(NmeaDriverConfig::new(sim.serial_path(), Some(9600)), tx);
+    let pulses = tx.clone();
+    let sim =
+        spawn_with_baud(realtime_model(params, 7), 9600, move |e| pulses.send(RefclockEvent::Pps(e)).is_ok())
+            .unwrap();
+    let sink = move |d| nmea::event(d).is_none_or(|e| tx.send(e).is_ok());
+    let nmea = spawn_nmea(NmeaDriverConfig::new(sim.serial_path(), Some(9600)), sink).unwrap();
     let clock = SoftwareClock::new();
     let mut src = RefclockSource::new(cfg);
     src.set_anchor_bound(anchor);

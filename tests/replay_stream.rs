@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use stratum1::refclock::nmea::framer::with_checksum;
-use stratum1::time::Time;
+use stratum1::vocab::Time;
 
 /// Peak resident set of the largest child this process has waited for, kB.
 fn children_max_rss_kb() -> i64 {

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use common::server::TestServer;
 use stratum1::clock::system::SystemClock;
-use stratum1::core::RefId;
 use stratum1::net::exchange::{Pending, Reject};
 use stratum1::net::packet::{Mode, Packet};
 use stratum1::net::query::{QueryError, query};
 use stratum1::net::server::DropReason;
+use stratum1::vocab::RefId;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -147,7 +147,7 @@ fn bogus_replies_are_ignored_until_the_real_one() {
         let req = Packet::parse(&buf[..48]).unwrap();
         let now = stratum1::clock::realtime_now();
         let good = Packet {
-            leap: stratum1::core::Leap::None,
+            leap: stratum1::vocab::Leap::None,
             version: 4,
             mode: Mode::Server,
             stratum: 2,
@@ -201,7 +201,7 @@ impl stratum1::net::server::Policy for SelectivePolicy {
         &self,
         peer: std::net::IpAddr,
         _request: &Packet,
-        _now: stratum1::time::Time,
+        _now: stratum1::vocab::time::Time,
     ) -> stratum1::net::server::Verdict {
         use stratum1::net::server::Verdict;
         match peer.to_string().as_str() {

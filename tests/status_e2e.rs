@@ -24,7 +24,7 @@ fn status_and_metrics_of_a_running_daemon() {
         format!(
             "[server]\nlisten = [\"127.0.0.83:12383\"]\n\
              [[refclock]]\nkind = \"nmea\"\ndevice = \"/dev/gps0\"\nbaud = 9600\n\
-             [[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\n\
+             pps = {{ device = \"/dev/pps0\" }}\n\
              [clock]\nmode = \"software\"\n\
              [metrics]\nlisten = \"127.0.0.83:19183\"\n\
              [control]\nsocket = {:?}\n",
@@ -83,11 +83,11 @@ fn status_and_metrics_of_a_running_daemon() {
     for family in [
         "stratum1_system_offset_seconds ",
         "stratum1_system_frequency_ratio ",
-        "stratum1_pps_last_pulse_age_seconds ",
+        "stratum1_pps_last_pulse_age_seconds{refclock=\"GPS(0)\"} ",
         "stratum1_gps_fix_mode{",
         "stratum1_system_stratum 1.0",
         "stratum1_source_reach{",
-        "stratum1_pps_pulses_total ",
+        "stratum1_pps_pulses_total{refclock=\"GPS(0)\"} ",
         "stratum1_server_requests_total{outcome=\"answered\"} ",
     ] {
         assert!(page.lines().any(|l| l.starts_with(family)), "metrics lack {family}:\n{page}");

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stratum1::clock::software::SoftwareClock;
-use stratum1::core::{Leap, RefId};
 use stratum1::net::client::driver::{Resolver, UpstreamEvent, UpstreamEventKind, UpstreamSpec};
 use stratum1::net::client::{KissCode, PollOptions, UpstreamOptions, spawn, spawn_with_resolver};
 use stratum1::net::packet::Packet;
+use stratum1::vocab::{Leap, RefId};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// A UDP port free on `host` right now (tests run concurrently, in several worktrees: no fixed
@@ -52,7 +52,7 @@ async fn collect(
     events
 }
 
-fn samples_of(events: &[UpstreamEvent], index: usize, slot: usize) -> Vec<stratum1::core::Sample> {
+fn samples_of(events: &[UpstreamEvent], index: usize, slot: usize) -> Vec<stratum1::vocab::Sample> {
     events
         .iter()
         .filter(|e| e.source_index == index && e.slot == slot)

@@ -34,7 +34,7 @@ fn three_chronyd_upstreams_stratum3_and_a_falseticker_rejected() {
     let liar = common::server::TestServer::start(&["127.0.9.4:0"]);
     let mut state = common::server::synced_state(&*liar.clock);
     state.stratum = 2;
-    state.refid = stratum1::core::RefId([192, 0, 2, 1]);
+    state.refid = stratum1::vocab::RefId([192, 0, 2, 1]);
     liar.state.store(std::sync::Arc::new(state));
     stratum1::clock::Clock::step(&*liar.clock, 0.5).expect("step the liar's software clock");
     let liar_addr = liar.addr();

@@ -10,7 +10,6 @@ use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::config::ServerConfig;
 use stratum1::core::state::{SystemState, shared_state};
-use stratum1::net::pool_policy::PoolPolicy;
 use stratum1::net::server::{self, ServerOptions};
 
 /// `rate_limit`: (interval s, burst), or `None` for `rate_limit = false`.
@@ -29,7 +28,7 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
         config.rate_limit_interval = interval;
         config.rate_limit_burst = burst;
     }
-    let policy = Arc::new(PoolPolicy::from_config(&config).expect("access lists"));
+    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config).expect("access lists"));
     let table_bytes = policy.table_bytes();
     // STRATUM1_BENCH_NTS=1: serve NTS too (cookie keys loaded), to show what that costs plain
     // requests (the load is plain NTP either way).

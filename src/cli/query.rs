@@ -117,8 +117,8 @@ pub fn json_line(server: &str, m: &Measurement) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Leap, RefId};
-    use crate::time::Time;
+    use crate::vocab::Time;
+    use crate::vocab::{Leap, RefId};
 
     fn m(stratum: u8, refid: RefId) -> Measurement {
         let t = Time::from_utc(2026, 1, 2, 3, 4, 5, 0);

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::config::{Config, DEFAULT_PATH, RefclockKind};
-use crate::refclock::RefclockEvent;
 use crate::refclock::anchor::host_clock_error_bound;
 use crate::refclock::diagnose::Report;
 use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
@@ -22,7 +21,6 @@ use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
 use crate::refclock::nmea::{Decoded, rollover};
 use crate::refclock::pps::probe::{PpsInput, PpsProbe};
 use crate::refclock::sim::ReceiverParams;
-use crate::refclock::source::RefclockSourceConfig;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RefclockTestArgs {
@@ -146,9 +144,8 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
         None => (args.device.clone().unwrap_or_else(default_device), baud),
     };
     let (tx, rx) = mpsc::channel();
-    let handle = serial::spawn_with(NmeaDriverConfig::new(&device, baud), move |d| {
-        let _ = tx.send(d);
-    });
+    let handle = serial::spawn(NmeaDriverConfig::new(&device, baud), move |d| tx.send(d).is_ok())
+        .context("cannot start the NMEA reader")?;
     if !args.json {
         eprintln!("listening on {} for {:.0} s…", device.display(), args.duration);
     }
@@ -172,12 +169,7 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         if let Some(p) = &mut pps {
-            let ev = match d {
-                Some(Decoded::Time(t)) if !t.leap_second => Some(RefclockEvent::Nmea(t.time)),
-                Some(Decoded::NoFix { received }) => Some(RefclockEvent::NoFix { received }),
-                _ => None,
-            };
-            for line in p.feed(ev) {
+            for line in p.feed(d.and_then(crate::refclock::nmea::event)) {
                 if args.json {
                     writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
                 }
@@ -209,9 +201,7 @@ fn pps_probe(args: &RefclockTestArgs) -> anyhow::Result<Option<PpsProbe>> {
     } else {
         return Ok(None);
     };
-    let cfg = Config::load(Path::new(DEFAULT_PATH))
-        .map(|c| RefclockSourceConfig::from_config(&c.refclock))
-        .unwrap_or_default();
+    let cfg = crate::daemon::options::diagnosis_source(Config::load(Path::new(DEFAULT_PATH)).ok().as_ref());
     Ok(Some(PpsProbe::start(input, cfg, host_clock_error_bound())?))
 }
 
@@ -219,7 +209,12 @@ fn pps_probe(args: &RefclockTestArgs) -> anyhow::Result<Option<PpsProbe>> {
 fn default_device() -> PathBuf {
     Config::load(Path::new(DEFAULT_PATH))
         .ok()
-        .and_then(|c| c.refclock.into_iter().find(|r| r.kind == RefclockKind::Nmea).and_then(|r| r.device))
+        .and_then(|c| {
+            c.refclock.into_iter().find_map(|r| match r.kind {
+                RefclockKind::Nmea(n) => Some(n.device),
+                RefclockKind::Pps(_) => None,
+            })
+        })
         .unwrap_or_else(|| PathBuf::from("/dev/serial0"))
 }
 

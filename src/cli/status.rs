@@ -75,10 +75,13 @@ pub fn render_text(s: &StatusSnapshot) -> String {
         sys.root_dispersion_s * 1e3,
         duration(s.uptime_s),
     );
-    if let Some(r) = &s.refclock {
+    // A daemon from before several refclocks sends only the first.
+    let refclocks = if s.refclocks.is_empty() { s.refclock.as_slice() } else { &s.refclocks[..] };
+    for r in refclocks {
+        let name = if r.name.is_empty() { String::new() } else { format!("{} ", r.name) };
         let _ = writeln!(
             out,
-            "refclock: {}{}: {} pulses ({} missed{}), {} sentences ({} bad checksums), {} times, fix {}",
+            "refclock {name}{}{}: {} pulses ({} missed{}), {} sentences ({} bad checksums), {} times, fix {}{}",
             r.description,
             r.model.as_deref().map(|m| format!(" [{m}]")).unwrap_or_default(),
             r.pps_pulses,
@@ -88,6 +91,7 @@ pub fn render_text(s: &StatusSnapshot) -> String {
             r.nmea_checksum_errors,
             r.nmea_times,
             fix_text(r.fix.as_ref()),
+            r.last_error.as_deref().map(|e| format!("; {e}")).unwrap_or_default(),
         );
         if let Some(p) = &r.pairing {
             let _ = writeln!(out, "pairing: {p}");

@@ -62,6 +62,9 @@ pub fn read(path: &Path) -> anyhow::Result<Option<Drift>> {
 
 /// Replaces the drift file atomically (temporary file, fsync, rename, directory fsync).
 pub fn write_atomic(path: &Path, drift: &Drift) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("drift file {} is a directory: name a file in it", path.display());
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().with_context(|| format!("drift file path {} has no name", path.display()))?;
     let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
@@ -109,5 +112,15 @@ mod tests {
         std::fs::write(&path, "garbage").unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("drift file") && e.contains("garbage"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_is_refused_and_nothing_is_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("state");
+        std::fs::create_dir(&inner).unwrap();
+        let e = write_atomic(&inner, &Drift { freq_ppm: 1.0, sd_ppm: 0.6 }).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no .state.tmp");
     }
 }

@@ -17,7 +17,7 @@ pub mod software;
 pub mod system;
 pub mod time64;
 
-use crate::time::Time;
+use crate::vocab::{ClockAction, Leap, Time};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClockError {
@@ -50,8 +50,21 @@ pub trait Clock: Send + Sync + 'static {
     }
     /// Arms a leap second at the end of the current UTC day (`Leap::None` disarms). The system
     /// clock hands it to the kernel; other clocks follow POSIX time and ignore it.
-    fn set_leap(&self, _leap: crate::core::Leap) -> Result<(), ClockError> {
+    fn set_leap(&self, _leap: Leap) -> Result<(), ClockError> {
         Ok(())
+    }
+}
+
+/// Carries out one action of the core on a clock: the daemon's and the simulator's only path
+/// to steer.
+pub fn apply(clock: &dyn Clock, action: &ClockAction) -> Result<(), ClockError> {
+    match *action {
+        ClockAction::Step { offset_s } => clock.step(offset_s),
+        ClockAction::SetFrequency { ppm } => clock.set_frequency_ppm(ppm),
+        ClockAction::SyncStatus { synchronised, est_error_s, max_error_s } => {
+            clock.set_sync_status(synchronised, est_error_s, max_error_s)
+        }
+        ClockAction::Leap { leap } => clock.set_leap(leap),
     }
 }
 

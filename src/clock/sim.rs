@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::{Clock, ClockError};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// The crystal, as a scenario's `[oscillator]` table describes it.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
@@ -52,7 +52,7 @@ struct State {
     /// Next whole second (since start) at which the random walk takes a step.
     next_walk_s: i64,
     rng: StdRng,
-    leap: crate::core::Leap,
+    leap: crate::vocab::Leap,
     synchronised: bool,
     max_error: f64,
 }
@@ -75,7 +75,7 @@ impl SimClock {
                 walk_ppm: model.freq_ppm,
                 next_walk_s: 1,
                 rng: StdRng::seed_from_u64(seed ^ 0x5157_c10c),
-                leap: crate::core::Leap::None,
+                leap: crate::vocab::Leap::None,
                 synchronised: false,
                 max_error: 16.0,
             }),
@@ -129,7 +129,7 @@ impl SimClock {
 
     /// The leap, sync status and maximum error last handed to this clock (what the kernel's
     /// `adjtimex` would report back).
-    pub fn status_full(&self) -> (crate::core::Leap, bool, f64) {
+    pub fn status_full(&self) -> (crate::vocab::Leap, bool, f64) {
         let s = self.lock();
         (s.leap, s.synchronised, s.max_error)
     }
@@ -172,7 +172,7 @@ impl Clock for SimClock {
         Ok(())
     }
 
-    fn set_leap(&self, leap: crate::core::Leap) -> Result<(), ClockError> {
+    fn set_leap(&self, leap: crate::vocab::Leap) -> Result<(), ClockError> {
         self.lock().leap = leap;
         Ok(())
     }

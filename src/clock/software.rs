@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use super::{Clock, ClockError, realtime_now};
-use crate::time::Time;
+use crate::vocab::Time;
 
 #[derive(Debug, Clone, Copy)]
 struct Mapping {

@@ -14,8 +14,8 @@ use std::sync::Mutex;
 
 use super::time64::KernelTimex;
 use super::{Clock, ClockError, realtime_now};
-use crate::core::Leap;
-use crate::time::Time;
+use crate::vocab::Leap;
+use crate::vocab::Time;
 
 /// The kernel refuses frequency corrections beyond ±500 ppm.
 pub const MAX_FREQUENCY_PPM: f64 = 500.0;

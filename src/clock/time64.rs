@@ -9,7 +9,7 @@
 //! has the same all-64-bit layout on every architecture. On 64-bit targets these are the plain
 //! calls.
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// `struct __kernel_timespec` (and, on 64-bit targets, `struct timespec`).
 #[repr(C)]

@@ -10,7 +10,7 @@ use super::Clock;
 use super::drift::{self, Drift};
 use super::sim::{OscillatorModel, SimClock};
 use super::software::SoftwareClock;
-use crate::time::{NTP_UNIX_OFFSET_S, Time};
+use crate::vocab::time::{NTP_UNIX_OFFSET_S, Time};
 
 /// The last second a signed 32-bit `time_t` holds, and instants beyond it.
 fn last_32_bit_second() -> Time {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::{SourceStatus, SystemState};
 use crate::net::nts::stats::NtsTotals;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Everything the daemon reports about itself at one instant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,9 +26,12 @@ pub struct StatusSnapshot {
     pub time: Option<String>,
     pub system: SystemStatus,
     pub sources: Vec<SourceStatus>,
-    /// Absent when no GPS receiver is configured.
+    /// The first refclock, as before there could be several; absent without one.
     #[serde(default)]
     pub refclock: Option<RefclockCounters>,
+    /// Every refclock, in config order (each also has a row in `sources`, by the same name).
+    #[serde(default)]
+    pub refclocks: Vec<RefclockCounters>,
     #[serde(default)]
     pub server: ServerCounters,
     /// NTS key exchanges and authentication failures; absent when NTS is not in use.
@@ -96,6 +99,8 @@ impl SystemStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RefclockCounters {
+    /// The source's name, as in `sources`.
+    pub name: String,
     /// What is paired, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
     pub description: String,
     /// Receiver model, when a driver recognises it (none does yet).
@@ -117,6 +122,8 @@ pub struct RefclockCounters {
     pub fix: Option<FixStatus>,
     /// Seconds since the last pulse (on-time edge), once one was seen.
     pub last_pps_age_s: Option<f64>,
+    /// Why a device of this refclock is not open now, as logged.
+    pub last_error: Option<String>,
     /// The learned NMEA-to-pulse delay in words, once learned.
     pub pairing: Option<String>,
     /// Its mean: how long after (positive) or before the pulse the message naming it arrives.
@@ -178,6 +185,7 @@ impl StatusSnapshot {
             system: SystemStatus::from_state(&SystemState::unsynchronised(), Time::ZERO),
             sources: Vec::new(),
             refclock: None,
+            refclocks: Vec::new(),
             server: ServerCounters::default(),
             nts: None,
         }
@@ -212,10 +220,17 @@ impl StatusHandle {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::core::{Leap, RefId, SourceKind, SourceState};
+    use crate::core::{SourceKind, SourceState};
+    use crate::vocab::{Leap, RefId};
 
     /// A busy snapshot for tests of every reader.
     pub(crate) fn example() -> StatusSnapshot {
+        let mut s = example_one();
+        s.refclocks = s.refclock.iter().cloned().collect();
+        s
+    }
+
+    fn example_one() -> StatusSnapshot {
         let mut dropped = BTreeMap::new();
         dropped.insert("rate".to_string(), 3);
         dropped.insert("malformed".to_string(), 2);
@@ -268,6 +283,7 @@ pub(crate) mod tests {
                 },
             ],
             refclock: Some(RefclockCounters {
+                name: "GPS(0)".into(),
                 description: "nmea /dev/gps0 @9600 + pps /dev/pps0".into(),
                 model: Some("MT3339".into()),
                 pps_pulses: 3599,
@@ -283,10 +299,12 @@ pub(crate) mod tests {
                     satellites_in_view: Some(14),
                 }),
                 last_pps_age_s: Some(0.4),
+                last_error: None,
                 pairing: Some("message 443 ms after the pulse it names (374…494 ms)".into()),
                 nmea_delay_s: Some(0.443),
                 last_offset_s: Some(1.5e-6),
             }),
+            refclocks: Vec::new(),
             server: ServerCounters {
                 answered: 1000,
                 kod: 7,

@@ -26,23 +26,10 @@ use super::filter::{Estimate, SourceFilter, Verdict};
 use super::gps_check::{self, GpsGuard, NetworkTime};
 use super::leap::{self, LeapTable};
 use super::options::{CoreConfig, SourceOptions};
-use super::sample::{Leap, RefId, Sample, SourceId, SourceKind};
-use super::select::{Candidate, select};
+use super::select::{Interval, Selection, select};
+use super::source::{SourceId, SourceKind};
 use super::state::{SourceState, SourceStatus, SystemState};
-use crate::time::Time;
-
-/// What the core asks of the clock. Apply them in order with [`super::apply`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ClockAction {
-    /// Step the clock by `offset_s` (positive: forward). Only at start.
-    Step { offset_s: f64 },
-    /// Set the frequency correction (absolute, ppm; positive: faster).
-    SetFrequency { ppm: f64 },
-    /// Tell the kernel (or whoever keeps it) whether we are synchronised and how well.
-    SyncStatus { synchronised: bool, est_error_s: f64, max_error_s: f64 },
-    /// Arm (or disarm) the leap second at the end of this UTC day.
-    Leap { leap: Leap },
-}
+use crate::vocab::{ClockAction, Leap, RefId, Sample, Time};
 
 /// A change the core made to the clock, kept to rewrite samples measured before it.
 #[derive(Clone, Copy, Debug)]
@@ -146,6 +133,29 @@ impl Source {
         let max_age = (8.0 * interval).max(16.0);
         self.reach != 0 && self.age(now).is_some_and(|a| a <= max_age)
     }
+}
+
+/// A source that may be selected at this update: which one, what its filter says now, and its
+/// interval as selection sees it.
+struct Candidate {
+    /// Position in [`Core::sources`].
+    source: usize,
+    estimate: Estimate,
+    interval: Interval,
+}
+
+fn intervals(cands: &[Candidate]) -> Vec<Interval> {
+    cands.iter().map(|c| c.interval).collect()
+}
+
+/// What the discipline step did, for publishing.
+struct Discipline {
+    /// The system peer (a position in [`Core::sources`]) and its estimate before the update.
+    peer: usize,
+    estimate: Estimate,
+    /// The combined offset of the selection, and what of it is left to slew.
+    offset: f64,
+    remaining: f64,
 }
 
 pub struct Core {
@@ -335,7 +345,29 @@ impl Core {
             + self.cfg.skew * ch.age(now)
     }
 
+    /// Runs one update at `now`, in named steps: [`candidates`](Self::candidates) →
+    /// [`veto`](Self::veto) → [`select`](Self::select) → [`classify`](Self::classify) →
+    /// [`discipline`](Self::discipline) → [`publish`](Self::publish). The veto comes before
+    /// selection: a refclock the upstreams outvote must not take part in the vote it would win.
     pub fn update(&mut self, now: Time) -> Vec<ClockAction> {
+        let mut actions = self.begin(now);
+        let (mut cands, waiting) = self.candidates(now);
+        let vetoed = self.veto(&mut cands, now);
+        let sel = self.select(&cands, waiting);
+        self.classify(now, &cands, &sel, &vetoed);
+        let Some(peer) = sel.peer else {
+            self.peer = None;
+            self.holdover(now, &mut actions);
+            return actions;
+        };
+        if let Some(d) = self.discipline(now, &cands, &sel, peer, &mut actions) {
+            self.publish(now, &cands, &sel, d, &mut actions);
+        }
+        actions
+    }
+
+    /// The first update sets the starting frequency; adjustments too old to matter are dropped.
+    fn begin(&mut self, now: Time) -> Vec<ClockAction> {
         let mut actions = Vec::new();
         if !self.frequency_sent {
             self.frequency_sent = true;
@@ -344,17 +376,17 @@ impl Core {
         while self.history.front().is_some_and(|a| now.secs_since(a.at) > HISTORY_S) {
             self.history.pop_front();
         }
+        actions
+    }
 
-        // Candidates.
-        let mut cand_src = Vec::new();
+    /// Every usable source with its estimate now, in source order; also how many reachable
+    /// sources would be usable but are still collecting their first samples.
+    fn candidates(&self, now: Time) -> (Vec<Candidate>, usize) {
         let mut cands = Vec::new();
-        let mut ests = vec![None; self.sources.len()];
-        // Reachable sources that would be usable but are still collecting their first samples.
         let mut waiting = 0;
         for (i, src) in self.sources.iter().enumerate() {
             let Some(ch) = src.active(now) else { continue };
             let est = ch.filter.estimate(now);
-            ests[i] = est;
             let last = ch.last;
             let broken =
                 src.opts.noselect || src.spoiled || last.leap == Leap::Unsynchronised || last.stratum >= 16;
@@ -367,7 +399,7 @@ impl Core {
                 self.cfg.min_samples_upstream
             };
             let est = est.filter(|_| ch.filter.samples() >= min_samples);
-            let Some(est) = est else {
+            let Some(estimate) = est else {
                 // Only a newly reachable source that keeps answering on time in a burst holds
                 // up the others: not one whose filter keeps restarting, one polled every minute
                 // without iburst, nor one that missed a reply of its burst.
@@ -377,74 +409,98 @@ impl Core {
                 }
                 continue;
             };
-            let distance = self.distance(ch, &est, now);
+            let distance = self.distance(ch, &estimate, now);
             if distance > self.cfg.max_distance_s {
                 continue;
             }
-            cand_src.push(i);
-            cands.push(Candidate {
-                offset: est.offset,
+            let interval = Interval {
+                offset: estimate.offset,
                 distance,
                 jitter: ch.filter.jitter(),
                 refclock: src.kind == SourceKind::Refclock,
                 prefer: src.opts.prefer,
                 require: src.opts.require,
-            });
+            };
+            cands.push(Candidate { source: i, estimate, interval });
         }
-        let vetoed = self.gps_guard.veto(&mut cand_src, &mut cands);
-        self.network = gps_check::consensus_of(&cands).map(|n| (n, now));
-        // A required source that is not even a candidate blocks selection.
+        (cands, waiting)
+    }
+
+    /// Takes out the refclocks the upstreams outvote (returning their sources), then keeps the
+    /// upstreams' consensus for numbering pulses.
+    fn veto(&mut self, cands: &mut Vec<Candidate>, now: Time) -> Vec<usize> {
+        let out = self.gps_guard.review(&intervals(cands));
+        let vetoed = out.iter().map(|&k| cands[k].source).collect();
+        for &k in out.iter().rev() {
+            cands.remove(k);
+        }
+        self.network = gps_check::consensus_of(&intervals(cands)).map(|n| (n, now));
+        vetoed
+    }
+
+    /// Truechimers, falsetickers, the peer and whom to combine (positions in `cands`). No peer
+    /// while a required source is not even a candidate, nor before the first selection while a
+    /// source about to be usable is still waiting (chrony has a similar wait for sources short
+    /// of statistics): otherwise the sources that happened to be polled first decide alone, and
+    /// the start-up step goes wherever they say.
+    fn select(&self, cands: &[Candidate], waiting: usize) -> Selection {
         let required_missing = self
             .sources
             .iter()
             .enumerate()
-            .any(|(i, s)| s.opts.require && !s.opts.noselect && !cand_src.contains(&i));
-        let mut sel = if required_missing { Default::default() } else { select(&cands) };
-        // Whom to follow first is decided only once every source that is about to be usable
-        // has its say (chrony has a similar wait for sources still short of statistics):
-        // otherwise the sources that happened to be polled first decide alone, and the
-        // start-up step goes wherever they say.
+            .any(|(i, s)| s.opts.require && !s.opts.noselect && !cands.iter().any(|c| c.source == i));
+        let mut sel = if required_missing { Default::default() } else { select(&intervals(cands)) };
         if self.peer.is_none() && waiting > 0 {
             sel.peer = None;
             sel.combined.clear();
         }
+        sel
+    }
 
+    /// Each source's standing, as `status` shows it.
+    fn classify(&mut self, now: Time, cands: &[Candidate], sel: &Selection, vetoed: &[usize]) {
         for src in self.sources.iter_mut() {
             src.state = if src.reachable(now) { SourceState::Unusable } else { SourceState::Unreachable };
         }
-        for &k in &sel.truechimers {
-            self.sources[cand_src[k]].state = SourceState::Candidate;
+        for (list, state) in [
+            (&sel.truechimers, SourceState::Candidate),
+            (&sel.falsetickers, SourceState::Falseticker),
+            (&sel.combined, SourceState::Selected),
+        ] {
+            for &k in list {
+                self.sources[cands[k].source].state = state;
+            }
         }
-        for &k in &sel.falsetickers {
-            self.sources[cand_src[k]].state = SourceState::Falseticker;
-        }
-        for &k in &sel.combined {
-            self.sources[cand_src[k]].state = SourceState::Selected;
-        }
-        for &i in &vetoed {
+        for &i in vetoed {
             self.sources[i].state = SourceState::Falseticker;
         }
+    }
 
-        let Some(peer_k) = sel.peer else {
-            self.peer = None;
-            self.holdover(now, &mut actions);
-            return actions;
-        };
-        let peer = cand_src[peer_k];
-        let peer_sample = self.sources[peer].last(now).map(|s| s.time);
+    /// Steers the clock towards the combined offset of the selection: a step in the first
+    /// updates, else the learned frequency plus a phase term. `None` when the offset is beyond
+    /// the panic threshold: then the clock is left alone and the server unsynchronised.
+    fn discipline(
+        &mut self,
+        now: Time,
+        cands: &[Candidate],
+        sel: &Selection,
+        peer_k: usize,
+        actions: &mut Vec<ClockAction>,
+    ) -> Option<Discipline> {
+        let peer = &cands[peer_k];
+        let peer_sample = self.sources[peer.source].last(now).map(|s| s.time);
         // A clock update is a new measurement of the peer, however often `update` runs.
-        let new_measurement = self.peer != Some((peer, peer_sample));
-        self.peer = Some((peer, peer_sample));
-        let peer_est = ests[peer].expect("candidate has an estimate");
+        let new_measurement = self.peer != Some((peer.source, peer_sample));
+        self.peer = Some((peer.source, peer_sample));
 
         // Combine: weights 1/distance².
         let (mut wsum, mut offset, mut freq) = (0.0, 0.0, 0.0);
         for &k in &sel.combined {
-            let w = 1.0 / (cands[k].distance * cands[k].distance).max(1e-30);
-            let e = ests[cand_src[k]].expect("candidate has an estimate");
+            let c = &cands[k];
+            let w = 1.0 / (c.interval.distance * c.interval.distance).max(1e-30);
             wsum += w;
-            offset += w * e.offset;
-            freq += w * e.freq;
+            offset += w * c.estimate.offset;
+            freq += w * c.estimate.freq;
         }
         offset /= wsum;
         freq /= wsum;
@@ -462,8 +518,8 @@ impl Core {
                 );
             }
             self.panicking = true;
-            self.unsynchronise(now, &mut actions);
-            return actions;
+            self.unsynchronise(now, actions);
+            return None;
         }
         self.panicking = false;
 
@@ -479,23 +535,34 @@ impl Core {
             self.clock_updates += 1;
         }
 
-        let interval = self.sources[peer].active(now).map_or(1.0, |c| c.interval);
+        let interval = self.sources[peer.source].active(now).map_or(1.0, |c| c.interval);
         let tau = (TAU_PER_INTERVAL * interval).clamp(TAU_MIN_S, TAU_MAX_S);
         let max = self.cfg.max_frequency_ppm;
         self.base_freq_ppm = (self.freq_ppm + freq * 1e6).clamp(-max, max);
-        self.freq_sd_ppm = peer_est.freq_sd * 1e6;
+        self.freq_sd_ppm = peer.estimate.freq_sd * 1e6;
         let new = (self.base_freq_ppm + remaining / tau * 1e6).clamp(-max, max);
         let dfreq = (new - self.freq_ppm) * 1e-6;
         self.freq_ppm = new;
         self.adjusted(now, dfreq, 0.0);
         actions.push(ClockAction::SetFrequency { ppm: new });
+        Some(Discipline { peer: peer.source, estimate: peer.estimate, offset, remaining })
+    }
 
-        // System state from the peer.
-        let peer_src = &self.sources[peer];
+    /// The system state the server advertises, from the peer: stratum, refid, leap, root delay
+    /// and an honest root dispersion; and the kernel's sync status.
+    fn publish(
+        &mut self,
+        now: Time,
+        cands: &[Candidate],
+        sel: &Selection,
+        d: Discipline,
+        actions: &mut Vec<ClockAction>,
+    ) {
+        let peer_src = &self.sources[d.peer];
         let peer_ch = peer_src.active(now).expect("peer has samples");
         let last = peer_ch.last;
-        let bound = remaining.abs()
-            + self.cfg.bound_sigmas * peer_est.offset_sd
+        let bound = d.remaining.abs()
+            + self.cfg.bound_sigmas * d.estimate.offset_sd
             + peer_ch.filter.jitter()
             + peer_ch.filter.suspect()
             + last.dispersion;
@@ -504,7 +571,7 @@ impl Core {
         let votes: Vec<Leap> = sel
             .truechimers
             .iter()
-            .filter_map(|&k| self.sources[cand_src[k]].last(now))
+            .filter_map(|&k| self.sources[cands[k].source].last(now))
             .map(|l| l.leap)
             .collect();
         let leap = leap::decide(self.leap_table.as_ref(), now, &votes);
@@ -520,7 +587,7 @@ impl Core {
         let floor = if peer_src.kind == SourceKind::Refclock { 0.0 } else { NETWORK_NOISE_FLOOR_S };
         let noise =
             (peer_ch.filter.jitter() + last.dispersion + last.root_dispersion + root_delay / 2.0).max(floor);
-        let uncertain = remaining.abs() + self.cfg.bound_sigmas * peer_est.offset_sd;
+        let uncertain = d.remaining.abs() + self.cfg.bound_sigmas * d.estimate.offset_sd;
         let settled =
             was_synchronised || self.cfg.sync_max_offset_s.is_none_or(|l| uncertain <= l.max(noise));
         let synchronised = settled && root_delay / 2.0 + root_dispersion <= self.cfg.max_distance_s;
@@ -539,7 +606,7 @@ impl Core {
             root_delay,
             root_dispersion,
             reference_time: now,
-            offset,
+            offset: d.offset,
             frequency_ppm: self.freq_ppm,
         };
         if synchronised {
@@ -549,8 +616,7 @@ impl Core {
             info!(source = %peer_src.name, "source selected; leaving holdover");
             self.in_holdover = false;
         }
-        self.push_status(&mut actions, leap, synchronised, bound, root_delay / 2.0 + root_dispersion);
-        actions
+        self.push_status(actions, leap, synchronised, bound, root_delay / 2.0 + root_dispersion);
     }
 
     fn push_status(&mut self, actions: &mut Vec<ClockAction>, leap: Leap, sync: bool, est: f64, max: f64) {
@@ -682,8 +748,9 @@ impl Core {
 mod tests {
     use super::*;
     use crate::clock::Clock;
+    use crate::clock::apply;
     use crate::clock::sim::{OscillatorModel, SimClock, normal};
-    use crate::core::{RefId, apply};
+    use crate::vocab::RefId;
     use rand::{SeedableRng, rngs::StdRng};
 
     fn start() -> Time {

@@ -30,7 +30,7 @@
 
 use std::collections::VecDeque;
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// The model bank: (frequency random walk (s/s)²/s, drift random walk (1/s)²/s). Two-state
 /// models (no drift) span wander 0.03–30 ppb/√s; three-state ones follow a frequency that

@@ -12,7 +12,7 @@
 
 use tracing::{error, info};
 
-use super::select::{Candidate, select};
+use super::select::{Interval, select};
 
 /// A refclock this far from the upstreams' consensus is outvoted, seconds.
 pub const VETO_S: f64 = 0.5;
@@ -43,9 +43,9 @@ pub struct NetworkTime {
 /// The consensus of `upstreams`: those in the majority intersection, their median offset and a
 /// bound that covers each of their intervals. `None` without a majority.
 pub fn consensus(upstreams: &[UpstreamView]) -> Option<NetworkTime> {
-    let cands: Vec<Candidate> = upstreams
+    let cands: Vec<Interval> = upstreams
         .iter()
-        .map(|u| Candidate {
+        .map(|u| Interval {
             offset: u.offset,
             distance: u.distance,
             jitter: 0.0,
@@ -114,11 +114,11 @@ pub fn describe(delta_s: f64) -> String {
 }
 
 /// The upstream candidates' consensus.
-pub fn consensus_of(cands: &[Candidate]) -> Option<NetworkTime> {
+pub fn consensus_of(cands: &[Interval]) -> Option<NetworkTime> {
     consensus(&upstream_views(cands))
 }
 
-fn upstream_views(cands: &[Candidate]) -> Vec<UpstreamView> {
+fn upstream_views(cands: &[Interval]) -> Vec<UpstreamView> {
     cands
         .iter()
         .filter(|c| !c.refclock)
@@ -133,20 +133,8 @@ pub struct GpsGuard {
 }
 
 impl GpsGuard {
-    /// Removes outvoted refclocks from the candidates (`cand_src[k]` is the source of
-    /// `cands[k]`) and returns their sources.
-    pub fn veto(&mut self, cand_src: &mut Vec<usize>, cands: &mut Vec<Candidate>) -> Vec<usize> {
-        let out = self.review(cands);
-        let vetoed: Vec<usize> = out.iter().map(|&k| cand_src[k]).collect();
-        for &k in out.iter().rev() {
-            cand_src.remove(k);
-            cands.remove(k);
-        }
-        vetoed
-    }
-
     /// Positions in `cands` of refclocks the upstreams outvote; logs when that changes.
-    pub fn review(&mut self, cands: &[Candidate]) -> Vec<usize> {
+    pub fn review(&mut self, cands: &[Interval]) -> Vec<usize> {
         let ups = upstream_views(cands);
         let mut vetoed = vec![];
         let mut worst: Option<(f64, usize)> = None;
@@ -179,8 +167,8 @@ mod tests {
         UpstreamView { offset, distance }
     }
 
-    fn cand(offset: f64, distance: f64, refclock: bool) -> Candidate {
-        Candidate { offset, distance, jitter: 0.0, refclock, prefer: false, require: false }
+    fn cand(offset: f64, distance: f64, refclock: bool) -> Interval {
+        Interval { offset, distance, jitter: 0.0, refclock, prefer: false, require: false }
     }
 
     #[test]
@@ -236,9 +224,6 @@ mod tests {
         let good = [cand(0.0005, 1e-6, true), cand(0.0, 0.02, false), cand(0.001, 0.02, false)];
         assert!(g.review(&good).is_empty());
         assert!(!g.outvoted);
-        let (mut src, mut c) = (vec![7, 8, 9], bad.to_vec());
-        assert_eq!(g.veto(&mut src, &mut c), vec![7]);
-        assert_eq!((src, c.len()), (vec![8, 9], 2));
     }
 
     /// The real core, a software clock over virtual time, a GPS and three upstreams.
@@ -247,11 +232,11 @@ mod tests {
         use std::sync::atomic::{AtomicI64, Ordering};
 
         use crate::clock::Clock;
+        use crate::clock::apply;
         use crate::clock::software::SoftwareClock;
-        use crate::core::{
-            Core, CoreConfig, Leap, RefId, Sample, SourceId, SourceKind, SourceOptions, SourceState, apply,
-        };
-        use crate::time::Time;
+        use crate::core::{Core, CoreConfig, SourceId, SourceKind, SourceOptions, SourceState};
+        use crate::vocab::Time;
+        use crate::vocab::{Leap, RefId, Sample};
 
         struct Rig {
             raw: Arc<AtomicI64>,

@@ -5,8 +5,8 @@
 //! (unexpired) table decides; without one, the selected sources vote and a strict majority of
 //! them must agree.
 
-use crate::core::sample::Leap;
-use crate::time::{NTP_UNIX_OFFSET_S, Time};
+use crate::vocab::Leap;
+use crate::vocab::time::{NTP_UNIX_OFFSET_S, Time};
 
 /// A parsed leap-second table.
 #[derive(Clone, Debug, PartialEq)]

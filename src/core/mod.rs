@@ -15,26 +15,12 @@ pub mod filter;
 pub mod gps_check;
 pub mod leap;
 pub mod options;
-pub mod sample;
 pub mod select;
+pub mod source;
 pub mod state;
 
-pub use engine::{ClockAction, Core};
+pub use engine::Core;
 pub use leap::LeapTable;
 pub use options::{CoreConfig, SourceOptions};
-pub use sample::{Leap, RefId, Sample, SourceId, SourceKind};
+pub use source::{SourceId, SourceKind};
 pub use state::{NtsSourceStatus, SourceState, SourceStatus, SystemState};
-
-use crate::clock::{Clock, ClockError};
-
-/// Carries out one action on a clock (the daemon's and the simulator's only path to steer).
-pub fn apply(clock: &dyn Clock, action: &ClockAction) -> Result<(), ClockError> {
-    match *action {
-        ClockAction::Step { offset_s } => clock.step(offset_s),
-        ClockAction::SetFrequency { ppm } => clock.set_frequency_ppm(ppm),
-        ClockAction::SyncStatus { synchronised, est_error_s, max_error_s } => {
-            clock.set_sync_status(synchronised, est_error_s, max_error_s)
-        }
-        ClockAction::Leap { leap } => clock.set_leap(leap),
-    }
-}

@@ -3,8 +3,7 @@
 use crate::core::state::PHI;
 
 /// Per-source operator options (chrony's `prefer`, `noselect`, `require`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SourceOptions {
     /// Among the truechimers, this source disciplines alone.
     pub prefer: bool,

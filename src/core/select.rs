@@ -16,8 +16,9 @@ pub const COMBINE_LIMIT: f64 = 3.0;
 /// The cluster step stops pruning at this many survivors.
 pub const MIN_SURVIVORS: usize = 3;
 
+/// A candidate as selection sees it: its correctness interval and how it is to be treated.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Candidate {
+pub struct Interval {
     pub offset: f64,
     /// Half-width of the correctness interval (root distance), seconds.
     pub distance: f64,
@@ -39,7 +40,7 @@ pub struct Selection {
     pub combined: Vec<usize>,
 }
 
-pub fn select(cands: &[Candidate]) -> Selection {
+pub fn select(cands: &[Interval]) -> Selection {
     let n = cands.len();
     if n == 0 {
         return Selection::default();
@@ -79,7 +80,7 @@ pub fn select(cands: &[Candidate]) -> Selection {
 }
 
 /// RFC 5905's cluster algorithm over the truechimers: the ones left to combine.
-fn cluster(cands: &[Candidate], truechimers: &[usize]) -> Vec<usize> {
+fn cluster(cands: &[Interval], truechimers: &[usize]) -> Vec<usize> {
     let mut s: Vec<usize> = truechimers.to_vec();
     while s.len() > MIN_SURVIVORS {
         let sel_jitter = |i: usize| {
@@ -107,7 +108,7 @@ fn cluster(cands: &[Candidate], truechimers: &[usize]) -> Vec<usize> {
 
 /// The interval covered by a strict majority of candidates, if any (the widest such region
 /// among those with the most support).
-fn intersection(cands: &[Candidate]) -> Option<(f64, f64)> {
+fn intersection(cands: &[Interval]) -> Option<(f64, f64)> {
     let mut edges: Vec<(f64, i32)> = Vec::with_capacity(cands.len() * 2);
     for c in cands {
         edges.push((c.offset - c.distance, 1));
@@ -138,13 +139,13 @@ fn intersection(cands: &[Candidate]) -> Option<(f64, f64)> {
 mod tests {
     use super::*;
 
-    fn up(offset: f64, distance: f64) -> Candidate {
-        Candidate { offset, distance, jitter: 0.001, refclock: false, prefer: false, require: false }
+    fn up(offset: f64, distance: f64) -> Interval {
+        Interval { offset, distance, jitter: 0.001, refclock: false, prefer: false, require: false }
     }
 
     #[test]
     fn refclock_alone_is_selected() {
-        let s = select(&[Candidate { refclock: true, ..up(1e-6, 2e-6) }]);
+        let s = select(&[Interval { refclock: true, ..up(1e-6, 2e-6) }]);
         assert_eq!(s.peer, Some(0));
         assert_eq!(s.combined, vec![0]);
     }
@@ -161,7 +162,7 @@ mod tests {
 
     #[test]
     fn refclock_off_by_a_second_is_outvoted() {
-        let gps = Candidate { refclock: true, ..up(1.0, 2e-6) };
+        let gps = Interval { refclock: true, ..up(1.0, 2e-6) };
         let s = select(&[gps, up(0.001, 0.01), up(0.0, 0.01), up(-0.001, 0.01)]);
         assert_eq!(s.falsetickers, vec![0]);
         assert_ne!(s.peer, Some(0));
@@ -169,7 +170,7 @@ mod tests {
 
     #[test]
     fn refclock_among_truechimers_disciplines_alone() {
-        let gps = Candidate { refclock: true, ..up(0.0, 2e-6) };
+        let gps = Interval { refclock: true, ..up(0.0, 2e-6) };
         let s = select(&[up(0.001, 0.01), gps, up(0.0, 0.01)]);
         assert_eq!(s.peer, Some(1));
         assert_eq!(s.combined, vec![1]);
@@ -188,7 +189,7 @@ mod tests {
 
     #[test]
     fn cluster_step_never_prunes_the_refclock() {
-        let gps = Candidate { refclock: true, jitter: 1e-6, ..up(-0.0004, 5e-6) };
+        let gps = Interval { refclock: true, jitter: 1e-6, ..up(-0.0004, 5e-6) };
         let c = [up(0.0002, 0.015), up(0.0003, 0.02), up(0.0001, 0.012), up(0.0002, 0.03), gps];
         let s = select(&c);
         assert_eq!(s.peer, Some(4), "{s:?}");

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::sample::{Leap, RefId, SourceKind};
-use crate::time::Time;
+use super::source::SourceKind;
+use crate::vocab::{Leap, RefId, Time};
 
 /// Dispersion growth rate (RFC 5905 PHI): 15 ppm of elapsed time.
 pub const PHI: f64 = 15e-6;

@@ -10,6 +10,7 @@
 
 mod events;
 mod nts;
+pub mod options;
 mod refclock;
 mod signals;
 mod status;
@@ -30,11 +31,11 @@ use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
 use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, ClockAction, Core, CoreConfig};
+use crate::core::{self as core_, Core, CoreConfig};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
-use crate::refclock::date_check::{self, DateWindow};
-use crate::time::Time;
+use crate::refclock::date_check::{self, DateWindow, LeapListDates};
+use crate::vocab::{ClockAction, Time};
 use crate::web::SharedHistory;
 
 /// Everything `run` needs, resolved from the command line and the config file.
@@ -106,15 +107,13 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
 
     // Sources.
     let (ref_tx, mut ref_rx) = mpsc::unbounded_channel();
-    let mut refclock = refclock::start(&config, opts.simulate, &mut core, ref_tx)?;
-    if let Some(r) = refclock.as_mut() {
-        r.source.set_date_window(date_window(&config, drift_path.as_deref(), leap_file.as_ref()));
-    }
+    let mut refclocks = refclock::Refclocks::start(&config, opts.simulate, &mut core, ref_tx)?;
+    refclocks.set_date_window(date_window(&config, drift_path.as_deref(), leap_file.as_ref()));
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let mut upstreams = upstreams::Upstreams::start(&config, clock.clone(), state.clone(), up_tx)?;
 
     // Serving.
-    let policy = Arc::new(PoolPolicy::from_config(&config.server).map_err(anyhow::Error::msg)?);
+    let policy = Arc::new(options::serving_policy(&config.server).map_err(anyhow::Error::msg)?);
     let nts_serving = nts::start(&config, policy.clone()).await?;
     let mut server_opts = ServerOptions::new(config.server.listen.clone());
     server_opts.nts = nts_serving.as_ref().map(|n| n.keys.clone());
@@ -123,7 +122,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
     // Publish before anyone can read: every counter and source is there from the first scrape.
-    status.publish(status::snapshot(&core, refclock.as_ref(), &server, started, clock.now()));
+    status.publish(status::snapshot(&core, &refclocks, &server, started, clock.now()));
     let _control = status::start_control(&config, status.clone());
     status::start_web(&config, status.clone(), history.clone());
 
@@ -134,33 +133,13 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut drift_saved = std::time::Instant::now();
     loop {
         tokio::select! {
-            Some(ev) = ref_rx.recv() => {
-                if let Some(r) = refclock.as_mut() {
-                    for sample in r.source.on_event(ev, &*clock) {
-                        core.on_sample(r.id, sample);
-                        r.polled = std::time::Instant::now();
-                    }
-                }
-            }
+            Some(ev) = ref_rx.recv() => refclocks.on_event(ev, &mut core, &*clock),
             Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
             _ = tick.tick() => {
-                if let Some(r) = refclock.as_mut() {
-                    let network = network_time(&core, clock.now());
-                    r.source.set_anchor_bound(r.anchor_bound(&*clock, network));
-                    r.set_network_reference(&*clock, network);
-                    for sample in r.source.poll(realtime_now(), &*clock) {
-                        core.on_sample(r.id, sample);
-                        r.polled = std::time::Instant::now();
-                    }
-                    // The refclock's "poll" is one second: a second without a sample shifts a
-                    // zero into its reach register, as a missed poll does for an upstream.
-                    if r.polled.elapsed() >= Duration::from_millis(1500) {
-                        core.on_no_response(r.id, clock.now());
-                        r.polled += Duration::from_secs(1);
-                    }
-                }
+                let network = network_time(&core, clock.now());
+                refclocks.tick(&mut core, &*clock, network);
                 let now = clock.now();
-                let mut snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, now);
+                let mut snapshot = status::snapshot(&core, &refclocks, &server, started, now);
                 status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
                 for change in events::changes(&status.load(), &snapshot) {
                     change.log();
@@ -183,7 +162,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                     reload(opts.config_path.as_deref(), &mut core, &policy);
                 }
                 signals::Event::Report => {
-                    let snapshot = status::snapshot(&core, refclock.as_ref(), &server, started, clock.now());
+                    let snapshot = status::snapshot(&core, &refclocks, &server, started, clock.now());
                     info!("SIGUSR1: {}", status::one_line(&snapshot));
                 }
                 signals::Event::Ignored(name) => info!("{name} ignored (it has no meaning to stratum1)"),
@@ -210,7 +189,7 @@ fn reload(config_path: Option<&std::path::Path>, core: &mut Core, policy: &PoolP
         None => "access lists unchanged (no config file)".to_string(),
         Some(path) => match crate::config::Config::load(path)
             .map_err(|e| e.to_string())
-            .and_then(|c| crate::net::pool_policy::access_from_config(&c.server))
+            .and_then(|c| options::access_lists(&c.server))
         {
             Ok(access) => format!("access lists re-read ({} entries)", policy.set_access(access)),
             Err(e) => {
@@ -265,11 +244,12 @@ impl Drop for DriftKeeper {
     }
 }
 
-/// Runs the core to now, applies what it asks of the clock, publishes the new state.
+/// Runs the core to now, applies what it asks of the clock, publishes the new state: the one
+/// place the daemon steers.
 fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     let actions = core.update(clock.now());
     for action in &actions {
-        if let Err(e) = core_::apply(clock, action) {
+        if let Err(e) = crate::clock::apply(clock, action) {
             // The core assumes its actions took effect; a refusal is worth shouting about.
             match action {
                 ClockAction::Step { .. } | ClockAction::SetFrequency { .. } => {
@@ -335,7 +315,8 @@ fn date_window(
         );
         return None;
     }
-    let evidence = date_check::gather(drift_path, leap.map(|(p, t)| (p.as_path(), t)));
+    let leap = leap.map(|(path, t)| LeapListDates { path, updated: t.updated, expires: t.expires });
+    let evidence = date_check::gather(drift_path, leap);
     let window = DateWindow::from_evidence(&evidence);
     info!("{}", window.describe());
     Some(window)

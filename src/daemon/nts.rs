@@ -161,7 +161,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let policy = |c: &Config| Arc::new(PoolPolicy::from_config(&c.server).unwrap());
+        let policy = |c: &Config| Arc::new(crate::daemon::options::serving_policy(&c.server).unwrap());
         let admit = admit(&c, policy(&c));
         assert!(!admit("192.0.2.7".parse().unwrap()), "deny list");
         let peer: IpAddr = "198.51.100.1".parse().unwrap();

@@ -1,47 +1,237 @@
-//! Starting the GPS refclock's drivers (or the simulated receiver) and keeping their handles.
+//! The refclocks as the daemon runs them: one core source per `[[refclock]]`, each fed by its
+//! own drivers (a receiver's serial port and, when wired, its PPS input; or a PPS input alone)
+//! through its own pairing. With `run --simulate` each entry reads a simulated receiver of its
+//! own instead of its devices (one `SIM(0)` when there is no entry).
+
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::info;
 
+use super::options::{self, PpsDriver};
 use crate::clock::{Clock, realtime_now};
-use crate::config::{Baud, Config, RefclockKind};
+use crate::config::{Config, RefclockConfig, RefclockKind};
 use crate::core::gps_check::NetworkTime;
 use crate::core::{Core, SourceId, SourceKind, SourceOptions};
-use crate::refclock::RefclockEvent;
 use crate::refclock::anchor::host_clock_error_bound;
+use crate::refclock::date_check::{Agreement, DateWindow};
+use crate::refclock::driver::{DriverHandle, Health};
 use crate::refclock::nmea::decoder::Reference;
-use crate::refclock::nmea::serial::{self as nmea_serial, NmeaDriverConfig, NmeaDriverHandle};
-use crate::refclock::pps::gpio::{self as pps_gpio, GpioPpsConfig, GpioPpsHandle, GpioSpec};
-use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsConfig, KernelPpsHandle};
-use crate::refclock::sim;
-use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
+use crate::refclock::nmea::serial::{NmeaDriverConfig, NmeaDriverHandle};
+use crate::refclock::nmea::{self, NmeaStats};
+use crate::refclock::pps::gpio::{self as pps_gpio, GpioPpsStats};
+use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsStats};
+use crate::refclock::source::RefclockSource;
+use crate::refclock::{PpsEdge, RefclockEvent, sim};
 
-/// The refclock as the daemon runs it: one core source fed by one or more drivers.
+/// A refclock's event, tagged with the refclock's position in [`Refclocks::units`].
+pub type TaggedEvent = (usize, RefclockEvent);
+
+/// The refclock's "poll" is one second: a second and a half without a sample shifts a zero
+/// into its reach register, as a missed poll does for an upstream.
+const MISSED_AFTER: Duration = Duration::from_millis(1500);
+
+pub struct Refclocks {
+    pub units: Vec<Refclock>,
+    /// Receivers naming the same second: each other's second opinion on the date.
+    agreement: Agreement,
+}
+
+/// One refclock: one core source.
 pub struct Refclock {
     pub id: SourceId,
+    pub name: String,
     pub source: RefclockSource,
+    /// What is read, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
     pub description: String,
     /// With the simulated receiver: how far its UTC is ahead of the host clock, seconds.
     simulated: Option<f64>,
     /// The daemon steers the host clock (and so writes the kernel's sync status itself).
     steers_host: bool,
     /// When the refclock last gave a sample, or was last counted as missing one.
-    pub polled: std::time::Instant,
+    polled: Instant,
     reference: Option<Reference>,
-    pub nmea: Vec<NmeaDriverHandle>,
-    _pps: Vec<KernelPpsHandle>,
-    _gpio_pps: Vec<GpioPpsHandle>,
-    _sim: Option<sim::pty::SimHandle>,
+    nmea: Option<NmeaDriverHandle>,
+    pps: Option<PpsHandle>,
+    _sim: Option<sim::SimHandle>,
+}
+
+enum PpsHandle {
+    Kernel(DriverHandle<KernelPpsStats>),
+    Gpio(DriverHandle<GpioPpsStats>),
+    /// The simulated receiver's edges (no driver of ours).
+    Simulated,
+}
+
+/// What a refclock's drivers report, for `status` and metrics.
+pub struct DriverReport {
+    /// The decoder's counters with the port's health folded in.
+    pub nmea: Option<NmeaStats>,
+    pub pps: Option<Health>,
+}
+
+impl Refclocks {
+    /// Starts every configured refclock (or, with `simulate`, a simulated receiver for each, read
+    /// through a real pty by the real NMEA driver) and registers each with the core.
+    pub fn start(
+        config: &Config,
+        simulate: bool,
+        core: &mut Core,
+        tx: UnboundedSender<TaggedEvent>,
+    ) -> anyhow::Result<Refclocks> {
+        let steers_host = config.clock.mode == crate::config::ClockMode::System;
+        let mut units = Vec::new();
+        if simulate && config.refclock.is_empty() {
+            units.push(Refclock::simulated(0, None, config, core, tx.clone())?);
+        }
+        for (i, entry) in config.refclock.iter().enumerate() {
+            let unit = if simulate {
+                Refclock::simulated(i, Some(entry), config, core, tx.clone())?
+            } else {
+                Refclock::real(i, entry, core, tx.clone())?
+            };
+            units.push(unit);
+        }
+        for u in &mut units {
+            u.steers_host = steers_host;
+            info!("refclock {}: {}", u.name, u.description);
+        }
+        Ok(Refclocks { units, agreement: Agreement::default() })
+    }
+
+    /// Receiver dates outside `window` need a second opinion (see `refclock::date_check`);
+    /// `None` accepts every date.
+    pub fn set_date_window(&mut self, window: Option<DateWindow>) {
+        for u in &mut self.units {
+            u.source.set_date_window(window.clone());
+        }
+    }
+
+    /// Feeds one event to its refclock and its samples to the core.
+    pub fn on_event(&mut self, (i, ev): TaggedEvent, core: &mut Core, clock: &dyn Clock) {
+        if let RefclockEvent::Time(t) = &ev {
+            for j in self.agreement.note(i, t.utc, t.received) {
+                for unit in [i, j] {
+                    if let Some(r) = self.units.get_mut(unit) {
+                        r.source.second_opinion(t.utc);
+                    }
+                }
+            }
+        }
+        if let Some(r) = self.units.get_mut(i) {
+            for sample in r.source.on_event(ev, clock) {
+                core.on_sample(r.id, sample);
+                r.polled = Instant::now();
+            }
+        }
+    }
+
+    /// Once a tick: anchors and references from the upstreams, pulses that settled, and a zero
+    /// in the reach register of a refclock that missed its second.
+    pub fn tick(&mut self, core: &mut Core, clock: &dyn Clock, network: Option<NetworkTime>) {
+        for r in &mut self.units {
+            r.source.set_anchor_bound(r.anchor_bound(clock, network));
+            r.set_network_reference(clock, network);
+            for sample in r.source.poll(realtime_now(), clock) {
+                core.on_sample(r.id, sample);
+                r.polled = Instant::now();
+            }
+            if r.polled.elapsed() >= MISSED_AFTER {
+                core.on_no_response(r.id, clock.now());
+                r.polled += Duration::from_secs(1);
+            }
+        }
+    }
 }
 
 impl Refclock {
+    fn real(
+        index: usize,
+        entry: &RefclockConfig,
+        core: &mut Core,
+        tx: UnboundedSender<TaggedEvent>,
+    ) -> anyhow::Result<Refclock> {
+        let mut parts = Vec::new();
+        let (nmea, pps) = match &entry.kind {
+            RefclockKind::Nmea(n) => {
+                let speed = n.baud.fixed().map_or("auto".to_string(), |b| b.to_string());
+                parts.push(format!("nmea {} @{speed}", n.device.display()));
+                (Some(start_nmea(options::nmea_driver(n), index, &tx)?), n.pps.as_ref())
+            }
+            RefclockKind::Pps(p) => (None, Some(p)),
+        };
+        let pps = match pps {
+            Some(p) => {
+                parts.push(format!("pps {}", p.input));
+                Some(start_pps(options::pps_driver(p), index, &tx)?)
+            }
+            None => None,
+        };
+        Ok(Refclock {
+            id: core.add_source(&entry.name, SourceKind::Refclock, SourceOptions::default()),
+            name: entry.name.clone(),
+            source: RefclockSource::new(options::refclock_source(entry)),
+            description: parts.join(" + "),
+            simulated: None,
+            steers_host: false,
+            polled: Instant::now(),
+            reference: None,
+            nmea,
+            pps,
+            _sim: None,
+        })
+    }
+
+    /// A simulated receiver shaped like `entry` (messages, pulses or both; settings from it),
+    /// or `SIM(0)` with both.
+    fn simulated(
+        index: usize,
+        entry: Option<&RefclockConfig>,
+        config: &Config,
+        core: &mut Core,
+        tx: UnboundedSender<TaggedEvent>,
+    ) -> anyhow::Result<Refclock> {
+        let name = entry.map_or("SIM(0)", |e| e.name.as_str());
+        let source = entry.map(options::refclock_source).unwrap_or_default();
+        let pulses = entry.is_none_or(|e| e.pps().is_some());
+        let messages = entry.is_none_or(|e| matches!(e.kind, RefclockKind::Nmea(_)));
+        let model = sim::pty::realtime_model(config.simulate.clone(), rand::random());
+        let edges = tx.clone();
+        let handle = sim::pty::spawn(model, move |e: PpsEdge| {
+            !pulses || edges.send((index, RefclockEvent::Pps(e))).is_ok()
+        })?;
+        let path = handle.serial_path().to_path_buf();
+        let description = match (messages, pulses) {
+            (true, true) => format!("simulated receiver (nmea {} @9600 + pps)", path.display()),
+            (true, false) => format!("simulated receiver (nmea {} @9600)", path.display()),
+            (false, _) => "simulated receiver (pps)".to_string(),
+        };
+        let nmea = match messages {
+            true => Some(start_nmea(NmeaDriverConfig::new(path, Some(9600)), index, &tx)?),
+            false => None,
+        };
+        Ok(Refclock {
+            id: core.add_source(name, SourceKind::Refclock, SourceOptions::default()),
+            name: name.to_string(),
+            source: RefclockSource::new(source),
+            description,
+            simulated: Some(config.simulate.utc_offset_ms * 1e-3),
+            steers_host: false,
+            polled: Instant::now(),
+            reference: None,
+            nmea,
+            pps: pulses.then_some(PpsHandle::Simulated),
+            _sim: Some(handle),
+        })
+    }
+
     /// How far the clock handed to the refclock source can be from UTC, when something
     /// independent of the receiver vouches for it (pairing needs this once to learn which side
     /// of the pulse the messages fall on).
     ///
     /// `network` is what the upstreams say about our clock.
-    pub fn anchor_bound(&self, clock: &dyn Clock, network: Option<NetworkTime>) -> Option<f64> {
+    fn anchor_bound(&self, clock: &dyn Clock, network: Option<NetworkTime>) -> Option<f64> {
         let network = network.map(|n| n.offset_s.abs() + n.error_s);
         let correction = clock.now().secs_since(realtime_now());
         if let Some(offset) = self.simulated {
@@ -58,14 +248,14 @@ impl Refclock {
         }
     }
 
-    /// Lets the NMEA drivers flag GPS seconds that disagree with upstream time.
-    pub fn set_network_reference(&mut self, clock: &dyn Clock, network: Option<NetworkTime>) {
+    /// Lets the NMEA driver flag GPS seconds that disagree with upstream time.
+    fn set_network_reference(&mut self, clock: &dyn Clock, network: Option<NetworkTime>) {
         let reference = network.map(|n| Reference {
             // True UTC − CLOCK_REALTIME, as the upstreams see it.
             offset_s: clock.now().secs_since(realtime_now()) + n.offset_s,
             expected_delay_s: self.source.status().pairing.model.map_or(0.5, |m| m.mean_s),
         });
-        // Tell the drivers only about real changes (the offset drifts by nanoseconds a tick).
+        // Tell the driver only about real changes (the offset drifts by nanoseconds a tick).
         let changed = match (self.reference, reference) {
             (Some(a), Some(b)) => {
                 (a.offset_s - b.offset_s).abs() > 1e-3
@@ -75,90 +265,54 @@ impl Refclock {
         };
         if changed {
             self.reference = reference;
-            for d in &self.nmea {
+            if let Some(d) = &self.nmea {
                 d.set_reference(reference);
             }
         }
     }
-}
 
-/// Starts the configured refclock drivers (or, with `simulate`, the simulated receiver read
-/// through a real pty by the real NMEA driver) and registers the refclock with the core.
-pub fn start(
-    config: &Config,
-    simulate: bool,
-    core: &mut Core,
-    tx: UnboundedSender<RefclockEvent>,
-) -> anyhow::Result<Option<Refclock>> {
-    if !simulate && config.refclock.is_empty() {
-        return Ok(None);
-    }
-    let source = RefclockSource::new(RefclockSourceConfig::from_config(&config.refclock));
-    let mut nmea = Vec::new();
-    let mut pps = Vec::new();
-    let mut gpio_pps = Vec::new();
-    let mut parts = Vec::new();
-    let mut sim_handle = None;
-    if simulate {
-        let model = sim::pty::realtime_model(config.simulate.clone(), rand::random());
-        let handle = sim::pty::spawn(model, tx.clone())?;
-        let path = handle.serial_path().to_path_buf();
-        parts.push(format!("simulated receiver (nmea {} @9600 + pps)", path.display()));
-        nmea.push(nmea_serial::spawn(NmeaDriverConfig::new(path, Some(9600)), tx.clone()));
-        sim_handle = Some(handle);
-    }
-    // With the simulated receiver, the entries' devices are not opened.
-    let entries = if simulate { &[][..] } else { &config.refclock[..] };
-    for entry in entries {
-        match entry.kind {
-            RefclockKind::Nmea => {
-                let device = entry.device.clone().context("refclock kind = \"nmea\" needs a device")?;
-                let baud = match entry.baud {
-                    Some(Baud::Fixed(b)) => format!("@{b}"),
-                    _ => "@auto".into(),
-                };
-                parts.push(format!("nmea {} {baud}", device.display()));
-                nmea.push(nmea_serial::spawn(NmeaDriverConfig::from_config(device, entry.baud), tx.clone()));
-            }
-            RefclockKind::Pps => {
-                if let Some(device) = &entry.device {
-                    parts.push(format!("pps {}", device.display()));
-                    let cfg = KernelPpsConfig {
-                        device: device.clone(),
-                        edge: entry.edge.unwrap_or_default(),
-                        both_edges: true,
-                    };
-                    pps.push(
-                        pps_kernel::spawn(cfg, tx.clone())
-                            .with_context(|| format!("cannot start PPS on {}", device.display()))?,
-                    );
-                } else if let Some(gpio) = &entry.gpio {
-                    parts.push(format!("pps gpio {gpio}"));
-                    let spec: GpioSpec = gpio.parse().map_err(|e| anyhow::anyhow!("gpio = {gpio:?}: {e}"))?;
-                    let cfg = GpioPpsConfig { spec, edge: entry.edge.unwrap_or_default(), both_edges: true };
-                    gpio_pps.push(
-                        pps_gpio::spawn(cfg, tx.clone())
-                            .with_context(|| format!("cannot start PPS on GPIO line {gpio}"))?,
-                    );
-                }
-            }
+    pub fn drivers(&self) -> DriverReport {
+        DriverReport {
+            nmea: self.nmea.as_ref().map(|d| d.stats()),
+            pps: match &self.pps {
+                Some(PpsHandle::Kernel(h)) => Some(h.health()),
+                Some(PpsHandle::Gpio(h)) => Some(h.health()),
+                Some(PpsHandle::Simulated) | None => None,
+            },
         }
     }
-    let description = parts.join(" + ");
-    info!("refclock: {description}");
-    let name = if simulate { "SIM(0)" } else { "GPS(0)" };
-    let id = core.add_source(name, SourceKind::Refclock, SourceOptions::default());
-    Ok(Some(Refclock {
-        id,
-        source,
-        description,
-        simulated: simulate.then_some(config.simulate.utc_offset_ms * 1e-3),
-        polled: std::time::Instant::now(),
-        steers_host: config.clock.mode == crate::config::ClockMode::System,
-        reference: None,
-        nmea,
-        _pps: pps,
-        _gpio_pps: gpio_pps,
-        _sim: sim_handle,
-    }))
+}
+
+fn start_nmea(
+    cfg: NmeaDriverConfig,
+    index: usize,
+    tx: &UnboundedSender<TaggedEvent>,
+) -> anyhow::Result<NmeaDriverHandle> {
+    let tx = tx.clone();
+    let device = cfg.device.display().to_string();
+    nmea::spawn(cfg, move |d| nmea::event(d).is_none_or(|ev| tx.send((index, ev)).is_ok()))
+        .with_context(|| format!("cannot start the NMEA reader for {device}"))
+}
+
+fn start_pps(
+    driver: PpsDriver,
+    index: usize,
+    tx: &UnboundedSender<TaggedEvent>,
+) -> anyhow::Result<PpsHandle> {
+    let tx = tx.clone();
+    let sink = move |e| tx.send((index, RefclockEvent::Pps(e))).is_ok();
+    Ok(match driver {
+        PpsDriver::Kernel(cfg) => {
+            let device = cfg.device.display().to_string();
+            PpsHandle::Kernel(
+                pps_kernel::spawn(cfg, sink).with_context(|| format!("cannot start PPS on {device}"))?,
+            )
+        }
+        PpsDriver::Gpio(cfg) => {
+            let line = cfg.spec.to_string();
+            PpsHandle::Gpio(
+                pps_gpio::spawn(cfg, sink).with_context(|| format!("cannot start PPS on GPIO {line}"))?,
+            )
+        }
+    })
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::nts::NtsServing;
-use super::refclock::Refclock;
+use super::refclock::{Refclock, Refclocks};
 use super::upstreams::Upstreams;
 use crate::clock::realtime_now;
 use crate::config::Config;
@@ -16,12 +16,12 @@ use crate::control::snapshot::{FixStatus, RefclockCounters, ServerCounters, Stat
 use crate::core::Core;
 use crate::net::server::ServerHandle;
 use crate::refclock::nmea::stats::FixInfo;
-use crate::time::Time;
+use crate::vocab::Time;
 use crate::web::{SharedHistory, WebListener, serve as serve_web};
 
 pub fn snapshot(
     core: &Core,
-    refclock: Option<&Refclock>,
+    refclocks: &Refclocks,
     server: &ServerHandle,
     started: Instant,
     now: Time,
@@ -39,13 +39,15 @@ pub fn snapshot(
     let mut system = SystemStatus::from_state(&core.system_state(), now);
     system.holdover_limit_s = core.holdover_limit_s();
     system.holdover = system.holdover_limit_s.is_some();
+    let realtime = realtime_now();
     StatusSnapshot {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_s: started.elapsed().as_secs_f64(),
         time: Some(now.to_utc().to_string()),
         system,
         sources: core.source_status(now),
-        refclock: refclock.map(|r| refclock_counters(r, realtime_now())),
+        refclock: refclocks.units.first().map(|r| refclock_counters(r, realtime)),
+        refclocks: refclocks.units.iter().map(|r| refclock_counters(r, realtime)).collect(),
         server,
         nts: None,
     }
@@ -92,6 +94,7 @@ fn refclock_counters(r: &Refclock, realtime: Time) -> RefclockCounters {
     let st = r.source.status();
     let model = st.pairing.model;
     let mut c = RefclockCounters {
+        name: r.name.clone(),
         description: r.description.clone(),
         pps_pulses: st.pulses_seen,
         pps_missed: st.pulses_missed,
@@ -104,15 +107,17 @@ fn refclock_counters(r: &Refclock, realtime: Time) -> RefclockCounters {
         last_pps_age_s: r.source.last_pulse().map(|t| realtime.secs_since(t).max(0.0)),
         ..RefclockCounters::default()
     };
-    for d in &r.nmea {
-        let n = d.stats();
-        c.nmea_sentences += n.sentences.values().sum::<u64>();
-        c.nmea_checksum_errors += n.checksum_errors;
-        c.nmea_times += n.times_reported;
-        if c.fix.is_none() {
-            c.fix = fix_status(&n.fix);
-        }
+    let drivers = r.drivers();
+    if let Some(n) = &drivers.nmea {
+        c.nmea_sentences = n.sentences.values().sum::<u64>();
+        c.nmea_checksum_errors = n.checksum_errors;
+        c.nmea_times = n.times_reported;
+        c.fix = fix_status(&n.fix);
     }
+    // A device that is not open now says why.
+    let pps_error = drivers.pps.filter(|h| !h.open).and_then(|h| h.last_error);
+    let nmea_error = drivers.nmea.filter(|n| !n.connected).and_then(|n| n.last_error);
+    c.last_error = pps_error.or(nmea_error);
     c
 }
 

@@ -33,10 +33,12 @@ impl Upstreams {
         state: SharedState,
         tx: UnboundedSender<UpstreamEvent>,
     ) -> anyhow::Result<Upstreams> {
-        let mut specs = Vec::new();
-        for (i, entry) in config.upstream.iter().enumerate() {
-            specs.push(UpstreamSpec::from_config(i, entry)?);
-        }
+        let specs: Vec<UpstreamSpec> = config
+            .upstream
+            .iter()
+            .enumerate()
+            .map(|(i, u)| super::options::upstream_spec(i, u))
+            .collect::<anyhow::Result<_>>()?;
         let handles = specs
             .iter()
             .map(|spec| driver::spawn(spec.clone(), clock.clone(), Some(state.clone()), tx.clone()))

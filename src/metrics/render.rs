@@ -11,10 +11,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::control::StatusSnapshot;
+use crate::control::{RefclockCounters, StatusSnapshot};
 use crate::core::{SourceKind, SourceState};
 
 type Labels = Vec<(&'static str, String)>;
+/// One counter of a refclock.
+type RefclockCounter = fn(&RefclockCounters) -> u64;
+/// One gauge of a refclock, given the daemon's uptime.
+type RefclockGauge = fn(&RefclockCounters, f64) -> f64;
 type F64Gauge = Gauge<f64, AtomicU64>;
 
 /// Which text format a scraper asked for.
@@ -166,53 +170,68 @@ fn registry(s: &StatusSnapshot) -> Registry {
     );
     r.register("source_nts_cookies", "NTS cookies held for an NTS-authenticated upstream", cookies);
 
-    if let Some(rc) = &s.refclock {
-        counter(&mut r, "pps_pulses", "PPS pulses received", rc.pps_pulses);
-        counter(&mut r, "pps_missed", "PPS pulses expected but not received", rc.pps_missed);
-        counter(&mut r, "nmea_sentences", "NMEA sentences with a valid checksum", rc.nmea_sentences);
-        counter(
-            &mut r,
-            "nmea_checksum_errors",
-            "NMEA sentences with a bad checksum",
-            rc.nmea_checksum_errors,
-        );
-        counter(
-            &mut r,
-            "nmea_times",
-            "Seconds the NMEA driver assigned a trustworthy UTC time",
-            rc.nmea_times,
-        );
-        counter(&mut r, "pps_paired", "Pulses given a UTC second", rc.paired);
-        counter(&mut r, "pps_unpaired", "Pulses that could not be given a UTC second", rc.unpaired);
-        seconds(
-            &mut r,
-            "pps_last_pulse_age",
-            "Seconds since the last PPS pulse (since start-up while none came)",
-            rc.last_pps_age_s.unwrap_or(s.uptime_s),
-        );
-        seconds(
-            &mut r,
-            "nmea_delay",
-            "NMEA-to-pulse delay learned by pairing (negative: messages before the pulse; NaN until learned)",
-            rc.nmea_delay_s.unwrap_or(f64::NAN),
-        );
-        let fix = rc.fix.as_ref();
-        gauge(
-            &mut r,
-            "gps_satellites_used",
-            "Satellites the receiver uses in its fix (NaN until it says)",
-            fix.and_then(|f| f.satellites_used).map_or(f64::NAN, f64::from),
-        );
-        gauge(
-            &mut r,
-            "gps_satellites_in_view",
-            "Satellites the receiver sees (NaN until it says)",
-            fix.and_then(|f| f.satellites_in_view).map_or(f64::NAN, f64::from),
-        );
-        let mode = fix.map_or("unknown", |f| f.mode.as_str());
+    // One series per refclock, labelled with its name (a daemon from before several refclocks
+    // sends only the first, unnamed).
+    let refclocks = if s.refclocks.is_empty() { s.refclock.as_slice() } else { &s.refclocks[..] };
+    if !refclocks.is_empty() {
+        let label = |rc: &RefclockCounters| vec![("refclock", escape(&rc.name))];
+        let counters: [(&str, &str, RefclockCounter); 7] = [
+            ("pps_pulses", "PPS pulses received", |r| r.pps_pulses),
+            ("pps_missed", "PPS pulses expected but not received", |r| r.pps_missed),
+            ("nmea_sentences", "NMEA sentences with a valid checksum", |r| r.nmea_sentences),
+            ("nmea_checksum_errors", "NMEA sentences with a bad checksum", |r| r.nmea_checksum_errors),
+            ("nmea_times", "Seconds the NMEA driver assigned a trustworthy UTC time", |r| r.nmea_times),
+            ("pps_paired", "Pulses given a UTC second", |r| r.paired),
+            ("pps_unpaired", "Pulses that could not be given a UTC second", |r| r.unpaired),
+        ];
+        for (name, help, value) in counters {
+            let family: Family<Labels, Counter> = Family::default();
+            for rc in refclocks {
+                family.get_or_create(&label(rc)).inc_by(value(rc));
+            }
+            r.register(name, help, family);
+        }
+        let gauges: [(&str, &str, Option<Unit>, RefclockGauge); 4] = [
+            (
+                "pps_last_pulse_age",
+                "Seconds since the last PPS pulse (since start-up while none came)",
+                Some(Unit::Seconds),
+                |r, uptime| r.last_pps_age_s.unwrap_or(uptime),
+            ),
+            (
+                "nmea_delay",
+                "NMEA-to-pulse delay learned by pairing (negative: messages before the pulse; NaN until learned)",
+                Some(Unit::Seconds),
+                |r, _| r.nmea_delay_s.unwrap_or(f64::NAN),
+            ),
+            (
+                "gps_satellites_used",
+                "Satellites the receiver uses in its fix (NaN until it says)",
+                None,
+                |r, _| r.fix.as_ref().and_then(|f| f.satellites_used).map_or(f64::NAN, f64::from),
+            ),
+            ("gps_satellites_in_view", "Satellites the receiver sees (NaN until it says)", None, |r, _| {
+                r.fix.as_ref().and_then(|f| f.satellites_in_view).map_or(f64::NAN, f64::from)
+            }),
+        ];
+        for (name, help, unit, value) in gauges {
+            let family: Family<Labels, F64Gauge> = Family::default();
+            for rc in refclocks {
+                family.get_or_create(&label(rc)).set(finite(value(rc, s.uptime_s)));
+            }
+            match unit {
+                Some(u) => r.register_with_unit(name, help, u, family),
+                None => r.register(name, help, family),
+            }
+        }
         let fix_mode: Family<Labels, F64Gauge> = Family::default();
-        for m in FIX_MODES {
-            fix_mode.get_or_create(&vec![("mode", m.to_string())]).set(flag(mode == m));
+        for rc in refclocks {
+            let mode = rc.fix.as_ref().map_or("unknown", |f| f.mode.as_str());
+            for m in FIX_MODES {
+                let mut l = label(rc);
+                l.push(("mode", m.to_string()));
+                fix_mode.get_or_create(&l).set(flag(mode == m));
+            }
         }
         r.register(
             "gps_fix_mode",
@@ -285,6 +304,12 @@ fn gauge(r: &mut Registry, name: &str, help: &str, v: f64) {
     r.register(name, help, g);
 }
 
+fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(v);
+    r.register(name, help, c);
+}
+
 /// A gauge in seconds: the name gets `_seconds`, OpenMetrics a `# UNIT` line.
 fn seconds(r: &mut Registry, name: &str, help: &str, v: f64) {
     gauge_unit(r, name, help, Unit::Seconds, v);
@@ -294,12 +319,6 @@ fn gauge_unit(r: &mut Registry, name: &str, help: &str, unit: Unit, v: f64) {
     let g = F64Gauge::default();
     g.set(finite(v));
     r.register_with_unit(name, help, unit, g);
-}
-
-fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
-    let c: Counter = Counter::default();
-    c.inc_by(v);
-    r.register(name, help, c);
 }
 
 /// Label value escaping (backslash, quote, newline): prometheus-client 0.22 writes label values
@@ -362,20 +381,20 @@ mod tests {
             "stratum1_system_root_distance_seconds 0.000025",
             "stratum1_system_holdover 0.0",
             "stratum1_system_holdover_limit_seconds NaN",
-            "stratum1_pps_last_pulse_age_seconds 0.4",
-            "stratum1_nmea_delay_seconds 0.443",
-            "stratum1_gps_satellites_used 8.0",
-            "stratum1_gps_satellites_in_view 14.0",
-            "stratum1_gps_fix_mode{mode=\"3d\"} 1.0",
-            "stratum1_gps_fix_mode{mode=\"none\"} 0.0",
+            "stratum1_pps_last_pulse_age_seconds{refclock=\"GPS(0)\"} 0.4",
+            "stratum1_nmea_delay_seconds{refclock=\"GPS(0)\"} 0.443",
+            "stratum1_gps_satellites_used{refclock=\"GPS(0)\"} 8.0",
+            "stratum1_gps_satellites_in_view{refclock=\"GPS(0)\"} 14.0",
+            "stratum1_gps_fix_mode{refclock=\"GPS(0)\",mode=\"3d\"} 1.0",
+            "stratum1_gps_fix_mode{refclock=\"GPS(0)\",mode=\"none\"} 0.0",
             "stratum1_source_last_sample_age_seconds{name=\"PPS(/dev/pps0)\",kind=\"refclock\"} 0.4",
             "stratum1_source_last_sample_age_seconds{name=\"192.0.2.1:123\",kind=\"upstream\"} NaN",
             "stratum1_system_stratum 1.0",
             "stratum1_system_leap 0.0",
             "# TYPE stratum1_pps_pulses_total counter",
-            "stratum1_pps_pulses_total 3599",
-            "stratum1_pps_missed_total 1",
-            "stratum1_nmea_checksum_errors_total 4",
+            "stratum1_pps_pulses_total{refclock=\"GPS(0)\"} 3599",
+            "stratum1_pps_missed_total{refclock=\"GPS(0)\"} 1",
+            "stratum1_nmea_checksum_errors_total{refclock=\"GPS(0)\"} 4",
             "stratum1_source_reach{name=\"PPS(/dev/pps0)\",kind=\"refclock\"} 255.0",
             "stratum1_source_state{name=\"192.0.2.1:123\",kind=\"upstream\",state=\"falseticker\"} 1.0",
             "stratum1_source_state{name=\"192.0.2.1:123\",kind=\"upstream\",state=\"selected\"} 0.0",
@@ -423,7 +442,7 @@ mod tests {
         let t = render(&example(), Format::OpenMetrics);
         assert!(t.ends_with("# EOF\n"), "{t}");
         assert!(t.contains("# TYPE stratum1_pps_pulses counter\n"));
-        assert!(t.contains("stratum1_pps_pulses_total 3599\n"));
+        assert!(t.contains("stratum1_pps_pulses_total{refclock=\"GPS(0)\"} 3599\n"), "{t}");
         // Units where OpenMetrics is negotiated, and only there.
         assert!(t.contains("# UNIT stratum1_system_offset_seconds seconds\n"), "{t}");
         assert!(t.contains("# UNIT stratum1_system_frequency_ratio ratio\n"), "{t}");
@@ -434,21 +453,21 @@ mod tests {
     #[test]
     fn counters_exist_at_zero_and_age_counts_from_start_without_pulses() {
         let mut s = example();
-        let rc = s.refclock.as_mut().unwrap();
-        *rc = crate::control::RefclockCounters::default();
+        let rc = crate::control::RefclockCounters { name: "GPS(0)".into(), ..Default::default() };
+        (s.refclock, s.refclocks) = (Some(rc.clone()), vec![rc]);
         s.server = crate::control::ServerCounters::default();
         s.server.dropped_by_reason.insert("rate".into(), 0);
         s.uptime_s = 12.0;
         let t = render(&s, Format::Prometheus);
         for want in [
-            "stratum1_pps_pulses_total 0",
-            "stratum1_pps_missed_total 0",
-            "stratum1_nmea_checksum_errors_total 0",
+            "stratum1_pps_pulses_total{refclock=\"GPS(0)\"} 0",
+            "stratum1_pps_missed_total{refclock=\"GPS(0)\"} 0",
+            "stratum1_nmea_checksum_errors_total{refclock=\"GPS(0)\"} 0",
             "stratum1_server_requests_total{outcome=\"kod\"} 0",
             "stratum1_server_requests_total{outcome=\"dropped_rate\"} 0",
-            "stratum1_pps_last_pulse_age_seconds 12.0",
-            "stratum1_gps_fix_mode{mode=\"unknown\"} 1.0",
-            "stratum1_gps_satellites_used NaN",
+            "stratum1_pps_last_pulse_age_seconds{refclock=\"GPS(0)\"} 12.0",
+            "stratum1_gps_fix_mode{refclock=\"GPS(0)\",mode=\"unknown\"} 1.0",
+            "stratum1_gps_satellites_used{refclock=\"GPS(0)\"} NaN",
         ] {
             assert!(t.lines().any(|l| l == want), "missing {want:?} in\n{t}");
         }
@@ -467,6 +486,7 @@ mod tests {
     fn no_refclock_no_refclock_families_and_no_infinities() {
         let mut s = example();
         s.refclock = None;
+        s.refclocks.clear();
         s.system.root_dispersion_s = f64::INFINITY;
         let t = render(&s, Format::Prometheus);
         assert!(!t.contains("stratum1_pps_pulses"));

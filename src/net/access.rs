@@ -134,13 +134,6 @@ impl FromStr for Cidr {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// Exact-match sets of one family's networks, one per prefix length present: a lookup masks the
 /// address to each present length, longest first, and probes that length's hash sets. Its cost
 /// is bounded by the number of distinct lengths (at most 33 for IPv4, 129 for IPv6; one or two

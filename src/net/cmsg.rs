@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 use crate::clock::time64::Timespec64;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Ancillary data of one received datagram.
 #[derive(Default)]

@@ -6,9 +6,9 @@
 //! echoes that random value byte for byte, which makes off-path spoofing and stale replies
 //! useless.
 
-use crate::core::{Leap, RefId, Sample};
 use crate::net::packet::{HEADER_LEN, Mode, Packet, ParseError};
-use crate::time::{Time, from_ntp_short};
+use crate::vocab::time::{Time, from_ntp_short};
+use crate::vocab::{Leap, RefId, Sample};
 
 /// Largest root distance (root delay / 2 + root dispersion) a usable server may claim, seconds.
 pub const MAX_ROOT_DISTANCE_S: f64 = 16.0;
@@ -196,7 +196,7 @@ impl Measurement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::to_ntp_short;
+    use crate::vocab::time::to_ntp_short;
     use proptest::prelude::*;
 
     fn t(s: f64) -> Time {

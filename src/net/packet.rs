@@ -2,7 +2,7 @@
 //! it are tolerated and ignored. Timestamps stay raw `u64` here so the server can echo a client's
 //! transmit timestamp into origin byte for byte; era resolution happens in [`crate::time`].
 
-use crate::core::{Leap, RefId};
+use crate::vocab::{Leap, RefId};
 
 pub const HEADER_LEN: usize = 48;
 

@@ -9,13 +9,12 @@ use std::net::IpAddr;
 
 use arc_swap::ArcSwap;
 
-use crate::config::ServerConfig;
-use crate::core::RefId;
 use crate::net::access::{AccessControl, Cidr};
 use crate::net::packet::Packet;
-use crate::net::ratelimit::{RateLimiter, RateParams, RateVerdict};
+use crate::net::ratelimit::{RateLimiter, RateVerdict};
 use crate::net::server::{DropReason, Policy, Verdict};
-use crate::time::Time;
+use crate::vocab::RefId;
+use crate::vocab::Time;
 
 pub struct PoolPolicy {
     /// Swapped whole when SIGHUP re-reads the lists; workers never wait for it.
@@ -29,18 +28,6 @@ impl PoolPolicy {
     /// `exempt` networks skip the rate limiter.
     pub fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
         PoolPolicy { access: ArcSwap::from_pointee(access), limiter, exempt }
-    }
-
-    /// From `[server]`, reading `allow_file`/`deny_file`; errors name the file and line.
-    pub fn from_config(server: &ServerConfig) -> Result<PoolPolicy, String> {
-        let limiter = server.rate_limit.then(|| {
-            RateLimiter::new(
-                RateParams::new(server.rate_limit_interval, server.rate_limit_burst)
-                    .with_leak(server.rate_limit_leak),
-                server.rate_limit_clients,
-            )
-        });
-        Ok(PoolPolicy::new(access_from_config(server)?, limiter, server.rate_limit_exempt.clone()))
     }
 
     /// Replaces the access lists (SIGHUP); returns how many entries the new lists hold.
@@ -61,19 +48,6 @@ impl PoolPolicy {
     }
 }
 
-/// The `[server]` access lists: `allow`, `deny`, and the files `allow_file`, `deny_file`.
-/// Errors name the file and line.
-pub fn access_from_config(server: &ServerConfig) -> Result<AccessControl, String> {
-    let mut a = AccessControl::new(&server.allow, &server.deny);
-    if let Some(p) = &server.allow_file {
-        a.add_file(p, true)?;
-    }
-    if let Some(p) = &server.deny_file {
-        a.add_file(p, false)?;
-    }
-    Ok(a)
-}
-
 impl Policy for PoolPolicy {
     fn admits(&self, peer: IpAddr) -> bool {
         self.access.load().allows(peer)
@@ -92,13 +66,19 @@ impl Policy for PoolPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::net::access::loopback;
     use crate::net::packet::HEADER_LEN;
+    use crate::net::ratelimit::RateParams;
     use crate::net::server::Outcome;
     use crate::net::server::respond::respond;
 
-    fn policy(toml: &str) -> PoolPolicy {
-        PoolPolicy::from_config(&Config::parse(toml, "t.toml").unwrap().server).unwrap()
+    /// Rate limited at 2 s with `burst` (unless `None`) and no leak, `deny` denied, `exempt`
+    /// exempt.
+    fn policy(burst: Option<u32>, deny: &[&str], exempt: Option<&[&str]>) -> PoolPolicy {
+        let nets = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<Cidr>>();
+        let limiter = burst
+            .map(|b| RateLimiter::new(RateParams::new(2.0, b).with_leak(0), RateLimiter::DEFAULT_CLIENTS));
+        PoolPolicy::new(AccessControl::new(&[], &nets(deny)), limiter, exempt.map_or_else(loopback, nets))
     }
 
     fn outcome(p: &PoolPolicy, peer: &str, t: f64) -> Outcome {
@@ -112,7 +92,7 @@ mod tests {
 
     #[test]
     fn deny_beats_rate_and_rate_limit_kods_then_drops() {
-        let p = policy("[server]\ndeny = [\"192.0.2.0/24\"]\nrate_limit_burst = 2\nrate_limit_leak = 0\n");
+        let p = policy(Some(2), &["192.0.2.0/24"], None);
         // Loopback is exempt by default.
         assert!((0..100).all(|_| outcome(&p, "127.0.0.1", 10.0) == Outcome::Reply));
         assert!((0..100).all(|_| outcome(&p, "::1", 10.0) == Outcome::Reply));
@@ -123,9 +103,7 @@ mod tests {
 
     #[test]
     fn exemptions_are_configurable() {
-        let p = policy(
-            "[server]\nrate_limit_burst = 1\nrate_limit_leak = 0\nrate_limit_exempt = [\"192.0.2.0/24\"]\n",
-        );
+        let p = policy(Some(1), &[], Some(&["192.0.2.0/24"]));
         assert!((0..10).all(|_| outcome(&p, "192.0.2.1", 1.0) == Outcome::Reply));
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Reply);
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Kod, "loopback no longer exempt");
@@ -133,9 +111,9 @@ mod tests {
 
     #[test]
     fn rate_limit_false_allocates_nothing_and_limits_nothing() {
-        let p = policy("[server]\nrate_limit = false\nrate_limit_burst = 1\n");
+        let p = policy(None, &[], None);
         assert_eq!(p.table_bytes(), 0);
         assert!((0..1000).all(|_| outcome(&p, "198.51.100.1", 1.0) == Outcome::Reply));
-        assert_eq!(policy("").table_bytes(), 3 << 20);
+        assert_eq!(policy(Some(16), &[], None).table_bytes(), 3 << 20);
     }
 }

@@ -42,7 +42,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use crate::net::access::canonical;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Entries per set; a set is 3 cache lines.
 pub const WAYS: usize = 8;

@@ -21,8 +21,7 @@
 
 use std::path::Path;
 
-use crate::core::leap::LeapTable;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Slack below the newest evidence: a file's timestamp may be a little ahead of the truth.
 const FLOOR_SLACK_S: i64 = 86_400;
@@ -111,6 +110,34 @@ fn build_evidence() -> Evidence {
     }
 }
 
+/// Which refclocks name the same second: two receivers that agree are each other's second
+/// opinion on the date. Each refclock is its own source, so the daemon keeps this across them.
+#[derive(Debug, Default)]
+pub struct Agreement {
+    /// Latest message of each receiver: (refclock, second named, arrival).
+    latest: Vec<(usize, i64, Time)>,
+}
+
+impl Agreement {
+    /// Refclock `who` named `utc`, its message arriving at `received`; returns the other
+    /// refclocks whose latest message names the same second, allowing for when each arrived.
+    pub fn note(&mut self, who: usize, utc: Time, received: Time) -> Vec<usize> {
+        let second = utc.unix_secs();
+        let agree = self
+            .latest
+            .iter()
+            .filter(|&&(r, s, rx)| {
+                let apart = received.secs_since(rx);
+                r != who && apart.abs() < 2.0 && ((second - s) as f64 - apart).abs() < 0.5
+            })
+            .map(|e| e.0)
+            .collect();
+        self.latest.retain(|e| e.0 != who);
+        self.latest.push((who, second, received));
+        agree
+    }
+}
+
 /// "3.2 s", "5.0 hours", "12.9 years" (of the absolute value).
 pub fn human_span(s: f64) -> String {
     let s = s.abs();
@@ -148,8 +175,16 @@ pub fn parse_fake_hwclock(text: &str) -> Option<Time> {
 pub const FAKE_HWCLOCK: &str = "/etc/fake-hwclock.data";
 pub const TIMESYNCD_CLOCK: &str = "/var/lib/systemd/timesync/clock";
 
+/// The dates a leap-seconds.list carries: when it was updated (if it says) and when it expires.
+#[derive(Clone, Copy, Debug)]
+pub struct LeapListDates<'a> {
+    pub path: &'a Path,
+    pub updated: Option<Time>,
+    pub expires: Time,
+}
+
 /// Reads the evidence this machine holds (files that are missing are simply not evidence).
-pub fn gather(drift_file: Option<&Path>, leap: Option<(&Path, &LeapTable)>) -> Vec<Evidence> {
+pub fn gather(drift_file: Option<&Path>, leap: Option<LeapListDates>) -> Vec<Evidence> {
     let mut out = Vec::new();
     // The stat fields, not `SystemTime` (32-bit time_t on armhf musl, see clock::y2038_tests).
     let mtime = |p: &Path| -> Option<Time> {
@@ -173,11 +208,11 @@ pub fn gather(drift_file: Option<&Path>, leap: Option<(&Path, &LeapTable)>) -> V
     if let Some(at) = mtime(Path::new(TIMESYNCD_CLOCK)) {
         out.push(Evidence { what: format!("time saved in {TIMESYNCD_CLOCK}"), at, floor: true });
     }
-    if let Some((path, table)) = leap {
-        if let Some(at) = table.updated {
-            out.push(Evidence { what: format!("{} updated", path.display()), at, floor: true });
+    if let Some(l) = leap {
+        if let Some(at) = l.updated {
+            out.push(Evidence { what: format!("{} updated", l.path.display()), at, floor: true });
         }
-        out.push(Evidence { what: format!("{} expires", path.display()), at: table.expires, floor: false });
+        out.push(Evidence { what: format!("{} expires", l.path.display()), at: l.expires, floor: false });
     }
     out
 }
@@ -250,12 +285,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let drift = dir.path().join("drift");
         std::fs::write(&drift, "1.0 0.5\n").unwrap();
-        let table = LeapTable {
-            entries: vec![(Time::from_unix_secs(0), 10)],
+        let table = LeapListDates {
+            path: Path::new("/x/leap-seconds.list"),
             expires: Time::from_utc(2027, 6, 28, 0, 0, 0, 0),
             updated: Some(Time::from_utc(2026, 7, 1, 0, 0, 0, 0)),
         };
-        let ev = gather(Some(&drift), Some((Path::new("/x/leap-seconds.list"), &table)));
+        let ev = gather(Some(&drift), Some(table));
         let written = ev.iter().find(|e| e.what.contains("drift")).unwrap();
         assert!(crate::clock::realtime_now().secs_since(written.at).abs() < 3600.0);
         assert!(ev.iter().any(|e| !e.floor && e.at == table.expires));

@@ -1,6 +1,6 @@
-//! The `refclock test` report: sections (NMEA, later PPS…) and findings, rendered by one
-//! function for people and one for `--json`. Sans-IO: sections are built from counters and
-//! events by each driver's own diagnosis (e.g. [`super::nmea::diagnose`]).
+//! The `refclock test` report: sections (NMEA, PPS) and findings, rendered by one function for
+//! people and one for `--json`. Sans-IO: sections are built from counters and events by each
+//! driver's own diagnosis, whose findings are a table of [`Rule`]s.
 
 use std::fmt::Write as _;
 
@@ -26,6 +26,33 @@ pub struct Finding {
     pub code: &'static str,
     pub problem: String,
     pub fix: String,
+}
+
+/// One thing a diagnosis can find: when it applies to the facts `F`, and what to tell the
+/// operator. A diagnosis is a table of these, checked in order.
+pub struct Rule<F> {
+    /// Stable machine-readable name (`no_data`, `wrong_baud`, `no_fix`…); rules may share one.
+    pub code: &'static str,
+    pub severity: Severity,
+    /// The problem in words, when the rule applies.
+    pub applies: fn(&F) -> Option<String>,
+    /// The concrete fix.
+    pub fix: fn(&F) -> String,
+}
+
+/// The findings of `rules` on `facts`, in table order. A [`Severity::NoData`] finding ends the
+/// list: without data nothing else can be judged.
+pub fn findings<F>(rules: &[Rule<F>], facts: &F) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for r in rules {
+        if let Some(problem) = (r.applies)(facts) {
+            out.push(Finding { severity: r.severity, code: r.code, problem, fix: (r.fix)(facts) });
+            if r.severity == Severity::NoData {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// A titled block of `key: value` lines, plus its JSON form for the summary line.
@@ -139,5 +166,34 @@ mod tests {
         assert_eq!(j["event"], "summary");
         assert_eq!(j["nmea"]["times"], 3);
         assert!(r.render_text().contains("sentences  3"));
+    }
+
+    #[test]
+    fn rules_apply_in_order_and_no_data_ends_the_list() {
+        let rules: [Rule<u32>; 3] = [
+            Rule {
+                code: "odd",
+                severity: Severity::Note,
+                applies: |n| (n % 2 == 1).then(|| format!("{n} is odd")),
+                fix: |_| "none".into(),
+            },
+            Rule {
+                code: "zero",
+                severity: Severity::NoData,
+                applies: |n| (*n < 2).then(|| "nothing".into()),
+                fix: |_| "count".into(),
+            },
+            Rule {
+                code: "big",
+                severity: Severity::Problem,
+                applies: |n| (*n > 0).then(String::new),
+                fix: |n| format!("take {}", n - 1),
+            },
+        ];
+        let codes = |n| findings(&rules, &n).iter().map(|f| f.code).collect::<Vec<_>>();
+        assert_eq!(codes(1), ["odd", "zero"]);
+        assert_eq!(codes(3), ["odd", "big"]);
+        assert_eq!(codes(4), ["big"]);
+        assert_eq!(findings(&rules, &4)[0].fix, "take 3");
     }
 }

@@ -1,6 +1,7 @@
 //! The GPS reference clock: NMEA names the second, PPS marks it.
 //!
-//! Drivers are thin and only produce timestamped events ([`NmeaTime`], [`PpsEdge`]); everything
+//! Drivers are thin and only produce timestamped events ([`TimeMessage`], [`PpsEdge`]) under one
+//! supervisor ([`driver`]); everything
 //! that decides (which second a pulse belongs to, validity, rollover) is plain code tested
 //! without hardware. Device timestamps are `CLOCK_REALTIME` readings; they are mapped onto the
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
@@ -8,6 +9,7 @@
 pub mod anchor;
 pub mod date_check;
 pub mod diagnose;
+pub mod driver;
 pub mod nmea;
 pub mod pairing;
 pub mod pps;
@@ -16,21 +18,19 @@ pub mod source;
 #[cfg(test)]
 mod testkit;
 
-use crate::time::Time;
+use crate::vocab::Time;
 
-/// A UTC time the NMEA driver trusts (valid fix, plausible date), once per second.
+/// A UTC second a receiver's time message names and the driver trusts (valid fix, plausible
+/// date), once per second. NMEA today; any protocol that names the second fits.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NmeaTime {
+pub struct TimeMessage {
     /// The UTC instant the sentence names (usually a whole second).
     pub utc: Time,
-    /// `CLOCK_REALTIME` at which the cycle's first time-bearing sentence began arriving
+    /// `CLOCK_REALTIME` at which the cycle's first time-bearing message began arriving
     /// (corrected for the bytes already received at read time).
     pub received: Time,
     /// A leap second is announced for the end of this UTC day, when the receiver says so.
-    pub leap_pending: Option<crate::core::Leap>,
-    /// Which configured receiver said it (0 for the first): two receivers naming the same
-    /// second are each other's second opinion on the date (see [`date_check`]).
-    pub receiver: u8,
+    pub leap_pending: Option<crate::vocab::Leap>,
 }
 
 /// One pulse edge from the kernel PPS API, a GPIO line or the simulator.
@@ -44,11 +44,11 @@ pub struct PpsEdge {
     pub assert: bool,
 }
 
-/// What refclock drivers send to the refclock source. Drivers run on their own threads and send
-/// through a `tokio::sync::mpsc::UnboundedSender<RefclockEvent>` (its `send` is not async).
+/// What a refclock source is fed: its drivers' events, in arrival order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RefclockEvent {
-    Nmea(NmeaTime),
+    /// A time message naming a second.
+    Time(TimeMessage),
     Pps(PpsEdge),
     /// The receiver is talking but reports no valid fix this cycle (RMC status V, GGA quality
     /// 0): pulses it emits now are free-running and must not be used. `CLOCK_REALTIME` of receipt.

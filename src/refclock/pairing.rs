@@ -28,8 +28,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::core::Leap;
-use crate::time::Time;
+use crate::vocab::Leap;
+use crate::vocab::Time;
 
 /// A message labelled this close before a whole second names that second.
 const LABEL_ROUNDING_NS: i64 = 50_000_000;
@@ -652,7 +652,7 @@ mod tests {
                     let a = anchor(s - T0).map(|err| (e.true_time.add_secs_f64(err), 0.4));
                     pairing.on_pulse(p.timestamp, a)
                 }
-                RefclockEvent::Nmea(n) => pairing.on_message(n.utc, n.received),
+                RefclockEvent::Time(n) => pairing.on_message(n.utc, n.received),
                 RefclockEvent::NoFix { received } => pairing.on_no_fix(received),
             };
             judge(vs, &truth, &mut r);
@@ -738,7 +738,7 @@ mod tests {
         let p = ReceiverParams { nmea_delay_ms: 300.0, nmea_jitter_ms: 10.0, ..Default::default() };
         let mut evs = events(p, 4, 600, clock());
         let messages = evs.iter_mut().filter_map(|e| match &mut e.event {
-            RefclockEvent::Nmea(n) => Some(n),
+            RefclockEvent::Time(n) => Some(n),
             _ => None,
         });
         for n in messages.step_by(2) {
@@ -905,7 +905,7 @@ mod tests {
                     let err = if s - T0 < 100 { 0.1 } else { 1.1 };
                     pairing.on_pulse(p.timestamp, Some((e.true_time.add_secs_f64(err), 0.3)))
                 }
-                RefclockEvent::Nmea(n) => pairing.on_message(n.utc, n.received),
+                RefclockEvent::Time(n) => pairing.on_message(n.utc, n.received),
                 RefclockEvent::NoFix { received } => pairing.on_no_fix(received),
             };
             for v in vs {

@@ -13,20 +13,11 @@ use serde::Serialize;
 
 use super::date_check::DateWindow;
 use super::pairing::{Pairing, PairingConfig, PairingStatus, Refusal, Verdict};
-use super::pps::edges::{EdgeReport, EdgeStats};
-use super::{NmeaTime, PpsEdge, RefclockEvent};
+use super::pps::edges::{EdgeReport, EdgeStats, PpsEdgeKind};
+use super::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::clock::Clock;
-use crate::core::{Leap, RefId, Sample};
-use crate::time::Time;
-
-/// Which PPS edge is on time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PpsEdgeKind {
-    #[default]
-    Assert,
-    Clear,
-}
+use crate::vocab::Time;
+use crate::vocab::{Leap, RefId, Sample};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefclockSourceConfig {
@@ -45,6 +36,9 @@ pub struct RefclockSourceConfig {
     /// no delay was learned from pulses.
     pub nmea_delay_s: Option<f64>,
     pub nmea_delay_error_s: f64,
+    /// Refids of the samples from numbered pulses and from messages alone.
+    pub pps_refid: RefId,
+    pub nmea_refid: RefId,
 }
 
 impl Default for RefclockSourceConfig {
@@ -58,35 +52,9 @@ impl Default for RefclockSourceConfig {
             pps_lost_after_s: 2.5,
             nmea_delay_s: None,
             nmea_delay_error_s: 5e-3,
+            pps_refid: RefId::PPS,
+            nmea_refid: RefId::GPS,
         }
-    }
-}
-
-impl RefclockSourceConfig {
-    /// From the `[[refclock]]` entries: bias and edge from the `pps` entry, side from any.
-    pub fn from_config(entries: &[crate::config::RefclockConfig]) -> RefclockSourceConfig {
-        let mut cfg = RefclockSourceConfig::default();
-        // PPS alone (no NMEA receiver configured) cannot wait for a fix report.
-        cfg.pairing.require_fix_evidence =
-            entries.is_empty() || entries.iter().any(|e| e.kind == crate::config::RefclockKind::Nmea);
-        for e in entries {
-            if let Some(b) = e.pps_bias_us {
-                cfg.pps_bias_s = b * 1e-6;
-            }
-            if let Some(edge) = e.edge {
-                cfg.edge = edge;
-            }
-            if let Some(side) = e.message_side {
-                cfg.pairing.side = side;
-            }
-            if let Some(d) = e.nmea_delay_ms {
-                cfg.nmea_delay_s = Some(d * 1e-3);
-            }
-            if let Some(err) = e.nmea_delay_error_ms {
-                cfg.nmea_delay_error_s = err * 1e-3;
-            }
-        }
-        cfg
     }
 }
 
@@ -151,9 +119,7 @@ pub struct RefclockSource {
     /// `trust_receiver_date`).
     date_window: Option<DateWindow>,
     date_refused: u64,
-    /// Latest message of each receiver: (receiver, second named, arrival).
-    latest_by_receiver: Vec<(u8, i64, Time)>,
-    /// A second two receivers agreed on.
+    /// The last second another receiver named too (see [`Self::second_opinion`]).
     receivers_agree: Option<Time>,
     /// Pulses refused in a row for the same reason since the last numbered one.
     refusals: (Option<Refusal>, u32),
@@ -190,7 +156,6 @@ impl RefclockSource {
             verdicts: Vec::new(),
             date_window: None,
             date_refused: 0,
-            latest_by_receiver: Vec::new(),
             receivers_agree: None,
             refusals: (None, 0),
             refusal_logged: Vec::new(),
@@ -299,18 +264,10 @@ impl RefclockSource {
         false
     }
 
-    /// Notes which second each receiver names; two naming the same second (allowing for their
-    /// arrival times) confirm each other's date.
-    fn note_receiver(&mut self, t: &NmeaTime) {
-        let second = t.utc.unix_secs();
-        for &(r, s, rx) in &self.latest_by_receiver {
-            let apart = t.received.secs_since(rx);
-            if r != t.receiver && apart.abs() < 2.0 && ((second - s) as f64 - apart).abs() < 0.5 {
-                self.receivers_agree = Some(Time::from_unix_secs(second));
-            }
-        }
-        self.latest_by_receiver.retain(|e| e.0 != t.receiver);
-        self.latest_by_receiver.push((t.receiver, second, t.received));
+    /// Another receiver named the second `utc` too (see [`super::date_check::Agreement`]):
+    /// a second opinion on this receiver's date for the next few seconds.
+    pub fn second_opinion(&mut self, utc: Time) {
+        self.receivers_agree = Some(utc);
     }
 
     /// Tells the source how far (seconds) the clock passed to [`on_event`](Self::on_event) is
@@ -327,7 +284,7 @@ impl RefclockSource {
         self.verdicts.clear();
         match ev {
             RefclockEvent::Pps(edge) => self.on_pps(edge, clock),
-            RefclockEvent::Nmea(t) => self.on_nmea(t, clock),
+            RefclockEvent::Time(t) => self.on_nmea(t, clock),
             RefclockEvent::NoFix { received } => {
                 self.no_fix_reports += 1;
                 let v = self.pairing.on_no_fix(received);
@@ -424,9 +381,8 @@ impl RefclockSource {
         self.samples(v, clock)
     }
 
-    fn on_nmea(&mut self, t: NmeaTime, clock: &dyn Clock) -> Vec<Sample> {
+    fn on_nmea(&mut self, t: TimeMessage, clock: &dyn Clock) -> Vec<Sample> {
         self.messages += 1;
-        self.note_receiver(&t);
         self.leap = t.leap_pending.unwrap_or(Leap::None);
         self.pairing.set_leap(self.leap);
         let v = self.pairing.on_message(t.utc, t.received);
@@ -453,7 +409,7 @@ impl RefclockSource {
             self.mode = RefclockMode::Nmea;
             self.last_offset = Some(offset);
             let dispersion = err + self.cfg.nmea_precision_s;
-            out.push(Sample::refclock(local, offset, dispersion, self.leap, RefId::GPS));
+            out.push(Sample::refclock(local, offset, dispersion, self.leap, self.cfg.nmea_refid));
         }
         out
     }
@@ -492,7 +448,7 @@ impl RefclockSource {
             self.last_offset = Some(offset);
             let jitter = self.interval_ms2.map_or(0.0, |v| v.sqrt() * 1e-3 / std::f64::consts::SQRT_2);
             let dispersion = self.cfg.pps_precision_s.max(jitter);
-            out.push(Sample::refclock(local, offset, dispersion, self.leap, RefId::PPS));
+            out.push(Sample::refclock(local, offset, dispersion, self.leap, self.cfg.pps_refid));
         }
         out
     }
@@ -521,7 +477,7 @@ mod tests {
         for e in events(p, 3, secs, lc) {
             let local = match e.event {
                 RefclockEvent::Pps(p) => p.timestamp,
-                RefclockEvent::Nmea(n) => n.received,
+                RefclockEvent::Time(n) => n.received,
                 RefclockEvent::NoFix { received } => received,
             };
             raw.store(local.unix_nanos(), Ordering::SeqCst);
@@ -610,6 +566,8 @@ mod tests {
         }
     }
 
+    use crate::refclock::date_check::Agreement;
+
     /// A window a year after the test's dates (as if the evidence said it was 2027).
     fn far_window() -> DateWindow {
         let at = Time::from_unix_secs(T0 + 400 * 86_400);
@@ -636,7 +594,7 @@ mod tests {
         let (raw, clock) = clock();
         let mut samples = 0;
         for e in events(p.clone(), 3, 60, lc) {
-            let RefclockEvent::Nmea(n) = e.event else { continue };
+            let RefclockEvent::Time(n) = e.event else { continue };
             raw.store(n.received.unix_nanos(), Ordering::SeqCst);
             samples += src.on_event(e.event, &clock).len();
         }
@@ -675,7 +633,7 @@ mod tests {
             for e in events(ReceiverParams::default(), 5, 60, lc) {
                 let local = match e.event {
                     RefclockEvent::Pps(p) => p.timestamp,
-                    RefclockEvent::Nmea(n) => n.received,
+                    RefclockEvent::Time(n) => n.received,
                     RefclockEvent::NoFix { received } => received,
                 };
                 raw.store(local.unix_nanos(), Ordering::SeqCst);
@@ -692,20 +650,35 @@ mod tests {
     fn a_second_receiver_naming_the_same_second_is_a_second_opinion() {
         let lc = LocalClock { offset_s: -0.1, freq_ppm: 0.0 };
         let (p, cfg) = nmea_only();
-        let mut src = RefclockSource::new(cfg);
-        src.set_date_window(Some(far_window()));
+        // Two refclocks, each its own source, as the daemon runs them.
+        let mut a = RefclockSource::new(cfg.clone());
+        let mut b = RefclockSource::new(cfg);
+        a.set_date_window(Some(far_window()));
+        b.set_date_window(Some(far_window()));
+        let mut agreement = Agreement::default();
         let (raw, clock) = clock();
-        let mut samples = 0;
+        let (mut from_a, mut from_b) = (0, 0);
         for e in events(p, 3, 30, lc) {
-            let RefclockEvent::Nmea(n) = e.event else { continue };
-            raw.store(n.received.unix_nanos(), Ordering::SeqCst);
-            samples += src.on_event(RefclockEvent::Nmea(n), &clock).len();
+            let RefclockEvent::Time(n) = e.event else { continue };
             // The second receiver's message of the same second, 40 ms later.
-            let other = NmeaTime { receiver: 1, received: n.received.add_nanos(40_000_000), ..n };
-            raw.store(other.received.unix_nanos(), Ordering::SeqCst);
-            samples += src.on_event(RefclockEvent::Nmea(other), &clock).len();
+            let other = TimeMessage { received: n.received.add_nanos(40_000_000), ..n };
+            for (who, m) in [(0, n), (1, other)] {
+                for peer in agreement.note(who, m.utc, m.received) {
+                    for unit in [who, peer] {
+                        [&mut a, &mut b][unit].second_opinion(m.utc);
+                    }
+                }
+                raw.store(m.received.unix_nanos(), Ordering::SeqCst);
+                let src = if who == 0 { &mut a } else { &mut b };
+                let n = src.on_event(RefclockEvent::Time(m), &clock).len();
+                *(if who == 0 { &mut from_a } else { &mut from_b }) += n;
+            }
         }
-        assert!(samples > 50, "{samples}");
+        assert!(from_a > 25 && from_b > 25, "{from_a} {from_b}");
+        // One receiver alone never confirms itself.
+        let mut alone = Agreement::default();
+        let t = Time::from_unix_secs(T0);
+        assert!(alone.note(0, t, t).is_empty() && alone.note(0, t.add_nanos(1_000_000_000), t).is_empty());
     }
 
     #[test]
@@ -715,7 +688,7 @@ mod tests {
         for e in events(ReceiverParams::default(), 3, 45, LocalClock { offset_s: 0.0, freq_ppm: 0.0 }) {
             let local = match e.event {
                 RefclockEvent::Pps(p) => p.timestamp,
-                RefclockEvent::Nmea(n) => n.received,
+                RefclockEvent::Time(n) => n.received,
                 RefclockEvent::NoFix { received } => received,
             };
             raw.store(local.unix_nanos(), Ordering::SeqCst);
@@ -725,31 +698,6 @@ mod tests {
         assert_eq!(src.refusals.0, Some(Refusal::NeedAnchor));
         assert!(src.refusals.1 > REFUSALS_BEFORE_LOG, "{:?}", src.refusals);
         assert_eq!(src.refusal_logged.len(), 1);
-    }
-
-    #[test]
-    fn config_keys_reach_the_source() {
-        let c = crate::config::Config::parse(
-            "[[refclock]]\nkind = \"nmea\"\ndevice = \"/dev/gps0\"\nmessage_side = \"before\"\n\n\
-             [[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\npps_bias_us = 11.7\nedge = \"clear\"\n",
-            "t.toml",
-        )
-        .unwrap();
-        let cfg = RefclockSourceConfig::from_config(&c.refclock);
-        assert!((cfg.pps_bias_s - 11.7e-6).abs() < 1e-12);
-        assert_eq!(cfg.edge, PpsEdgeKind::Clear);
-        assert_eq!(cfg.pairing.side, crate::refclock::pairing::SidePrior::Before);
-        assert!(cfg.pairing.require_fix_evidence);
-        let c =
-            crate::config::Config::parse("[[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\n", "t.toml")
-                .unwrap();
-        assert!(!RefclockSourceConfig::from_config(&c.refclock).pairing.require_fix_evidence, "PPS alone");
-        let e = crate::config::Config::parse(
-            "[[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\nedge = \"up\"\n",
-            "t.toml",
-        )
-        .unwrap_err();
-        assert_eq!(e.line, Some(4), "{e}");
     }
 
     #[test]

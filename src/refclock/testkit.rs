@@ -1,8 +1,8 @@
 //! Generated pulse and message sequences for pairing and source tests (test builds only).
 
 use super::sim::{ReceiverModel, ReceiverParams};
-use super::{NmeaTime, PpsEdge, RefclockEvent};
-use crate::time::Time;
+use super::{PpsEdge, RefclockEvent, TimeMessage};
+use crate::vocab::Time;
 
 pub const T0: i64 = 1_790_000_000;
 
@@ -61,7 +61,7 @@ pub fn events_delivered(
         if let Some(msg) = o.message {
             let received = clock.local(msg.arrival);
             let event = if msg.fix {
-                RefclockEvent::Nmea(NmeaTime { utc: msg.utc, received, leap_pending: None, receiver: 0 })
+                RefclockEvent::Time(TimeMessage { utc: msg.utc, received, leap_pending: None })
             } else {
                 RefclockEvent::NoFix { received }
             };

@@ -1,7 +1,7 @@
 //! The simulation loop: true time in a priority queue of events, the real parts around it.
 //!
 //! Real: the core, the refclock source and its pairing (`refclock::source`), the upstream
-//! client machine (`net::client`), the clock actions via [`crate::core::apply`]. Modelled: the
+//! client machine (`net::client`), the clock actions via [`crate::clock::apply`]. Modelled: the
 //! crystal ([`SimClock`]), the receiver (`refclock::sim::ReceiverModel`), the servers and
 //! network paths ([`super::upstream`]). Every random number comes from the scenario's seed.
 
@@ -15,16 +15,18 @@ use super::report::{Report, Stats};
 use super::scenario::{GpsScenario, Scenario};
 use super::upstream::ServerModel;
 use crate::clock::Clock;
+use crate::clock::apply;
 use crate::clock::sim::SimClock;
-use crate::core::{ClockAction, Core, CoreConfig, RefId, Sample, SourceId, SourceKind, apply};
+use crate::core::{Core, CoreConfig, SourceId, SourceKind};
 use crate::net::client::machine::{Received, Upstream, UpstreamOptions};
 use crate::net::client::poll::PollOptions;
 use crate::net::client::sanity::LoopGuard;
 use crate::net::packet::HEADER_LEN;
 use crate::refclock::sim::{ReceiverModel, ReceiverParams};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
-use crate::refclock::{NmeaTime, PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::refclock::{PpsEdge, RefclockEvent, TimeMessage};
+use crate::vocab::Time;
+use crate::vocab::{ClockAction, RefId, Sample};
 
 /// True time at which every simulation starts.
 pub fn sim_start() -> Time {
@@ -361,7 +363,7 @@ impl Simulation {
         let received = self.clock.now();
         let id = g.id;
         let ev = if fix {
-            RefclockEvent::Nmea(NmeaTime { utc, received, leap_pending: None, receiver: 0 })
+            RefclockEvent::Time(TimeMessage { utc, received, leap_pending: None })
         } else {
             RefclockEvent::NoFix { received }
         };

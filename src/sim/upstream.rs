@@ -9,9 +9,9 @@
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::scenario::UpstreamScenario;
-use crate::core::{Leap, RefId};
 use crate::net::packet::{HEADER_LEN, Mode, Packet};
-use crate::time::{Time, to_ntp_short};
+use crate::vocab::time::{Time, to_ntp_short};
+use crate::vocab::{Leap, RefId};
 
 /// Server processing time between receive and transmit, seconds.
 const PROCESSING_S: f64 = 20e-6;

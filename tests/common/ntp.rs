@@ -4,7 +4,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use stratum1::clock::realtime_now;
-use stratum1::time::Time;
+use stratum1::vocab::Time;
 
 /// What a server said, as a client sees it on the wire.
 #[derive(Clone, Debug)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use stratum1::clock::realtime_now;
 use stratum1::refclock::nmea::framer::with_checksum;
-use stratum1::time::Time;
+use stratum1::vocab::Time;
 
 pub struct Pty {
     pub master: OwnedFd,

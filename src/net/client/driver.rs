@@ -30,19 +30,16 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::UpstreamConfig;
-use crate::core::Sample;
 use crate::core::state::SharedState;
 use crate::net::cmsg;
 use crate::net::nts::client::{NtsSession, Reject as NtsReject, Sent};
 use crate::net::nts::ke::client::{self as ke_client, Established};
 use crate::net::nts::stats::NtsCounters;
-use crate::time::Time;
+use crate::vocab::{Sample, Time};
 
 use super::machine::{Received, Upstream, UpstreamOptions};
-use super::poll::PollOptions;
 use super::refid::refid_of;
-use super::sanity::{DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard};
+use super::sanity::{KissCode, LoopGuard};
 
 /// Consecutive unanswered polls after which a named server is dropped and re-resolved.
 const DROP_AFTER_UNANSWERED: u32 = 8;
@@ -90,37 +87,6 @@ impl PartialEq for NtsUpstream {
 }
 
 impl UpstreamSpec {
-    /// From a config entry; an NTS entry's trust anchors are read here, so a missing CA file
-    /// stops the start with its name.
-    pub fn from_config(source_index: usize, c: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
-        let (host, mut port) =
-            split_host_port(&c.address).with_context(|| format!("upstream address {:?}", c.address))?;
-        let nts = if c.nts {
-            if !has_port(&c.address) {
-                port = crate::net::nts::KE_PORT;
-            }
-            let tls = crate::net::nts::tls::client_config(c.ca_file.as_deref())
-                .with_context(|| format!("NTS upstream {:?}", c.address))?;
-            Some(NtsUpstream { tls, ke_timeout: ke_client::DEFAULT_TIMEOUT, counters: Arc::default() })
-        } else {
-            None
-        };
-        Ok(UpstreamSpec {
-            source_index,
-            host,
-            port,
-            pool: c.pool,
-            max_sources: if c.pool { c.max_sources.max(1) } else { 1 },
-            options: UpstreamOptions {
-                poll: PollOptions { minpoll: c.minpoll, maxpoll: c.maxpoll, iburst: c.iburst },
-                max_distance: DEFAULT_MAX_DISTANCE_S,
-            },
-            prefer: c.prefer,
-            noselect: c.noselect,
-            nts,
-        })
-    }
-
     /// The entry as written (`host` or `host:port`), for logs and `status`.
     pub fn display_name(&self) -> String {
         let default_port = if self.nts.is_some() { crate::net::nts::KE_PORT } else { 123 };
@@ -133,7 +99,8 @@ impl UpstreamSpec {
 }
 
 /// Whether an address as written names a port (`host:port`, `[v6]:port`).
-fn has_port(s: &str) -> bool {
+/// Whether `host[:port]` names a port (an NTS entry without one uses the NTS-KE port).
+pub fn has_port(s: &str) -> bool {
     let s = s.trim();
     match s.strip_prefix('[') {
         Some(rest) => rest.split_once(']').is_some_and(|(_, after)| after.starts_with(':')),
@@ -623,15 +590,15 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
     }
 }
 
-fn local_refids(socket: Option<&UdpSocket>) -> Vec<crate::core::RefId> {
+fn local_refids(socket: Option<&UdpSocket>) -> Vec<crate::vocab::RefId> {
     socket.map(local_refids_of).unwrap_or_default()
 }
 
-fn local_refids_of(socket: &UdpSocket) -> Vec<crate::core::RefId> {
+fn local_refids_of(socket: &UdpSocket) -> Vec<crate::vocab::RefId> {
     socket.local_addr().map(|a| vec![refid_of(a.ip())]).unwrap_or_default()
 }
 
-fn loop_guard(local_refids: &[crate::core::RefId], state: Option<&SharedState>) -> LoopGuard {
+fn loop_guard(local_refids: &[crate::vocab::RefId], state: Option<&SharedState>) -> LoopGuard {
     let own = state.map(|s| {
         let s = s.load();
         (s.stratum, s.refid, s.reference_time.to_ntp())
@@ -656,29 +623,7 @@ mod tests {
     }
 
     #[test]
-    fn nts_entries_default_to_the_ke_port() {
-        let c = crate::config::Config::parse(
-            "[[upstream]]\naddress = \"nts.example.org\"\nnts = true\n[[upstream]]\naddress = \"[::1]:1234\"\nnts = true\n",
-            "t.toml",
-        )
-        .unwrap();
-        let s = UpstreamSpec::from_config(0, &c.upstream[0]).unwrap();
-        assert_eq!((s.port, s.display_name().as_str()), (4460, "nts.example.org"));
-        assert!(s.nts.is_some());
-        let s = UpstreamSpec::from_config(1, &c.upstream[1]).unwrap();
-        assert_eq!(s.port, 1234);
+    fn explicit_ports_are_seen() {
         assert!(!has_port("2001:db8::1") && has_port("h:1") && !has_port("[::1]") && !has_port("h"));
-    }
-
-    #[test]
-    fn spec_from_config() {
-        let c = crate::config::Config::parse(
-            "[[upstream]]\naddress = \"pool.example.org\"\npool = true\nmax_sources = 3\nminpoll = 2\nmaxpoll = 4\n",
-            "t.toml",
-        )
-        .unwrap();
-        let s = UpstreamSpec::from_config(0, &c.upstream[0]).unwrap();
-        assert_eq!((s.max_sources, s.port, s.options.poll.minpoll, s.options.poll.maxpoll), (3, 123, 2, 4));
-        assert_eq!(s.display_name(), "pool.example.org");
     }
 }

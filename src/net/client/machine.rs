@@ -7,9 +7,9 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use crate::core::Sample;
 use crate::net::packet::HEADER_LEN;
-use crate::time::Time;
+use crate::vocab::Sample;
+use crate::vocab::Time;
 
 use super::poll::{PollOptions, Poller};
 use super::sanity::{DEFAULT_MAX_DISTANCE_S, KissCode, LoopGuard, Reject, Verdict, check_reply};
@@ -201,10 +201,10 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Leap, RefId};
     use crate::net::exchange;
     use crate::net::packet::{Mode, Packet};
-    use crate::time::to_ntp_short;
+    use crate::vocab::time::to_ntp_short;
+    use crate::vocab::{Leap, RefId};
 
     const T0: Time = Time::from_unix_secs(1_800_000_000);
 

@@ -9,7 +9,7 @@
 //! - KoD RATE raises a floor under the exponent (the server told us to slow down), possibly
 //!   beyond `maxpoll` up to [`MAX_POLL`].
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Requests in an initial burst (chrony's iburst sends 4).
 pub const BURST_COUNT: u8 = 4;

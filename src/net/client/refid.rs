@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::core::RefId;
+use crate::vocab::RefId;
 
 /// RefId of an upstream server's address.
 pub fn refid_of(addr: IpAddr) -> RefId {

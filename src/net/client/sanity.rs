@@ -10,10 +10,10 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::core::{RefId, Sample};
 use crate::net::exchange::{self, Measurement, Pending};
 use crate::net::packet::{Mode, Packet};
-use crate::time::Time;
+use crate::vocab::Time;
+use crate::vocab::{RefId, Sample};
 
 use super::refid::refid_of;
 
@@ -186,9 +186,9 @@ pub fn check_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Leap;
     use crate::net::exchange::Reject as X;
     use crate::net::packet::ParseError;
+    use crate::vocab::Leap;
 
     const T1: Time = Time::from_unix_secs(1_800_000_000);
     const COOKIE: u64 = 0x1234_5678_9abc_def0;
@@ -208,8 +208,8 @@ mod tests {
             stratum: 2,
             poll: 6,
             precision: -20,
-            root_delay: crate::time::to_ntp_short(0.002),
-            root_dispersion: crate::time::to_ntp_short(0.003),
+            root_delay: crate::vocab::time::to_ntp_short(0.002),
+            root_dispersion: crate::vocab::time::to_ntp_short(0.003),
             refid: RefId([10, 0, 0, 1]),
             reference_ts: T1.add_nanos(-5_000_000_000).to_ntp(),
             origin_ts: COOKIE,
@@ -327,10 +327,10 @@ mod tests {
     #[test]
     fn root_distance_too_large() {
         let mut p = reply();
-        p.root_dispersion = crate::time::to_ntp_short(1.6);
+        p.root_dispersion = crate::vocab::time::to_ntp_short(1.6);
         assert!(matches!(rejected(p), Reject::RootDistance(d) if d > 1.6));
         let mut p = reply();
-        p.root_delay = crate::time::to_ntp_short(3.0);
+        p.root_delay = crate::vocab::time::to_ntp_short(3.0);
         assert!(matches!(rejected(p), Reject::RootDistance(_)));
     }
 

@@ -13,8 +13,8 @@ use super::aead::{NONCE_LEN, TAG_LEN};
 use super::cookie::SessionKeys;
 use super::ef::{self, AUTHENTICATOR, COOKIE, COOKIE_PLACEHOLDER, UNIQUE_IDENTIFIER};
 use super::server::{MAX_COOKIES, split_authenticator};
-use crate::core::RefId;
 use crate::net::packet::{HEADER_LEN, Packet};
+use crate::vocab::RefId;
 
 pub const UID_LEN: usize = 32;
 /// Kiss code of an NTS NAK: the server could not open our cookie or check our request.

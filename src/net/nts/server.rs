@@ -214,8 +214,8 @@ mod tests {
     use super::super::client::{NtsSession, Reject};
     use super::super::cookie::random_session;
     use super::*;
-    use crate::core::{Leap, RefId};
     use crate::net::packet::Mode;
+    use crate::vocab::{Leap, RefId};
     use proptest::prelude::*;
 
     fn header(mode: Mode, xmt: u64) -> Packet {

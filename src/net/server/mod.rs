@@ -9,6 +9,7 @@ pub mod nts;
 #[cfg(test)]
 mod nts_tests;
 pub mod policy;
+pub mod reason;
 pub mod respond;
 pub mod socket;
 pub mod stats;
@@ -24,7 +25,8 @@ use arc_swap::ArcSwap;
 
 pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
-pub use respond::{DropReason, Outcome};
+pub use reason::DropReason;
+pub use respond::Outcome;
 pub use stats::ServerCounters;
 
 use crate::clock::Clock;

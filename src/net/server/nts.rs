@@ -9,7 +9,7 @@
 use crate::net::nts::cookie::CookieKeys;
 use crate::net::nts::server::{self as fields, Request};
 use crate::net::packet::Packet;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// What the NTS branch needs besides the request: the cookie keys (loaded once per batch) and
 /// the clock for transmit times.

@@ -7,16 +7,16 @@ use super::policy::{Policy, Verdict};
 use crate::core::SystemState;
 use crate::net::nts::cookie::CookieKeys;
 use crate::net::packet::Packet;
-use crate::time::Time;
+use crate::vocab::Time;
 
 mod tests {
     use super::*;
-    use crate::core::{Leap, RefId};
     use crate::net::nts::client::{NtsSession, Reject};
     use crate::net::nts::cookie::random_session;
     use crate::net::packet::{HEADER_LEN, Mode};
     use crate::net::server::respond::{Outcome, prepare};
     use crate::net::server::{DropReason, ServeAll};
+    use crate::vocab::{Leap, RefId};
     use std::net::Ipv4Addr;
 
     const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -7,10 +7,10 @@
 
 use std::net::IpAddr;
 
-use super::respond::DropReason;
-use crate::core::RefId;
+use super::reason::DropReason;
 use crate::net::packet::Packet;
-use crate::time::Time;
+use crate::vocab::RefId;
+use crate::vocab::Time;
 
 /// What to do with one client request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,11 +12,13 @@ use std::net::IpAddr;
 
 use super::nts::{self as nts_reply, Headers, NtsContext, NtsOutcome};
 use super::policy::{Policy, Verdict};
-use crate::core::{Leap, RefId, SystemState};
+use super::reason::DropReason;
+use crate::core::SystemState;
 use crate::net::nts::client::NTSN;
 use crate::net::nts::server::{self as nts_fields, Parsed};
 use crate::net::packet::{HEADER_LEN, Mode, Packet, ParseError};
-use crate::time::{Time, to_ntp_short};
+use crate::vocab::time::{Time, to_ntp_short};
+use crate::vocab::{Leap, RefId};
 
 /// Poll exponents we echo back: chrony goes down to -6 on LANs, RFC 5905's maximum is 17.
 const MIN_POLL: i8 = -6;
@@ -25,54 +27,6 @@ const MAX_POLL: i8 = 17;
 const KOD_MIN_POLL: i8 = 4;
 /// What an unsynchronised server advertises as root delay and dispersion (chrony's values).
 const UNSYNC_ROOT_S: f64 = 1.0;
-
-/// Why a datagram got no reply. Each reason has its own counter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Shorter than an NTP header.
-    Malformed,
-    /// Version outside 1–4.
-    Version,
-    /// Not a client request (server replies, broadcasts, mode 6/7 control/private, symmetric).
-    Mode,
-    /// Refused by access control.
-    Denied,
-    /// Over a rate limit, without a KoD.
-    RateLimited,
-    /// Any other policy decision.
-    Policy,
-    /// NTS fields that do not make an NTS request (no authenticator, duplicates, bad lengths).
-    NtsMalformed,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 7] = [
-        DropReason::Malformed,
-        DropReason::Version,
-        DropReason::Mode,
-        DropReason::Denied,
-        DropReason::RateLimited,
-        DropReason::Policy,
-        DropReason::NtsMalformed,
-    ];
-
-    /// Stable name for counters and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Malformed => "malformed",
-            DropReason::Version => "version",
-            DropReason::Mode => "mode",
-            DropReason::Denied => "denied",
-            DropReason::RateLimited => "rate_limited",
-            DropReason::Policy => "policy",
-            DropReason::NtsMalformed => "nts_malformed",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// What [`prepare`] put into the output buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,7 +282,7 @@ mod tests {
         assert_eq!(p.poll, 6);
         assert_eq!(p.reference_ts, now().add_nanos(-4_000_000_000).to_ntp());
         // 10 µs + 4 s of PHI growth = 70 µs.
-        let disp = crate::time::from_ntp_short(p.root_dispersion);
+        let disp = crate::vocab::time::from_ntp_short(p.root_dispersion);
         assert!((disp - 0.000_070).abs() < 2e-5, "{disp}");
     }
 
@@ -357,8 +311,8 @@ mod tests {
             let (o, p) = serve(&request(4, 3, 6, 77), &state, &ServeAll);
             assert_eq!(o, Outcome::Reply);
             assert_eq!((p.leap, p.stratum), (Leap::Unsynchronised, 0));
-            assert!(crate::time::from_ntp_short(p.root_delay) >= 1.0);
-            assert!(crate::time::from_ntp_short(p.root_dispersion) >= 1.0);
+            assert!(crate::vocab::time::from_ntp_short(p.root_delay) >= 1.0);
+            assert!(crate::vocab::time::from_ntp_short(p.root_dispersion) >= 1.0);
             assert_eq!(p.origin_ts, 77);
             // Stratum 0 makes the refid a kiss code: never the refclock's PPS/GPS.
             assert_eq!(p.refid, RefId::INIT);

@@ -4,7 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::nts::NtsKind;
-use super::respond::{DropReason, Outcome};
+use super::reason::DropReason;
+use super::respond::Outcome;
 
 const N_DROP: usize = DropReason::ALL.len();
 

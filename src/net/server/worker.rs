@@ -17,6 +17,7 @@ use socket2::Socket;
 
 use super::nts::NtsContext;
 use super::policy::Policy;
+use super::reason::DropReason;
 use super::respond::{self, Outcome};
 use super::stats::{ServerCounters, WorkerCounters};
 use crate::clock::{Clock, realtime_now};
@@ -24,7 +25,7 @@ use crate::core::state::SharedState;
 use crate::net::cmsg::read_cmsgs;
 use crate::net::nts::cookie::CookieKeys;
 use crate::net::packet::HEADER_LEN;
-use crate::time::Time;
+use crate::vocab::Time;
 
 const BATCH: usize = 32;
 /// Longer datagrams are truncated. An NTS request with our 104-byte cookies and seven
@@ -143,12 +144,12 @@ impl Worker {
             for i in 0..n {
                 // Nothing can be sent to port 0: such a source is forged.
                 let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
-                    c.record(Outcome::Drop(respond::DropReason::Malformed));
+                    c.record(Outcome::Drop(DropReason::Malformed));
                     continue;
                 };
                 // Access lists before any other per-packet work: a denied flood is cheap.
                 if !self.policy.admits(peer) {
-                    c.record(Outcome::Drop(respond::DropReason::Denied));
+                    c.record(Outcome::Drop(DropReason::Denied));
                     continue;
                 }
                 let len = (s.rx_hdr[i].msg_len as usize).min(RX_BUF);

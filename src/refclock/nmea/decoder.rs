@@ -53,7 +53,7 @@
 //!
 //! Leap second: 23:59:60 is decoded and reported with `leap_second = true` (its POSIX instant is
 //! the next midnight, which the following 00:00:00 also maps to); the serial driver does not send
-//! it on as an [`NmeaTime`] because POSIX time has no name for that pulse.
+//! it on as an [`TimeMessage`] because POSIX time has no name for that pulse.
 
 use tracing::{debug, info, warn};
 
@@ -61,8 +61,8 @@ use super::framer::{Checksum, Frame, Framer};
 use super::rollover;
 use super::sentence::{self, Date, ParseError, Sentence, TimeOfDay};
 use super::stats::NmeaStats;
-use crate::refclock::NmeaTime;
-use crate::time::Time;
+use crate::refclock::TimeMessage;
+use crate::vocab::Time;
 
 /// Longest tentative chain kept while waiting for confirmation.
 const HELD_MAX: usize = 16;
@@ -155,7 +155,7 @@ impl Decoded {
 /// A trusted second, with what the diagnostics want to know about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodedTime {
-    pub time: NmeaTime,
+    pub time: TimeMessage,
     /// 23:59:60: `time.utc` is the next midnight's POSIX instant.
     pub leap_second: bool,
     /// Address of the sentence that opened the cycle (`GPRMC`, `GNGGA`…).
@@ -589,7 +589,7 @@ impl Decoder {
                     self.stats.fix_disagreements += 1;
                 }
                 let t = DecodedTime {
-                    time: NmeaTime { utc: d.at(c.tod), received: c.start, leap_pending: None, receiver: 0 },
+                    time: TimeMessage { utc: d.at(c.tod), received: c.start, leap_pending: None },
                     leap_second: c.tod.is_leap_second(),
                     first_sentence: c.first.clone(),
                     date_source: source,

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::decoder::{Decoded, DecodedTime};
 use super::stats::NmeaStats;
-use crate::refclock::diagnose::{Finding, Section, Severity};
-use crate::time::Time;
+use crate::refclock::diagnose::{Finding, Rule, Section, Severity, findings};
+use crate::vocab::Time;
 
 /// What the run was.
 #[derive(Clone, Debug)]
@@ -232,13 +232,359 @@ pub fn stream_fault(w: &StreamWindow) -> Option<StreamFault> {
     }
     None
 }
+/// What the NMEA rules judge: the run, the observations and the counters, with a few sums.
+pub struct Facts {
+    pub ctx: Context,
+    pub s: NmeaStats,
+    /// The first and last trusted second.
+    pub first_last: (Option<String>, Option<String>),
+    /// Sentences with a valid checksum, and those of them that carry time.
+    pub sentences: u64,
+    pub time_sentences: u64,
+    /// Damaged sentences: bad checksums and framing errors.
+    pub bad: u64,
+    pub delays: Option<DelayStats>,
+}
+
+impl Facts {
+    pub fn new(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> Facts {
+        Facts {
+            ctx: ctx.clone(),
+            s: s.clone(),
+            first_last: (obs.first.clone(), obs.last.clone()),
+            sentences: s.sentences.values().sum(),
+            time_sentences: TIME_KINDS.iter().filter_map(|k| s.sentences.get(*k)).sum(),
+            bad: s.checksum_errors + s.framing_errors,
+            delays: delay_stats(&obs.delays),
+        }
+    }
+
+    /// A live port that never opened: the open error is the whole story.
+    fn never_opened(&self) -> Option<&String> {
+        self.s.last_error.as_ref().filter(|_| self.ctx.live && !self.s.connected && self.s.reconnects == 0)
+    }
+
+    /// Time sentences came, yet no second was trusted: these rules say why.
+    fn untrusted(&self) -> bool {
+        self.time_sentences > 0 && self.s.times_reported == 0
+    }
+
+    fn no_date(&self) -> bool {
+        self.untrusted() && self.s.rejected_no_date > 0 && self.s.rejected_no_date >= self.s.rejected_no_fix
+    }
+
+    /// Bytes but not one valid sentence, as the stream-fault class `code` (UBX binary, text
+    /// without line ends, or the noise of a wrong speed).
+    fn no_nmea(&self, code: &str) -> Option<StreamFault> {
+        (self.sentences == 0)
+            .then(|| stream_fault(&StreamWindow::between(&NmeaStats::default(), &self.s)))
+            .flatten()
+            .filter(|x| x.code == code)
+    }
+
+    fn clock_far_off(&self) -> bool {
+        self.delays.is_some_and(|d| d.median_s > 2.0 || d.median_s < -1.0)
+    }
+}
+
+/// The NMEA findings, most basic first: a run without bytes or sentences ends at its finding.
+pub const RULES: &[Rule<Facts>] = &[
+    Rule {
+        code: "no_data",
+        severity: Severity::NoData,
+        applies: |f| (f.s.bytes == 0 && !f.ctx.live).then(|| "the capture holds no data".into()),
+        fix: |_| "capture the raw port again (e.g. `cat /dev/serial0 > capture.nmea` for a minute)".into(),
+    },
+    Rule {
+        code: "cannot_open",
+        severity: Severity::NoData,
+        applies: |f| f.never_opened().filter(|_| f.s.bytes == 0).cloned(),
+        fix: |_| {
+            "check the path (Raspberry Pi: /dev/serial0 with enable_uart=1; USB receivers: /dev/ttyACM0 or /dev/ttyUSB0), \
+             the daemon user's group (dialout), and that nothing else (gpsd, a getty) holds the port"
+                .into()
+        },
+    },
+    Rule {
+        code: "no_data",
+        severity: Severity::NoData,
+        applies: |f| {
+            (f.s.bytes == 0 && f.ctx.live)
+                .then(|| format!("no bytes at all from {} in {:.0} s", f.ctx.source, f.ctx.duration_s))
+        },
+        fix: |_| {
+            "a serial console may still own the port: remove `console=serial0,115200` from cmdline.txt and run \
+             `systemctl disable --now serial-getty@ttyAMA0`; on a Pi use /dev/serial0 with `enable_uart=1` and \
+             `dtoverlay=disable-bt` (Pi 5: `dtoverlay=uart0-pi5`); check the receiver has power and its TX goes to the \
+             board's RX; or this is the wrong device"
+                .into()
+        },
+    },
+    Rule {
+        code: "ubx_only",
+        severity: Severity::NoData,
+        applies: |f| f.no_nmea("ubx_only").map(|x| x.problem),
+        fix: |f| f.no_nmea("ubx_only").map_or_else(String::new, |x| x.fix.into()),
+    },
+    Rule {
+        code: "no_line_ends",
+        severity: Severity::NoData,
+        applies: |f| f.no_nmea("no_line_ends").map(|x| x.problem),
+        fix: |f| f.no_nmea("no_line_ends").map_or_else(String::new, |x| x.fix.into()),
+    },
+    Rule {
+        code: "wrong_baud",
+        severity: Severity::NoData,
+        applies: |f| f.no_nmea("wrong_baud").map(|x| x.problem),
+        fix: |f| f.no_nmea("wrong_baud").map_or_else(String::new, |x| x.fix.into()),
+    },
+    Rule {
+        code: "bad_checksums",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.bad * 50 > f.sentences + f.bad && f.bad >= 3)
+                .then(|| format!("{} damaged sentences for {} good ones", f.bad, f.sentences))
+        },
+        fix: |_| {
+            "another program may read the port too (`systemctl disable --now gpsd gpsd.socket`), or the wiring is noisy \
+             or the speed marginal: short wires, common ground, a lower baud"
+                .into()
+        },
+    },
+    Rule {
+        code: "no_checksums",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.s.no_checksum > 0 && f.s.no_checksum >= f.sentences).then(|| {
+                "the receiver sends sentences without checksums; they are used only after two consecutive consistent seconds"
+                    .into()
+            })
+        },
+        fix: |_| "enable NMEA checksums in the receiver's configuration".into(),
+    },
+    Rule {
+        code: "unchecksummed_ignored",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.s.no_checksum > 0 && f.s.no_checksum < f.sentences)
+                .then(|| format!("{} sentences without checksum ignored", f.s.no_checksum))
+        },
+        fix: |_| "none needed: the receiver checksums its time sentences".into(),
+    },
+    Rule {
+        code: "no_time_sentences",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.time_sentences == 0)
+                .then(|| format!("no time-bearing sentence (RMC, GGA, GLL, GNS, ZDA) among {}", f.sentences))
+        },
+        fix: |_| "enable RMC output (or GGA together with ZDA) in the receiver".into(),
+    },
+    Rule {
+        code: "no_date",
+        severity: Severity::Problem,
+        applies: |f| {
+            f.no_date().then(|| format!("{} cycles with a valid fix but no date", f.s.rejected_no_date))
+        },
+        fix: |_| "enable RMC or ZDA output: GGA/GLL/GNS carry only the time of day".into(),
+    },
+    Rule {
+        code: "date_conflict",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.untrusted() && !f.no_date() && f.s.date_conflicts > 0)
+                .then(|| format!("RMC and ZDA name different dates in {} cycles", f.s.date_conflicts))
+        },
+        fix: |_| "receiver firmware fault: update it or disable ZDA".into(),
+    },
+    Rule {
+        code: "no_fix",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.untrusted() && !f.no_date() && f.s.date_conflicts == 0).then(|| {
+                format!(
+                    "no valid fix: {} cycles without one (RMC V, GGA quality 0, or ZDA alone)",
+                    f.s.rejected_no_fix
+                )
+            })
+        },
+        fix: |_| {
+            "give the antenna open sky (a window is marginal), check the antenna cable and active-antenna power, \
+             and allow a cold start up to 15 minutes (u-blox holds UTC until it has leap-second data)"
+                .into()
+        },
+    },
+    Rule {
+        code: "fix_lost",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.time_sentences > 0 && f.s.times_reported > 0 && f.s.rejected_no_fix > 0).then(|| {
+                format!(
+                    "{} cycles without a valid fix among {} trusted seconds",
+                    f.s.rejected_no_fix, f.s.times_reported
+                )
+            })
+        },
+        fix: |_| "none needed if brief; otherwise improve the antenna's sky view".into(),
+    },
+    Rule {
+        code: "time_jumps",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.s.rejected_jumps + f.s.jumps_followed > 0).then(|| {
+                format!(
+                    "the receiver's time jumped: {} seconds ignored, {} jumps followed after 10 consistent seconds",
+                    f.s.rejected_jumps + f.s.rejected_backwards,
+                    f.s.jumps_followed
+                )
+            })
+        },
+        fix: |_| {
+            "a receiver fault (glitching firmware, an RTC reset, a cold start naming a default date): update the \
+             firmware; the daemon ignores such seconds and follows only a receiver that stays consistent"
+                .into()
+        },
+    },
+    Rule {
+        code: "time_backwards",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.s.rejected_backwards > 0).then(|| {
+                format!("{} seconds earlier than already reported times (ignored)", f.s.rejected_backwards)
+            })
+        },
+        fix: |_| {
+            "a receiver fault (firmware week-rollover bug, RTC reset): update the firmware or cold-start the receiver"
+                .into()
+        },
+    },
+    Rule {
+        code: "sessions",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.s.sessions > 0).then(|| {
+                format!(
+                    "the capture holds {} jumps back in time, each followed as a new recording session",
+                    f.s.sessions
+                )
+            })
+        },
+        fix: |_| {
+            "none needed for a capture made of several recordings; live, the driver never follows time backwards".into()
+        },
+    },
+    Rule {
+        code: "upstream_disagrees",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.s.rejected_reference > 0).then(|| {
+                format!(
+                    "{} GPS seconds differ from upstream time by a second or more",
+                    f.s.rejected_reference
+                )
+            })
+        },
+        fix: |_| {
+            "check the receiver's leap-second state and firmware; the daemon serves upstream time meanwhile"
+                .into()
+        },
+    },
+    Rule {
+        code: "week_rollover",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.s.rollover_corrections > 0).then(|| {
+                format!(
+                    "receiver reports dates 1024 weeks early; {} dates corrected",
+                    f.s.rollover_corrections
+                )
+            })
+        },
+        fix: |_| "update the receiver firmware; the correction stays right until 2046".into(),
+    },
+    Rule {
+        code: "malformed",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.s.parse_errors > 0).then(|| {
+                format!(
+                    "{} checksummed sentences malformed ({})",
+                    f.s.parse_errors,
+                    f.s.last_parse_error.as_deref().unwrap_or("")
+                )
+            })
+        },
+        fix: |_| "none needed unless they are time sentences; report the line if they are".into(),
+    },
+    Rule {
+        code: "inconsistent_cycles",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.s.contradictions + f.s.fix_disagreements > 0).then(|| {
+                format!(
+                    "{} cycles where sentences disagreed about the fix (RMC decides), {} contradicted after decision",
+                    f.s.fix_disagreements, f.s.contradictions
+                )
+            })
+        },
+        fix: |_| "none needed; a firmware quirk".into(),
+    },
+    Rule {
+        code: "clock_far_off",
+        severity: Severity::Problem,
+        applies: |f| {
+            let d = f.delays.filter(|_| f.clock_far_off())?;
+            Some(format!("system clock differs from GPS time by about {:+.3} s", d.median_s))
+        },
+        fix: |_| {
+            "the system clock is not synchronised (a Pi without RTC starts at its last shutdown time); the daemon \
+             steps it once GPS and PPS lock; compare with `date -u`"
+                .into()
+        },
+    },
+    Rule {
+        code: "late_messages",
+        severity: Severity::Note,
+        applies: |f| {
+            let d = f.delays.filter(|d| !f.clock_far_off() && d.median_s > 1.0)?;
+            Some(format!("messages arrive {:.0} ms after the second they name", d.median_s * 1e3))
+        },
+        fix: |_| "fine with PPS (pairing learns it); or the system clock is off by about a second".into(),
+    },
+    Rule {
+        code: "delay_wanders",
+        severity: Severity::Note,
+        applies: |f| {
+            let d = f.delays.filter(|d| d.stdev_s > 0.1)?;
+            Some(format!("NMEA arrival wanders (stdev {:.0} ms)", d.stdev_s * 1e3))
+        },
+        fix: |_| "NMEA alone gives coarse time: wire the PPS output".into(),
+    },
+    Rule {
+        code: "intermittent",
+        severity: Severity::Problem,
+        applies: |f| {
+            let (times, secs) = (f.s.times_reported, f.ctx.duration_s);
+            (f.ctx.live && secs >= 10.0 && times > 0 && (times as f64 / secs) < 0.8)
+                .then(|| format!("only {times} trusted seconds in {secs:.0} s"))
+        },
+        fix: |_| {
+            "check fix stability and for dropped sentences (bad checksums, a baud too low for the enabled sentences)"
+                .into()
+        },
+    },
+];
 
 /// The NMEA section and its findings.
 pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Vec<Finding>) {
+    let facts = Facts::new(ctx, obs, s);
+    (section(&facts), findings(RULES, &facts))
+}
+
+/// The counters in words, and as JSON for the summary line.
+fn section(f: &Facts) -> Section {
+    let (ctx, s) = (&f.ctx, &f.s);
     let mut sec = Section::new("NMEA", "nmea");
-    let delays = delay_stats(&obs.delays);
-    let sentences: u64 = s.sentences.values().sum();
-    let time_sentences: u64 = TIME_KINDS.iter().filter_map(|k| s.sentences.get(*k)).sum();
     let list = |m: &std::collections::BTreeMap<String, u64>| {
         if m.is_empty() {
             "none".to_string()
@@ -285,15 +631,15 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
             opt(s
                 .fix
                 .fix_type
-                .map(|t| format!("{t}{}", ["", " (none)", " (2D)", " (3D)"].get(t as usize).unwrap_or(&"")))),
+                .map(|t| format!("{t}{}", ["", " (none)", " (2D)", " (3D)"].get(t as usize).unwrap_or(&""))),),
             opt(s.fix.sats_used.map(|n| n.to_string())),
             opt(s.fix.sats_in_view.map(|n| n.to_string())),
         ),
     );
     sec.line(
         "trusted seconds",
-        match (&obs.first, &obs.last) {
-            (Some(f), Some(l)) => format!("{} ({f} … {l})", s.times_reported),
+        match &f.first_last {
+            (Some(a), Some(b)) => format!("{} ({a} … {b})", s.times_reported),
             _ => s.times_reported.to_string(),
         },
     );
@@ -329,7 +675,7 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
     if s.leap_seconds > 0 {
         sec.line("leap seconds", s.leap_seconds);
     }
-    if let Some(d) = &delays {
+    if let Some(d) = &f.delays {
         sec.line(
             "arrival after second",
             format!(
@@ -348,232 +694,12 @@ pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Ve
         "source": ctx.source,
         "live": ctx.live,
         "times": s.times_reported,
-        "first_utc": obs.first,
-        "last_utc": obs.last,
-        "delay_s": delays,
+        "first_utc": f.first_last.0,
+        "last_utc": f.first_last.1,
+        "delay_s": f.delays,
         "stats": s,
     });
-
-    let mut f = Vec::new();
-    let mut add = |severity, code, problem: String, fix: &str| {
-        f.push(Finding { severity, code, problem, fix: fix.to_string() });
-    };
-    if s.bytes == 0 {
-        if !ctx.live {
-            add(
-                Severity::NoData,
-                "no_data",
-                "the capture holds no data".into(),
-                "capture the raw port again (e.g. `cat /dev/serial0 > capture.nmea` for a minute)",
-            );
-        } else if let Some(e) = s.last_error.as_ref().filter(|_| !s.connected && s.reconnects == 0) {
-            add(
-                Severity::NoData,
-                "cannot_open",
-                e.clone(),
-                "check the path (Raspberry Pi: /dev/serial0 with enable_uart=1; USB receivers: /dev/ttyACM0 or /dev/ttyUSB0), \
-                 the daemon user's group (dialout), and that nothing else (gpsd, a getty) holds the port",
-            );
-        } else {
-            add(
-                Severity::NoData,
-                "no_data",
-                format!("no bytes at all from {} in {:.0} s", ctx.source, ctx.duration_s),
-                "a serial console may still own the port: remove `console=serial0,115200` from cmdline.txt and run \
-                 `systemctl disable --now serial-getty@ttyAMA0`; on a Pi use /dev/serial0 with `enable_uart=1` and \
-                 `dtoverlay=disable-bt` (Pi 5: `dtoverlay=uart0-pi5`); check the receiver has power and its TX goes to the \
-                 board's RX; or this is the wrong device",
-            );
-        }
-        return (sec, f);
-    }
-    if sentences == 0 {
-        // Which kind of "no NMEA" it is: UBX binary, text without line ends, or noise.
-        if let Some(fault) = stream_fault(&StreamWindow::between(&NmeaStats::default(), s)) {
-            add(Severity::NoData, fault.code, fault.problem, fault.fix);
-        }
-        return (sec, f);
-    }
-    let bad = s.checksum_errors + s.framing_errors;
-    if bad * 50 > sentences + bad && bad >= 3 {
-        add(
-            Severity::Problem,
-            "bad_checksums",
-            format!("{bad} damaged sentences for {sentences} good ones"),
-            "another program may read the port too (`systemctl disable --now gpsd gpsd.socket`), or the wiring is noisy \
-             or the speed marginal: short wires, common ground, a lower baud",
-        );
-    }
-    let checksummed_none = s.no_checksum > 0 && s.no_checksum >= sentences;
-    if checksummed_none {
-        add(
-            Severity::Problem,
-            "no_checksums",
-            "the receiver sends sentences without checksums; they are used only after two consecutive consistent seconds".into(),
-            "enable NMEA checksums in the receiver's configuration",
-        );
-    } else if s.no_checksum > 0 {
-        add(
-            Severity::Note,
-            "unchecksummed_ignored",
-            format!("{} sentences without checksum ignored", s.no_checksum),
-            "none needed: the receiver checksums its time sentences",
-        );
-    }
-    if time_sentences == 0 {
-        add(
-            Severity::Problem,
-            "no_time_sentences",
-            format!("no time-bearing sentence (RMC, GGA, GLL, GNS, ZDA) among {sentences}"),
-            "enable RMC output (or GGA together with ZDA) in the receiver",
-        );
-    } else if s.times_reported == 0 {
-        if s.rejected_no_date > 0 && s.rejected_no_date >= s.rejected_no_fix {
-            add(
-                Severity::Problem,
-                "no_date",
-                format!("{} cycles with a valid fix but no date", s.rejected_no_date),
-                "enable RMC or ZDA output: GGA/GLL/GNS carry only the time of day",
-            );
-        } else if s.date_conflicts > 0 {
-            add(
-                Severity::Problem,
-                "date_conflict",
-                format!("RMC and ZDA name different dates in {} cycles", s.date_conflicts),
-                "receiver firmware fault: update it or disable ZDA",
-            );
-        } else {
-            add(
-                Severity::Problem,
-                "no_fix",
-                format!(
-                    "no valid fix: {} cycles without one (RMC V, GGA quality 0, or ZDA alone)",
-                    s.rejected_no_fix
-                ),
-                "give the antenna open sky (a window is marginal), check the antenna cable and active-antenna power, \
-                 and allow a cold start up to 15 minutes (u-blox holds UTC until it has leap-second data)",
-            );
-        }
-    } else if s.rejected_no_fix > 0 {
-        add(
-            Severity::Note,
-            "fix_lost",
-            format!(
-                "{} cycles without a valid fix among {} trusted seconds",
-                s.rejected_no_fix, s.times_reported
-            ),
-            "none needed if brief; otherwise improve the antenna's sky view",
-        );
-    }
-    if s.rejected_jumps + s.jumps_followed > 0 {
-        add(
-            Severity::Problem,
-            "time_jumps",
-            format!(
-                "the receiver's time jumped: {} seconds ignored, {} jumps followed after 10 consistent seconds",
-                s.rejected_jumps + s.rejected_backwards,
-                s.jumps_followed
-            ),
-            "a receiver fault (glitching firmware, an RTC reset, a cold start naming a default date): update the \
-             firmware; the daemon ignores such seconds and follows only a receiver that stays consistent",
-        );
-    }
-    if s.rejected_backwards > 0 {
-        add(
-            Severity::Problem,
-            "time_backwards",
-            format!("{} seconds earlier than already reported times (ignored)", s.rejected_backwards),
-            "a receiver fault (firmware week-rollover bug, RTC reset): update the firmware or cold-start the receiver",
-        );
-    }
-    if s.sessions > 0 {
-        add(
-            Severity::Note,
-            "sessions",
-            format!(
-                "the capture holds {} jumps back in time, each followed as a new recording session",
-                s.sessions
-            ),
-            "none needed for a capture made of several recordings; live, the driver never follows time backwards",
-        );
-    }
-    if s.rejected_reference > 0 {
-        add(
-            Severity::Problem,
-            "upstream_disagrees",
-            format!("{} GPS seconds differ from upstream time by a second or more", s.rejected_reference),
-            "check the receiver's leap-second state and firmware; the daemon serves upstream time meanwhile",
-        );
-    }
-    if s.rollover_corrections > 0 {
-        add(
-            Severity::Note,
-            "week_rollover",
-            format!("receiver reports dates 1024 weeks early; {} dates corrected", s.rollover_corrections),
-            "update the receiver firmware; the correction stays right until 2046",
-        );
-    }
-    if s.parse_errors > 0 {
-        add(
-            Severity::Note,
-            "malformed",
-            format!(
-                "{} checksummed sentences malformed ({})",
-                s.parse_errors,
-                s.last_parse_error.as_deref().unwrap_or("")
-            ),
-            "none needed unless they are time sentences; report the line if they are",
-        );
-    }
-    if s.contradictions + s.fix_disagreements > 0 {
-        add(
-            Severity::Note,
-            "inconsistent_cycles",
-            format!(
-                "{} cycles where sentences disagreed about the fix (RMC decides), {} contradicted after decision",
-                s.fix_disagreements, s.contradictions
-            ),
-            "none needed; a firmware quirk",
-        );
-    }
-    if let Some(d) = delays {
-        if d.median_s > 2.0 || d.median_s < -1.0 {
-            add(
-                Severity::Problem,
-                "clock_far_off",
-                format!("system clock differs from GPS time by about {:+.3} s", d.median_s),
-                "the system clock is not synchronised (a Pi without RTC starts at its last shutdown time); the daemon \
-                 steps it once GPS and PPS lock; compare with `date -u`",
-            );
-        } else if d.median_s > 1.0 {
-            add(
-                Severity::Note,
-                "late_messages",
-                format!("messages arrive {:.0} ms after the second they name", d.median_s * 1e3),
-                "fine with PPS (pairing learns it); or the system clock is off by about a second",
-            );
-        }
-        if d.stdev_s > 0.1 {
-            add(
-                Severity::Note,
-                "delay_wanders",
-                format!("NMEA arrival wanders (stdev {:.0} ms)", d.stdev_s * 1e3),
-                "NMEA alone gives coarse time: wire the PPS output",
-            );
-        }
-    }
-    if ctx.live && ctx.duration_s >= 10.0 && s.times_reported > 0 {
-        let rate = s.times_reported as f64 / ctx.duration_s;
-        if rate < 0.8 {
-            add(
-                Severity::Problem,
-                "intermittent",
-                format!("only {} trusted seconds in {:.0} s", s.times_reported, ctx.duration_s),
-                "check fix stability and for dropped sentences (bad checksums, a baud too low for the enabled sentences)",
-            );
-        }
-    }
-    (sec, f)
+    sec
 }
 
 #[cfg(test)]

@@ -16,13 +16,13 @@
 //! - a bad checksum drops the sentence (counted).
 //!
 //! Sentences without a checksum are passed on marked [`Checksum::Missing`]: whether such a
-//! sentence may carry time is the decoder's policy (see [`super::decoder`]).
+//! sentence may carry time is the decoder's policy.
 //!
 //! Each frame carries the `CLOCK_REALTIME` at which its `$` began arriving, derived from the
 //! timestamp of the read that delivered it minus the serial time of the bytes that came after
 //! the `$` in that read (10 bits per character at the configured baud).
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Longest sentence accepted, `$` to checksum. NMEA 0183 allows 82 characters; real receivers
 /// exceed that (long GSV/GNS, proprietary lines), so allow some slack before calling it garbage.

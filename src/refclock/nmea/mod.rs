@@ -5,7 +5,7 @@
 //! - [`rollover`]: GPS week-rollover correction and its anchor.
 //! - [`decoder`]: per-cycle validity, dating, continuity, one trusted time per second (sans-IO).
 //! - [`stats`]: counters snapshot for status, metrics and `refclock test`.
-//! - [`serial`]: the thin device seam: open, read, timestamp, reconnect.
+//! - [`serial`]: the serial port as a refclock driver: open, detect the speed, read, timestamp.
 //! - [`replay`]: captures through the same decoder, without hardware or clock.
 //! - [`diagnose`]: the NMEA section and findings of `refclock test`.
 
@@ -21,3 +21,15 @@ pub mod stats;
 pub use decoder::{Decoded, DecodedTime, Decoder, DecoderConfig, Reference};
 pub use serial::{NmeaDriverConfig, NmeaDriverHandle, spawn};
 pub use stats::{FixInfo, NmeaStats};
+
+use super::RefclockEvent;
+
+/// What the refclock source takes from one decoder output; nothing for the leap second itself
+/// (POSIX time has no name for it).
+pub fn event(d: Decoded) -> Option<RefclockEvent> {
+    match d {
+        Decoded::Time(t) if t.leap_second => None,
+        Decoded::Time(t) => Some(RefclockEvent::Time(t.time)),
+        Decoded::NoFix { received } => Some(RefclockEvent::NoFix { received }),
+    }
+}

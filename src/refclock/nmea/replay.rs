@@ -19,7 +19,7 @@ use super::decoder::{Decoded, Decoder, DecoderConfig, char_ns};
 use super::rollover;
 use super::sentence::Date;
 use super::stats::NmeaStats;
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// What the comment lines said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -11,11 +11,11 @@
 //!
 //! Two-digit years (RMC): `80..=99` → 1980–1999, `00..=79` → 2000–2079. GPS time starts in 1980,
 //! so nothing genuine is lost, and a receiver with the week-rollover bug that reports e.g. 1999
-//! keeps a date that [`super::rollover`] can move forward by whole 1024-week periods.
+//! keeps a date that the rollover correction can move forward by whole 1024-week periods.
 
 use std::fmt;
 
-use crate::time::{Time, days_from_civil};
+use crate::vocab::time::{Time, days_from_civil};
 
 /// UTC time of day as sent. `second` is 60 only at 23:59:60 (a leap second).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,7 +70,7 @@ impl Date {
     }
 
     pub fn from_days(days: i64) -> Date {
-        let (year, month, day) = crate::time::civil_from_days(days);
+        let (year, month, day) = crate::vocab::time::civil_from_days(days);
         Date { year, month, day }
     }
 

@@ -6,7 +6,7 @@
 //! tightest bracket: the offset is the bracket's midpoint, the error at most half its width
 //! (typically tens of nanoseconds). Refreshed regularly so a step is followed within seconds.
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// One `(realtime before, monotonic, realtime after)` reading, nanoseconds.
 pub type Bracket = (i64, i64, i64);

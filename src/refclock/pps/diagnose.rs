@@ -6,12 +6,12 @@
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::refclock::diagnose::{Finding, Section, Severity};
+use crate::refclock::diagnose::{Finding, Rule, Section, Severity, findings};
 use crate::refclock::pairing::{DelayModel, PairingStatus, Refusal, SidePrior, Verdict};
-use crate::refclock::pps::edges::EdgeReport;
-use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
+use crate::refclock::pps::edges::{EdgeReport, PpsEdgeKind};
+use crate::refclock::source::{RefclockSource, RefclockSourceConfig, RefclockStatus};
 use crate::refclock::{PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// Width of a histogram bin, ms.
 pub const BIN_MS: i64 = 50;
@@ -59,7 +59,7 @@ impl PpsDiagnosis {
     /// `anchor_bound_s`: the host clock's claimed error, when it claims to be synchronised.
     pub fn new(cfg: RefclockSourceConfig, anchor_bound_s: Option<f64>) -> PpsDiagnosis {
         let side = cfg.pairing.side;
-        let on_time_assert = cfg.edge == crate::refclock::source::PpsEdgeKind::Assert;
+        let on_time_assert = cfg.edge == PpsEdgeKind::Assert;
         let mut source = RefclockSource::new(cfg);
         source.set_anchor_bound(anchor_bound_s);
         PpsDiagnosis {
@@ -85,7 +85,7 @@ impl PpsDiagnosis {
                 }
                 self.last_edge = Some(*timestamp);
             }
-            RefclockEvent::Nmea(t) => {
+            RefclockEvent::Time(t) => {
                 if let Some(p) = self.last_edge {
                     let d = t.received.nanos_since(p);
                     if (0..2_000_000_000).contains(&d) {
@@ -129,7 +129,15 @@ impl PpsDiagnosis {
         } else {
             (None, None)
         };
-        let findings = self.findings(&st, mean, jitter);
+        let facts = Facts {
+            st: st.clone(),
+            interval_mean_ns: mean,
+            interval_jitter_ns: jitter,
+            side: self.side,
+            anchored: self.anchored,
+            on_time: if self.on_time_assert { PpsEdgeKind::Assert } else { PpsEdgeKind::Clear },
+        };
+        let findings = findings(RULES, &facts);
         PpsReport {
             pulses_seen: st.pulses_seen,
             pulses_missed: st.pulses_missed,
@@ -142,113 +150,6 @@ impl PpsDiagnosis {
             ok: st.pairing.numbered > 0 && findings.iter().all(|f| f.severity == Severity::Note),
             findings,
         }
-    }
-
-    fn findings(
-        &self,
-        st: &crate::refclock::source::RefclockStatus,
-        mean: Option<f64>,
-        jitter: Option<f64>,
-    ) -> Vec<Finding> {
-        let f =
-            |severity, code, problem: String, fix: &str| Finding { severity, code, problem, fix: fix.into() };
-        if st.pulses_seen == 0 {
-            return vec![f(
-                Severity::NoData,
-                "no_pps",
-                "no PPS edges arrived".into(),
-                "check the wiring and the pin in `dtoverlay=pps-gpio,gpiopin=N` (or --pps-gpio CHIP:LINE); many receivers pulse only with a fix",
-            )];
-        }
-        let mut out = Vec::new();
-        if let Some(m) = mean
-            && (m - 1e9).abs() > 1e6
-        {
-            out.push(f(
-                Severity::Problem,
-                "not_1pps",
-                format!("pulses come every {:.3} s, not every second", m / 1e9),
-                "configure the receiver's timepulse to 1 Hz",
-            ));
-        }
-        if let Some(e) = st.edges {
-            if e.square_wave {
-                out.push(f(
-                    Severity::Problem,
-                    "square_wave",
-                    format!("the pulse is a square wave (high {:.0} ms): both edges look alike", e.high_s * 1e3),
-                    "check in the receiver's manual which edge is on the second and set edge = \"assert\" or \"clear\"",
-                ));
-            } else if let Some(on) = e.on_time
-                && on != st_edge(self.on_time_assert)
-            {
-                let name = format!("{on:?}").to_lowercase();
-                out.push(Finding {
-                    severity: Severity::Problem,
-                    code: "wrong_edge",
-                    problem: format!(
-                        "the pulse is high {:.0} ms, so the {name} edge is on time",
-                        e.high_s * 1e3
-                    ),
-                    fix: format!("set edge = \"{name}\" in the pps refclock"),
-                });
-            }
-        }
-        if st.pairing.pulses_without_fix > 0 {
-            out.push(f(
-                if st.pairing.numbered == 0 { Severity::Problem } else { Severity::Note },
-                "pulses_without_fix",
-                format!(
-                    "the receiver pulsed {} times without a fix (those pulses are not used)",
-                    st.pairing.pulses_without_fix
-                ),
-                "give the antenna a clear sky view and wait for a fix",
-            ));
-        }
-        match st.pairing.model {
-            None if self.side == SidePrior::Auto && !self.anchored => out.push(f(
-                Severity::Problem,
-                "need_anchor",
-                "cannot learn which side of the pulse the message falls on: the host clock is not synchronised to 0.4 s".into(),
-                "synchronise the host clock once (NTP upstreams), or set message_side = \"after\" or \"before\" from the receiver's manual",
-            )),
-            None => out.push(f(
-                Severity::Problem,
-                "not_paired",
-                "not enough NMEA messages paired with pulses yet".into(),
-                "run longer (--duration 30) and check the NMEA section",
-            )),
-            Some(m) if m.ambiguous => out.push(f(
-                Severity::Problem,
-                "ambiguous_delay",
-                format!(
-                    "the NMEA delay spreads over {:.0}–{:.0} ms: messages cannot name the pulse unambiguously",
-                    m.min_s * 1e3,
-                    m.max_s * 1e3
-                ),
-                "send fewer sentences or raise the baud rate so the message leaves at a steadier time",
-            )),
-            Some(_) => {}
-        }
-        if let Some(j) = jitter
-            && j > 10_000.0
-        {
-            out.push(f(
-                Severity::Note,
-                "high_jitter",
-                format!("pulse interval jitter {:.1} µs is high", j / 1e3),
-                "use the kernel PPS or GPIO path, not USB; check for interrupt load",
-            ));
-        }
-        if st.pulses_missed * 100 > st.pulses_seen.max(1) {
-            out.push(f(
-                Severity::Note,
-                "missed_pulses",
-                format!("{} pulses missed of {}", st.pulses_missed, st.pulses_seen + st.pulses_missed),
-                "check the wiring and the receiver's fix",
-            ));
-        }
-        out
     }
 
     /// The `refclock test` section for this diagnosis.
@@ -301,12 +202,152 @@ impl PpsDiagnosis {
     }
 }
 
-fn st_edge(assert: bool) -> crate::refclock::source::PpsEdgeKind {
-    if assert {
-        crate::refclock::source::PpsEdgeKind::Assert
-    } else {
-        crate::refclock::source::PpsEdgeKind::Clear
+/// What the PPS rules judge.
+pub struct Facts {
+    pub st: RefclockStatus,
+    pub interval_mean_ns: Option<f64>,
+    pub interval_jitter_ns: Option<f64>,
+    /// The configured message side, whether the host clock may anchor numbering, and the
+    /// configured on-time edge.
+    pub side: SidePrior,
+    pub anchored: bool,
+    pub on_time: PpsEdgeKind,
+}
+
+impl Facts {
+    /// The edge the pulse width says is on time, when it is not the configured one.
+    fn other_edge(&self) -> Option<(String, f64)> {
+        let e = self.st.edges.filter(|e| !e.square_wave)?;
+        let on = e.on_time.filter(|&on| on != self.on_time)?;
+        Some((format!("{on:?}").to_lowercase(), e.high_s))
     }
+}
+
+/// The PPS findings: without pulses nothing else is judged.
+pub const RULES: &[Rule<Facts>] = &[
+    Rule {
+        code: "no_pps",
+        severity: Severity::NoData,
+        applies: |f| (f.st.pulses_seen == 0).then(|| "no PPS edges arrived".into()),
+        fix: |_| {
+            "check the wiring and the pin in `dtoverlay=pps-gpio,gpiopin=N` (or --pps-gpio CHIP:LINE); many receivers pulse only with a fix"
+                .into()
+        },
+    },
+    Rule {
+        code: "not_1pps",
+        severity: Severity::Problem,
+        applies: |f| {
+            let m = f.interval_mean_ns.filter(|m| (m - 1e9).abs() > 1e6)?;
+            Some(format!("pulses come every {:.3} s, not every second", m / 1e9))
+        },
+        fix: |_| "configure the receiver's timepulse to 1 Hz".into(),
+    },
+    Rule {
+        code: "square_wave",
+        severity: Severity::Problem,
+        applies: |f| {
+            let e = f.st.edges.filter(|e| e.square_wave)?;
+            Some(format!("the pulse is a square wave (high {:.0} ms): both edges look alike", e.high_s * 1e3))
+        },
+        fix: |_| {
+            "check in the receiver's manual which edge is on the second and set edge = \"assert\" or \"clear\"".into()
+        },
+    },
+    Rule {
+        code: "wrong_edge",
+        severity: Severity::Problem,
+        applies: |f| {
+            let (name, high_s) = f.other_edge()?;
+            Some(format!("the pulse is high {:.0} ms, so the {name} edge is on time", high_s * 1e3))
+        },
+        fix: |f| {
+            format!(
+                "set edge = \"{}\" with the PPS input (a receiver's pps table)",
+                f.other_edge().map(|e| e.0).unwrap_or_default()
+            )
+        },
+    },
+    Rule {
+        code: "pulses_without_fix",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.st.pairing.pulses_without_fix > 0 && f.st.pairing.numbered == 0).then(|| without_fix(f))
+        },
+        fix: |_| "give the antenna a clear sky view and wait for a fix".into(),
+    },
+    Rule {
+        code: "pulses_without_fix",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.st.pairing.pulses_without_fix > 0 && f.st.pairing.numbered > 0).then(|| without_fix(f))
+        },
+        fix: |_| "give the antenna a clear sky view and wait for a fix".into(),
+    },
+    Rule {
+        code: "need_anchor",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.st.pairing.model.is_none() && f.side == SidePrior::Auto && !f.anchored).then(|| {
+                "cannot learn which side of the pulse the message falls on: the host clock is not synchronised to 0.4 s"
+                    .into()
+            })
+        },
+        fix: |_| {
+            "synchronise the host clock once (NTP upstreams), or set message_side = \"after\" or \"before\" from the receiver's manual"
+                .into()
+        },
+    },
+    Rule {
+        code: "not_paired",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.st.pairing.model.is_none() && (f.side != SidePrior::Auto || f.anchored))
+                .then(|| "not enough NMEA messages paired with pulses yet".into())
+        },
+        fix: |_| "run longer (--duration 30) and check the NMEA section".into(),
+    },
+    Rule {
+        code: "ambiguous_delay",
+        severity: Severity::Problem,
+        applies: |f| {
+            let m = f.st.pairing.model.filter(|m| m.ambiguous)?;
+            Some(format!(
+                "the NMEA delay spreads over {:.0}–{:.0} ms: messages cannot name the pulse unambiguously",
+                m.min_s * 1e3,
+                m.max_s * 1e3
+            ))
+        },
+        fix: |_| {
+            "send fewer sentences or raise the baud rate so the message leaves at a steadier time".into()
+        },
+    },
+    Rule {
+        code: "high_jitter",
+        severity: Severity::Note,
+        applies: |f| {
+            let j = f.interval_jitter_ns.filter(|&j| j > 10_000.0)?;
+            Some(format!("pulse interval jitter {:.1} µs is high", j / 1e3))
+        },
+        fix: |_| "use the kernel PPS or GPIO path, not USB; check for interrupt load".into(),
+    },
+    Rule {
+        code: "missed_pulses",
+        severity: Severity::Note,
+        applies: |f| {
+            (f.st.pulses_missed * 100 > f.st.pulses_seen.max(1)).then(|| {
+                format!("{} pulses missed of {}", f.st.pulses_missed, f.st.pulses_seen + f.st.pulses_missed)
+            })
+        },
+        fix: |_| "check the wiring and the receiver's fix".into(),
+    },
+];
+
+fn without_fix(f: &Facts) -> String {
+    format!(
+        "the receiver pulsed {} times without a fix (those pulses are not used)",
+        f.st.pairing.pulses_without_fix
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,15 @@
 use serde::Serialize;
 
 use super::super::PpsEdge;
-use crate::refclock::source::PpsEdgeKind;
+
+/// Which PPS edge is on time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PpsEdgeKind {
+    #[default]
+    Assert,
+    Clear,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct EdgeReport {
@@ -70,7 +78,7 @@ impl EdgeStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::Time;
+    use crate::vocab::Time;
 
     fn feed(high_ms: i64, n: i64) -> Option<EdgeReport> {
         let mut s = EdgeStats::default();

@@ -13,23 +13,18 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use gpiocdev::line::{EdgeDetection, EdgeKind, EventClock};
-use tokio::sync::mpsc::UnboundedSender;
-use tracing::{info, warn};
 
 use super::clockmap::MonoToRealtime;
-use crate::refclock::source::PpsEdgeKind;
-use crate::refclock::{PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::refclock::PpsEdge;
+use crate::refclock::driver::{self, Driver, DriverHandle};
+use crate::refclock::pps::edges::PpsEdgeKind;
+use crate::vocab::Time;
 
 const WAIT: Duration = Duration::from_secs(1);
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Refresh of the monotonic→realtime mapping (follows realtime steps).
 const REMAP_EVERY: Duration = Duration::from_secs(2);
 
@@ -78,6 +73,19 @@ impl FromStr for GpioSpec {
     }
 }
 
+impl std::fmt::Display for GpioSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.chip {
+            ChipRef::Path(p) => write!(f, "{}", p.display())?,
+            ChipRef::Label(l) => write!(f, "{l}")?,
+        }
+        match &self.line {
+            LineRef::Offset(n) => write!(f, ":{n}"),
+            LineRef::Name(n) => write!(f, ":{n}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GpioPpsConfig {
     pub spec: GpioSpec,
@@ -87,35 +95,14 @@ pub struct GpioPpsConfig {
     pub both_edges: bool,
 }
 
-#[derive(Debug, Default)]
+/// Counters of the driver, for status and `refclock test`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GpioPpsStats {
-    pub edges: AtomicU64,
-    pub missed: AtomicU64,
+    /// Edges the kernel dropped (sequence gaps).
+    pub missed: u64,
     /// Error bound of the monotonic→realtime mapping in use, ns (0 with realtime stamps).
-    pub clock_map_bound_ns: AtomicU64,
-    pub realtime_stamps: AtomicBool,
-    pub last_error: Mutex<Option<String>>,
-}
-
-pub struct GpioPpsHandle {
-    stop: Arc<AtomicBool>,
-    stats: Arc<GpioPpsStats>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl GpioPpsHandle {
-    pub fn stats(&self) -> &GpioPpsStats {
-        &self.stats
-    }
-}
-
-impl Drop for GpioPpsHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    pub clock_map_bound_ns: u64,
+    pub realtime_stamps: bool,
 }
 
 /// The OS error number inside a gpiocdev error, if any.
@@ -269,76 +256,70 @@ fn extend_seq(last: &mut Option<u64>, seqno: u32, both: bool) -> (u64, u64) {
     (if both { seq / 2 } else { seq }, missed)
 }
 
-/// Starts the reader thread; errors are logged once per cause and retried with backoff.
-pub fn spawn(cfg: GpioPpsConfig, tx: UnboundedSender<RefclockEvent>) -> std::io::Result<GpioPpsHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(GpioPpsStats::default());
-    let (s, st) = (stop.clone(), stats.clone());
-    let thread = std::thread::Builder::new().name("pps-gpio".into()).spawn(move || run(cfg, tx, s, st))?;
-    Ok(GpioPpsHandle { stop, stats, thread: Some(thread) })
+/// A GPIO line as a PPS [`Driver`].
+pub struct GpioPps {
+    cfg: GpioPpsConfig,
+    line: Option<Line>,
+    stats: GpioPpsStats,
 }
 
-fn run(
-    cfg: GpioPpsConfig,
-    tx: UnboundedSender<RefclockEvent>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<GpioPpsStats>,
-) {
-    let mut backoff = BACKOFF_MIN;
-    let mut logged: Option<String> = None;
-    let report = |msg: String, logged: &mut Option<String>| {
-        if logged.as_ref() != Some(&msg) {
-            warn!("pps gpio: {msg}");
-            *stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
-            *logged = Some(msg);
-        }
-    };
-    while !stop.load(Ordering::SeqCst) {
-        let mut line = match Line::open(&cfg) {
-            Ok(l) => l,
-            Err(msg) => {
-                report(msg, &mut logged);
-                sleep_unless_stopped(backoff, &stop);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
-            }
-        };
-        info!(
-            "pps gpio: {} line {} ({} stamps)",
+impl GpioPps {
+    pub fn new(cfg: GpioPpsConfig) -> GpioPps {
+        GpioPps { cfg, line: None, stats: GpioPpsStats::default() }
+    }
+}
+
+impl Driver for GpioPps {
+    type Event = PpsEdge;
+    type Stats = GpioPpsStats;
+
+    fn name(&self) -> String {
+        format!("pps gpio {}", self.cfg.spec)
+    }
+
+    fn open(&mut self, _stop: &AtomicBool) -> Result<String, String> {
+        let line = Line::open(&self.cfg)?;
+        let what = format!(
+            "{} line {} ({} stamps)",
             line.chip.display(),
             line.offset,
             if line.realtime { "realtime" } else { "monotonic, mapped" }
         );
-        stats.realtime_stamps.store(line.realtime, Ordering::Relaxed);
-        backoff = BACKOFF_MIN;
-        logged = None;
-        while !stop.load(Ordering::SeqCst) {
-            match line.next_edge(WAIT) {
-                Ok(Some((edge, missed))) => {
-                    stats.edges.fetch_add(1, Ordering::Relaxed);
-                    stats.missed.fetch_add(missed, Ordering::Relaxed);
-                    stats.clock_map_bound_ns.store(line.clock_bound_ns(), Ordering::Relaxed);
-                    if tx.send(RefclockEvent::Pps(edge)).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) if errno(&e) == Some(libc::EINTR) => {}
-                Err(e) => {
-                    report(explain(&line.chip.display().to_string(), &e), &mut logged);
-                    sleep_unless_stopped(backoff, &stop);
-                    break;
-                }
+        self.stats.realtime_stamps = line.realtime;
+        self.line = Some(line);
+        Ok(what)
+    }
+
+    fn read(&mut self, out: &mut Vec<PpsEdge>) -> Result<(), String> {
+        let Some(line) = &mut self.line else { return Err("not open".into()) };
+        match line.next_edge(WAIT) {
+            Ok(Some((edge, missed))) => {
+                self.stats.missed += missed;
+                self.stats.clock_map_bound_ns = line.clock_bound_ns();
+                out.push(edge);
+                Ok(())
             }
+            Ok(None) => Ok(()),
+            Err(e) if errno(&e) == Some(libc::EINTR) => Ok(()),
+            Err(e) => Err(explain(&line.chip.display().to_string(), &e)),
         }
+    }
+
+    fn close(&mut self) {
+        self.line = None;
+    }
+
+    fn stats(&self) -> GpioPpsStats {
+        self.stats.clone()
     }
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let end = Instant::now() + d;
-    while !stop.load(Ordering::SeqCst) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Starts the driver under the supervisor; `sink` gets each edge.
+pub fn spawn(
+    cfg: GpioPpsConfig,
+    sink: impl FnMut(PpsEdge) -> bool + Send + 'static,
+) -> std::io::Result<DriverHandle<GpioPpsStats>> {
+    driver::spawn(GpioPps::new(cfg), sink)
 }
 
 #[cfg(test)]

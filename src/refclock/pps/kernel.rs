@@ -1,29 +1,24 @@
-//! Kernel PPS (`/dev/ppsN`, RFC 2783): a dedicated thread blocks in `PPS_FETCH` and sends each
-//! new edge as a [`PpsEdge`]. The kernel stamps the edge (`CLOCK_REALTIME`) in its interrupt
+//! Kernel PPS (`/dev/ppsN`, RFC 2783) as a [`Driver`]: it blocks in `PPS_FETCH` and hands on
+//! each new edge as a [`PpsEdge`]. The kernel stamps the edge (`CLOCK_REALTIME`) in its interrupt
 //! handler, so the thread's own wake-up latency does not matter.
 //!
-//! The thread never ends on an error: EINTR is retried, a removed device (ENODEV, EIO, a
-//! vanished path) is reopened with exponential backoff (0.5 s → 30 s), and each distinct
-//! failure is logged once, as one line that says what to change.
+//! EINTR is retried here; a removed device (ENODEV, EIO, a vanished path) is an error the
+//! supervisor ([`crate::refclock::driver`]) reopens with backoff and logs once.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
 use super::kernel_abi::{self as abi, PpsKinfo};
-use crate::refclock::source::PpsEdgeKind;
-use crate::refclock::{PpsEdge, RefclockEvent};
+use crate::refclock::PpsEdge;
+use crate::refclock::driver::{self, Driver, DriverHandle};
+use crate::refclock::pps::edges::PpsEdgeKind;
 
 const FETCH_TIMEOUT_NS: i64 = 1_000_000_000;
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelPpsConfig {
@@ -35,35 +30,12 @@ pub struct KernelPpsConfig {
 }
 
 /// Counters of the driver, for status and `refclock test`.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelPpsStats {
-    pub edges: AtomicU64,
     /// Edges the kernel counted that we never saw (sequence gaps).
-    pub missed: AtomicU64,
-    pub timeouts: AtomicU64,
-    pub reopens: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
-}
-
-pub struct KernelPpsHandle {
-    stop: Arc<AtomicBool>,
-    stats: Arc<KernelPpsStats>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl KernelPpsHandle {
-    pub fn stats(&self) -> &KernelPpsStats {
-        &self.stats
-    }
-}
-
-impl Drop for KernelPpsHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    pub missed: u64,
+    /// Seconds without a pulse.
+    pub timeouts: u64,
 }
 
 /// One line an operator can act on, for a failure to open or use a PPS device.
@@ -208,88 +180,78 @@ impl EdgeTracker {
     }
 }
 
-/// Starts the reader thread. Errors are logged and retried; the handle stops it when dropped.
-pub fn spawn(cfg: KernelPpsConfig, tx: UnboundedSender<RefclockEvent>) -> std::io::Result<KernelPpsHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(KernelPpsStats::default());
-    let (s, st) = (stop.clone(), stats.clone());
-    let thread = std::thread::Builder::new().name("pps-kernel".into()).spawn(move || run(cfg, tx, s, st))?;
-    Ok(KernelPpsHandle { stop, stats, thread: Some(thread) })
-}
-
-fn run(
+/// The kernel PPS device as a [`Driver`].
+pub struct KernelPps {
     cfg: KernelPpsConfig,
-    tx: UnboundedSender<RefclockEvent>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<KernelPpsStats>,
-) {
-    let mut backoff = BACKOFF_MIN;
-    let mut logged: Option<String> = None;
-    let report = |msg: String, logged: &mut Option<String>| {
-        if logged.as_ref() != Some(&msg) {
-            warn!("pps: {msg}");
-            *stats.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
-            *logged = Some(msg);
-        }
-    };
-    while !stop.load(Ordering::SeqCst) {
-        let dev = match Device::open(&cfg) {
-            Ok(d) => d,
-            Err(msg) => {
-                report(msg, &mut logged);
-                sleep_unless_stopped(backoff, &stop);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
-            }
-        };
-        info!("pps: reading {} (capabilities {:#x})", dev.path().display(), dev.capabilities);
-        backoff = BACKOFF_MIN;
-        logged = None;
-        let mut tracker = EdgeTracker::default();
-        let mut silent = false;
-        while !stop.load(Ordering::SeqCst) {
-            match dev.fetch(FETCH_TIMEOUT_NS) {
-                Ok(info) => {
-                    let (edges, missed) = tracker.update(&info, dev.capture_assert, dev.capture_clear);
-                    stats.missed.fetch_add(missed, Ordering::Relaxed);
-                    if !edges.is_empty() && silent {
-                        info!("pps: {} pulses again", dev.path().display());
-                        silent = false;
-                    }
-                    for e in edges {
-                        stats.edges.fetch_add(1, Ordering::Relaxed);
-                        if tx.send(RefclockEvent::Pps(e)).is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
-                    stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                    if !silent {
-                        warn!(
-                            "pps: no pulse on {} for a second (no fix yet, or wiring)",
-                            dev.path().display()
-                        );
-                        silent = true;
-                    }
-                }
-                Err(e) => {
-                    stats.reopens.fetch_add(1, Ordering::Relaxed);
-                    report(explain(dev.path(), &e), &mut logged);
-                    sleep_unless_stopped(backoff, &stop);
-                    break;
-                }
-            }
-        }
+    open: Option<(Device, EdgeTracker)>,
+    /// No pulse for a second: said once until pulses return.
+    silent: bool,
+    stats: KernelPpsStats,
+}
+
+impl KernelPps {
+    pub fn new(cfg: KernelPpsConfig) -> KernelPps {
+        KernelPps { cfg, open: None, silent: false, stats: KernelPpsStats::default() }
     }
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let end = std::time::Instant::now() + d;
-    while !stop.load(Ordering::SeqCst) && std::time::Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
+impl Driver for KernelPps {
+    type Event = PpsEdge;
+    type Stats = KernelPpsStats;
+
+    fn name(&self) -> String {
+        format!("pps {}", self.cfg.device.display())
     }
+
+    fn open(&mut self, _stop: &AtomicBool) -> Result<String, String> {
+        let dev = Device::open(&self.cfg)?;
+        let what = format!("reading (capabilities {:#x})", dev.capabilities);
+        self.open = Some((dev, EdgeTracker::default()));
+        self.silent = false;
+        Ok(what)
+    }
+
+    fn read(&mut self, out: &mut Vec<PpsEdge>) -> Result<(), String> {
+        let Some((dev, tracker)) = &mut self.open else { return Err("not open".into()) };
+        match dev.fetch(FETCH_TIMEOUT_NS) {
+            Ok(info) => {
+                let (edges, missed) = tracker.update(&info, dev.capture_assert, dev.capture_clear);
+                self.stats.missed += missed;
+                if !edges.is_empty() && self.silent {
+                    info!("pps {}: pulses again", dev.path().display());
+                    self.silent = false;
+                }
+                out.extend(edges);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => {
+                self.stats.timeouts += 1;
+                if !self.silent {
+                    warn!("pps {}: no pulse for a second (no fix yet, or wiring)", dev.path().display());
+                    self.silent = true;
+                }
+                Ok(())
+            }
+            Err(e) => Err(explain(dev.path(), &e)),
+        }
+    }
+
+    fn close(&mut self) {
+        self.open = None;
+    }
+
+    fn stats(&self) -> KernelPpsStats {
+        self.stats.clone()
+    }
+}
+
+/// Starts the driver under the supervisor; `sink` gets each edge.
+pub fn spawn(
+    cfg: KernelPpsConfig,
+    sink: impl FnMut(PpsEdge) -> bool + Send + 'static,
+) -> std::io::Result<DriverHandle<KernelPpsStats>> {
+    driver::spawn(KernelPps::new(cfg), sink)
 }
 
 #[cfg(test)]
@@ -362,18 +324,17 @@ mod tests {
 
     #[test]
     fn driver_survives_a_missing_device_and_stops_cleanly() {
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let cfg = KernelPpsConfig {
             device: "/nonexistent/pps9".into(),
             edge: PpsEdgeKind::Assert,
             both_edges: false,
         };
-        let h = spawn(cfg, tx).unwrap();
+        let h = spawn(cfg, |_| true).unwrap();
         let t0 = std::time::Instant::now();
-        while h.stats().last_error.lock().unwrap().is_none() && t0.elapsed() < Duration::from_secs(5) {
+        while h.health().last_error.is_none() && t0.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(h.stats().last_error.lock().unwrap().as_ref().unwrap().contains("does not exist"));
+        assert!(h.health().last_error.unwrap().contains("does not exist"));
         drop(h);
     }
 }

@@ -8,7 +8,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 pub const PPS_CAPTUREASSERT: i32 = 0x01;
 pub const PPS_CAPTURECLEAR: i32 = 0x02;

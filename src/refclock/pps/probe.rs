@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::diagnose::{PpsDiagnosis, PulseLine};
-use super::gpio::{self, GpioPpsConfig, GpioPpsHandle};
-use super::kernel::{self, KernelPpsConfig, KernelPpsHandle};
+use super::gpio::{self, GpioPpsConfig, GpioPpsStats};
+use super::kernel::{self, KernelPpsConfig, KernelPpsStats};
 use crate::clock::software::SoftwareClock;
 use crate::refclock::diagnose::{Finding, Section};
+use crate::refclock::driver::DriverHandle;
 use crate::refclock::sim::{self, ReceiverParams, SimHandle};
 use crate::refclock::source::RefclockSourceConfig;
-use crate::refclock::{NmeaTime, RefclockEvent};
-use crate::time::Time;
+use crate::refclock::{RefclockEvent, TimeMessage};
+use crate::vocab::Time;
 
 /// Where the pulses come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,8 +32,8 @@ pub struct PpsProbe {
     diagnosis: PpsDiagnosis,
     clock: SoftwareClock,
     name: String,
-    _kernel: Option<KernelPpsHandle>,
-    _gpio: Option<GpioPpsHandle>,
+    _kernel: Option<DriverHandle<KernelPpsStats>>,
+    _gpio: Option<DriverHandle<GpioPpsStats>>,
     sim: Option<SimHandle>,
 }
 
@@ -53,18 +54,20 @@ impl PpsProbe {
                 // Open once here so a wrong path fails with its one-line fix instead of retrying.
                 let kc = KernelPpsConfig { device: device.clone(), edge: cfg.edge, both_edges };
                 kernel::Device::open(&kc).map_err(anyhow::Error::msg)?;
-                k = Some(kernel::spawn(kc, tx)?);
+                k = Some(kernel::spawn(kc, move |e| tx.send(RefclockEvent::Pps(e)).is_ok())?);
                 device.display().to_string()
             }
             PpsInput::Gpio(spec) => {
                 let spec_parsed = spec.parse().map_err(anyhow::Error::msg)?;
                 let gc = GpioPpsConfig { spec: spec_parsed, edge: cfg.edge, both_edges };
                 drop(gpio::Line::open(&gc).map_err(anyhow::Error::msg)?);
-                g = Some(gpio::spawn(gc, tx)?);
+                g = Some(gpio::spawn(gc, move |e| tx.send(RefclockEvent::Pps(e)).is_ok())?);
                 format!("GPIO {spec}")
             }
             PpsInput::Simulated(params) => {
-                let h = sim::spawn(sim::realtime_model(params, rand::random()), tx)?;
+                let h = sim::spawn(sim::realtime_model(params, rand::random()), move |e| {
+                    tx.send(RefclockEvent::Pps(e)).is_ok()
+                })?;
                 let name = format!("simulated receiver (NMEA on {})", h.serial_path().display());
                 s = Some(h);
                 anchor = Some(1e-3);
@@ -104,8 +107,8 @@ impl PpsProbe {
     }
 
     /// Convenience for the NMEA driver's trusted times.
-    pub fn feed_time(&mut self, t: NmeaTime) -> Vec<PulseLine> {
-        self.feed(Some(RefclockEvent::Nmea(t)))
+    pub fn feed_time(&mut self, t: TimeMessage) -> Vec<PulseLine> {
+        self.feed(Some(RefclockEvent::Time(t)))
     }
 
     pub fn section(&self) -> (Section, Vec<Finding>) {
@@ -115,7 +118,7 @@ impl PpsProbe {
 
 fn event_time(e: &RefclockEvent) -> Time {
     match e {
-        RefclockEvent::Nmea(t) => t.received,
+        RefclockEvent::Time(t) => t.received,
         RefclockEvent::Pps(p) => p.timestamp,
         RefclockEvent::NoFix { received } => *received,
     }

@@ -8,12 +8,11 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// How the receiver behaves. Times of day are seconds since the model's start second.
 /// Also the `[simulate]` table of the config, for `run --simulate`.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ReceiverParams {
     pub pps: bool,
     /// White noise of each pulse edge, ns (1 sigma).

@@ -1,5 +1,5 @@
-//! The simulated receiver in real time: NMEA through a real pty, PPS edges through the same
-//! channel the kernel-PPS and GPIO drivers use.
+//! The simulated receiver in real time: NMEA through a real pty, PPS edges handed to a sink as
+//! the kernel-PPS and GPIO drivers hand theirs.
 //!
 //! True time is the host's `CLOCK_REALTIME`, so the served time lands within microseconds of
 //! the host clock. Each second the model says when the pulse occurs (with jitter) and when the
@@ -18,13 +18,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::model::ReceiverModel;
 use super::sentences::burst;
 use crate::clock::realtime_now;
-use crate::refclock::{PpsEdge, RefclockEvent};
-use crate::time::Time;
+use crate::refclock::PpsEdge;
+use crate::vocab::Time;
 
 /// Characters written at once; 4 characters are ~4 ms at 9600 baud.
 const CHUNK: usize = 4;
@@ -71,15 +70,19 @@ pub fn realtime_model(params: super::ReceiverParams, seed: u64) -> ReceiverModel
     ReceiverModel::new(params, seed, realtime_now().unix_secs())
 }
 
-/// Starts the simulated receiver at 9600 baud.
-pub fn spawn(model: ReceiverModel, tx: UnboundedSender<RefclockEvent>) -> anyhow::Result<SimHandle> {
-    spawn_with_baud(model, 9600, tx)
+/// Starts the simulated receiver at 9600 baud; `pulses` gets each edge (and returns `false`
+/// when nobody listens any more).
+pub fn spawn(
+    model: ReceiverModel,
+    pulses: impl FnMut(PpsEdge) -> bool + Send + 'static,
+) -> anyhow::Result<SimHandle> {
+    spawn_with_baud(model, 9600, pulses)
 }
 
 pub fn spawn_with_baud(
     model: ReceiverModel,
     baud: u32,
-    tx: UnboundedSender<RefclockEvent>,
+    pulses: impl FnMut(PpsEdge) -> bool + Send + 'static,
 ) -> anyhow::Result<SimHandle> {
     if !(300..=4_000_000).contains(&baud) {
         bail!("simulated receiver: {baud} is not a serial speed");
@@ -92,7 +95,7 @@ pub fn spawn_with_baud(
     let thread = std::thread::Builder::new()
         .name("sim-receiver".into())
         .spawn(move || {
-            Writer { model, pty, tx, stop: s, stats: st, char_ns: 10_000_000_000 / baud as i64 }.run()
+            Writer { model, pty, pulses, stop: s, stats: st, char_ns: 10_000_000_000 / baud as i64 }.run()
         })
         .context("simulated receiver: cannot start its thread")?;
     Ok(SimHandle { path, stop, stats, thread: Some(thread) })
@@ -118,6 +121,12 @@ impl Pty {
         }
         // SAFETY: openpty succeeded, so both are fresh fds owned by nobody else.
         let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // Not inherited by programs started later (a test's daemon): a pty whose master lives on
+        // in another process never hangs up, so its reader would never see the receiver go.
+        for fd in [&master, &slave] {
+            // SAFETY: F_SETFD on an fd we own.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
         // SAFETY: openpty NUL-terminated the name inside the buffer.
         let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
         let path = PathBuf::from(path.to_string_lossy().into_owned());
@@ -168,16 +177,16 @@ enum Action {
     Chunk(Vec<u8>),
 }
 
-struct Writer {
+struct Writer<F> {
     model: ReceiverModel,
     pty: Pty,
-    tx: UnboundedSender<RefclockEvent>,
+    pulses: F,
     stop: Arc<AtomicBool>,
     stats: Arc<SimStats>,
     char_ns: i64,
 }
 
-impl Writer {
+impl<F: FnMut(PpsEdge) -> bool> Writer<F> {
     fn run(mut self) {
         // A receiver ahead of UTC by `utc_offset_ms` marks each second that much early.
         let shift = -(self.model.params().utc_offset_ms * 1e6).round() as i64;
@@ -231,7 +240,7 @@ impl Writer {
             match action {
                 Action::Edge(e) => {
                     self.stats.pulses.fetch_add(1, Ordering::Relaxed);
-                    if self.tx.send(RefclockEvent::Pps(e)).is_err() {
+                    if !(self.pulses)(e) {
                         return; // nobody listens any more
                     }
                 }
@@ -262,9 +271,9 @@ mod tests {
 
     #[test]
     fn pulses_on_realtime_seconds_and_nmea_through_the_pty() {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = std::sync::mpsc::channel();
         let params = ReceiverParams { nmea_delay_ms: 200.0, nmea_jitter_ms: 1.0, ..Default::default() };
-        let sim = spawn_with_baud(realtime_model(params, 1), 115_200, tx).unwrap();
+        let sim = spawn_with_baud(realtime_model(params, 1), 115_200, move |e| tx.send(e).is_ok()).unwrap();
         let mut port = std::fs::File::open(sim.serial_path()).unwrap();
         let mut text = Vec::new();
         let mut edges = Vec::new();
@@ -275,7 +284,7 @@ mod tests {
             let n = port.read(&mut buf).unwrap();
             text.extend_from_slice(&buf[..n]);
         }
-        while let Ok(RefclockEvent::Pps(e)) = rx.try_recv() {
+        while let Ok(e) = rx.try_recv() {
             edges.push(e);
         }
         let text = String::from_utf8(text).unwrap();

@@ -1,7 +1,7 @@
 //! The NMEA a simulated receiver sends for one second: RMC, GGA, the usual GSA/GSV noise and
 //! ZDA, with correct checksums, as an MT3339 or u-blox at 9600 baud would.
 
-use crate::time::Time;
+use crate::vocab::Time;
 
 /// `*HH\r\n`-terminated sentence from its body (between `$` and `*`).
 pub fn sentence(body: &str) -> String {

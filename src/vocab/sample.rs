@@ -1,8 +1,9 @@
-//! What a source tells the core about one measurement.
+//! What a source tells the core about one measurement, and the wire words it carries (leap
+//! indicator, reference identifier).
 
 use std::fmt;
 
-use crate::time::Time;
+use super::time::Time;
 
 /// Leap indicator as on the wire (RFC 5905 §7.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
@@ -87,19 +88,6 @@ impl fmt::Debug for RefId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RefId({:?})", String::from_utf8_lossy(&self.0))
     }
-}
-
-/// Stable handle of a source inside the core.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SourceId(pub u32);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// A local reference clock (GPS: PPS and/or NMEA); stratum 0.
-    Refclock,
-    /// A network NTP server.
-    Upstream,
 }
 
 /// One measurement of a source against our clock.
