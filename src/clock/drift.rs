@@ -76,12 +76,13 @@ pub fn write_atomic(path: &Path, drift: &Drift) -> anyhow::Result<()> {
         // The rename itself is durable once the directory is synced.
         std::fs::File::open(dir)?.sync_all()
     };
-    write().map_err(|e| {
-        // Nothing half-written is left behind (the path may have become a directory since).
-        let _ = std::fs::remove_file(&tmp);
-        e
-    })
-    .with_context(|| format!("writing drift file {}", path.display()))
+    write()
+        .map_err(|e| {
+            // Nothing half-written is left behind (the path may have become a directory since).
+            let _ = std::fs::remove_file(&tmp);
+            e
+        })
+        .with_context(|| format!("writing drift file {}", path.display()))
 }
 
 #[cfg(test)]

@@ -179,7 +179,8 @@ impl<'a> Field<'a> {
             _ => return Err(self.expected("a number")),
         };
         if !x.is_finite() || !range.contains(&x) {
-            return Err(self.err(format!("{x} {unit} is outside {}–{} {unit}", range.start(), range.end())));
+            let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+            return Err(self.err(format!("{x}{unit} is outside {}–{}{unit}", range.start(), range.end())));
         }
         Ok(x)
     }

@@ -312,7 +312,7 @@ fn each_error_names_its_line_table_and_key() {
         ("[control]\nsocket = \"/run/\"\n", 2, 10, &["socket", "directory"]),
         // [simulate]
         ("[simulate]\nnmea_jitter_ms = -3\n", 2, 18, &["[simulate]", "nmea_jitter_ms", "outside"]),
-        ("[simulate]\nmissed_pulse_prob = 2\n", 2, 21, &["missed_pulse_prob"]),
+        ("[simulate]\nmissed_pulse_prob = 2\n", 2, 21, &["missed_pulse_prob: 2 is outside 0–1"]),
         ("[simulate]\noutages = [[60, 10]]\n", 2, 12, &["outages", "start < end"]),
         ("[simulate]\noutages = [60, 120]\n", 2, 12, &["outages", "expected a list"]),
         ("[simulate]\npps = \"yes\"\n", 2, 7, &["pps", "true or false"]),

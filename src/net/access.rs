@@ -192,6 +192,10 @@ impl<K: Copy + Eq + std::hash::Hash> PrefixSets<K> {
     }
 }
 
+/// Networks one `allow_file`/`deny_file` may hold: about 80 MB of IPv4 hosts, a bound on what
+/// a list (or a wrong file named as one) can make the daemon allocate.
+pub const MAX_FILE_NETWORKS: usize = 4_000_000;
+
 /// The access rules, built once from `[server]` and read by every worker.
 ///
 /// Matching is longest prefix over the allow and deny entries together (a deny wins a tie);
@@ -232,26 +236,42 @@ impl AccessControl {
         }
     }
 
-    /// Adds every entry of a list file: one network per line, `#` starts a comment. An error
-    /// names the file and the line.
+    /// Adds every entry of a list file: one network per line, `#` starts a comment; at most
+    /// [`MAX_FILE_NETWORKS`]. An error names the file and the line.
     pub fn add_file(&mut self, path: &std::path::Path, allow: bool) -> Result<usize, String> {
-        use std::io::BufRead;
         let file = std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let name = path.display().to_string();
+        self.add_lines(std::io::BufReader::new(file), &name, allow, MAX_FILE_NETWORKS)
+    }
+
+    /// [`add_file`](Self::add_file) over any reader, with its own bound.
+    fn add_lines(
+        &mut self,
+        mut reader: impl std::io::BufRead,
+        name: &str,
+        allow: bool,
+        max: usize,
+    ) -> Result<usize, String> {
         let mut n = 0;
         let mut line = String::new();
-        let mut reader = std::io::BufReader::new(file);
         for lineno in 1.. {
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) => break,
                 Ok(_) => {}
-                Err(e) => return Err(format!("{}:{lineno}: cannot read: {e}", path.display())),
+                Err(e) => return Err(format!("{name}:{lineno}: cannot read: {e}")),
             }
             let entry = line.split('#').next().unwrap_or("").trim();
             if entry.is_empty() {
                 continue;
             }
-            let cidr: Cidr = entry.parse().map_err(|e| format!("{}:{lineno}: {e}", path.display()))?;
+            if n == max {
+                return Err(format!(
+                    "{name}:{lineno}: more than {max} networks in one list file (each costs about 20 bytes of \
+                     memory); merge neighbouring addresses into prefixes"
+                ));
+            }
+            let cidr: Cidr = entry.parse().map_err(|e| format!("{name}:{lineno}: {e}"))?;
             self.add(cidr, allow);
             n += 1;
         }
@@ -368,7 +388,12 @@ mod tests {
         let e = AccessControl::default().add_file(&path, false).unwrap_err();
         assert!(e.contains("deny.list:2:") && e.contains("10.0.0.0/8"), "{e}");
         let e = AccessControl::default().add_file(&dir.path().join("none"), true).unwrap_err();
+        let lines = "192.0.2.1\n# note\n\n192.0.2.2\n192.0.2.3\n";
+        let mut a = AccessControl::default();
+        assert_eq!(a.add_lines(lines.as_bytes(), "l", false, 3), Ok(3));
         assert!(e.contains("none") && e.contains("cannot read"), "{e}");
+        let e = AccessControl::default().add_lines(lines.as_bytes(), "l", false, 2).unwrap_err();
+        assert!(e.starts_with("l:5: more than 2 networks"), "{e}");
     }
 
     #[test]
