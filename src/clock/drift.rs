@@ -77,10 +77,9 @@ pub fn write_atomic(path: &Path, drift: &Drift) -> anyhow::Result<()> {
         std::fs::File::open(dir)?.sync_all()
     };
     write()
-        .map_err(|e| {
-            // Nothing half-written is left behind (the path may have become a directory since).
+        // Nothing half-written is left behind (the path may have become a directory since).
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .with_context(|| format!("writing drift file {}", path.display()))
 }
