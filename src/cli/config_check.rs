@@ -9,7 +9,7 @@ use crate::config::{Config, RefclockKind};
 use crate::daemon::options;
 use crate::net::nts::tls;
 
-pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
     // The list files are part of the configuration: `run` reads them the same way.
     let access = options::access_lists(&config.server).map_err(anyhow::Error::msg)?;

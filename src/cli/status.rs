@@ -12,20 +12,20 @@ use crate::control::{self, StatusSnapshot};
 use crate::core::{SourceKind, SourceState, SourceStatus};
 
 #[derive(clap::Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// One JSON object: `system {...}` and `sources [...]` (fields in docs/json.md).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Control socket; default: the one in --config, else in /etc/stratum1/stratum1.toml, else
     /// /run/stratum1/control.sock.
     #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
     /// Read the socket path from this config's `[control] socket`.
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
-pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let socket = socket_path(args)?;
     let snapshot = control::fetch(&socket, Duration::from_secs(3))?;
     if args.json {
@@ -58,7 +58,7 @@ fn socket_path(args: &StatusArgs) -> anyhow::Result<PathBuf> {
 }
 
 /// The `ntpq -p`-like text: system line, counters, one row per source, legend.
-pub fn render_text(s: &StatusSnapshot) -> String {
+pub(crate) fn render_text(s: &StatusSnapshot) -> String {
     let mut out = String::new();
     let sys = &s.system;
     let _ = writeln!(
@@ -99,13 +99,22 @@ pub fn render_text(s: &StatusSnapshot) -> String {
     }
     let dropped: u64 = s.server.dropped_by_reason.values().sum();
     let reasons: Vec<String> = s.server.dropped_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    // Interleaved replies and ntpq requests, once there are any.
+    let interleaved = if s.server.interleaved > 0 {
+        format!(", {} interleaved", s.server.interleaved)
+    } else {
+        String::new()
+    };
+    let mode6: Vec<String> =
+        s.server.mode6.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(
         out,
-        "server: {} answered, {} KoD, {} dropped{}",
+        "server: {} answered{interleaved}, {} KoD, {} dropped{}{}",
         s.server.answered,
         s.server.kod,
         dropped,
-        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
+        if mode6.is_empty() { String::new() } else { format!("; ntpq: {}", mode6.join(", ")) }
     );
     if let Some(n) = &s.nts {
         let _ = writeln!(
@@ -186,7 +195,7 @@ fn source_row(r: &SourceStatus, width: usize) -> String {
     )
 }
 
-pub fn state_marker(state: SourceState) -> char {
+pub(crate) fn state_marker(state: SourceState) -> char {
     match state {
         SourceState::Selected => '*',
         SourceState::Candidate => '+',
@@ -248,7 +257,10 @@ mod tests {
         );
         assert!(lines[1].ends_with("fix 3d, 8 of 14 satellites"), "{t}");
         assert!(lines[2].starts_with("pairing: message 443 ms after"), "{t}");
-        assert!(lines[3].contains("1000 answered, 7 KoD, 5 dropped (malformed 2, rate 3)"), "{t}");
+        assert!(
+            lines[3].contains("1000 answered, 12 interleaved, 7 KoD, 5 dropped (malformed 2, rate 3); ntpq: answered 5, error 1"),
+            "{t}"
+        );
         let row = lines.iter().find(|l| l.starts_with("*PPS(/dev/pps0)")).expect(&t);
         let f: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(f, ["*PPS(/dev/pps0)", ".PPS.", "0", "l", "0", "16", "377", "0.000", "0.0013", "0.0003"]);

@@ -25,7 +25,7 @@ const MAX_REQUEST: u64 = 256;
 const MAX_CLIENTS: usize = 256;
 const MAX_PER_PEER: usize = 8;
 /// Socket mode: owner (service user) and group (admins added to the service group).
-pub const SOCKET_MODE: u32 = 0o660;
+pub(crate) const SOCKET_MODE: u32 = 0o660;
 
 /// A bound control socket; the socket file is removed when it is dropped.
 #[derive(Debug)]
@@ -70,10 +70,6 @@ impl ControlListener {
             .with_context(|| format!("cannot set mode of control socket {}", path.display()))?;
         guard.listener.set_nonblocking(true).context("control socket: set_nonblocking")?;
         Ok(guard)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -179,7 +175,7 @@ async fn handle(stream: UnixStream, status: &StatusHandle) -> io::Result<()> {
 }
 
 /// The reply line (with newline) to one request line: the snapshot, or a JSON error.
-pub fn response(request: &str, snapshot: &StatusSnapshot) -> String {
+pub(crate) fn response(request: &str, snapshot: &StatusSnapshot) -> String {
     let request = request.trim();
     let mut out = if request.is_empty() || request == "status" {
         serde_json::to_string(snapshot).unwrap_or_else(|e| error_json(&format!("cannot encode status: {e}")))

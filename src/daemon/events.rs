@@ -9,9 +9,9 @@ use crate::core::SourceState;
 const PPS_OUTAGE_S: f64 = 3.0;
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Change {
-    pub warning: bool,
-    pub text: String,
+pub(crate) struct Change {
+    pub(crate) warning: bool,
+    pub(crate) text: String,
 }
 
 impl Change {
@@ -23,7 +23,7 @@ impl Change {
         Change { warning: true, text }
     }
 
-    pub fn log(&self) {
+    pub(crate) fn log(&self) {
         if self.warning {
             tracing::warn!("{}", self.text);
         } else {
@@ -32,7 +32,7 @@ impl Change {
     }
 }
 
-pub fn changes(prev: &StatusSnapshot, next: &StatusSnapshot) -> Vec<Change> {
+pub(crate) fn changes(prev: &StatusSnapshot, next: &StatusSnapshot) -> Vec<Change> {
     let mut out = Vec::new();
     let (p, n) = (&prev.system, &next.system);
     match (p.synchronised, n.synchronised) {

@@ -45,19 +45,19 @@ pub struct DaemonOptions {
     /// Where `config` came from (re-read for the access lists on SIGHUP); `None` without one.
     pub config_path: Option<std::path::PathBuf>,
     /// Use the built-in simulated receiver instead of the configured refclocks.
-    pub simulate: bool,
+    pub(crate) simulate: bool,
 }
 
 /// Set in tests: the daemon then refuses to steer the host clock (the test machines have
 /// `CAP_SYS_TIME`, and a test config that forgot `mode = "software"` must fail, not steer).
-pub const FORBID_SYSTEM_CLOCK: &str = "STRATUM1_FORBID_SYSTEM_CLOCK";
+pub(crate) const FORBID_SYSTEM_CLOCK: &str = "STRATUM1_FORBID_SYSTEM_CLOCK";
 
 /// How often the core is updated when no event arrives, and the status is refreshed.
 const TICK: Duration = Duration::from_millis(500);
 /// How often the drift file is rewritten (and at shutdown).
 const DRIFT_SAVE_INTERVAL: Duration = Duration::from_secs(3600);
 
-pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+pub(crate) fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("stratum1-rt")
@@ -115,10 +115,14 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     // Serving.
     let policy = Arc::new(options::serving_policy(&config.server).map_err(anyhow::Error::msg)?);
     let nts_serving = nts::start(&config, policy.clone()).await?;
-    let mut server_opts = ServerOptions::new(config.server.listen.clone());
-    server_opts.nts = nts_serving.as_ref().map(|n| n.keys.clone());
-    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy.clone())?;
     let status = StatusHandle::default();
+    let server_opts = ServerOptions {
+        nts: nts_serving.as_ref().map(|n| n.keys.clone()),
+        interleaved: options::interleaved(&config.server),
+        mode6: Some(Arc::new(status.clone())),
+        ..ServerOptions::new(config.server.listen.clone())
+    };
+    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy.clone())?;
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
     // Publish before anyone can read: every counter and source is there from the first scrape.

@@ -27,9 +27,9 @@ const ROTATION_CHECK: Duration = Duration::from_secs(60);
 /// Clients the KE rate limiter remembers (a KE session is a TLS handshake: far rarer than NTP).
 const KE_RATE_CLIENTS: usize = 4096;
 
-pub struct NtsServing {
-    pub keys: Arc<ArcSwap<CookieKeys>>,
-    pub counters: Arc<NtsCounters>,
+pub(crate) struct NtsServing {
+    pub(crate) keys: Arc<ArcSwap<CookieKeys>>,
+    pub(crate) counters: Arc<NtsCounters>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 

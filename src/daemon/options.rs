@@ -14,6 +14,7 @@ use crate::net::client::sanity::DEFAULT_MAX_DISTANCE_S;
 use crate::net::nts::ke::client as ke_client;
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::ratelimit::{RateLimiter, RateParams};
+use crate::net::server::interleave::TxStamps;
 use crate::refclock::nmea::NmeaDriverConfig;
 use crate::refclock::pps::gpio::GpioPpsConfig;
 use crate::refclock::pps::kernel::KernelPpsConfig;
@@ -29,7 +30,8 @@ pub fn serving_policy(server: &ServerConfig) -> Result<PoolPolicy, String> {
             server.rate_limit_clients,
         )
     });
-    Ok(PoolPolicy::new(access_lists(server)?, limiter, server.rate_limit_exempt.clone()))
+    Ok(PoolPolicy::new(access_lists(server)?, limiter, server.rate_limit_exempt.clone())
+        .with_mode6(server.mode6_allow.clone()))
 }
 
 /// The `[server]` access lists: `allow`, `deny`, and the files `allow_file`, `deny_file` (what
@@ -45,9 +47,14 @@ pub fn access_lists(server: &ServerConfig) -> Result<AccessControl, String> {
     Ok(a)
 }
 
+/// The interleaved-mode table of `[server]`, when on.
+pub fn interleaved(server: &ServerConfig) -> Option<std::sync::Arc<TxStamps>> {
+    server.interleaved.map(|i| std::sync::Arc::new(TxStamps::new(i.clients)))
+}
+
 /// One `[[upstream]]` entry, ready to run; `index` tells entries apart. An NTS entry's trust
 /// anchors are read here, so a missing CA file stops the start with its name.
-pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
+pub(crate) fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
     let nts = if u.nts {
         let tls = crate::net::nts::tls::client_config(u.ca_file.as_deref())
             .with_context(|| format!("NTS upstream {:?}", u.address))?;
@@ -64,6 +71,7 @@ pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<Upstrea
         options: UpstreamOptions {
             poll: PollOptions { minpoll: u.minpoll, maxpoll: u.maxpoll, iburst: u.iburst },
             max_distance: DEFAULT_MAX_DISTANCE_S,
+            xleave: u.xleave,
         },
         prefer: u.prefer,
         noselect: u.noselect,
@@ -72,7 +80,7 @@ pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<Upstrea
 }
 
 /// How one refclock's events become samples: pairing, bias, edge, calibration, refids.
-pub fn refclock_source(r: &RefclockConfig) -> RefclockSourceConfig {
+pub(crate) fn refclock_source(r: &RefclockConfig) -> RefclockSourceConfig {
     let mut cfg = RefclockSourceConfig::default();
     let pps = match &r.kind {
         RefclockKind::Nmea(n) => {
@@ -100,18 +108,18 @@ pub fn refclock_source(r: &RefclockConfig) -> RefclockSourceConfig {
     cfg
 }
 
-pub fn nmea_driver(n: &NmeaConfig) -> NmeaDriverConfig {
+pub(crate) fn nmea_driver(n: &NmeaConfig) -> NmeaDriverConfig {
     NmeaDriverConfig::new(n.device.clone(), n.baud.fixed())
 }
 
 /// A PPS input's driver: the kernel device or the GPIO line. Both edges are asked for, so the
 /// pulse width shows which edge is on time.
-pub enum PpsDriver {
+pub(crate) enum PpsDriver {
     Kernel(KernelPpsConfig),
     Gpio(GpioPpsConfig),
 }
 
-pub fn pps_driver(p: &PpsConfig) -> PpsDriver {
+pub(crate) fn pps_driver(p: &PpsConfig) -> PpsDriver {
     match &p.input {
         PpsInput::Kernel(device) => {
             PpsDriver::Kernel(KernelPpsConfig { device: device.clone(), edge: p.edge, both_edges: true })
@@ -124,7 +132,7 @@ pub fn pps_driver(p: &PpsConfig) -> PpsDriver {
 
 /// `refclock test`'s pairing settings: those of the default config's first receiver with
 /// pulses, else the defaults.
-pub fn diagnosis_source(config: Option<&Config>) -> RefclockSourceConfig {
+pub(crate) fn diagnosis_source(config: Option<&Config>) -> RefclockSourceConfig {
     config
         .and_then(|c| c.refclock.iter().find(|r| r.pps().is_some()))
         .map(refclock_source)
@@ -136,8 +144,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::net::packet::HEADER_LEN;
-    use crate::net::server::respond::respond;
-    use crate::net::server::{DropReason, Outcome};
+    use crate::net::server::DropReason;
+    use crate::net::server::respond::{Outcome, respond};
     use crate::refclock::pairing::SidePrior;
     use crate::refclock::pps::edges::PpsEdgeKind;
     use crate::vocab::RefId;

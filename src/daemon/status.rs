@@ -19,7 +19,7 @@ use crate::refclock::nmea::stats::FixInfo;
 use crate::vocab::Time;
 use crate::web::{SharedHistory, WebListener, serve as serve_web};
 
-pub fn snapshot(
+pub(crate) fn snapshot(
     core: &Core,
     refclocks: &Refclocks,
     server: &ServerHandle,
@@ -35,6 +35,9 @@ pub fn snapshot(
         nts_kod: counters.nts_kod,
         nts_nak: counters.nts_nak,
         dropped_by_reason: counters.dropped_by_reason().map(|(reason, n)| (reason.to_string(), n)).collect(),
+        interleaved: counters.interleaved,
+        tx_timestamps: counters.tx_timestamps,
+        mode6: counters.mode6_by_outcome().map(|(o, n)| (o.to_string(), n)).collect(),
     };
     let mut system = SystemStatus::from_state(&core.system_state(), now);
     system.holdover_limit_s = core.holdover_limit_s();
@@ -74,7 +77,7 @@ pub fn one_line(s: &StatusSnapshot) -> String {
 }
 
 /// NTS marks on the upstream rows, and the NTS counters when NTS is in use.
-pub fn add_nts(snapshot: &mut StatusSnapshot, upstreams: &Upstreams, serving: Option<&NtsServing>) {
+pub(crate) fn add_nts(snapshot: &mut StatusSnapshot, upstreams: &Upstreams, serving: Option<&NtsServing>) {
     upstreams.mark_nts(&mut snapshot.sources);
     let client = upstreams.nts_totals();
     let server = serving.map(|s| s.counters.totals());
@@ -138,7 +141,7 @@ fn fix_status(fix: &FixInfo) -> Option<FixStatus> {
 }
 
 /// The control socket, when it can be bound; `status` is then unavailable but serving goes on.
-pub fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
+pub(crate) fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
     match ControlListener::bind(&config.control.socket) {
         Ok(listener) => {
             tokio::spawn(async move {
@@ -157,7 +160,7 @@ pub fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
 
 /// The status page and `/metrics`, when `[metrics] listen` is set. Like the control socket, a
 /// listener that cannot be bound costs the page, never the time service.
-pub fn start_web(config: &Config, status: StatusHandle, history: SharedHistory) {
+pub(crate) fn start_web(config: &Config, status: StatusHandle, history: SharedHistory) {
     let Some(addr) = config.metrics.listen else { return };
     let listener = match WebListener::bind(addr) {
         Ok(l) => l,

@@ -1,11 +1,10 @@
 //! Who gets an answer at all: CIDR allow/deny lists.
 //!
 //! The default is the pool operator's `restrict default nomodify notrap nopeer noquery`: time
-//! (mode 3) for everyone, nothing else for anyone. Mode 6/7 (ntpq/ntpdc) are the classic
-//! amplification vectors; we implement neither, nor peering (modes 1/2), so the responder
-//! (`net::server::respond`) drops every non-client packet from every address, local ones
-//! included, before the policy is asked. Local status goes through the control socket instead.
-//! There is therefore no "trusted" list: it would have nothing to unlock.
+//! (mode 3) for everyone, nothing else for the world. Mode 6/7 (ntpq/ntpdc) are the classic
+//! amplification vectors: mode 7 and peering (modes 1/2) are not implemented and get silence
+//! from every address; read-only mode 6 (`net::mode6`) is answered only to `[server]
+//! mode6_allow` (loopback by default), never written to by anyone.
 //!
 //! A denied client is dropped silently, never sent KoD DENY/RSTR: the pool monitor scores those
 //! at −10 (a misconfigured deny list would eject the server at once, where a silent timeout costs
@@ -36,7 +35,7 @@ pub struct Cidr {
 const V4_MAPPED: u128 = 0xffff_0000_0000;
 
 /// IPv4-mapped IPv6 addresses become plain IPv4; everything else is unchanged.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -60,7 +59,7 @@ fn mask(len: u8) -> u128 {
 impl Cidr {
     /// The network of `ip` with `prefix` bits, counted in `ip`'s own notation: an IPv4-mapped
     /// IPv6 address takes an IPv6 prefix of at least 96 and becomes an IPv4 network.
-    pub fn new(ip: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
+    pub(crate) fn new(ip: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
         let len = match ip {
             IpAddr::V4(_) if prefix <= 32 => prefix + 96,
             IpAddr::V4(_) => return Err(CidrError::PrefixTooLong { prefix, max: 32 }),
@@ -74,7 +73,7 @@ impl Cidr {
         Ok(Cidr { net: to_bits(ip) & mask(len), len, v4: ip.is_ipv4() })
     }
 
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         ip.is_ipv4() == self.v4 && to_bits(ip) & mask(self.len) == self.net
     }
@@ -304,7 +303,7 @@ impl AccessControl {
 }
 
 /// 127.0.0.0/8 and ::1.
-pub fn loopback() -> Vec<Cidr> {
+pub(crate) fn loopback() -> Vec<Cidr> {
     vec![
         Cidr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid literal"),
         Cidr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128).expect("valid literal"),

@@ -11,7 +11,7 @@ use crate::vocab::time::{Time, from_ntp_short};
 use crate::vocab::{Leap, RefId, Sample};
 
 /// Largest root distance (root delay / 2 + root dispersion) a usable server may claim, seconds.
-pub const MAX_ROOT_DISTANCE_S: f64 = 16.0;
+pub(crate) const MAX_ROOT_DISTANCE_S: f64 = 16.0;
 /// A round trip may come out slightly negative when the server's interval is measured by a
 /// clock a little faster than ours; beyond this the reply is nonsense.
 const MAX_NEGATIVE_DELAY_S: f64 = 0.001;
@@ -20,10 +20,13 @@ const MAX_NEGATIVE_DELAY_S: f64 = 0.001;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pending {
     /// The random value we put in the transmit field, to be echoed in the reply's origin.
-    pub nonce: u64,
+    pub(crate) nonce: u64,
     /// Local time the request left (T1).
     pub sent_at: Time,
     pub version: u8,
+    /// A request in interleaved form carries a second random value in its receive field; an
+    /// interleaved reply echoes that one as its origin.
+    pub interleaved_nonce: Option<u64>,
 }
 
 impl Pending {
@@ -31,7 +34,7 @@ impl Pending {
     /// because origin 0 means "no request" to every client.
     pub fn new(nonce: u64, sent_at: Time, poll: i8) -> (Pending, [u8; HEADER_LEN]) {
         let nonce = if nonce == 0 { 1 } else { nonce };
-        let p = Pending { nonce, sent_at, version: 4 };
+        let p = Pending { nonce, sent_at, version: 4, interleaved_nonce: None };
         let req = Packet {
             leap: Leap::None,
             version: 4,
@@ -48,6 +51,30 @@ impl Pending {
             transmit_ts: nonce,
         };
         (p, req.to_bytes())
+    }
+
+    /// A request in chrony's interleaved form: origin is the receive timestamp of the server's
+    /// previous reply to us (`server_rx`, as it sent it), receive and transmit are two
+    /// different random values. A server that remembers that reply answers with its real
+    /// transmit time and our receive value as origin; any other answers in basic mode, with our
+    /// transmit value as origin.
+    pub fn new_interleaved(
+        nonce: u64,
+        sent_at: Time,
+        poll: i8,
+        server_rx: u64,
+    ) -> (Pending, [u8; HEADER_LEN]) {
+        let (mut p, mut req) = Pending::new(nonce, sent_at, poll);
+        // Derived, not drawn: it only has to differ from the nonce and be unguessable off-path,
+        // which a bijection of a random value is.
+        let mut second = p.nonce.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+        if second == 0 || second == p.nonce {
+            second = p.nonce.wrapping_add(2).max(1);
+        }
+        p.interleaved_nonce = Some(second);
+        req[24..32].copy_from_slice(&server_rx.to_be_bytes());
+        req[32..40].copy_from_slice(&second.to_be_bytes());
+        (p, req)
     }
 
     /// Judges a reply received at local time `received_at` (T4).
@@ -134,16 +161,18 @@ pub enum Reject {
 impl Reject {
     /// True when the datagram is not an answer to this request at all (wrong mode, wrong origin,
     /// garbage): a client should keep waiting for the real reply rather than give up.
-    pub fn is_not_ours(&self) -> bool {
+    pub(crate) fn is_not_ours(&self) -> bool {
         matches!(self, Reject::Malformed(_) | Reject::NotServerMode(_) | Reject::OriginMismatch)
     }
 
     /// Kiss codes that mean "stop asking" (RFC 5905 §7.4).
-    pub fn is_deny(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_deny(&self) -> bool {
         matches!(self, Reject::Kiss(RefId::DENY | RefId::RSTR))
     }
 
-    pub fn is_rate(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_rate(&self) -> bool {
         matches!(self, Reject::Kiss(RefId::RATE))
     }
 }
@@ -155,30 +184,30 @@ pub struct Measurement {
     pub offset: f64,
     /// Round-trip delay excluding the server's processing, seconds (≥ 0).
     pub delay: f64,
-    pub t1: Time,
-    pub t2: Time,
-    pub t3: Time,
-    pub t4: Time,
-    pub leap: Leap,
+    pub(crate) t1: Time,
+    pub(crate) t2: Time,
+    pub(crate) t3: Time,
+    pub(crate) t4: Time,
+    pub(crate) leap: Leap,
     pub version: u8,
     pub stratum: u8,
     pub refid: RefId,
-    pub poll: i8,
-    pub precision: i8,
-    pub root_delay: f64,
-    pub root_dispersion: f64,
-    pub reference_time: Option<Time>,
+    pub(crate) poll: i8,
+    pub(crate) precision: i8,
+    pub(crate) root_delay: f64,
+    pub(crate) root_dispersion: f64,
+    pub(crate) reference_time: Option<Time>,
 }
 
 impl Measurement {
     /// The server's reading precision in seconds.
-    pub fn precision_s(&self) -> f64 {
+    pub(crate) fn precision_s(&self) -> f64 {
         2f64.powi(self.precision as i32)
     }
 
     /// As a core sample. The measurement applies at the midpoint of our send and receive times;
     /// its own error bound is the server's precision plus `local_precision_s`.
-    pub fn to_sample(&self, local_precision_s: f64) -> Sample {
+    pub(crate) fn to_sample(self, local_precision_s: f64) -> Sample {
         Sample {
             time: self.t1.add_nanos(self.t4.nanos_since(self.t1) / 2),
             offset: self.offset,

@@ -25,7 +25,18 @@ pub struct Daemon {
 impl Daemon {
     /// `stratum1 run ARGS…`; its log goes to the test's stderr (seen with `--nocapture`).
     pub fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(daemon_bin())
+        Self::spawn(Command::new(daemon_bin()), args)
+    }
+
+    /// [`Daemon::start`] inside network namespace `netns` (`ip netns exec` becomes the daemon).
+    pub fn start_in(netns: &str, args: &[&str]) -> Daemon {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, &daemon_bin()]);
+        Self::spawn(cmd, args)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str]) -> Daemon {
+        let mut child = cmd
             .arg("run")
             .args(args)
             .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")

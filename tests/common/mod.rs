@@ -3,6 +3,7 @@
 
 pub mod cdp;
 pub mod daemon;
+pub mod netns;
 pub mod ntp;
 pub mod peers;
 pub mod pki;

@@ -7,7 +7,8 @@ pub enum DropReason {
     Malformed,
     /// Version outside 1–4.
     Version,
-    /// Not a client request (server replies, broadcasts, mode 6/7 control/private, symmetric).
+    /// Not a client request (server replies, broadcasts, mode 7 private, symmetric); mode 6 has
+    /// its own counters.
     Mode,
     /// Refused by access control.
     Denied,
@@ -20,7 +21,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub(crate) const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::Version,
         DropReason::Mode,
@@ -31,7 +32,7 @@ impl DropReason {
     ];
 
     /// Stable name for counters and metrics.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DropReason::Malformed => "malformed",
             DropReason::Version => "version",
@@ -43,7 +44,7 @@ impl DropReason {
         }
     }
 
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }

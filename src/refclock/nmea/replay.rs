@@ -23,9 +23,9 @@ use crate::vocab::Time;
 
 /// What the comment lines said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Header {
-    pub baud: Option<u32>,
-    pub anchor: Option<Date>,
+pub(crate) struct Header {
+    pub(crate) baud: Option<u32>,
+    pub(crate) anchor: Option<Date>,
 }
 
 fn parse_comment(text: &str, h: &mut Header) {
@@ -39,7 +39,7 @@ fn parse_comment(text: &str, h: &mut Header) {
 }
 
 /// `YYYY-MM-DD`.
-pub fn parse_date(s: &str) -> Option<Date> {
+pub(crate) fn parse_date(s: &str) -> Option<Date> {
     let mut it = s.trim().splitn(3, '-');
     let y = it.next()?.parse().ok()?;
     let m = it.next()?.parse().ok()?;
@@ -49,7 +49,7 @@ pub fn parse_date(s: &str) -> Option<Date> {
 
 /// Decodes a whole capture. `baud`/`anchor` override the header; without an anchor, dates are
 /// reported as decoded (GPS-epoch anchor).
-pub fn replay(
+pub(crate) fn replay(
     capture: &[u8],
     baud: Option<u32>,
     anchor: Option<Date>,

@@ -22,15 +22,15 @@ use serialport::{DataBits, FlowControl, Parity, SerialPort, StopBits, TTYPort};
 use tracing::{info, warn};
 
 use super::decoder::{Decoded, Decoder, DecoderConfig, Reference};
-use super::diagnose;
 use super::framer::{Checksum, Framer};
 use super::rollover;
 use super::sentence::Date;
 use super::stats::NmeaStats;
-use crate::refclock::driver::{self, Driver, DriverHandle, Health};
+use super::stream_fault::{StreamWindow, stream_fault};
+use crate::refclock::driver::{self, Driver, DriverHandle};
 
 /// Speeds tried by auto-detection, most common first.
-pub const AUTO_BAUDS: [u32; 9] = [9600, 4800, 38400, 115200, 19200, 57600, 230400, 460800, 921600];
+pub(crate) const AUTO_BAUDS: [u32; 9] = [9600, 4800, 38400, 115200, 19200, 57600, 230400, 460800, 921600];
 /// Listening time per speed during auto-detection.
 const DETECT_WINDOW: Duration = Duration::from_millis(2500);
 /// Valid checksummed sentences that prove a speed right.
@@ -47,10 +47,10 @@ const FAULT_LOG_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NmeaDriverConfig {
-    pub device: PathBuf,
+    pub(crate) device: PathBuf,
     /// `None`: detect the speed from checksummed sentences.
-    pub baud: Option<u32>,
-    pub rollover_anchor: Date,
+    pub(crate) baud: Option<u32>,
+    pub(crate) rollover_anchor: Date,
 }
 
 impl NmeaDriverConfig {
@@ -81,12 +81,8 @@ impl NmeaDriverHandle {
         s
     }
 
-    pub fn health(&self) -> Health {
-        self.inner.health()
-    }
-
     /// Synchronised upstream time, to flag GPS seconds that disagree (see [`Reference`]).
-    pub fn set_reference(&self, reference: Option<Reference>) {
+    pub(crate) fn set_reference(&self, reference: Option<Reference>) {
         *self.reference.value.lock().unwrap_or_else(PoisonError::into_inner) = reference;
         self.reference.changed.store(true, Ordering::Release);
     }
@@ -109,7 +105,7 @@ pub fn spawn(
 }
 
 /// The serial port and its decoder.
-pub struct NmeaDriver {
+pub(crate) struct NmeaDriver {
     cfg: NmeaDriverConfig,
     reference: Arc<ReferenceCell>,
     decoder: Decoder,
@@ -141,9 +137,9 @@ impl FaultLog {
             return;
         }
         let stats = stats();
-        let window = diagnose::StreamWindow::between(then, &stats);
+        let window = StreamWindow::between(then, &stats);
         self.window_start = Some((Instant::now(), stats));
-        match diagnose::stream_fault(&window) {
+        match stream_fault(&window) {
             Some(f) => {
                 self.in_fault = true;
                 let due = self
