@@ -51,9 +51,13 @@ impl PoolPolicy {
         self.access.load().len()
     }
 
-    fn rate(&self, peer: IpAddr, now: Time) -> RateVerdict {
+    /// The rate limiter's verdict (exempt networks always pass); `leak`: whether over-limit
+    /// requests may leak through (time requests only).
+    fn rate(&self, peer: IpAddr, now: Time, leak: bool) -> RateVerdict {
         let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
-        limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now))
+        limiter.map_or(RateVerdict::Serve, |l| {
+            if leak { l.check(peer, now) } else { l.check_without_leak(peer, now) }
+        })
     }
 
     /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
@@ -69,7 +73,7 @@ impl Policy for PoolPolicy {
 
     fn check(&self, peer: IpAddr, _request: &Packet, now: Time) -> Verdict {
         // The access lists were checked by `admits`, before any other per-packet work.
-        match self.rate(peer, now) {
+        match self.rate(peer, now, true) {
             RateVerdict::Serve => Verdict::Serve,
             RateVerdict::Kod => Verdict::Kod(RefId::RATE),
             RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
@@ -77,12 +81,12 @@ impl Policy for PoolPolicy {
     }
 
     /// Mode 6: the access lists, then `mode6_allow`, then the same per-client rate limit as
-    /// time requests (one bucket per client for both).
+    /// time requests (one bucket per client for both), without the leak.
     fn control(&self, peer: IpAddr, now: Time) -> Verdict {
         if !self.access.load().allows(peer) || !self.mode6.iter().any(|c| c.contains(peer)) {
             return Verdict::Drop(DropReason::Denied);
         }
-        match self.rate(peer, now) {
+        match self.rate(peer, now, false) {
             RateVerdict::Serve => Verdict::Serve,
             RateVerdict::Kod | RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
         }

@@ -225,12 +225,22 @@ impl RateLimiter {
     }
 
     pub(crate) fn check(&self, peer: IpAddr, now: Time) -> RateVerdict {
+        self.check_with(&self.params, peer, now)
+    }
+
+    /// [`check`](Self::check) without the leak: for answers that are not time (mode 6), whose
+    /// replies outgrow the request, so a spoofed flood must get nothing from them.
+    pub(crate) fn check_without_leak(&self, peer: IpAddr, now: Time) -> RateVerdict {
+        self.check_with(&RateParams { leak: 0, ..self.params }, peer, now)
+    }
+
+    fn check_with(&self, params: &RateParams, peer: IpAddr, now: Time) -> RateVerdict {
         let key = client_key(peer);
         let hash = self.hasher.hash_one(key);
         let shard = &self.shards[(hash >> 58) as usize % SHARDS];
         // A worker that panicked while holding a shard left it consistent (plain integers).
         let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
-        table.check(&self.params, key, hash & 0x03ff_ffff_ffff_ffff, now.unix_nanos())
+        table.check(params, key, hash & 0x03ff_ffff_ffff_ffff, now.unix_nanos())
     }
 }
 
