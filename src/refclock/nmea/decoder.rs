@@ -257,6 +257,8 @@ pub(crate) struct Decoder {
     backwards_logged: bool,
     /// UBX frames are taken out of the byte stream before the NMEA framer sees it.
     splitter: Splitter,
+    /// Bytes pushed in all (the framer sees only what is not UBX).
+    bytes_in: u64,
     ubx: UbxDecoder,
     /// Arrival of the last UBX time message: while UBX names the seconds, NMEA's time
     /// messages of the same receiver are not handed on (two messages per pulse would make
@@ -296,6 +298,7 @@ impl Decoder {
             rollover_logged: false,
             backwards_logged: false,
             splitter: Splitter::new(),
+            bytes_in: 0,
             ubx: UbxDecoder::new(),
             last_ubx_time: None,
             other: Vec::new(),
@@ -326,7 +329,8 @@ impl Decoder {
     pub(crate) fn stats(&self) -> NmeaStats {
         let mut s = self.stats.clone();
         let f = self.framer.stats();
-        s.bytes = f.bytes;
+        // Every byte read, UBX frames the splitter took out included.
+        s.bytes = self.bytes_in;
         s.skipped_bytes = f.skipped_bytes;
         s.checksum_errors = f.checksum_errors;
         s.framing_errors = f.framing_errors;
@@ -373,6 +377,7 @@ impl Decoder {
 
     /// Feeds one read that returned at `read_end`; trusted seconds are appended to `out`.
     pub(crate) fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<Decoded>) {
+        self.bytes_in += bytes.len() as u64;
         let (mut other, mut pieces) = (std::mem::take(&mut self.other), std::mem::take(&mut self.pieces));
         other.clear();
         pieces.clear();
