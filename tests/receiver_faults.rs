@@ -207,7 +207,7 @@ fn each_receiver_fault_class_gets_a_log_line_with_its_fix() {
     let cfg = config(dir.path(), listen, &receiver, "");
     let d = Daemon::start(&["--config", &cfg]);
     let line = d.wait_log("receiver fault ubx_only", Duration::from_secs(40)).expect("UBX named");
-    assert!(line.contains("enable NMEA output"), "{line}");
+    assert!(line.contains("enable NAV-TIMEUTC") && line.contains("NMEA"), "{line}");
     // Text that never ends a line.
     receiver.set_raw(Some(b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W".repeat(3)));
     let line =
