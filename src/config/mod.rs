@@ -263,9 +263,26 @@ pub struct ClockConfig {
     /// Default: `/var/lib/stratum1/drift` with `mode = "system"`; none with `"software"` (its
     /// frequency is relative to a host clock someone else may be steering).
     pub drift_file: Option<PathBuf>,
+    /// Holdover ends (LI=3) when the advertised root distance passes this, ms; `None`: the
+    /// core's default (100 ms, the pool monitor's tolerance).
+    pub holdover_max_distance_ms: Option<f64>,
+    /// The oscillator's worst-case frequency error once disciplined, ppm; `None`: 1 ppm.
+    pub oscillator_max_error_ppm: Option<f64>,
 }
 
 impl ClockConfig {
+    /// The core's tuning with this table's holdover keys applied.
+    pub fn core_config(&self) -> crate::core::CoreConfig {
+        let mut c = crate::core::CoreConfig::default();
+        if let Some(ms) = self.holdover_max_distance_ms {
+            c.holdover_max_distance_s = ms * 1e-3;
+        }
+        if let Some(ppm) = self.oscillator_max_error_ppm {
+            c.oscillator_max_error_ppm = ppm;
+        }
+        c
+    }
+
     pub fn drift_path(&self) -> Option<PathBuf> {
         match (&self.drift_file, self.mode) {
             (Some(p), _) => Some(p.clone()),

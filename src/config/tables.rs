@@ -395,6 +395,15 @@ fn clock(mut t: Table) -> Result<ClockConfig, ConfigError> {
             Ok(p)
         })?);
     }
+    if let Some(f) = t.get("holdover_max_distance_ms") {
+        // Below 10 µs a PPS lock itself does not fit; above 1.5 s clients refuse the server
+        // anyway (the core's selection limit).
+        c.holdover_max_distance_ms = Some(f.number(0.01..=1500.0, "ms")?);
+    }
+    if let Some(f) = t.get("oscillator_max_error_ppm") {
+        // A TCXO or OCXO may be far better than 1 ppm; beyond 100 ppm the board is broken.
+        c.oscillator_max_error_ppm = Some(f.number(0.001..=100.0, "ppm")?);
+    }
     t.finish(&[])?;
     Ok(c)
 }

@@ -94,7 +94,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     if let Some(d) = drift {
         info!("starting on the drift file's frequency {:+.3} ppm", d.freq_ppm);
     }
-    let mut core = Core::new(CoreConfig::default().with_drift(drift), clock.now());
+    let mut core = Core::new(config.clock.core_config().with_drift(drift), clock.now());
     if let Some(table) = read_leap_table() {
         core.set_leap_table(Some(table));
     }

@@ -106,6 +106,21 @@ pub struct Simulation {
     core_in_control: bool,
     /// Print a JSON trace line every this many virtual seconds.
     trace_every: Option<i64>,
+    /// Called once a virtual second (tests that check more than the report's figures).
+    observer: Option<Box<dyn FnMut(&Observation)>>,
+}
+
+/// What the server advertised and how wrong it was, at one virtual second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub t_s: i64,
+    /// Served − true time, seconds.
+    pub error_s: f64,
+    pub leap: crate::vocab::Leap,
+    pub stratum: u8,
+    pub root_distance_s: f64,
+    /// The core holds over (synchronised, no selectable source).
+    pub holdover: bool,
 }
 
 impl Simulation {
@@ -128,6 +143,9 @@ impl Simulation {
         }
         if let Some(v) = sc.core.holdover_max_distance_s {
             cfg.holdover_max_distance_s = v;
+        }
+        if let Some(v) = sc.core.oscillator_max_error_ppm {
+            cfg.oscillator_max_error_ppm = v;
         }
         if let Some(v) = sc.core.bound_sigmas {
             cfg.bound_sigmas = v;
@@ -202,6 +220,7 @@ impl Simulation {
             upstream_samples: 0,
             core_in_control: false,
             trace_every: None,
+            observer: None,
         };
         for k in 0..3 {
             sim.schedule_receiver_second(k);
@@ -213,6 +232,12 @@ impl Simulation {
     /// Prints `{"event":"trace",...}` lines (error, state, sources) every `secs` virtual seconds.
     pub fn trace_every(mut self, secs: Option<u64>) -> Simulation {
         self.trace_every = secs.filter(|&s| s > 0).map(|s| s as i64);
+        self
+    }
+
+    /// Calls `f` once every virtual second with what the server advertised then.
+    pub fn observe(mut self, f: impl FnMut(&Observation) + 'static) -> Simulation {
+        self.observer = Some(Box::new(f));
         self
     }
 
@@ -283,6 +308,16 @@ impl Simulation {
         let st = self.core.system_state();
         let distance = st.root_delay / 2.0 + st.root_dispersion_at(now);
         self.stats.observe(k as f64, self.clock.error_s(), st.is_synchronised(), distance, st.stratum);
+        if let Some(f) = &mut self.observer {
+            f(&Observation {
+                t_s: k,
+                error_s: self.clock.error_s(),
+                leap: st.leap,
+                stratum: st.stratum,
+                root_distance_s: distance,
+                holdover: self.core.holdover_limit_s().is_some(),
+            });
+        }
         if self.trace_every.is_some_and(|e| k % e == 0) {
             let sources: Vec<_> = self
                 .core
@@ -450,5 +485,33 @@ mod tests {
         assert_eq!(later.rms_offset_s, then.rms_offset_s);
         assert_eq!(later.max_abs_offset_s, then.max_abs_offset_s);
         assert_eq!(later.max_error_while_serving_s, then.max_error_while_serving_s);
+    }
+
+    #[test]
+    fn thirty_minutes_of_holdover_stay_stratum_1_with_an_honest_bound() {
+        // Issue 14: scenario A's crystal, PPS for 2 h, then 30 min without sky or upstream.
+        use std::sync::{Arc, Mutex};
+        let sc = Scenario::named("holdover-30min").expect("named scenario").expect("parses");
+        let seen: Arc<Mutex<Vec<Observation>>> = Arc::default();
+        let log = seen.clone();
+        let report = Simulation::new(sc)
+            .observe(move |o| log.lock().unwrap_or_else(|e| e.into_inner()).push(o.clone()))
+            .run();
+        assert_eq!(report.root_distance_violations, 0, "{report:?}");
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        // Samples stop at 7200 s; the outage lasts to 9000 s.
+        let outage: Vec<&Observation> = seen.iter().filter(|o| (7201..9000).contains(&o.t_s)).collect();
+        assert_eq!(outage.len(), 1799);
+        for o in &outage {
+            assert!(o.leap == crate::vocab::Leap::None && o.stratum == 1, "at {} s: {o:?}", o.t_s);
+            assert!(o.error_s.abs() <= o.root_distance_s, "at {} s: {o:?}", o.t_s);
+        }
+        assert!(outage.iter().filter(|o| o.t_s > 7300).all(|o| o.holdover), "holdover not reported");
+        let worst = outage.iter().map(|o| o.error_s.abs()).fold(0.0, f64::max);
+        let end = outage.last().map_or(f64::NAN, |o| o.root_distance_s);
+        assert!(end <= 20.0 * worst, "advertised {end} s at the end, worst true error {worst} s");
+        // The sky comes back: the server is synchronised on PPS again before the run ends.
+        assert!(seen.last().is_some_and(|o| o.stratum == 1 && !o.holdover), "{:?}", seen.last());
+        eprintln!("holdover-30min: worst error {worst:e} s, final root distance {end:e} s");
     }
 }

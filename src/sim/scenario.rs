@@ -23,6 +23,7 @@ pub const NAMED: &[(&str, &str)] = &[
     ("nmea-late-wandering", include_str!("../../tests/scenarios/nmea-late-wandering.toml")),
     ("nmea-before-pulse", include_str!("../../tests/scenarios/nmea-before-pulse.toml")),
     ("nmea-late-long-outage", include_str!("../../tests/scenarios/nmea-late-long-outage.toml")),
+    ("holdover-30min", include_str!("../../tests/scenarios/holdover-30min.toml")),
 ];
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -96,6 +97,7 @@ impl ClockScenario {
 pub struct CoreScenario {
     pub step_threshold_s: Option<f64>,
     pub holdover_max_distance_s: Option<f64>,
+    pub oscillator_max_error_ppm: Option<f64>,
     pub bound_sigmas: Option<f64>,
     pub sync_max_offset_s: Option<f64>,
 }
