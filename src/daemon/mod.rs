@@ -30,7 +30,7 @@ use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
 use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, Core, CoreConfig};
+use crate::core::{self as core_, Core};
 use crate::net::server::{self, ServerOptions};
 use crate::vocab::{ClockAction, Time};
 use crate::web::SharedHistory;

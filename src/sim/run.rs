@@ -107,8 +107,10 @@ pub struct Simulation {
     /// Print a JSON trace line every this many virtual seconds.
     trace_every: Option<i64>,
     /// Called once a virtual second (tests that check more than the report's figures).
-    observer: Option<Box<dyn FnMut(&Observation)>>,
+    observer: Option<Observer>,
 }
+
+type Observer = Box<dyn FnMut(&Observation)>;
 
 /// What the server advertised and how wrong it was, at one virtual second.
 #[derive(Clone, Debug, PartialEq)]
