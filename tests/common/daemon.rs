@@ -13,6 +13,13 @@ pub struct Daemon(Child);
 impl Daemon {
     /// `stratum1 run ARGS…`; its log goes to the test's stderr (seen with `--nocapture`).
     pub fn start(args: &[&str]) -> Daemon {
+        Self::start_logged(args).0
+    }
+
+    /// Like [`Daemon::start`], also keeping every log line for the test to read.
+    pub fn start_logged(args: &[&str]) -> (Daemon, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         let mut child = Command::new(BIN)
             .arg("run")
             .args(args)
@@ -26,10 +33,11 @@ impl Daemon {
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
                     eprintln!("[daemon] {line}");
+                    kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
                 }
             });
         }
-        Daemon(child)
+        (Daemon(child), log)
     }
 }
 
