@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::filter::{Estimate, SourceFilter, Verdict};
 use super::gps_check::{self, GpsGuard, NetworkTime};
@@ -643,7 +643,7 @@ impl Core {
             swing: 0.0,
         });
         if self.in_holdover {
-            info!(source = %peer_src.name, "source selected; leaving holdover");
+            debug!(source = %peer_src.name, "source selected; leaving holdover");
             self.in_holdover = false;
         }
         self.push_status(actions, leap, synchronised, bound, root_delay / 2.0 + root_dispersion);
@@ -677,7 +677,7 @@ impl Core {
             if let Some(b) = &mut self.holdover_basis {
                 b.swing = swing_ppm * 1e-6;
             }
-            warn!("no selectable source: holding over on the learned frequency");
+            debug!("no selectable source: holding over on the learned frequency");
         }
         let Some(basis) = self.holdover_basis else {
             self.unsynchronise(now, actions);
@@ -689,7 +689,7 @@ impl Core {
         self.state.dispersion_rate = rate;
         let limit = self.holdover_limit();
         if distance > limit {
-            warn!(distance_s = distance, "holdover error bound exhausted: unsynchronised");
+            debug!(distance_s = distance, "holdover error bound exhausted: unsynchronised");
             self.unsynchronise(now, actions);
         } else {
             let leap = self.state.leap;

@@ -124,6 +124,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut drift_saved = std::time::Instant::now();
+    let mut event_log = events::EventLog::default();
     loop {
         tokio::select! {
             Some(ev) = ref_rx.recv() => refclocks.on_event(ev, &mut core, &*clock),
@@ -134,7 +135,8 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 let now = clock.now();
                 let mut snapshot = status::snapshot(&core, &refclocks, &server, started, now);
                 status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
-                for change in events::changes(&status.load(), &snapshot) {
+                let at_s = started.elapsed().as_secs_f64();
+                for change in event_log.review(&status.load(), &snapshot, at_s) {
                     change.log();
                 }
                 history.record(&snapshot);
