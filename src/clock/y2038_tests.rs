@@ -74,8 +74,13 @@ fn software_clock_keeps_time_past_2038() {
 
 #[test]
 fn simulated_clock_runs_past_2038() {
-    let model =
-        OscillatorModel { freq_ppm: 12.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 3600.0 };
+    let model = OscillatorModel {
+        freq_ppm: 12.0,
+        wander_ppb: 0.0,
+        temp_swing_ppm: 0.0,
+        temp_period_s: 3600.0,
+        ..OscillatorModel::NO_STEP
+    };
     let start = last_32_bit_second().add_nanos(-60_000_000_000);
     let clock = SimClock::new(model, start, 0.5, 7);
     clock.advance_to(start.add_nanos(86_400_000_000_000));

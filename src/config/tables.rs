@@ -463,6 +463,8 @@ fn simulate(mut t: Table) -> Result<ReceiverParams, ConfigError> {
     num(&mut t, "nmea_wander_period_s", 1.0..=1e7, "s", &mut p.nmea_wander_period_s)?;
     num(&mut t, "nmea_jitter_ms", 0.0..=500.0, "ms", &mut p.nmea_jitter_ms)?;
     num(&mut t, "missed_pulse_prob", 0.0..=1.0, "", &mut p.missed_pulse_prob)?;
+    num(&mut t, "late_edge_prob", 0.0..=1.0, "", &mut p.late_edge_prob)?;
+    num(&mut t, "late_edge_mean_ns", 0.0..=1e8, "ns", &mut p.late_edge_mean_ns)?;
     flag(&mut t, "pulses_without_fix", &mut p.pulses_without_fix)?;
     num(&mut t, "free_run_offset_ms", -1000.0..=1000.0, "ms", &mut p.free_run_offset_ms)?;
     num(&mut t, "utc_offset_ms", -86_400_000.0..=86_400_000.0, "ms", &mut p.utc_offset_ms)?;

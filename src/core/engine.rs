@@ -832,8 +832,13 @@ mod tests {
 
     #[test]
     fn pps_locks_steps_once_and_holds_sub_microsecond() {
-        let m =
-            OscillatorModel { freq_ppm: 12.0, wander_ppb: 1.0, temp_swing_ppm: 0.2, temp_period_s: 3600.0 };
+        let m = OscillatorModel {
+            freq_ppm: 12.0,
+            wander_ppb: 1.0,
+            temp_swing_ppm: 0.2,
+            temp_period_s: 3600.0,
+            ..OscillatorModel::NO_STEP
+        };
         let clock = SimClock::new(m, start(), 0.4, 3);
         let mut rng = StdRng::seed_from_u64(3);
         let mut core = Core::new(CoreConfig::default(), clock.now());
@@ -877,7 +882,13 @@ mod tests {
 
     #[test]
     fn a_late_jump_is_slewed_never_stepped() {
-        let m = OscillatorModel { freq_ppm: 3.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+        let m = OscillatorModel {
+            freq_ppm: 3.0,
+            wander_ppb: 0.0,
+            temp_swing_ppm: 0.0,
+            temp_period_s: 0.0,
+            ..OscillatorModel::NO_STEP
+        };
         let clock = SimClock::new(m, start(), 0.3, 5);
         let mut rng = StdRng::seed_from_u64(5);
         let mut core = Core::new(CoreConfig::default(), clock.now());
@@ -914,8 +925,13 @@ mod tests {
     #[test]
     fn sync_waits_for_the_offset_to_settle_when_asked() {
         for limit in [None, Some(10e-6)] {
-            let m =
-                OscillatorModel { freq_ppm: 0.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+            let m = OscillatorModel {
+                freq_ppm: 0.0,
+                wander_ppb: 0.0,
+                temp_swing_ppm: 0.0,
+                temp_period_s: 0.0,
+                ..OscillatorModel::NO_STEP
+            };
             // 50 ms off: below the step threshold, so it is slewed (at most 500 ppm: 100 s).
             let clock = SimClock::new(m, start(), 0.05, 9);
             let mut rng = StdRng::seed_from_u64(9);
@@ -1098,7 +1114,13 @@ mod tests {
 
     #[test]
     fn holdover_then_unsynchronised() {
-        let m = OscillatorModel { freq_ppm: 5.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+        let m = OscillatorModel {
+            freq_ppm: 5.0,
+            wander_ppb: 0.0,
+            temp_swing_ppm: 0.0,
+            temp_period_s: 0.0,
+            ..OscillatorModel::NO_STEP
+        };
         let clock = SimClock::new(m, start(), 0.0, 1);
         let mut rng = StdRng::seed_from_u64(1);
         let cfg = CoreConfig { holdover_max_distance_s: 1e-3, ..Default::default() };
@@ -1143,7 +1165,13 @@ mod tests {
     /// Runs a refclock that feeds `offset_at(k, clock)` for `k` in `1..=feed` and then goes
     /// silent; returns the worst error/root distance ratio in holdover and when it ended, if it did.
     fn hold_after(feed: usize, offset_at: impl Fn(usize, &SimClock) -> f64) -> (f64, Option<usize>) {
-        let m = OscillatorModel { freq_ppm: 17.5, wander_ppb: 1.5, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+        let m = OscillatorModel {
+            freq_ppm: 17.5,
+            wander_ppb: 1.5,
+            temp_swing_ppm: 0.0,
+            temp_period_s: 0.0,
+            ..OscillatorModel::NO_STEP
+        };
         let clock = SimClock::new(m, start(), 0.0, 3);
         let mut core = Core::new(CoreConfig::default(), clock.now());
         let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());

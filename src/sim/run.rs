@@ -163,6 +163,8 @@ impl Simulation {
                 nmea_wander_period_s: g.nmea_wander_period_s,
                 nmea_jitter_ms: g.nmea_jitter_ms,
                 missed_pulse_prob: g.missed_pulse_prob,
+                late_edge_prob: g.late_edge_prob,
+                late_edge_mean_ns: g.late_edge_mean_ns,
                 no_fix: g.no_fix.clone(),
                 pulses_without_fix: g.pulses_without_fix,
                 outages: g.outages.clone(),
@@ -487,6 +489,23 @@ mod tests {
         assert_eq!(later.rms_offset_s, then.rms_offset_s);
         assert_eq!(later.max_abs_offset_s, then.max_abs_offset_s);
         assert_eq!(later.max_error_while_serving_s, then.max_error_while_serving_s);
+    }
+
+    #[test]
+    fn late_edges_and_a_temperature_step_meet_issue_14s_targets() {
+        // 2% of edges late by exp(30 µs) on scenario A's crystal, three seeds.
+        for name in ["late-edges-1", "late-edges-2", "late-edges-3"] {
+            let sc = Scenario::named(name).expect("named scenario").expect("parses");
+            let r = Simulation::new(sc).run();
+            assert_eq!(r.root_distance_violations, 0, "{r:?}");
+            assert!(r.rms_offset_s.is_some_and(|v| v <= 0.35e-6), "{name}: {r:?}");
+            assert!(r.p99_abs_offset_s.is_some_and(|v| v <= 1e-6), "{name}: {r:?}");
+        }
+        // And a 1 ppm step over 60 s.
+        let sc = Scenario::named("temperature-step").expect("named scenario").expect("parses");
+        let r = Simulation::new(sc).run();
+        assert_eq!(r.root_distance_violations, 0, "{r:?}");
+        assert!(r.max_abs_offset_s.is_some_and(|v| v <= 5e-6), "{r:?}");
     }
 
     #[test]
