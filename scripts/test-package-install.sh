@@ -3,12 +3,13 @@
 # with debootstrap under target/pkgtest (never into this machine's own root), checks what
 # `dpkg -i` leaves (user and groups, udev rule, unit, config, state directory, man pages,
 # completions; the service disabled, nothing started), then purges it and checks that what the
-# package created is gone. Default DEB: target/package/stratum1_*_amd64.deb.
+# package created is gone. Default DEB: target/package/stratum1_*_amd64.deb. With --base-only it
+# only makes the clean root (CI starts that early, in the background: it is mostly download).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-deb=${1:-$(ls target/package/stratum1_*_amd64.deb | tail -n1)}
-[ -f "$deb" ] || { echo "no package $deb: run scripts/package.sh amd64" >&2; exit 1; }
+base_only=0
+[ "${1:-}" = --base-only ] && { base_only=1; shift; }
 [ "$(id -u)" = 0 ] || { echo "needs root (debootstrap, chroot)" >&2; exit 1; }
 
 base="$top/target/pkgtest/base.tar"
@@ -26,9 +27,12 @@ if [ ! -f "$base" ]; then
   debootstrap --variant=minbase --include=systemd,udev --cache-dir=/var/cache/apt/archives \
     bookworm "$fresh" >"$top/target/pkgtest/debootstrap.log" 2>&1 \
     || { tail -n 20 "$top/target/pkgtest/debootstrap.log" >&2; exit 1; }
-  tar -C "$fresh" -cf "$base" .
+  tar -C "$fresh" -cf "$base.part" . && mv "$base.part" "$base"
   rm -rf "$fresh"
 fi
+[ "$base_only" = 1 ] && exit 0
+deb=${1:-$(ls target/package/stratum1_*_amd64.deb | tail -n1)}
+[ -f "$deb" ] || { echo "no package $deb: run scripts/package.sh amd64" >&2; exit 1; }
 root="$top/target/pkgtest/root"
 umount "$root/proc" 2>/dev/null || true
 rm -rf --one-file-system "$root" && mkdir -p "$root"

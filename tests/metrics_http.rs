@@ -64,7 +64,18 @@ fn snapshot() -> StatusSnapshot {
                 ..Default::default()
             },
         ],
-        server: ServerCounters { answered: 77, kod: 1, dropped_by_reason: dropped, ..Default::default() },
+        server: ServerCounters {
+            answered: 77,
+            kod: 1,
+            dropped_by_reason: dropped,
+            interleaved: 5,
+            tx_timestamps: 4,
+            mode6: [("answered", 3), ("error", 2), ("denied", 1), ("rate_limited", 0), ("malformed", 0)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            ..Default::default()
+        },
         nts: None,
     }
 }
@@ -263,6 +274,20 @@ fn metrics_page_parses_and_has_the_families() {
     assert_eq!(by_outcome["answered"], 77.0);
     assert_eq!(by_outcome["kod"], 1.0);
     assert_eq!(by_outcome["dropped_rate"], 9.0);
+    assert_eq!(value("stratum1_server_interleaved_replies_total"), 5.0);
+    assert_eq!(value("stratum1_server_tx_timestamps_total"), 4.0);
+    let m6 = &fams["stratum1_mode6_requests_total"];
+    assert_eq!(m6.kind, "counter");
+    let m6: HashMap<&str, f64> = m6
+        .samples
+        .iter()
+        .map(|(_, l, v)| (l.iter().find(|(k, _)| k == "outcome").unwrap().1.as_str(), *v))
+        .collect();
+    assert_eq!(
+        (m6["answered"], m6["error"], m6["denied"], m6["rate_limited"], m6["malformed"]),
+        (3.0, 2.0, 1.0, 0.0, 0.0),
+        "every outcome, zeros included"
+    );
     let selected = fams["stratum1_source_state"]
         .samples
         .iter()

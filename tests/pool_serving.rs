@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::config::Config;
+use stratum1::control::StatusHandle;
 use stratum1::core::state::{SystemState, shared_state};
 use stratum1::net::packet::{Mode, Packet};
 use stratum1::net::server::{self, DropReason, ServerHandle, ServerOptions};
@@ -29,7 +30,12 @@ fn start(listen: &str, toml: &str) -> ServerHandle {
     let state = shared_state();
     state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
     let policy = Arc::new(stratum1::daemon::options::serving_policy(&config.server));
-    let opts = ServerOptions { listen: vec![listen.parse().expect("test address")], workers: 2, nts: None };
+    // Mode 6 is served (to loopback only, the default `mode6_allow`), as in the daemon.
+    let opts = ServerOptions {
+        workers: 2,
+        mode6: Some(Arc::new(StatusHandle::default())),
+        ..ServerOptions::new(vec![listen.parse().expect("test address")])
+    };
     server::spawn(opts, state, clock, policy).expect("server starts")
 }
 
@@ -375,7 +381,9 @@ fn mode_6_and_7_from_another_host_get_no_reply() {
         }
     }
     let stats = srv.stats();
-    assert_eq!(stats.dropped(DropReason::Mode), 9, "{stats:?}");
+    assert_eq!(stats.dropped(DropReason::Mode), 6, "{stats:?}");
+    let mode6: Vec<(&str, u64)> = stats.mode6_by_outcome().collect();
+    assert_eq!(mode6, [("answered", 0), ("error", 0), ("denied", 3), ("rate_limited", 0), ("malformed", 0)]);
     assert_eq!((stats.answered, stats.kod), (1, 0));
 }
 

@@ -28,7 +28,11 @@ fn spec(index: usize, host: &str, port: u16, minpoll: i8, maxpoll: i8) -> Upstre
         port,
         pool: false,
         max_sources: 1,
-        options: UpstreamOptions { poll: PollOptions { minpoll, maxpoll, iburst: true }, max_distance: 1.5 },
+        options: UpstreamOptions {
+            poll: PollOptions { minpoll, maxpoll, iburst: true },
+            max_distance: 1.5,
+            ..Default::default()
+        },
         prefer: false,
         noselect: false,
         nts: None,

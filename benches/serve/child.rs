@@ -13,7 +13,13 @@ use stratum1::core::state::{SystemState, shared_state};
 use stratum1::net::server::{self, ServerOptions};
 
 /// `rate_limit`: (interval s, burst), or `None` for `rate_limit = false`.
-pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -> anyhow::Result<()> {
+/// `interleaved`: serve interleaved mode (the default configuration) or basic mode only.
+pub fn run(
+    listen: SocketAddr,
+    rate_limit: Option<(f64, u32)>,
+    workers: usize,
+    interleaved: bool,
+) -> anyhow::Result<()> {
     let clock = Arc::new(SoftwareClock::new());
     let state = shared_state();
     state.store(Arc::new(SystemState::locked_stratum1(clock.now())));
@@ -22,6 +28,7 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
         listen: vec![listen],
         rate_limit: rate_limit.is_some(),
         rate_limit_exempt: Vec::new(),
+        interleaved: interleaved.then(Default::default),
         ..ServerConfig::default()
     };
     if let Some((interval, burst)) = rate_limit {
@@ -35,8 +42,10 @@ pub fn run(listen: SocketAddr, rate_limit: Option<(f64, u32)>, workers: usize) -
     let nts = std::env::var_os("STRATUM1_BENCH_NTS").map(|_| {
         Arc::new(arc_swap::ArcSwap::from_pointee(stratum1::net::nts::cookie::CookieKeys::generate(0)))
     });
-    let handle =
-        server::spawn(ServerOptions { listen: config.listen.clone(), workers, nts }, state, clock, policy)?;
+    // As deployed: interleaved mode on (basic requests must not pay for it).
+    let interleaved = stratum1::daemon::options::interleaved(&config);
+    let opts = ServerOptions { workers, nts, interleaved, ..ServerOptions::new(config.listen.clone()) };
+    let handle = server::spawn(opts, state, clock, policy)?;
     println!("ready {} table_bytes={table_bytes}", handle.local_addrs()[0]);
     for line in std::io::stdin().lock().lines() {
         if line?.trim() == "stats" {

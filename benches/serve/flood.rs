@@ -8,8 +8,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use crate::mmsg::{BATCH, Batch, mono_ns};
 
 /// Sends one NTP client request from each of `count` addresses 127.16.0.0 + i, at about
-/// `rate` packets/s. Returns the number sent.
-pub fn run(target: SocketAddrV4, count: u32, rate: f64) -> io::Result<u64> {
+/// `rate` packets/s. Returns the number sent. `interleaved`: requests in chrony's interleaved
+/// form (an origin that could be one of the server's receive timestamps), each of which costs
+/// the server a table entry and a kernel transmit stamp.
+pub fn run(target: SocketAddrV4, count: u32, rate: f64, interleaved: bool) -> io::Result<u64> {
     // SAFETY: plain socket(2) call; the fd is owned below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     if fd < 0 {
@@ -32,6 +34,12 @@ pub fn run(target: SocketAddrV4, count: u32, rate: f64) -> io::Result<u64> {
         for k in 0..n {
             let src = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 16, 0, 0)) + i + k as u32);
             write_packet(&mut batch.bufs[k], src, 40_000 + (i + k as u32) as u16 % 20_000, target);
+            if interleaved {
+                // Origin odd (a server receive timestamp), receive ≠ transmit.
+                let b = &mut batch.bufs[k];
+                b[52..60].copy_from_slice(&(((i as u64 + k as u64) << 1) | 1).to_be_bytes());
+                b[60..68].copy_from_slice(&0x5555_5555u64.to_be_bytes());
+            }
             batch.lens[k] = 20 + 8 + 48;
             batch.set_dest(k, target);
         }

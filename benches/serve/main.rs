@@ -38,14 +38,18 @@ struct Opts {
     workers: usize,
     chrony: bool,
     with_limiter: bool,
+    /// Also run a stratum1 with interleaved mode off, to see what it costs basic requests.
+    basic_only: bool,
+    /// Flood with requests in interleaved form.
+    flood_interleaved: bool,
     nice: i32,
 }
 
 const HELP: &str = "\
 usage: serve [--server-cpus LIST] [--load-cpus LIST] [--trial-ms N] [--repeats N]
              [--sockets N] [--flood N] [--flood-rate PPS] [--workers N] [--no-chrony]
-             [--no-limiter] [--nice N]
-       serve serve --listen ADDR [--rate-limit INTERVAL_S,BURST] [--workers N]   (internal)";
+             [--no-limiter] [--basic-only] [--flood-interleaved] [--nice N]
+       serve serve --listen ADDR [--rate-limit INTERVAL_S,BURST] [--workers N] [--no-interleaved]   (internal)";
 
 fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
     let mut o = Opts {
@@ -59,6 +63,8 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
         workers: 0,
         chrony: true,
         with_limiter: true,
+        basic_only: false,
+        flood_interleaved: false,
         nice: -20,
     };
     let mut it = args.iter();
@@ -76,6 +82,8 @@ fn parse_opts(args: &[String]) -> anyhow::Result<Opts> {
             "--workers" => o.workers = val()?.parse()?,
             "--no-chrony" => o.chrony = false,
             "--no-limiter" => o.with_limiter = false,
+            "--basic-only" => o.basic_only = true,
+            "--flood-interleaved" => o.flood_interleaved = true,
             "--nice" => o.nice = val()?.parse()?,
             "-h" | "--help" => {
                 println!("{HELP}");
@@ -104,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         let mut listen = None;
         let mut rate_limit = None;
         let mut workers = 0;
+        let mut interleaved = true;
         let mut it = args[1..].iter();
         while let Some(a) = it.next() {
             match a.as_str() {
@@ -114,10 +123,11 @@ fn main() -> anyhow::Result<()> {
                     rate_limit = Some((i.parse()?, b.parse()?));
                 }
                 "--workers" => workers = it.next().context("--workers N")?.parse()?,
+                "--no-interleaved" => interleaved = false,
                 other => bail!("serve: unknown option {other:?}"),
             }
         }
-        return child::run(listen.context("serve needs --listen")?, rate_limit, workers);
+        return child::run(listen.context("serve needs --listen")?, rate_limit, workers, interleaved);
     }
     let opts = parse_opts(&args)?;
     bench(&opts)
@@ -141,6 +151,7 @@ impl Server {
         name: &'static str,
         addr: SocketAddrV4,
         rate_limit: Option<(f64, u32)>,
+        interleaved: bool,
     ) -> anyhow::Result<Server> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new("nice");
@@ -152,6 +163,9 @@ impl Server {
         cmd.args(["--workers", &opts.workers.to_string()]);
         if let Some((interval, burst)) = rate_limit {
             cmd.args(["--rate-limit", &format!("{interval},{burst}")]);
+        }
+        if !interleaved {
+            cmd.arg("--no-interleaved");
         }
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().context("start stratum1")?;
         let stdin = child.stdin.take();
@@ -353,7 +367,7 @@ fn bench(opts: &Opts) -> anyhow::Result<()> {
     mmsg::pin_to(&load_cpus).context("pin the generator")?;
     prioritise(opts.nice);
     let workdir = repo_root().join("target/tmp/bench-serve");
-    let s1 = Server::stratum1(opts, "stratum1", "127.0.0.1:12301".parse()?, None)?;
+    let s1 = Server::stratum1(opts, "stratum1", "127.0.0.1:12301".parse()?, None, true)?;
     s1.wait_answering()?;
     let mut servers = vec![s1];
     if opts.chrony {
@@ -362,7 +376,18 @@ fn bench(opts: &Opts) -> anyhow::Result<()> {
     if opts.with_limiter {
         // The pool configuration's per-packet path (access lists + a rate-table lookup for
         // every request), with limits far above the generator's per-address rate.
-        let s = Server::stratum1(opts, "stratum1+ratelimit", "127.0.0.1:12304".parse()?, Some((1e-6, 1000)))?;
+        let s = Server::stratum1(
+            opts,
+            "stratum1+ratelimit",
+            "127.0.0.1:12304".parse()?,
+            Some((1e-6, 1000)),
+            true,
+        )?;
+        s.wait_answering()?;
+        servers.push(s);
+    }
+    if opts.basic_only {
+        let s = Server::stratum1(opts, "stratum1-basic-only", "127.0.0.1:12305".parse()?, None, false)?;
         s.wait_answering()?;
         servers.push(s);
     }
@@ -438,11 +463,11 @@ fn bench(opts: &Opts) -> anyhow::Result<()> {
     let mut flood_report = serde_json::Value::Null;
     if opts.flood > 0 {
         let defaults = (RateParams::DEFAULT_INTERVAL_S, RateParams::DEFAULT_BURST);
-        let mut s = Server::stratum1(opts, "stratum1", "127.0.0.1:12303".parse()?, Some(defaults))?;
+        let mut s = Server::stratum1(opts, "stratum1", "127.0.0.1:12303".parse()?, Some(defaults), true)?;
         let table_bytes = s.table_bytes;
         let (idle_rss, _) = s.status()?;
         let t0 = Instant::now();
-        let sent = flood::run(s.addr, opts.flood, opts.flood_rate)?;
+        let sent = flood::run(s.addr, opts.flood, opts.flood_rate, opts.flood_interleaved)?;
         std::thread::sleep(Duration::from_millis(500));
         let (rss, hwm) = s.status()?;
         let stats = s.stats()?;
@@ -456,7 +481,7 @@ fn bench(opts: &Opts) -> anyhow::Result<()> {
         );
         flood_report = serde_json::json!({
             "addresses": opts.flood, "sent": sent, "idle_rss_kib": idle_rss, "rss_kib": rss,
-            "hwm_kib": hwm, "table_kib": table_bytes / 1024, "server_stats": serde_json::from_str::<serde_json::Value>(&stats).ok(),
+            "hwm_kib": hwm, "table_kib": table_bytes / 1024, "interleaved_form": opts.flood_interleaved, "server_stats": serde_json::from_str::<serde_json::Value>(&stats).ok(),
         });
         if grown_kib > 1024 {
             bail!(
@@ -471,6 +496,7 @@ fn bench(opts: &Opts) -> anyhow::Result<()> {
         "stratum1": report[0],
         "chronyd": by_name("chronyd"),
         "stratum1_ratelimit": by_name("stratum1+ratelimit"),
+        "stratum1_basic_only": by_name("stratum1-basic-only"),
         "ratio": ratio,
         "flood": flood_report,
         "server_cpus": opts.server_cpus, "load_cpus": opts.load_cpus, "repeats": opts.repeats,

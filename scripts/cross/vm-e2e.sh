@@ -2,7 +2,6 @@
 # scripts/cross/vm-e2e.sh TRIPLE: boots Debian's own ARM kernel in qemu-system (full-system
 # emulation, software only) with the ARM release binary in an initramfs, the guest's clock set
 # to 2040-03-01 (the guest's, never the host's), and checks inside the guest:
-#   - `simulate --scenario pi-pps-hat --json` gives the same figures as under qemu-user;
 #   - `run --simulate` (simulated receiver through a real pty) serves stratum 1, refid PPS, to
 #     `query`, with 2040 timestamps, and `status --json` says stratum 1.
 # Why a VM: qemu-user does not translate the TCGETS2/TCSETS2 ioctls that the serialport crate
@@ -93,7 +92,6 @@ if [ -x /stratum1-tests ]; then
     refclock::pps::probe::tests::a_wrong_device 2>&1 | grep -E '^test |test result' | sed 's/^/VM-TESTS /'
   cd /
 fi
-echo "VM-SIMULATE $(/stratum1 simulate --scenario pi-pps-hat --json | tail -n1)"
 STRATUM1_FORBID_SYSTEM_CLOCK=1 /stratum1 run --simulate --config /etc/stratum1.toml >/tmp/daemon.log 2>&1 &
 i=0
 while [ $i -lt 120 ]; do
@@ -102,7 +100,15 @@ while [ $i -lt 120 ]; do
   i=$((i + 1))
   sleep 2
 done
-echo "VM-STATUS $(/stratum1 status --json --socket /tmp/control.sock)"
+# status reads a snapshot the daemon publishes every second: it may trail the served reply.
+i=0
+while [ $i -lt 15 ]; do
+  st=$(/stratum1 status --json --socket /tmp/control.sock 2>&1)
+  case "$st" in *'"stratum":1,'*) break ;; esac
+  i=$((i + 1))
+  sleep 1
+done
+echo "VM-STATUS $st"
 tail -n 5 /tmp/daemon.log | sed 's/^/VM-LOG /'
 echo VM-DONE
 poweroff -f
@@ -119,8 +125,8 @@ timeout 900 "${qemu[@]}" -m 512 -smp 1 -nographic -no-reboot -rtc "base=$guest_d
 grep -a '^VM-' "$log" | cut -c1-400
 grep -aq '^VM-DONE' "$log" || { tail -n 40 "$log" >&2; echo "the guest did not finish" >&2; exit 1; }
 
-python3 - "$log" "$top/target/cross/vm/user-simulate-$triple.json" <<'PY'
-import json, sys, os
+python3 - "$log" <<'PY'
+import json, sys
 lines = {}
 for raw in open(sys.argv[1], "rb").read().decode("utf-8", "replace").splitlines():
     raw = raw.strip("\r")
@@ -132,14 +138,6 @@ secs, machine = lines["VM-CLOCK"].split()
 date = datetime.datetime.fromtimestamp(int(secs), datetime.timezone.utc).isoformat()
 assert date.startswith("2040-03-01"), f"guest clock: {date}"
 date = f"{date} ({machine}; busybox date says {lines.get('VM-BUSYBOX-DATE')})"
-sim = json.loads(lines["VM-SIMULATE"])
-user = sys.argv[2]
-if os.path.exists(user):  # the same binary under qemu-user (scripts/cross/e2e.sh writes it)
-    ref = json.load(open(user))
-    wall = {"wall_s", "speedup"}
-    diff = [k for k in ref if k not in wall and ref[k] != sim[k]]
-    assert not diff, f"guest vs qemu-user figures differ: {diff}"
-    print("simulate in the guest: figures identical to qemu-user's")
 tests = [l[9:] for l in open(sys.argv[1], "rb").read().decode("utf-8", "replace").splitlines() if l.startswith("VM-TESTS ")]
 if tests:
     summary = [t for t in tests if t.startswith("test result")]

@@ -99,13 +99,22 @@ pub fn render_text(s: &StatusSnapshot) -> String {
     }
     let dropped: u64 = s.server.dropped_by_reason.values().sum();
     let reasons: Vec<String> = s.server.dropped_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    // Interleaved replies and ntpq requests, once there are any.
+    let interleaved = if s.server.interleaved > 0 {
+        format!(", {} interleaved", s.server.interleaved)
+    } else {
+        String::new()
+    };
+    let mode6: Vec<String> =
+        s.server.mode6.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(
         out,
-        "server: {} answered, {} KoD, {} dropped{}",
+        "server: {} answered{interleaved}, {} KoD, {} dropped{}{}",
         s.server.answered,
         s.server.kod,
         dropped,
-        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) }
+        if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) },
+        if mode6.is_empty() { String::new() } else { format!("; ntpq: {}", mode6.join(", ")) }
     );
     if let Some(n) = &s.nts {
         let _ = writeln!(
@@ -248,7 +257,10 @@ mod tests {
         );
         assert!(lines[1].ends_with("fix 3d, 8 of 14 satellites"), "{t}");
         assert!(lines[2].starts_with("pairing: message 443 ms after"), "{t}");
-        assert!(lines[3].contains("1000 answered, 7 KoD, 5 dropped (malformed 2, rate 3)"), "{t}");
+        assert!(
+            lines[3].contains("1000 answered, 12 interleaved, 7 KoD, 5 dropped (malformed 2, rate 3); ntpq: answered 5, error 1"),
+            "{t}"
+        );
         let row = lines.iter().find(|l| l.starts_with("*PPS(/dev/pps0)")).expect(&t);
         let f: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(f, ["*PPS(/dev/pps0)", ".PPS.", "0", "l", "0", "16", "377", "0.000", "0.0013", "0.0003"]);

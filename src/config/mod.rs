@@ -27,6 +27,7 @@ pub use error::ConfigError;
 
 use crate::net::access::{Cidr, loopback};
 use crate::net::ratelimit::{RateLimiter, RateParams};
+use crate::net::server::interleave::TxStamps;
 use crate::refclock::pairing::SidePrior;
 use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::refclock::pps::gpio::GpioSpec;
@@ -77,6 +78,27 @@ pub struct ServerConfig {
     pub allow: Vec<Cidr>,
     /// Never answered; dropped silently (no KoD DENY: see `net::access`).
     pub deny: Vec<Cidr>,
+    /// Networks whose ntpq (mode 6, read-only) queries are answered, within the rate limit and
+    /// the access lists. Default: loopback. Replies are larger than requests: never open this
+    /// to the world. `[]` answers no one.
+    pub mode6_allow: Vec<Cidr>,
+    /// Interleaved mode (chrony's `xleave`): `None` when `interleaved = false` (every reply
+    /// basic).
+    pub interleaved: Option<Interleaved>,
+}
+
+/// `interleaved = true` (the default) and its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interleaved {
+    /// `interleaved_clients`: replies whose kernel transmit times are remembered for the
+    /// client's next request (24 bytes each, allocated once), 64–16777216.
+    pub clients: usize,
+}
+
+impl Default for Interleaved {
+    fn default() -> Self {
+        Interleaved { clients: TxStamps::DEFAULT_CLIENTS }
+    }
 }
 
 impl Default for ServerConfig {
@@ -93,6 +115,8 @@ impl Default for ServerConfig {
             rate_limit_exempt: loopback(),
             allow: Vec::new(),
             deny: Vec::new(),
+            mode6_allow: loopback(),
+            interleaved: Some(Interleaved::default()),
         }
     }
 }
@@ -225,6 +249,9 @@ pub struct UpstreamConfig {
     pub nts: bool,
     /// PEM file of the CAs to trust for this NTS upstream; default: the system trust store.
     pub ca_file: Option<PathBuf>,
+    /// Ask for interleaved mode (chrony's `xleave`): the server's kernel transmit time of its
+    /// previous reply. For servers that support it (chrony, stratum1); others answer basic.
+    pub xleave: bool,
 }
 
 /// `[nts]`: our NTS server.

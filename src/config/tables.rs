@@ -8,8 +8,8 @@ use toml_edit::ImDocument;
 
 use super::read::{Field, Source, Table};
 use super::{
-    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, MetricsConfig, NmeaConfig, NmeaDelay,
-    NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
+    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, Interleaved, MetricsConfig, NmeaConfig,
+    NmeaDelay, NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
 };
 use crate::net::access::Cidr;
 use crate::net::client::driver::{has_port, split_host_port};
@@ -89,13 +89,23 @@ fn server(mut t: Table) -> Result<ServerConfig, ConfigError> {
     if let Some(f) = t.get("rate_limit_clients") {
         s.rate_limit_clients = f.integer(64..=1 << 24)? as usize;
     }
-    for (key, list) in
-        [("rate_limit_exempt", &mut s.rate_limit_exempt), ("allow", &mut s.allow), ("deny", &mut s.deny)]
-    {
+    for (key, list) in [
+        ("rate_limit_exempt", &mut s.rate_limit_exempt),
+        ("allow", &mut s.allow),
+        ("deny", &mut s.deny),
+        ("mode6_allow", &mut s.mode6_allow),
+    ] {
         if let Some(f) = t.get(key) {
             *list = f.strings(MAX_NETWORKS, |e| e.parse::<Cidr>().map_err(|e| e.to_string()))?;
         }
     }
+    let on = t.get("interleaved").map_or(Ok(true), |f| f.boolean())?;
+    let clients = match t.get("interleaved_clients") {
+        Some(f) if !on => return Err(f.err("only used with interleaved = true".into())),
+        Some(f) => f.integer(64..=1 << 24)? as usize,
+        None => Interleaved::default().clients,
+    };
+    s.interleaved = on.then_some(Interleaved { clients });
     t.finish(&[])?;
     Ok(s)
 }
@@ -351,6 +361,7 @@ fn upstream(mut t: Table) -> Result<UpstreamConfig, ConfigError> {
     let prefer = flag(&mut t, "prefer", false)?;
     let noselect = flag(&mut t, "noselect", false)?;
     let pool = flag(&mut t, "pool", false)?;
+    let xleave = flag(&mut t, "xleave", false)?;
     if let Some(f) = nts_field.as_ref().filter(|_| pool && nts) {
         return Err(f.err("NTS is per server: list the servers instead of pool = true".into()));
     }
@@ -374,6 +385,7 @@ fn upstream(mut t: Table) -> Result<UpstreamConfig, ConfigError> {
         max_sources,
         nts,
         ca_file,
+        xleave,
     })
 }
 

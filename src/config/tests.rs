@@ -76,6 +76,24 @@ fn defaults() {
     assert_eq!(c.server.rate_limit_exempt, loopback());
     assert_eq!(c.control.socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
     assert_eq!(c.simulate, ReceiverParams::default());
+    assert_eq!(c.server.mode6_allow, loopback());
+    assert_eq!(c.server.interleaved, Some(Interleaved { clients: 16_384 }));
+    assert!(!c.upstream.iter().any(|u| u.xleave));
+}
+
+#[test]
+fn mode6_and_interleaved_keys() {
+    let c = parse(
+        "[server]\nmode6_allow = [\"192.0.2.0/24\"]\ninterleaved_clients = 1000\n\
+         [[upstream]]\naddress = \"a\"\nxleave = true\n",
+    )
+    .unwrap();
+    assert_eq!(c.server.mode6_allow[0].to_string(), "192.0.2.0/24");
+    assert_eq!(c.server.interleaved, Some(Interleaved { clients: 1000 }));
+    assert!(c.upstream[0].xleave);
+    let c = parse("[server]\nmode6_allow = []\ninterleaved = false\n").unwrap();
+    assert!(c.server.mode6_allow.is_empty());
+    assert_eq!(c.server.interleaved, None);
 }
 
 #[test]
@@ -141,6 +159,22 @@ fn each_error_names_its_line_table_and_key() {
             &["[server]", "deny", "10.1.2.3/8", "did you mean 10.0.0.0/8"],
         ),
         ("[server]\nallow = [\"192.0.2.0/33\"]\n", 2, 10, &["allow", "/33"]),
+        (
+            "[server]\nmode6_allow = [\n  \"10.1.2.3/8\",\n]\n",
+            3,
+            3,
+            &["[server]", "mode6_allow", "10.1.2.3/8", "did you mean 10.0.0.0/8"],
+        ),
+        ("[server]\nmode6_allow = \"127.0.0.1\"\n", 2, 15, &["mode6_allow", "expected a list"]),
+        ("[server]\ninterleaved = \"yes\"\n", 2, 15, &["interleaved", "true or false"]),
+        ("[server]\n\ninterleaved_clients = 3\n", 3, 23, &["interleaved_clients", "outside 64–16777216"]),
+        (
+            "[server]\ninterleaved = false\ninterleaved_clients = 4096\n",
+            3,
+            23,
+            &["interleaved_clients", "interleaved = true"],
+        ),
+        ("[server]\ninterleave = true\n", 2, 1, &["unknown key `interleave`", "`interleaved`"]),
         // [[refclock]]
         ("[[refclock]]\ndevice = \"/dev/gps0\"\n", 1, 1, &["[[refclock]] #1", "kind: missing"]),
         ("[[refclock]]\nkind = \"gps\"\n", 2, 8, &["kind", "\"gps\" is not a refclock kind"]),
@@ -270,6 +304,12 @@ fn each_error_names_its_line_table_and_key() {
         ("[[upstream]]\naddress = \"a\"\nca_file = \"/x\"\n", 3, 11, &["ca_file", "nts = true"]),
         ("[[upstream]]\naddress = \"a\"\npool = true\nnts = true\n", 4, 7, &["nts", "per server"]),
         ("[[upstream]]\naddress = \"a\"\nnts = 1\n", 3, 7, &["nts", "true or false"]),
+        (
+            "[[upstream]]\naddress = \"a\"\nxleave = \"on\"\n",
+            3,
+            10,
+            &["[[upstream]] #1", "xleave", "true or false"],
+        ),
         // [nts]
         ("[nts]\ncertificate = \"/c\"\n", 1, 1, &["[nts]", "key: missing"]),
         (

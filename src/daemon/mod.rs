@@ -108,10 +108,14 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     // Serving.
     let policy = Arc::new(options::serving_policy(&config.server));
     let nts_serving = nts::start(&config).await?;
-    let mut server_opts = ServerOptions::new(config.server.listen.clone());
-    server_opts.nts = nts_serving.as_ref().map(|n| n.keys.clone());
-    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy)?;
     let status = StatusHandle::default();
+    let server_opts = ServerOptions {
+        nts: nts_serving.as_ref().map(|n| n.keys.clone()),
+        interleaved: options::interleaved(&config.server),
+        mode6: Some(Arc::new(status.clone())),
+        ..ServerOptions::new(config.server.listen.clone())
+    };
+    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy)?;
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
     // Publish before anyone can read: every counter and source is there from the first scrape.

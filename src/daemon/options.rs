@@ -14,6 +14,7 @@ use crate::net::client::sanity::DEFAULT_MAX_DISTANCE_S;
 use crate::net::nts::ke::client as ke_client;
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::ratelimit::{RateLimiter, RateParams};
+use crate::net::server::interleave::TxStamps;
 use crate::refclock::nmea::NmeaDriverConfig;
 use crate::refclock::pps::gpio::GpioPpsConfig;
 use crate::refclock::pps::kernel::KernelPpsConfig;
@@ -32,6 +33,12 @@ pub fn serving_policy(server: &ServerConfig) -> PoolPolicy {
         limiter,
         server.rate_limit_exempt.clone(),
     )
+    .with_mode6(server.mode6_allow.clone())
+}
+
+/// The interleaved-mode table of `[server]`, when on.
+pub fn interleaved(server: &ServerConfig) -> Option<std::sync::Arc<TxStamps>> {
+    server.interleaved.map(|i| std::sync::Arc::new(TxStamps::new(i.clients)))
 }
 
 /// One `[[upstream]]` entry, ready to run; `index` tells entries apart. An NTS entry's trust
@@ -53,6 +60,7 @@ pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<Upstrea
         options: UpstreamOptions {
             poll: PollOptions { minpoll: u.minpoll, maxpoll: u.maxpoll, iburst: u.iburst },
             max_distance: DEFAULT_MAX_DISTANCE_S,
+            xleave: u.xleave,
         },
         prefer: u.prefer,
         noselect: u.noselect,

@@ -35,6 +35,9 @@ pub fn snapshot(
         nts_kod: counters.nts_kod,
         nts_nak: counters.nts_nak,
         dropped_by_reason: counters.dropped_by_reason().map(|(reason, n)| (reason.to_string(), n)).collect(),
+        interleaved: counters.interleaved,
+        tx_timestamps: counters.tx_timestamps,
+        mode6: counters.mode6_by_outcome().map(|(o, n)| (o.to_string(), n)).collect(),
     };
     let mut system = SystemStatus::from_state(&core.system_state(), now);
     system.holdover_limit_s = core.holdover_limit_s();

@@ -288,6 +288,27 @@ fn registry(s: &StatusSnapshot) -> Registry {
         "NTP requests by outcome (answered, kod, nts_*, dropped_<reason>)",
         requests,
     );
+    counter(
+        &mut r,
+        "server_interleaved_replies",
+        "Time replies in interleaved mode (also counted as answered)",
+        s.server.interleaved,
+    );
+    counter(
+        &mut r,
+        "server_tx_timestamps",
+        "Kernel transmit timestamps collected for interleaved clients",
+        s.server.tx_timestamps,
+    );
+    let mode6: Family<Labels, Counter> = Family::default();
+    for (outcome, n) in &s.server.mode6 {
+        mode6.get_or_create(&vec![("outcome", escape(outcome))]).inc_by(*n);
+    }
+    r.register(
+        "mode6_requests",
+        "Mode 6 (ntpq) requests by outcome (answered, error, denied, rate_limited, malformed)",
+        mode6,
+    );
     r
 }
 

@@ -1,11 +1,10 @@
 //! Who gets an answer at all: CIDR allow/deny lists.
 //!
 //! The default is the pool operator's `restrict default nomodify notrap nopeer noquery`: time
-//! (mode 3) for everyone, nothing else for anyone. Mode 6/7 (ntpq/ntpdc) are the classic
-//! amplification vectors; we implement neither, nor peering (modes 1/2), so the responder
-//! (`net::server::respond`) drops every non-client packet from every address, local ones
-//! included, before the policy is asked. Local status goes through the control socket instead.
-//! There is therefore no "trusted" list: it would have nothing to unlock.
+//! (mode 3) for everyone, nothing else for the world. Mode 6/7 (ntpq/ntpdc) are the classic
+//! amplification vectors: mode 7 and peering (modes 1/2) are not implemented and get silence
+//! from every address; read-only mode 6 (`net::mode6`) is answered only to `[server]
+//! mode6_allow` (loopback by default), never written to by anyone.
 //!
 //! A denied client is dropped silently, never sent KoD DENY/RSTR: the pool monitor scores those
 //! at −10 (a misconfigured deny list would eject the server at once, where a silent timeout costs

@@ -24,6 +24,9 @@ pub struct Pending {
     /// Local time the request left (T1).
     pub sent_at: Time,
     pub version: u8,
+    /// A request in interleaved form carries a second random value in its receive field; an
+    /// interleaved reply echoes that one as its origin.
+    pub interleaved_nonce: Option<u64>,
 }
 
 impl Pending {
@@ -31,7 +34,7 @@ impl Pending {
     /// because origin 0 means "no request" to every client.
     pub fn new(nonce: u64, sent_at: Time, poll: i8) -> (Pending, [u8; HEADER_LEN]) {
         let nonce = if nonce == 0 { 1 } else { nonce };
-        let p = Pending { nonce, sent_at, version: 4 };
+        let p = Pending { nonce, sent_at, version: 4, interleaved_nonce: None };
         let req = Packet {
             leap: Leap::None,
             version: 4,
@@ -48,6 +51,30 @@ impl Pending {
             transmit_ts: nonce,
         };
         (p, req.to_bytes())
+    }
+
+    /// A request in chrony's interleaved form: origin is the receive timestamp of the server's
+    /// previous reply to us (`server_rx`, as it sent it), receive and transmit are two
+    /// different random values. A server that remembers that reply answers with its real
+    /// transmit time and our receive value as origin; any other answers in basic mode, with our
+    /// transmit value as origin.
+    pub fn new_interleaved(
+        nonce: u64,
+        sent_at: Time,
+        poll: i8,
+        server_rx: u64,
+    ) -> (Pending, [u8; HEADER_LEN]) {
+        let (mut p, mut req) = Pending::new(nonce, sent_at, poll);
+        // Derived, not drawn: it only has to differ from the nonce and be unguessable off-path,
+        // which a bijection of a random value is.
+        let mut second = p.nonce.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+        if second == 0 || second == p.nonce {
+            second = p.nonce.wrapping_add(2).max(1);
+        }
+        p.interleaved_nonce = Some(second);
+        req[24..32].copy_from_slice(&server_rx.to_be_bytes());
+        req[32..40].copy_from_slice(&second.to_be_bytes());
+        (p, req)
     }
 
     /// Judges a reply received at local time `received_at` (T4).

@@ -1,8 +1,9 @@
 //! The policy a pool member serves with: access lists first, then per-client rate limits
-//! (except for `rate_limit_exempt` networks, loopback by default).
+//! (except for `rate_limit_exempt` networks, loopback by default). Mode 6 (ntpq) also needs
+//! `mode6_allow` (loopback by default) and shares the client's rate limit.
 //!
 //! Outcomes are counted by the server per [`Verdict`]: denied clients under `denied`, limited
-//! ones under `rate_limited` (silence) or as a KoD RATE. Non-client modes never get here (the
+//! ones under `rate_limited` (silence) or as a KoD RATE. Other non-client modes never get here (the
 //! responder drops them under `mode`).
 
 use std::net::IpAddr;
@@ -19,12 +20,25 @@ pub struct PoolPolicy {
     /// `None` when `rate_limit = false`: no table is allocated.
     limiter: Option<RateLimiter>,
     exempt: Vec<Cidr>,
+    /// Who gets mode 6 answers (`[server] mode6_allow`).
+    mode6: Vec<Cidr>,
 }
 
 impl PoolPolicy {
     /// `exempt` networks skip the rate limiter.
     pub fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
-        PoolPolicy { access, limiter, exempt }
+        PoolPolicy { access, limiter, exempt, mode6: Vec::new() }
+    }
+
+    /// Answers mode 6 from these networks (within the rate limit).
+    pub fn with_mode6(mut self, allow: Vec<Cidr>) -> PoolPolicy {
+        self.mode6 = allow;
+        self
+    }
+
+    fn rate(&self, peer: IpAddr, now: Time) -> RateVerdict {
+        let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
+        limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now))
     }
 
     /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
@@ -38,11 +52,22 @@ impl Policy for PoolPolicy {
         if !self.access.allows(peer) {
             return Verdict::Drop(DropReason::Denied);
         }
-        let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
-        match limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now)) {
+        match self.rate(peer, now) {
             RateVerdict::Serve => Verdict::Serve,
             RateVerdict::Kod => Verdict::Kod(RefId::RATE),
             RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
+        }
+    }
+
+    /// Mode 6: the access lists, then `mode6_allow`, then the same per-client rate limit as
+    /// time requests (one bucket per client for both).
+    fn control(&self, peer: IpAddr, now: Time) -> Verdict {
+        if !self.access.allows(peer) || !self.mode6.iter().any(|c| c.contains(peer)) {
+            return Verdict::Drop(DropReason::Denied);
+        }
+        match self.rate(peer, now) {
+            RateVerdict::Serve => Verdict::Serve,
+            RateVerdict::Kod | RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
         }
     }
 }
@@ -89,6 +114,31 @@ mod tests {
         assert!((0..10).all(|_| outcome(&p, "192.0.2.1", 1.0) == Outcome::Reply));
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Reply);
         assert_eq!(outcome(&p, "127.0.0.1", 1.0), Outcome::Kod, "loopback no longer exempt");
+    }
+
+    #[test]
+    fn mode6_only_to_its_networks_and_rate_limited() {
+        let at = |t: f64| Time::from_unix_nanos((t * 1e9) as i64);
+        let nets = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<Cidr>>();
+        let p = policy(Some(2), &[], None).with_mode6(loopback());
+        assert_eq!(p.control(ip("127.0.0.1"), at(1.0)), Verdict::Serve);
+        assert_eq!(p.control(ip("::1"), at(1.0)), Verdict::Serve);
+        assert_eq!(p.control(ip("192.0.2.1"), at(1.0)), Verdict::Drop(DropReason::Denied));
+        let p = policy(Some(2), &["192.0.2.66"], None).with_mode6(nets(&["192.0.2.0/24"]));
+        assert_eq!(p.control(ip("127.0.0.1"), at(1.0)), Verdict::Drop(DropReason::Denied));
+        assert_eq!(p.control(ip("192.0.2.66"), at(1.0)), Verdict::Drop(DropReason::Denied), "deny wins");
+        let v: Vec<Verdict> = (0..3).map(|_| p.control(ip("192.0.2.1"), at(1.0))).collect();
+        assert_eq!(v, [Verdict::Serve, Verdict::Serve, Verdict::Drop(DropReason::RateLimited)]);
+        // Time requests share the client's bucket.
+        assert_eq!(outcome(&p, "192.0.2.1", 1.0), Outcome::Drop(DropReason::RateLimited));
+        assert_eq!(
+            policy(Some(2), &[], None).control(ip("127.0.0.1"), at(1.0)),
+            Verdict::Drop(DropReason::Denied)
+        );
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
     }
 
     #[test]

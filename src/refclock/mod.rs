@@ -14,6 +14,7 @@ pub mod pairing;
 pub mod pps;
 pub mod sim;
 pub mod source;
+pub mod status;
 #[cfg(test)]
 mod testkit;
 

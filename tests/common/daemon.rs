@@ -13,14 +13,25 @@ pub struct Daemon(Child);
 impl Daemon {
     /// `stratum1 run ARGS…`; its log goes to the test's stderr (seen with `--nocapture`).
     pub fn start(args: &[&str]) -> Daemon {
-        Self::start_logged(args).0
+        Self::spawn(Command::new(BIN), args).0
     }
 
     /// Like [`Daemon::start`], also keeping every log line for the test to read.
     pub fn start_logged(args: &[&str]) -> (Daemon, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        Self::spawn(Command::new(BIN), args)
+    }
+
+    /// [`Daemon::start`] inside network namespace `netns` (`ip netns exec` becomes the daemon).
+    pub fn start_in(netns: &str, args: &[&str]) -> Daemon {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, BIN]);
+        Self::spawn(cmd, args).0
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str]) -> (Daemon, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = log.clone();
-        let mut child = Command::new(BIN)
+        let mut child = cmd
             .arg("run")
             .args(args)
             .env("STRATUM1_FORBID_SYSTEM_CLOCK", "1")

@@ -3,6 +3,7 @@
 
 pub mod cdp;
 pub mod daemon;
+pub mod netns;
 pub mod peers;
 pub mod pki;
 pub mod server;

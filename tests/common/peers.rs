@@ -1,4 +1,4 @@
-//! Real NTP peers from Debian (chronyd, ntpdig), unpacked under `target/peers` on first use by
+//! Real NTP peers from Debian (chronyd, chronyc, ntpdig, ntpq), unpacked under `target/peers` on first use by
 //! `scripts/fetch-peers.sh`. A test that needs them fails loudly when they cannot be had: a
 //! skipped peer test must never count as a pass.
 #![allow(dead_code)]
@@ -91,6 +91,69 @@ impl ChronyServer {
 }
 
 impl Drop for ChronyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// NTPsec's `ntpq` (port 123 only) inside network namespace `netns`, with `args`.
+pub fn ntpq(netns: &str, args: &[&str]) -> Output {
+    let root = peers_root();
+    Command::new("ip")
+        .args(["netns", "exec", netns, "/usr/bin/python3"])
+        .arg(root.join("usr/bin/ntpq"))
+        .args(args)
+        .env("PYTHONPATH", root.join("usr/lib/python3/dist-packages"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ntpq runs")
+}
+
+/// A `chronyd -x` (never touches the clock, CAP_SYS_TIME dropped) with a command socket in
+/// `dir` for `chronyc`: a client by default (`port 0`); `directives` come after the defaults,
+/// so `port N` and `allow` make it a server. Killed on drop.
+pub struct Chronyd {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Chronyd {
+    pub fn start(dir: &Path, directives: &[&str]) -> Chronyd {
+        // chronyd (running as nobody) only opens a command socket in a folder owned by nobody's
+        // user and group
+        // that others cannot enter.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).expect("chronyc dir");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770)).expect("chmod");
+        let chown = Command::new("chown").arg("nobody:").arg(dir).status().expect("chown runs");
+        assert!(chown.success(), "chown nobody: {} (this test needs root)", dir.display());
+        let socket = dir.join("chronyd.sock");
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--bounding-set=-sys_time", "--"])
+            .arg(chronyd())
+            .args(["-d", "-x", "-u", "nobody", "-f", "/dev/null", "port 0", "cmdport 0"])
+            .arg(format!("bindcmdaddress {}", socket.display()))
+            .arg(format!("pidfile {}", dir.join("chronyd.pid").display()))
+            .args(directives)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Chronyd { child: cmd.spawn().expect("chronyd starts"), socket }
+    }
+
+    /// `chronyc -h SOCKET ARGS…`'s standard output.
+    pub fn chronyc(&self, args: &[&str]) -> String {
+        let out = Command::new(peers_root().join("usr/bin/chronyc"))
+            .arg("-h")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("chronyc runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Chronyd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::core::state::{SharedState, SystemState, shared_state};
+use stratum1::net::server::interleave::TxStamps;
 use stratum1::net::server::{self, ServeAll, ServerHandle, ServerOptions};
 
 /// What a GPS-locked stratum 1 advertises.
@@ -33,9 +34,11 @@ impl TestServer {
             state.store(Arc::new(synced_state(&*clock)));
         }
         let opts = ServerOptions {
-            listen: listen.iter().map(|a| a.parse::<SocketAddr>().expect("test address")).collect(),
             workers: 2,
-            nts: None,
+            interleaved: Some(Arc::new(TxStamps::new(1024))),
+            ..ServerOptions::new(
+                listen.iter().map(|a| a.parse::<SocketAddr>().expect("test address")).collect(),
+            )
         };
         let handle =
             server::spawn(opts, state.clone(), clock.clone(), Arc::new(ServeAll)).expect("server starts");

@@ -31,10 +31,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::core::state::SharedState;
-use crate::net::cmsg;
 use crate::net::nts::client::{NtsSession, Reject as NtsReject, Sent};
 use crate::net::nts::ke::client::{self as ke_client, Established};
 use crate::net::nts::stats::NtsCounters;
+use crate::net::{cmsg, txstamp};
 use crate::vocab::{Sample, Time};
 
 use super::machine::{Received, Upstream, UpstreamOptions};
@@ -364,9 +364,25 @@ async fn open_socket(server: SocketAddr) -> anyhow::Result<UdpSocket> {
     if let Err(e) = cmsg::enable_rx_timestamps(socket.as_raw_fd()) {
         warn!(server = %server, "no kernel receive timestamps ({e}); reading the clock on receipt instead");
     }
+    if let Err(e) = txstamp::enable_every_send(socket.as_raw_fd()) {
+        warn!(server = %server, "no kernel transmit timestamps ({e}); reading the clock before sending instead");
+    }
     let socket = UdpSocket::from_std(socket).context("registering the socket")?;
     socket.connect(server).await.with_context(|| format!("connecting to {server}"))?;
     Ok(socket)
+}
+
+/// The kernel's send time of datagram number `id` on `socket` (counted from 0 since it was
+/// opened), from its error queue, which is emptied on the way: older stamps are of no use.
+fn kernel_send_time(socket: &UdpSocket, id: u32) -> Option<Time> {
+    let mut found = None;
+    let mut buf = [0u8; 64];
+    while let Ok(Some((_, stamp))) = txstamp::recv_errqueue(socket.as_raw_fd(), &mut buf) {
+        if stamp.id == Some(id) {
+            found = stamp.software;
+        }
+    }
+    found
 }
 
 /// An NTS association in use by a server run.
@@ -425,6 +441,8 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
     let mut nts: Option<NtsLink> = None;
     let mut last_ke_error: Option<String> = None;
     let mut local_refids = local_refids(socket.as_ref());
+    // Datagrams sent on `socket`: the kernel numbers its transmit stamps the same way.
+    let mut sent: u32 = 0;
     let clock = &ctx.clock;
     let mut machine = Upstream::new(server.ip(), ctx.spec.options, clock.now());
     let mut unanswered = 0u32;
@@ -462,6 +480,7 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                                 machine.set_server(peer.ip());
                             }
                             socket = Some(s);
+                            sent = 0;
                         }
                         Err(e) => {
                             NtsCounters::bump(&opts.counters.ke_client_failed);
@@ -503,11 +522,12 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                     },
                     (Some(_), None) => continue, // no keys yet: this poll goes unanswered
                 };
-                if let Some(s) = &socket
-                    && let Err(e) = s.send(bytes).await
-                {
-                    // Network down or no route: counts as an unanswered poll, nothing more.
-                    debug!(server = %server, "send failed: {e}");
+                if let Some(s) = &socket {
+                    match s.send(bytes).await {
+                        Ok(_) => sent = sent.wrapping_add(1),
+                        // Network down or no route: counts as an unanswered poll, nothing more.
+                        Err(e) => debug!(server = %server, "send failed: {e}"),
+                    }
                 }
                 if let Some(link) = &nts {
                     ctx.emit(slot, Some(&machine), UpstreamEventKind::Nts { cookies: link.session.cookies() });
@@ -556,6 +576,11 @@ async fn run_server(ctx: &Ctx, slot: usize, server: SocketAddr, drop_when_silent
                     }
                 } else if nts_opts.is_some() {
                     continue;
+                }
+                // The request's real send time, stamped by the kernel, replaces the clock
+                // reading taken before the send (T1).
+                if let Some(t1) = socket.as_ref().and_then(|s| kernel_send_time(s, sent.wrapping_sub(1))) {
+                    machine.transmitted_at(clock.map_realtime(t1));
                 }
                 let guard = loop_guard(&local_refids, ctx.state.as_ref());
                 match machine.receive(&buf[..n], t4, &guard) {

@@ -127,6 +127,16 @@ pub enum Verdict {
     Reject(Reject),
 }
 
+impl Verdict {
+    /// The reply answered our request (good, a kiss, or an answer we cannot use).
+    pub fn answered(&self) -> bool {
+        match self {
+            Verdict::Good(_) | Verdict::Kiss(..) => true,
+            Verdict::Reject(r) => r.answered(),
+        }
+    }
+}
+
 /// Runs the tests on `bytes` received at local time `t4` from `server`. `outstanding` is the
 /// request in flight, `last_answered` the nonce of the last request that got its answer.
 pub fn check_reply(

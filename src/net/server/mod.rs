@@ -1,10 +1,12 @@
 //! The NTP server.
 //!
-//! - [`respond`]: the sans-IO answer to one datagram.
+//! - [`respond`]: the sans-IO answer to one datagram (mode 6 goes to [`crate::net::mode6`]).
+//! - [`interleave`]: interleaved mode's request marking and table of transmit times.
 //! - [`policy`]: the seam where access control and rate limiting decide.
 //! - [`worker`]: the socket loop (`recvmmsg`/`sendmmsg`, kernel timestamps), one thread per
 //!   socket; [`socket`] opens the sockets; [`stats`] counts outcomes.
 
+pub mod interleave;
 pub mod nts;
 #[cfg(test)]
 mod nts_tests;
@@ -27,14 +29,16 @@ pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
 pub use reason::DropReason;
 pub use respond::Outcome;
-pub use stats::ServerCounters;
+pub use stats::{Mode6Outcome, ServerCounters};
 
 use crate::clock::Clock;
 use crate::core::state::SharedState;
+use crate::net::mode6;
 use crate::net::nts::cookie::CookieKeys;
+use interleave::TxStamps;
 use stats::WorkerCounters;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ServerOptions {
     /// Addresses to serve on; port 0 picks a free port (see [`ServerHandle::local_addrs`]).
     pub listen: Vec<SocketAddr>,
@@ -42,11 +46,17 @@ pub struct ServerOptions {
     pub workers: usize,
     /// Cookie keys when we serve NTS (rotated by whoever holds the other end).
     pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
+    /// Interleaved mode: the table of transmit times shared by the workers; `None` serves
+    /// basic mode only.
+    pub interleaved: Option<Arc<TxStamps>>,
+    /// What mode 6 (ntpq) requests read; `None` leaves them unanswered. Who may ask is the
+    /// policy's [`Policy::control`].
+    pub mode6: Option<Arc<dyn mode6::Status>>,
 }
 
 impl ServerOptions {
     pub fn new(listen: Vec<SocketAddr>) -> ServerOptions {
-        ServerOptions { listen, workers: 0, nts: None }
+        ServerOptions { listen, ..ServerOptions::default() }
     }
 }
 
@@ -80,7 +90,7 @@ pub fn spawn(
         // a probe closed first would leave it free for anyone for a moment.
         let mut actual = if addr.port() == 0 { addr } else { socket::claim(addr)? };
         for _ in 0..workers {
-            let s = socket::bind(actual)?;
+            let s = socket::bind(actual, opts.interleaved.is_some())?;
             if actual.port() == 0 {
                 actual = socket::local_addr(&s, addr)?;
             }
@@ -101,6 +111,8 @@ pub fn spawn(
             nts: opts.nts.clone(),
             stop: stop.clone(),
             counters,
+            interleaved: opts.interleaved.clone(),
+            mode6: opts.mode6.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("ntp-serve-{i}"))

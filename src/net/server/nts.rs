@@ -64,7 +64,9 @@ pub fn respond(
         None => {
             let mut h = headers.time;
             // Never before the receive time (a clock step between the two must not reorder them).
-            h.transmit_ts = (ctx.now)().max(headers.rx).to_ntp();
+            // Lowest bit clear and after the (marked) receive timestamp, like plain replies.
+            h.transmit_ts =
+                super::interleave::mark_transmit((ctx.now)().max(headers.rx).to_ntp(), h.receive_ts);
             (h, NtsKind::Reply)
         }
     };

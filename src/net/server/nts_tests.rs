@@ -58,7 +58,7 @@ mod tests {
     fn serve(keys: &CookieKeys, policy: &dyn Policy, req: &[u8], out: &mut [u8]) -> Outcome {
         let tx = || now().add_nanos(20_000);
         let ctx = NtsContext { keys, now: &tx };
-        prepare(req, PEER, now(), &synced(), policy, Some(&ctx), out)
+        prepare(req, PEER, now(), &synced(), policy, Some(&ctx), None, out)
     }
 
     #[test]
@@ -76,7 +76,9 @@ mod tests {
         assert_eq!(client.open(reply, &sent), Ok(()));
         let p = Packet::parse(reply).unwrap();
         assert_eq!((p.mode, p.stratum, p.origin_ts), (Mode::Server, 1, 0x1234));
-        assert_eq!(p.transmit_ts, now().add_nanos(20_000).to_ntp(), "stamped before sealing");
+        // Lowest bit clear, as on every transmit timestamp of ours (interleaved mode's marking).
+        assert_eq!(p.transmit_ts, now().add_nanos(20_000).to_ntp() & !1, "stamped before sealing");
+        assert_eq!(p.receive_ts & 1, 1);
         assert_eq!(client.cookies(), 8);
 
         // Rate limited: an authenticated KoD RATE, so the client may believe it.
@@ -103,7 +105,7 @@ mod tests {
 
         // Without NTS configured the same request is an ordinary one: a plain 48-byte reply.
         let (req, _) = request(&mut client, 7);
-        assert_eq!(prepare(&req, PEER, now(), &synced(), &ServeAll, None, &mut out), Outcome::Reply);
+        assert_eq!(prepare(&req, PEER, now(), &synced(), &ServeAll, None, None, &mut out), Outcome::Reply);
     }
 
     #[test]

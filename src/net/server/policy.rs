@@ -2,7 +2,7 @@
 //!
 //! The responder calls [`Policy::check`] once per well-formed client request (mode 3, or
 //! NTPv1's mode 0) before building a reply; other modes never reach it and get no reply. The
-//! default, [`ServeAll`], serves everyone; pool-grade policy (CIDR lists, per-client rate
+//! default, [`ServeAll`], serves everyone (mode 6 included); pool-grade policy (CIDR lists, per-client rate
 //! limits, KoD) lives behind the same trait.
 
 use std::net::IpAddr;
@@ -28,6 +28,12 @@ pub enum Verdict {
 pub trait Policy: Send + Sync + 'static {
     /// `now` is the request's receive time on the disciplined timescale.
     fn check(&self, peer: IpAddr, request: &Packet, now: Time) -> Verdict;
+
+    /// For a mode 6 (ntpq) request: `Serve` or `Drop`, never a KoD (a control request gets no
+    /// time). By default nobody is answered: replies are larger than requests.
+    fn control(&self, _peer: IpAddr, _now: Time) -> Verdict {
+        Verdict::Drop(DropReason::Denied)
+    }
 }
 
 /// Serves every client request.
@@ -36,6 +42,10 @@ pub struct ServeAll;
 
 impl Policy for ServeAll {
     fn check(&self, _peer: IpAddr, _request: &Packet, _now: Time) -> Verdict {
+        Verdict::Serve
+    }
+
+    fn control(&self, _peer: IpAddr, _now: Time) -> Verdict {
         Verdict::Serve
     }
 }

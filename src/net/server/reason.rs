@@ -7,7 +7,8 @@ pub enum DropReason {
     Malformed,
     /// Version outside 1–4.
     Version,
-    /// Not a client request (server replies, broadcasts, mode 6/7 control/private, symmetric).
+    /// Not a client request (server replies, broadcasts, mode 7 private, symmetric); mode 6 has
+    /// its own counters.
     Mode,
     /// Refused by access control.
     Denied,

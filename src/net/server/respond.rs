@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 
+use super::interleave::{self, TxStamps};
 use super::nts::{self as nts_reply, Headers, NtsContext, NtsOutcome};
 use super::policy::{Policy, Verdict};
 use super::reason::DropReason;
@@ -34,6 +35,9 @@ pub enum Outcome {
     /// A time reply of [`HEADER_LEN`] bytes; its transmit timestamp still needs
     /// [`stamp_transmit`] (until then it equals the receive timestamp, which is valid).
     Reply,
+    /// A reply in interleaved mode (its transmit timestamp is the previous reply's), complete
+    /// as is.
+    Interleaved,
     /// A kiss-o'-death of [`HEADER_LEN`] bytes, complete as is.
     Kod,
     /// An NTS reply, KoD or NAK, complete as is (transmit time included).
@@ -46,7 +50,7 @@ impl Outcome {
     /// Bytes to send.
     pub fn wire_len(self) -> usize {
         match self {
-            Outcome::Reply | Outcome::Kod => HEADER_LEN,
+            Outcome::Reply | Outcome::Interleaved | Outcome::Kod => HEADER_LEN,
             Outcome::Nts(n) => n.len as usize,
             Outcome::Drop(_) => 0,
         }
@@ -57,7 +61,10 @@ impl Outcome {
 ///
 /// `rx` is the request's receive time on the disciplined timescale (the kernel timestamp mapped
 /// through the clock). `out` holds at least the request's length; `nts` is `None` when we do
-/// not serve NTS (NTS fields are then ignored like any other extension field).
+/// not serve NTS (NTS fields are then ignored like any other extension field). With `xleave`, a
+/// plain request in interleaved form whose previous reply is in the table gets that reply's
+/// transmit time ([`Outcome::Interleaved`]); NTS requests are answered in basic mode.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     request: &[u8],
     peer: IpAddr,
@@ -65,6 +72,7 @@ pub fn prepare(
     state: &SystemState,
     policy: &dyn Policy,
     nts: Option<&NtsContext>,
+    xleave: Option<&TxStamps>,
     out: &mut [u8],
 ) -> Outcome {
     let req = match parse_client_request(request) {
@@ -100,8 +108,19 @@ pub fn prepare(
     let Some(out) = out.first_chunk_mut::<HEADER_LEN>() else { return Outcome::Drop(DropReason::Malformed) };
     match policy.check(peer, &req, rx) {
         Verdict::Serve => {
-            time_reply(&req, rx, state).write(out);
-            Outcome::Reply
+            let previous = xleave
+                .filter(|_| interleave::asks_interleaved(&req))
+                .and_then(|t| t.take(req.origin_ts, peer));
+            match previous {
+                Some((tx, _)) => {
+                    interleaved_reply(&req, rx, state, tx).write(out);
+                    Outcome::Interleaved
+                }
+                None => {
+                    time_reply(&req, rx, state).write(out);
+                    Outcome::Reply
+                }
+            }
         }
         Verdict::Kod(code) => {
             kod_reply(&req, code, state.precision).write(out);
@@ -121,7 +140,7 @@ pub fn respond(
     transmit: impl FnOnce() -> Time,
     out: &mut [u8; HEADER_LEN],
 ) -> Outcome {
-    let outcome = prepare(request, peer, rx, state, policy, None, out);
+    let outcome = prepare(request, peer, rx, state, policy, None, None, out);
     if outcome == Outcome::Reply {
         stamp_transmit(out, rx, transmit());
     }
@@ -129,9 +148,11 @@ pub fn respond(
 }
 
 /// Writes the transmit timestamp of a time reply, never earlier than its receive timestamp
-/// (clients reject receive > transmit; a clock step between the two must not cause that).
+/// (clients reject receive > transmit; a clock step between the two must not cause that), and
+/// with the lowest bit clear ([`interleave::mark_transmit`]).
 pub fn stamp_transmit(reply: &mut [u8], rx: Time, tx: Time) {
-    reply[40..48].copy_from_slice(&tx.max(rx).to_ntp().to_be_bytes());
+    let t = interleave::mark_transmit(tx.max(rx).to_ntp(), interleave::mark_receive(rx.to_ntp()));
+    reply[40..48].copy_from_slice(&t.to_be_bytes());
 }
 
 /// A request we are willing to consider: parses, version 1–4, client mode.
@@ -148,9 +169,21 @@ pub fn parse_client_request(request: &[u8]) -> Result<Packet, DropReason> {
     Ok(p)
 }
 
-/// The time reply to a client request.
+/// An interleaved reply: like [`time_reply`], but the origin is the request's receive field
+/// (the client's receive time of our previous reply) and the transmit time is that reply's
+/// real one, `previous_tx`, which is earlier than this request's receive time.
+pub fn interleaved_reply(req: &Packet, rx: Time, state: &SystemState, previous_tx: Time) -> Packet {
+    Packet {
+        origin_ts: req.receive_ts,
+        transmit_ts: interleave::transmit_bits(previous_tx.to_ntp()),
+        ..time_reply(req, rx, state)
+    }
+}
+
+/// The time reply to a client request. Its receive timestamp has the lowest bit set and its
+/// transmit timestamp (equal until [`stamp_transmit`]) comes right after it.
 pub fn time_reply(req: &Packet, rx: Time, state: &SystemState) -> Packet {
-    let rx_ntp = rx.to_ntp();
+    let rx_ntp = interleave::mark_receive(rx.to_ntp());
     let synced = state.is_synchronised();
     let (leap, stratum, root_delay, root_dispersion) = if synced {
         (state.leap, state.stratum, state.root_delay, state.root_dispersion_at(rx))
@@ -176,7 +209,7 @@ pub fn time_reply(req: &Packet, rx: Time, state: &SystemState) -> Packet {
         reference_ts: if state.reference_time == Time::ZERO { 0 } else { state.reference_time.to_ntp() },
         origin_ts: req.transmit_ts,
         receive_ts: rx_ntp,
-        transmit_ts: rx_ntp,
+        transmit_ts: interleave::mark_transmit(rx_ntp, rx_ntp),
     }
 }
 
@@ -259,8 +292,8 @@ mod tests {
         let mut out = [0u8; HEADER_LEN];
         respond(&req, PEER, now(), &synced(), &ServeAll, now, &mut out);
         assert_eq!(out[24..32], req[40..48]);
-        assert_eq!(p.receive_ts, now().to_ntp());
-        assert_eq!(p.transmit_ts, now().add_nanos(15_000).to_ntp());
+        assert_eq!(p.receive_ts, now().to_ntp() | 1, "receive timestamps are odd");
+        assert_eq!(p.transmit_ts, now().add_nanos(15_000).to_ntp() & !1, "transmit timestamps even");
         assert_eq!(p.precision, -22);
         assert_eq!(p.poll, 6);
         assert_eq!(p.reference_ts, now().add_nanos(-4_000_000_000).to_ntp());
@@ -317,7 +350,7 @@ mod tests {
         );
         assert_eq!(o, Outcome::Reply);
         let p = Packet::parse(&out).unwrap();
-        assert_eq!(p.transmit_ts, p.receive_ts);
+        assert_eq!(p.transmit_ts, p.receive_ts + 1);
     }
 
     struct Fixed(Verdict);
@@ -356,6 +389,7 @@ mod tests {
             &synced(),
             &Fixed(Verdict::Drop(DropReason::Denied)),
             None,
+            None,
             &mut out,
         );
         assert_eq!(o, Outcome::Drop(DropReason::Denied));
@@ -365,7 +399,7 @@ mod tests {
     #[test]
     fn malformed_and_other_modes_get_nothing() {
         let mut out = [0u8; HEADER_LEN];
-        let mut go = |b: &[u8]| prepare(b, PEER, now(), &synced(), &ServeAll, None, &mut out);
+        let mut go = |b: &[u8]| prepare(b, PEER, now(), &synced(), &ServeAll, None, None, &mut out);
         assert_eq!(go(&[]), Outcome::Drop(DropReason::Malformed));
         assert_eq!(go(&request(4, 3, 6, 1)[..47]), Outcome::Drop(DropReason::Malformed));
         assert_eq!(go(&request(0, 3, 6, 1)), Outcome::Drop(DropReason::Version));
@@ -385,6 +419,71 @@ mod tests {
         assert_eq!(respond(&req, PEER, now(), &synced(), &ServeAll, now, &mut out), Outcome::Reply);
     }
 
+    /// An interleaved-form request: origin = our earlier receive timestamp.
+    fn xleave_request(origin: u64, receive: u64, transmit: u64) -> [u8; HEADER_LEN] {
+        let mut b = request(4, 3, 6, transmit);
+        b[24..32].copy_from_slice(&origin.to_be_bytes());
+        b[32..40].copy_from_slice(&receive.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn interleaved_exchange_as_chrony_runs_it() {
+        let table = TxStamps::new(1024);
+        let state = synced();
+        let mut out = [0u8; HEADER_LEN];
+        let mut exchange = |req: &[u8], rx: Time| {
+            let o = prepare(req, PEER, rx, &state, &ServeAll, None, Some(&table), &mut out);
+            if o == Outcome::Reply {
+                stamp_transmit(&mut out, rx, rx.add_nanos(10_000));
+            }
+            (o, Packet::parse(&out).unwrap())
+        };
+        // 1: a new client, origin zero: basic, nothing remembered.
+        let (o, r1) = exchange(&request(4, 3, 6, 0xaaaa), now());
+        assert_eq!(o, Outcome::Reply);
+        assert_eq!(r1.receive_ts & 1, 1);
+        // 2: interleaved form naming reply 1's receive timestamp: not remembered, so basic.
+        let rx2 = now().add_nanos(1_000_000_000);
+        let q2 = xleave_request(r1.receive_ts, 0x1111, 0x2222);
+        let (o, r2) = exchange(&q2, rx2);
+        assert_eq!((o, r2.origin_ts), (Outcome::Reply, 0x2222), "basic: origin is the request's transmit");
+        // The socket loop remembers what reply 2 was sent with; the kernel's stamp replaces it.
+        assert!(interleave::asks_interleaved_raw(&q2));
+        table.save(r2.receive_ts, PEER, rx2.add_nanos(10_000));
+        let kernel_tx = rx2.add_nanos(12_345);
+        assert!(table.update(r2.receive_ts, PEER, kernel_tx, interleave::TxSource::Kernel));
+        // 3: names reply 2: interleaved, with reply 2's kernel transmit time.
+        let rx3 = now().add_nanos(2_000_000_000);
+        let (o, r3) = exchange(&xleave_request(r2.receive_ts, 0x3333, 0x4444), rx3);
+        assert_eq!(o, Outcome::Interleaved);
+        assert_eq!(r3.origin_ts, 0x3333, "interleaved: origin is the request's receive");
+        assert_eq!(r3.transmit_ts, kernel_tx.to_ntp() & !1);
+        assert_eq!(r3.receive_ts, rx3.to_ntp() | 1);
+        assert!(r3.transmit_ts < r3.receive_ts, "the previous reply left before this request came");
+        // A replay of request 3 finds nothing: basic.
+        let (o, _) = exchange(&xleave_request(r2.receive_ts, 0x3333, 0x4444), rx3);
+        assert_eq!(o, Outcome::Reply);
+        // Another client cannot ask for this client's timestamps.
+        table.save(r3.receive_ts, PEER, rx3);
+        let other: IpAddr = "192.0.2.50".parse().unwrap();
+        let o = prepare(
+            &xleave_request(r3.receive_ts, 1, 2),
+            other,
+            rx3,
+            &state,
+            &ServeAll,
+            None,
+            Some(&table),
+            &mut out,
+        );
+        assert_eq!(o, Outcome::Reply);
+        // Without the table (interleaved = false) the same request is basic.
+        let o =
+            prepare(&xleave_request(r3.receive_ts, 1, 2), PEER, rx3, &state, &ServeAll, None, None, &mut out);
+        assert_eq!(o, Outcome::Reply);
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_and_never_amplify(
@@ -394,7 +493,7 @@ mod tests {
             let policy = Fixed(if kod { Verdict::Kod(RefId::RATE) } else { Verdict::Serve });
             let mut out = [0u8; HEADER_LEN];
             match respond(&bytes, PEER, now(), &synced(), &policy, now, &mut out) {
-                Outcome::Reply | Outcome::Kod => {
+                Outcome::Reply | Outcome::Kod | Outcome::Interleaved => {
                     prop_assert!(bytes.len() >= HEADER_LEN);
                     prop_assert_eq!(&out[24..32], &bytes[40..48]);
                     prop_assert_eq!(out[0] & 7, 4);

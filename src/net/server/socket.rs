@@ -15,8 +15,14 @@ pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
 const RCVBUF_BYTES: usize = 4 << 20;
 
 /// Opens and binds one server socket. Errors are one readable line naming the address.
-pub fn bind(addr: SocketAddr) -> anyhow::Result<Socket> {
-    open(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {}", explain(&e, addr)))
+/// `tx_stamps`: report kernel transmit timestamps that single replies ask for (interleaved
+/// mode); a kernel that refuses costs only their precision (the daemon's reading is used).
+pub fn bind(addr: SocketAddr, tx_stamps: bool) -> anyhow::Result<Socket> {
+    let socket = open(addr).map_err(|e| anyhow::anyhow!("cannot bind {addr}: {}", explain(&e, addr)))?;
+    if tx_stamps && let Err(e) = crate::net::txstamp::enable_reporting(socket.as_raw_fd()) {
+        tracing::warn!("{addr}: no kernel transmit timestamps ({e}); interleaved replies carry the daemon's");
+    }
+    Ok(socket)
 }
 
 /// The address a socket bound for `addr` got (the port, when `addr` asked for port 0).
@@ -101,14 +107,14 @@ mod tests {
 
     #[test]
     fn two_sockets_share_a_port_and_v4_v6_coexist() {
-        let a = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let a = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
         let port = a.local_addr().unwrap().as_socket().unwrap().port();
-        let b = bind(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        let b = bind(SocketAddr::from(([127, 0, 0, 1], port)), false).unwrap();
         assert_eq!(b.local_addr().unwrap().as_socket().unwrap().port(), port);
-        let v4 = bind(SocketAddr::from(([0, 0, 0, 0], 0))).unwrap();
+        let v4 = bind(SocketAddr::from(([0, 0, 0, 0], 0)), false).unwrap();
         let port = v4.local_addr().unwrap().as_socket().unwrap().port();
         // v6only keeps [::] from claiming the IPv4 side of the same port.
-        let v6 = bind(format!("[::]:{port}").parse().unwrap());
+        let v6 = bind(format!("[::]:{port}").parse().unwrap(), true);
         assert!(v6.is_ok(), "{v6:?}");
     }
 
@@ -116,14 +122,14 @@ mod tests {
     fn claim_sees_a_reuse_port_group() {
         let addr = claim("127.0.2.20:0".parse().unwrap()).unwrap();
         assert_ne!(addr.port(), 0);
-        let _held = bind(addr).unwrap();
+        let _held = bind(addr, false).unwrap();
         let e = claim(addr).unwrap_err().to_string();
         assert!(e.ends_with("address already in use (is another NTP server running?)"), "{e}");
     }
 
     #[test]
     fn errors_are_one_readable_line() {
-        let e = bind("192.0.2.1:4000".parse().unwrap()).unwrap_err().to_string();
+        let e = bind("192.0.2.1:4000".parse().unwrap(), false).unwrap_err().to_string();
         assert_eq!(e, "cannot bind 192.0.2.1:4000: address not available (not configured on this host)");
         let e = explain(&io::Error::from(io::ErrorKind::PermissionDenied), "0.0.0.0:123".parse().unwrap());
         assert_eq!(e, "permission denied (port 123 needs CAP_NET_BIND_SERVICE)");

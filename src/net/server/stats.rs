@@ -8,6 +8,43 @@ use super::reason::DropReason;
 use super::respond::Outcome;
 
 const N_DROP: usize = DropReason::ALL.len();
+const N_MODE6: usize = Mode6Outcome::ALL.len();
+
+/// What became of a mode 6 (ntpq) request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode6Outcome {
+    /// Answered with the data asked for.
+    Answered,
+    /// Answered with an error: a refused write, an unknown opcode, association or variable.
+    Error,
+    /// Not from `mode6_allow` networks (or denied altogether): silence.
+    Denied,
+    /// Over the client's rate limit: silence.
+    RateLimited,
+    /// Not a request we can answer (a response, a fragment, garbage): silence.
+    Malformed,
+}
+
+impl Mode6Outcome {
+    pub const ALL: [Mode6Outcome; 5] = [
+        Mode6Outcome::Answered,
+        Mode6Outcome::Error,
+        Mode6Outcome::Denied,
+        Mode6Outcome::RateLimited,
+        Mode6Outcome::Malformed,
+    ];
+
+    /// Stable name for counters and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode6Outcome::Answered => "answered",
+            Mode6Outcome::Error => "error",
+            Mode6Outcome::Denied => "denied",
+            Mode6Outcome::RateLimited => "rate_limited",
+            Mode6Outcome::Malformed => "malformed",
+        }
+    }
+}
 
 /// A snapshot of what the server did since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -29,6 +66,12 @@ pub struct ServerCounters {
     pub send_errors: u64,
     /// Datagrams without a kernel receive timestamp (read from the clock instead).
     pub no_kernel_timestamp: u64,
+    /// Time replies in interleaved mode (also counted in `answered`).
+    pub interleaved: u64,
+    /// Kernel transmit timestamps of replies to interleaved clients collected.
+    pub tx_timestamps: u64,
+    /// Mode 6 requests, by [`Mode6Outcome`] in [`Mode6Outcome::ALL`] order.
+    pub mode6: [u64; N_MODE6],
 }
 
 impl ServerCounters {
@@ -45,9 +88,22 @@ impl ServerCounters {
         DropReason::ALL.iter().map(|r| (r.name(), self.dropped(*r)))
     }
 
+    /// `(name, count)` for every mode 6 outcome.
+    pub fn mode6_by_outcome(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Mode6Outcome::ALL.iter().zip(self.mode6).map(|(o, n)| (o.name(), n))
+    }
+
+    pub fn record_mode6(&mut self, outcome: Mode6Outcome) {
+        self.mode6[outcome as usize] += 1;
+    }
+
     pub fn record(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Reply => self.answered += 1,
+            Outcome::Interleaved => {
+                self.answered += 1;
+                self.interleaved += 1;
+            }
             Outcome::Kod => self.kod += 1,
             Outcome::Nts(n) => match n.kind {
                 NtsKind::Reply => self.nts_answered += 1,
@@ -70,6 +126,11 @@ impl ServerCounters {
         }
         self.send_errors += o.send_errors;
         self.no_kernel_timestamp += o.no_kernel_timestamp;
+        self.interleaved += o.interleaved;
+        self.tx_timestamps += o.tx_timestamps;
+        for (a, b) in self.mode6.iter_mut().zip(o.mode6) {
+            *a += b;
+        }
     }
 }
 
@@ -86,6 +147,9 @@ pub struct WorkerCounters {
     dropped: [AtomicU64; N_DROP],
     send_errors: AtomicU64,
     no_kernel_timestamp: AtomicU64,
+    interleaved: AtomicU64,
+    tx_timestamps: AtomicU64,
+    mode6: [AtomicU64; N_MODE6],
 }
 
 impl WorkerCounters {
@@ -103,12 +167,21 @@ impl WorkerCounters {
         }
         self.send_errors.store(c.send_errors, r);
         self.no_kernel_timestamp.store(c.no_kernel_timestamp, r);
+        self.interleaved.store(c.interleaved, r);
+        self.tx_timestamps.store(c.tx_timestamps, r);
+        for (a, b) in self.mode6.iter().zip(c.mode6) {
+            a.store(b, r);
+        }
     }
 
     pub fn load(&self) -> ServerCounters {
         let r = Ordering::Relaxed;
         let mut dropped = [0; N_DROP];
         for (d, a) in dropped.iter_mut().zip(&self.dropped) {
+            *d = a.load(r);
+        }
+        let mut mode6 = [0; N_MODE6];
+        for (d, a) in mode6.iter_mut().zip(&self.mode6) {
             *d = a.load(r);
         }
         ServerCounters {
@@ -121,6 +194,9 @@ impl WorkerCounters {
             dropped,
             send_errors: self.send_errors.load(r),
             no_kernel_timestamp: self.no_kernel_timestamp.load(r),
+            interleaved: self.interleaved.load(r),
+            tx_timestamps: self.tx_timestamps.load(r),
+            mode6,
         }
     }
 }
@@ -153,5 +229,14 @@ mod tests {
             (6, 2, 2, 2, 2)
         );
         assert!(t.dropped_by_reason().any(|(n, v)| n == "mode" && v == 2));
+        let mut c = ServerCounters::default();
+        c.record(Outcome::Interleaved);
+        c.record_mode6(Mode6Outcome::Error);
+        c.record_mode6(Mode6Outcome::Error);
+        a.publish(&c);
+        let t = total([&a, &b]);
+        assert_eq!((t.answered, t.interleaved), (1 + 1, 1));
+        let m: Vec<(&str, u64)> = t.mode6_by_outcome().collect();
+        assert_eq!(m, [("answered", 0), ("error", 2), ("denied", 0), ("rate_limited", 0), ("malformed", 0)]);
     }
 }

@@ -6,6 +6,15 @@
 //! The transmit timestamp is one clock read per batch taken right before `sendmmsg`, which is as
 //! late as a user-space stamp can be. Replies leave from the address the request arrived on
 //! (`IP_PKTINFO` / `IPV6_PKTINFO`), which matters on multi-homed and IPv6 hosts.
+//!
+//! Interleaved clients: only replies to requests in interleaved form ask the kernel for their
+//! transmit timestamp (a control message on that one datagram); their clock reading goes into
+//! the shared table before the send, and the kernel's replaces it when the error queue returns
+//! it. The error queue is read only while such stamps are outstanding, so basic-mode serving
+//! makes no extra system call.
+//!
+//! Mode 6 (ntpq) requests, rare and from allowed networks only, are answered on the spot with
+//! `sendmsg` (a response may be several datagrams), outside the batch.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
@@ -15,16 +24,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 use socket2::Socket;
 
+use super::interleave::{self, TxSource, TxStamps};
 use super::nts::NtsContext;
-use super::policy::Policy;
+use super::policy::{Policy, Verdict};
 use super::reason::DropReason;
 use super::respond::{self, Outcome};
-use super::stats::{ServerCounters, WorkerCounters};
+use super::stats::{Mode6Outcome, ServerCounters, WorkerCounters};
 use crate::clock::{Clock, realtime_now};
+use crate::core::SystemState;
 use crate::core::state::SharedState;
 use crate::net::cmsg::read_cmsgs;
+use crate::net::mode6;
 use crate::net::nts::cookie::CookieKeys;
 use crate::net::packet::HEADER_LEN;
+use crate::net::txstamp;
 use crate::vocab::Time;
 
 const BATCH: usize = 32;
@@ -33,7 +46,14 @@ const BATCH: usize = 32;
 const RX_BUF: usize = 2048;
 /// A reply is never longer than its request.
 const TX_BUF: usize = RX_BUF;
-const CMSG_BUF: usize = 128;
+/// Room for a receive timestamp, packet info and, on kernels without
+/// `SOF_TIMESTAMPING_OPT_RX_FILTER`, the extra `SCM_TIMESTAMPING` that transmit stamp
+/// reporting brings to received datagrams.
+const CMSG_BUF: usize = 256;
+/// Looped-back packets from the error queue: link, IP and UDP headers and the reply.
+const ERRQ_BUF: usize = 512;
+/// Give up waiting for requested transmit stamps after this long without one.
+const TX_STAMP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
@@ -98,6 +118,17 @@ pub struct Worker {
     pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
     pub stop: Arc<AtomicBool>,
     pub counters: Arc<WorkerCounters>,
+    /// Interleaved mode's table of transmit times (`None`: basic mode only).
+    pub interleaved: Option<Arc<TxStamps>>,
+    /// The snapshot mode 6 reads (`None`: mode 6 gets silence).
+    pub mode6: Option<Arc<dyn mode6::Status>>,
+}
+
+/// Transmit stamps asked for and not yet collected.
+#[derive(Default)]
+struct PendingStamps {
+    count: usize,
+    since: Option<std::time::Instant>,
 }
 
 impl Worker {
@@ -106,7 +137,15 @@ impl Worker {
         let mut s = Slots::new();
         let mut c = ServerCounters::default();
         let mut last_error: Option<i32> = None;
+        // Replies of this batch whose transmit time goes into the interleaved table: receive
+        // timestamp as sent, client.
+        let mut tracked: Vec<(u64, IpAddr)> = Vec::with_capacity(BATCH);
+        let mut pending = PendingStamps::default();
+        let mut errq_buf = vec![0u8; ERRQ_BUF];
         while !self.stop.load(Ordering::Relaxed) {
+            if pending.count > 0 {
+                self.collect_tx_stamps(fd, &mut errq_buf, &mut pending, &mut c);
+            }
             s.arm_rx();
             // SAFETY: rx_hdr holds BATCH headers whose pointers all target `s`, which is alive and
             // not otherwise borrowed during the call; the socket fd is owned by `self.socket`.
@@ -136,6 +175,7 @@ impl Worker {
             let n = n as usize;
             c.received += n as u64;
             let state = self.state.load();
+            let xleave = self.interleaved.as_deref();
             let nts_keys = self.nts.as_ref().map(|k| k.load());
             let clock = &*self.clock;
             let now = || clock.now();
@@ -154,19 +194,34 @@ impl Worker {
                     c.record(Outcome::Drop(DropReason::Malformed));
                     continue;
                 };
+                let request = &s.rx_buf[i][..len];
+                if request.first().is_some_and(|b| b & 7 == 6) {
+                    let to = Destination {
+                        name: &s.rx_name[i],
+                        len: s.rx_hdr[i].msg_hdr.msg_namelen,
+                        local: meta.local,
+                    };
+                    self.control(fd, request, peer, rx, &state, to, &mut c);
+                    continue;
+                }
                 let outcome = respond::prepare(
-                    &s.rx_buf[i][..len],
+                    request,
                     peer,
                     rx,
                     &state,
                     &*self.policy,
                     nts.as_ref(),
+                    xleave,
                     &mut s.tx_buf[k],
                 );
                 c.record(outcome);
                 if matches!(outcome, Outcome::Drop(_)) {
                     continue;
                 }
+                // A client in interleaved form will name this reply in its next request.
+                let track = xleave.is_some()
+                    && matches!(outcome, Outcome::Reply | Outcome::Interleaved)
+                    && interleave::asks_interleaved_raw(request);
                 // Never longer than the request: no amplification (NTS included).
                 debug_assert!(outcome.wire_len() <= len);
                 s.set_tx_len(k, outcome.wire_len());
@@ -175,7 +230,12 @@ impl Worker {
                 s.tx_stamp[k] = outcome == Outcome::Reply;
                 let namelen = s.rx_hdr[i].msg_hdr.msg_namelen;
                 let name: *mut libc::sockaddr_storage = &mut s.rx_name[i];
-                let control_len = write_pktinfo(&mut s.tx_cmsg[k], meta.local);
+                let mut control_len = write_pktinfo(&mut s.tx_cmsg[k], meta.local);
+                if track {
+                    control_len += txstamp::write_request(&mut s.tx_cmsg[k].0[control_len..]);
+                    let receive_ts = u64::from_be_bytes(s.tx_buf[k][32..40].try_into().unwrap_or_default());
+                    tracked.push((receive_ts, peer));
+                }
                 let h = &mut s.tx_hdr[k].msg_hdr;
                 h.msg_name = name.cast();
                 h.msg_namelen = namelen;
@@ -196,14 +256,131 @@ impl Worker {
                         respond::stamp_transmit(&mut s.tx_buf[j], s.tx_rx_time[j], tx);
                     }
                 }
+                // Into the table before the send, so the kernel's stamp finds its entry.
+                if let Some(table) = xleave {
+                    for &(receive_ts, peer) in &tracked {
+                        table.save(receive_ts, peer, tx);
+                    }
+                }
                 // Published before sending so a client that got its reply sees it counted.
                 self.counters.publish(&c);
                 c.send_errors += send_all(fd, &mut s.tx_hdr[..k]);
+                if !tracked.is_empty() {
+                    pending.count += tracked.len();
+                    pending.since.get_or_insert_with(std::time::Instant::now);
+                    tracked.clear();
+                    // Loopback and most drivers stamp within the send call.
+                    self.collect_tx_stamps(fd, &mut errq_buf, &mut pending, &mut c);
+                }
             }
             self.counters.publish(&c);
         }
         self.counters.publish(&c);
     }
+
+    /// Reads the transmit stamps the error queue holds into the interleaved table.
+    fn collect_tx_stamps(
+        &self,
+        fd: libc::c_int,
+        buf: &mut [u8],
+        pending: &mut PendingStamps,
+        c: &mut ServerCounters,
+    ) {
+        let Some(table) = self.interleaved.as_deref() else { return };
+        let mut got = false;
+        // Bounded: a queue that keeps filling must not starve the requests.
+        for _ in 0..2 * BATCH {
+            let Ok(Some((n, stamp))) = txstamp::recv_errqueue(fd, buf) else { break };
+            got = true;
+            pending.count = pending.count.saturating_sub(1);
+            let (Some(sw), Some((client, _, reply))) =
+                (stamp.software, txstamp::udp_payload(&buf[..n.min(buf.len())]))
+            else {
+                continue;
+            };
+            let Some(receive_ts) = reply.get(32..40).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            if table.update(receive_ts, client, self.clock.map_realtime(sw), TxSource::Kernel) {
+                c.tx_timestamps += 1;
+            }
+        }
+        if pending.count == 0 {
+            pending.since = None;
+        } else if got {
+            pending.since = Some(std::time::Instant::now());
+        } else if pending.since.is_some_and(|t| t.elapsed() > TX_STAMP_PATIENCE) {
+            // Lost (the kernel stamps nothing, or the datagram was dropped): stop asking.
+            *pending = PendingStamps::default();
+        }
+    }
+
+    /// Answers a mode 6 request, if the policy lets this client ask.
+    #[allow(clippy::too_many_arguments)]
+    fn control(
+        &self,
+        fd: libc::c_int,
+        request: &[u8],
+        peer: IpAddr,
+        rx: Time,
+        state: &SystemState,
+        to: Destination<'_>,
+        c: &mut ServerCounters,
+    ) {
+        let Some(status) = &self.mode6 else {
+            c.record_mode6(Mode6Outcome::Denied);
+            return;
+        };
+        match self.policy.control(peer, rx) {
+            Verdict::Serve => {}
+            Verdict::Drop(DropReason::RateLimited) => return c.record_mode6(Mode6Outcome::RateLimited),
+            _ => return c.record_mode6(Mode6Outcome::Denied),
+        }
+        let answer = status.read(&mut |sources, refclocks| {
+            mode6::respond(request, &mode6::Snapshot { state, sources, refclocks }, rx)
+        });
+        c.record_mode6(match answer {
+            mode6::Answer::Data(_) => Mode6Outcome::Answered,
+            mode6::Answer::Error(..) => Mode6Outcome::Error,
+            mode6::Answer::Silent(_) => Mode6Outcome::Malformed,
+        });
+        // Published before sending, so a client that got its answer sees it counted.
+        self.counters.publish(c);
+        for d in answer.datagrams() {
+            if send_one(fd, d, &to).is_err() {
+                c.send_errors += 1;
+            }
+        }
+    }
+}
+
+/// Where a reply goes: the request's source, from the address it came to.
+struct Destination<'a> {
+    name: &'a libc::sockaddr_storage,
+    len: libc::socklen_t,
+    local: Option<(IpAddr, u32)>,
+}
+
+/// Sends one datagram outside the batch.
+fn send_one(fd: libc::c_int, data: &[u8], to: &Destination<'_>) -> std::io::Result<()> {
+    let mut cmsg = CmsgBuf([0; CMSG_BUF]);
+    let control_len = write_pktinfo(&mut cmsg, to.local);
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+    h.msg_name = (to.name as *const libc::sockaddr_storage).cast_mut().cast();
+    h.msg_namelen = to.len;
+    h.msg_iov = &mut iov;
+    h.msg_iovlen = 1;
+    if control_len > 0 {
+        h.msg_control = cmsg.0.as_mut_ptr().cast();
+        h.msg_controllen = control_len as _;
+    }
+    // SAFETY: `h` points at the destination address, the iovec over `data` and the control
+    // buffer, all alive for the call; sendmsg only reads them.
+    let r = unsafe { libc::sendmsg(fd, &h, 0) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Sends every prepared reply; a message the kernel refuses is skipped. Returns how many failed.
