@@ -20,7 +20,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`), output to stderr, and
 /// the latest lines kept for the status page ([`recent`]). A second call is a no-op.
-pub fn init() {
+pub(crate) fn init() {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter).with(RecentLayer);
@@ -49,7 +49,7 @@ pub fn init() {
 /// `SystemTime::now()`, which on 32-bit musl binds the C library's 32-bit `clock_gettime` and
 /// panics after 2038-01-19.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct UtcTimer;
+pub(crate) struct UtcTimer;
 
 impl tracing_subscriber::fmt::time::FormatTime for UtcTimer {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
@@ -75,18 +75,18 @@ const RECENT_MAX_BYTES: usize = 400;
 
 /// One log line as the status page shows it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     /// Wall-clock time, Unix milliseconds.
-    pub t: f64,
+    pub(crate) t: f64,
     /// `ERROR`, `WARN` or `INFO`.
-    pub level: &'static str,
-    pub message: String,
+    pub(crate) level: &'static str,
+    pub(crate) message: String,
 }
 
 static RECENT: Mutex<VecDeque<LogLine>> = Mutex::new(VecDeque::new());
 
 /// The latest `n` log lines at info and above, oldest first.
-pub fn recent(n: usize) -> Vec<LogLine> {
+pub(crate) fn recent(n: usize) -> Vec<LogLine> {
     let lines = RECENT.lock().unwrap_or_else(|e| e.into_inner());
     lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
 }
@@ -153,7 +153,7 @@ impl tracing::field::Visit for LineText {
 
 /// One line per event: `<priority>span: span: message key=value`.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct JournalFormat;
+pub(crate) struct JournalFormat;
 
 impl<S, N> FormatEvent<S, N> for JournalFormat
 where
@@ -191,7 +191,7 @@ fn syslog_priority(level: Level) -> u8 {
 ///
 /// One per call site (a `static` works: [`RateLimit::new`] is `const`). Use [`warn_limited!`].
 #[derive(Debug)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     interval: Duration,
     state: Mutex<LimitState>,
 }
@@ -203,17 +203,17 @@ struct LimitState {
 }
 
 impl RateLimit {
-    pub const fn new(interval: Duration) -> RateLimit {
+    pub(crate) const fn new(interval: Duration) -> RateLimit {
         RateLimit { interval, state: Mutex::new(LimitState { last: None, suppressed: 0 }) }
     }
 
     /// `Some(n)` when this occurrence should be logged, `n` being how many were suppressed
     /// since the last one logged; `None` when it should be suppressed.
-    pub fn check(&self) -> Option<u64> {
+    pub(crate) fn check(&self) -> Option<u64> {
         self.check_at(Instant::now())
     }
 
-    pub fn check_at(&self, now: Instant) -> Option<u64> {
+    pub(crate) fn check_at(&self, now: Instant) -> Option<u64> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         match s.last {
             Some(last) if now.saturating_duration_since(last) < self.interval => {
@@ -229,14 +229,8 @@ impl RateLimit {
 }
 
 /// `warn!` through a [`RateLimit`]; adds `suppressed=N` when earlier occurrences were dropped.
-///
-/// ```
-/// use std::time::Duration;
-/// use stratum1::{logging::RateLimit, warn_limited};
-/// static BAD_SENTENCE: RateLimit = RateLimit::new(Duration::from_secs(60));
-/// warn_limited!(BAD_SENTENCE, "NMEA checksum error on {}", "/dev/gps0");
-/// ```
-#[macro_export]
+/// Used as `warn_limited!(BAD_SENTENCE, "NMEA checksum error on {}", path)` with
+/// `static BAD_SENTENCE: RateLimit = RateLimit::new(Duration::from_secs(60))`.
 macro_rules! warn_limited {
     ($limit:expr, $($arg:tt)+) => {
         if let Some(suppressed) = $limit.check() {
@@ -248,6 +242,7 @@ macro_rules! warn_limited {
         }
     };
 }
+pub(crate) use warn_limited;
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use stratum1::refclock::sim::{ReceiverParams, SimHandle, realtime_model, spawn_with_baud};
+use stratum1::sim::receiver::{ReceiverParams, SimHandle, realtime_model, spawn_with_baud};
 
 mod common;
 

@@ -10,8 +10,8 @@ use stratum1::clock::software::SoftwareClock;
 use stratum1::refclock::RefclockEvent;
 use stratum1::refclock::nmea::{self, NmeaDriverConfig, spawn as spawn_nmea};
 use stratum1::refclock::pairing::SidePrior;
-use stratum1::refclock::sim::{ReceiverParams, realtime_model, spawn_with_baud};
 use stratum1::refclock::source::{RefclockSource, RefclockSourceConfig, RefclockStatus};
+use stratum1::sim::receiver::{ReceiverParams, realtime_model, spawn_with_baud};
 use stratum1::vocab::Time;
 use stratum1::vocab::{RefId, Sample};
 

@@ -9,7 +9,7 @@ use crate::config::{Config, RefclockKind};
 use crate::daemon::options;
 use crate::net::nts::tls;
 
-pub fn run(file: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
     // NTS files are read here too, so a wrong path or a key that does not match its
     // certificate shows up before the daemon refuses to start.

@@ -1,11 +1,11 @@
 //! The command line: one subcommand per job, each in its own file.
 
-pub mod config_check;
-pub mod query;
-pub mod refclock_test;
-pub mod run;
-pub mod simulate;
-pub mod status;
+pub(crate) mod config_check;
+pub(crate) mod query;
+pub(crate) mod refclock_test;
+pub(crate) mod run;
+pub(crate) mod simulate;
+pub(crate) mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,13 +14,13 @@ use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(name = "stratum1", version, about = "GPS/PPS-backed Stratum 1 NTP server")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Runs the daemon.
     Run(run::RunArgs),
     /// Configuration tools.
@@ -42,13 +42,13 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum RefclockCommand {
+pub(crate) enum RefclockCommand {
     /// Diagnoses the receiver (live device or --replay capture) and gives a verdict with fixes.
     Test(refclock_test::RefclockTestArgs),
 }
 
 #[derive(Subcommand, Debug)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Validates a config file; errors name the key and the line.
     Check { file: PathBuf },
 }

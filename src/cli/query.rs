@@ -9,21 +9,21 @@ use crate::net::exchange::Measurement;
 use crate::net::query::{query_with, resolve};
 
 #[derive(clap::Args, Debug)]
-pub struct QueryArgs {
+pub(crate) struct QueryArgs {
     /// Server to ask: HOST, HOST:PORT, [IPV6]:PORT (port 123 by default).
-    pub server: String,
+    pub(crate) server: String,
     /// Number of requests, 2 s apart (the pool monitor's pace); the best one is summarised.
     #[arg(long, short = 'c', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub count: u32,
+    pub(crate) count: u32,
     /// One JSON object per reply (fields in docs/json.md).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Seconds to wait for each reply.
     #[arg(long, default_value_t = 2.0)]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
 }
 
-pub fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
     if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 60.0) {
         anyhow::bail!("--timeout {} is not between 0 and 60 seconds", args.timeout);
     }
@@ -84,7 +84,7 @@ fn print_line(line: &str) -> bool {
 }
 
 /// `ntpdate -q`'s line, with refid and leap added.
-pub fn text_line(server: &str, m: &Measurement) -> String {
+pub(crate) fn text_line(server: &str, m: &Measurement) -> String {
     format!(
         "server {server}, stratum {}, refid {}, leap {}, offset {:+.6}, delay {:.5}",
         m.stratum,
@@ -96,7 +96,7 @@ pub fn text_line(server: &str, m: &Measurement) -> String {
 }
 
 /// The JSON contract of `query --json` (docs/json.md), plus a few extras.
-pub fn json_line(server: &str, m: &Measurement) -> serde_json::Value {
+pub(crate) fn json_line(server: &str, m: &Measurement) -> serde_json::Value {
     serde_json::json!({
         "server": server,
         "stratum": m.stratum,

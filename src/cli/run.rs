@@ -10,32 +10,32 @@ use crate::config::{self, ClockMode, Config};
 use crate::daemon::{self, DaemonOptions};
 
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Config file (TOML). Default: /etc/stratum1/stratum1.toml, or none with --simulate.
     #[arg(long, short)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Use the built-in simulated GPS receiver (NMEA through a real pty + PPS edges) and the
     /// software clock: runs anywhere, unprivileged, and never touches the host clock.
     #[arg(long)]
-    pub simulate: bool,
+    pub(crate) simulate: bool,
     /// Address to serve NTP on (repeatable); replaces `[server] listen`.
     #[arg(long = "listen", value_name = "ADDR:PORT")]
-    pub listen: Vec<SocketAddr>,
+    pub(crate) listen: Vec<SocketAddr>,
 }
 
 /// Where `run --simulate` listens without a config: unprivileged and loopback only.
-pub const SIMULATE_DEFAULT_LISTEN: &str = "127.0.0.1:11123";
+pub(crate) const SIMULATE_DEFAULT_LISTEN: &str = "127.0.0.1:11123";
 /// The status page of `run --simulate` without a config (skipped with a warning when taken).
-pub const SIMULATE_DEFAULT_WEB: &str = "127.0.0.1:9123";
+pub(crate) const SIMULATE_DEFAULT_WEB: &str = "127.0.0.1:9123";
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = resolve(args)?;
     daemon::run(options)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Applies the rules for combining the config file, `--simulate` and `--listen`.
-pub fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
+pub(crate) fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
     let explicit = args.config.is_some();
     let path = args.config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let mut config = if explicit || !args.simulate {

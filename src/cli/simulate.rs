@@ -7,25 +7,25 @@ use clap::Args;
 use crate::sim::{Scenario, scenario};
 
 #[derive(Args, Debug)]
-pub struct SimulateArgs {
+pub(crate) struct SimulateArgs {
     /// A scenario file, or the name of a built-in one (see tests/scenarios/).
     #[arg(long, default_value = scenario::DEFAULT)]
-    pub scenario: String,
+    pub(crate) scenario: String,
     /// Virtual seconds to run (overrides the scenario's duration_s).
     #[arg(long)]
-    pub duration: Option<f64>,
+    pub(crate) duration: Option<f64>,
     /// Random seed (overrides the scenario's seed).
     #[arg(long)]
-    pub seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// One JSON object on the last line.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also print a JSON trace line (error, system state, sources) every S virtual seconds.
     #[arg(long, value_name = "S")]
-    pub trace: Option<u64>,
+    pub(crate) trace: Option<u64>,
 }
 
-pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.duration
         && !(d > 0.0 && d.is_finite())
     {

@@ -12,20 +12,20 @@ use crate::control::{self, StatusSnapshot};
 use crate::core::{SourceKind, SourceState, SourceStatus};
 
 #[derive(clap::Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// One JSON object: `system {...}` and `sources [...]` (fields in docs/json.md).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Control socket; default: the one in --config, else in /etc/stratum1/stratum1.toml, else
     /// /run/stratum1/control.sock.
     #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    pub(crate) socket: Option<PathBuf>,
     /// Read the socket path from this config's `[control] socket`.
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
-pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let socket = socket_path(args)?;
     let snapshot = control::fetch(&socket, Duration::from_secs(3))?;
     if args.json {
@@ -58,7 +58,7 @@ fn socket_path(args: &StatusArgs) -> anyhow::Result<PathBuf> {
 }
 
 /// The `ntpq -p`-like text: system line, counters, one row per source, legend.
-pub fn render_text(s: &StatusSnapshot) -> String {
+pub(crate) fn render_text(s: &StatusSnapshot) -> String {
     let mut out = String::new();
     let sys = &s.system;
     let _ = writeln!(
@@ -195,7 +195,7 @@ fn source_row(r: &SourceStatus, width: usize) -> String {
     )
 }
 
-pub fn state_marker(state: SourceState) -> char {
+pub(crate) fn state_marker(state: SourceState) -> char {
     match state {
         SourceState::Selected => '*',
         SourceState::Candidate => '+',

@@ -13,22 +13,22 @@ use anyhow::Context;
 use super::system::MAX_FREQUENCY_PPM;
 
 /// Default location (systemd's `StateDirectory=stratum1`).
-pub const DEFAULT_PATH: &str = "/var/lib/stratum1/drift";
+pub(crate) const DEFAULT_PATH: &str = "/var/lib/stratum1/drift";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Drift {
+pub(crate) struct Drift {
     /// Frequency correction that cancelled the crystal, ppm.
-    pub freq_ppm: f64,
+    pub(crate) freq_ppm: f64,
     /// How uncertain that was, ppm (1σ).
-    pub sd_ppm: f64,
+    pub(crate) sd_ppm: f64,
 }
 
 impl Drift {
     /// The uncertainty assumed when the file has none, or it is implausibly small: the crystal
     /// moves with temperature between runs.
-    pub const MIN_SD_PPM: f64 = 0.5;
+    pub(crate) const MIN_SD_PPM: f64 = 0.5;
 
-    pub fn parse(text: &str) -> Result<Drift, String> {
+    pub(crate) fn parse(text: &str) -> Result<Drift, String> {
         let mut f = text.split_whitespace();
         let freq = f.next().ok_or("empty drift file")?;
         let freq_ppm: f64 = freq.parse().map_err(|_| format!("frequency {freq:?} is not a number"))?;
@@ -45,13 +45,13 @@ impl Drift {
         Ok(Drift { freq_ppm, sd_ppm: sd_ppm.max(Self::MIN_SD_PPM) })
     }
 
-    pub fn format(&self) -> String {
+    pub(crate) fn format(&self) -> String {
         format!("{:.6} {:.6}\n", self.freq_ppm, self.sd_ppm)
     }
 }
 
 /// Reads the drift file; `Ok(None)` when there is none yet (first start).
-pub fn read(path: &Path) -> anyhow::Result<Option<Drift>> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<Option<Drift>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -61,7 +61,7 @@ pub fn read(path: &Path) -> anyhow::Result<Option<Drift>> {
 }
 
 /// Replaces the drift file atomically (temporary file, fsync, rename, directory fsync).
-pub fn write_atomic(path: &Path, drift: &Drift) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, drift: &Drift) -> anyhow::Result<()> {
     if path.is_dir() {
         anyhow::bail!("drift file {} is a directory: name a file in it", path.display());
     }

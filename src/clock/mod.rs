@@ -11,11 +11,10 @@
 //! Kernel timestamps (PPS edges, `SO_TIMESTAMPNS` packet receive times) are taken on
 //! `CLOCK_REALTIME`; [`Clock::map_realtime`] maps them onto the disciplined timescale.
 
-pub mod drift;
-pub mod sim;
+pub(crate) mod drift;
 pub mod software;
 pub mod system;
-pub mod time64;
+pub(crate) mod time64;
 
 use crate::vocab::{ClockAction, Leap, Time};
 
@@ -57,7 +56,7 @@ pub trait Clock: Send + Sync + 'static {
 
 /// Carries out one action of the core on a clock: the daemon's and the simulator's only path
 /// to steer.
-pub fn apply(clock: &dyn Clock, action: &ClockAction) -> Result<(), ClockError> {
+pub(crate) fn apply(clock: &dyn Clock, action: &ClockAction) -> Result<(), ClockError> {
     match *action {
         ClockAction::Step { offset_s } => clock.step(offset_s),
         ClockAction::SetFrequency { ppm } => clock.set_frequency_ppm(ppm),

@@ -35,7 +35,7 @@ impl SoftwareClock {
     }
 
     /// A software clock over an arbitrary raw time source (tests).
-    pub fn with_source(raw_now: Box<dyn Fn() -> Time + Send + Sync>) -> SoftwareClock {
+    pub(crate) fn with_source(raw_now: Box<dyn Fn() -> Time + Send + Sync>) -> SoftwareClock {
         let now = raw_now();
         SoftwareClock { raw_now, map: Mutex::new(Mapping { base_raw: now, base_disc: now, freq_ppm: 0.0 }) }
     }

@@ -18,16 +18,16 @@ use crate::vocab::Leap;
 use crate::vocab::Time;
 
 /// The kernel refuses frequency corrections beyond ±500 ppm.
-pub const MAX_FREQUENCY_PPM: f64 = 500.0;
+pub(crate) const MAX_FREQUENCY_PPM: f64 = 500.0;
 /// The kernel caps maxerror at 16 s (NTP_PHASE_LIMIT << 5 … in practice `MAXPHASE`-derived).
 const MAX_ERROR_US: i64 = 16_000_000;
 
 /// `timex.freq` units: ppm with a 16-bit binary fraction.
-pub fn ppm_to_kernel_freq(ppm: f64) -> i64 {
+pub(crate) fn ppm_to_kernel_freq(ppm: f64) -> i64 {
     (ppm.clamp(-MAX_FREQUENCY_PPM, MAX_FREQUENCY_PPM) * 65536.0).round() as i64
 }
 
-pub fn kernel_freq_to_ppm(freq: i64) -> f64 {
+pub(crate) fn kernel_freq_to_ppm(freq: i64) -> f64 {
     freq as f64 / 65536.0
 }
 
@@ -37,7 +37,7 @@ fn blank() -> KernelTimex {
 }
 
 /// Sets the frequency correction.
-pub fn frequency_timex(ppm: f64) -> Result<KernelTimex, ClockError> {
+pub(crate) fn frequency_timex(ppm: f64) -> Result<KernelTimex, ClockError> {
     if !ppm.is_finite() || ppm.abs() > MAX_FREQUENCY_PPM {
         return Err(ClockError::Refused(format!("frequency {ppm} ppm is beyond the kernel's ±500 ppm")));
     }
@@ -49,7 +49,7 @@ pub fn frequency_timex(ppm: f64) -> Result<KernelTimex, ClockError> {
 
 /// Steps the clock by `offset_s` (ADJ_SETOFFSET with nanoseconds: the fraction must be
 /// non-negative, so −0.3 s is `tv_sec = -1, tv_usec = 700_000_000`).
-pub fn step_timex(offset_s: f64) -> Result<KernelTimex, ClockError> {
+pub(crate) fn step_timex(offset_s: f64) -> Result<KernelTimex, ClockError> {
     if !offset_s.is_finite() || offset_s.abs() > 1e9 {
         return Err(ClockError::Refused(format!("step of {offset_s} s is not sensible")));
     }
@@ -63,7 +63,7 @@ pub fn step_timex(offset_s: f64) -> Result<KernelTimex, ClockError> {
 
 /// The status word to set: our sync state and leap flags; the kernel's own loops off; other
 /// bits (e.g. `STA_NANO`, read-only bits) as they are.
-pub fn status_bits(current: i32, synchronised: bool, leap: Leap) -> i32 {
+pub(crate) fn status_bits(current: i32, synchronised: bool, leap: Leap) -> i32 {
     let ours = libc::STA_UNSYNC
         | libc::STA_INS
         | libc::STA_DEL
@@ -85,7 +85,7 @@ pub fn status_bits(current: i32, synchronised: bool, leap: Leap) -> i32 {
 }
 
 /// Status, leap flags and error estimates (µs, capped like the kernel's).
-pub fn status_timex(
+pub(crate) fn status_timex(
     current_status: i32,
     synchronised: bool,
     leap: Leap,

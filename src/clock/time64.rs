@@ -14,15 +14,15 @@ use crate::vocab::Time;
 /// `struct __kernel_timespec` (and, on 64-bit targets, `struct timespec`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Timespec64 {
-    pub tv_sec: i64,
+pub(crate) struct Timespec64 {
+    pub(crate) tv_sec: i64,
     /// Only the low 32 bits are meaningful: the C libraries' time64 `timespec` on 32-bit
     /// little-endian targets keeps `long tv_nsec` there and padding above it.
-    pub tv_nsec: i64,
+    pub(crate) tv_nsec: i64,
 }
 
 impl Timespec64 {
-    pub fn to_time(self) -> Time {
+    pub(crate) fn to_time(self) -> Time {
         // Truncation keeps the low half, which holds tv_nsec whatever the padding says.
         Time::from_secs_nanos(self.tv_sec, self.tv_nsec as u32)
     }
@@ -35,7 +35,7 @@ unsafe extern "C" {
 }
 
 /// Reads `clock` with 64-bit seconds. `Err` only for a clock the kernel does not have.
-pub fn clock_gettime(clock: libc::clockid_t) -> std::io::Result<Time> {
+pub(crate) fn clock_gettime(clock: libc::clockid_t) -> std::io::Result<Time> {
     let mut ts = Timespec64::default();
     #[cfg(target_pointer_width = "32")]
     // SAFETY: __clock_gettime64 writes one time64 timespec into `ts`, which we own.
@@ -49,9 +49,9 @@ pub fn clock_gettime(clock: libc::clockid_t) -> std::io::Result<Time> {
 /// `struct __kernel_timex_timeval`: microseconds, or nanoseconds with `ADJ_NANO`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelTimeval {
-    pub tv_sec: i64,
-    pub tv_usec: i64,
+pub(crate) struct KernelTimeval {
+    pub(crate) tv_sec: i64,
+    pub(crate) tv_usec: i64,
 }
 
 /// `struct __kernel_timex` (`include/uapi/linux/timex.h`): every field 64 bits wide on every
@@ -59,30 +59,30 @@ pub struct KernelTimeval {
 /// 64-bit ones.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelTimex {
-    pub modes: u32,
+pub(crate) struct KernelTimex {
+    pub(crate) modes: u32,
     _pad0: i32,
-    pub offset: i64,
-    pub freq: i64,
-    pub maxerror: i64,
-    pub esterror: i64,
-    pub status: i32,
+    pub(crate) offset: i64,
+    pub(crate) freq: i64,
+    pub(crate) maxerror: i64,
+    pub(crate) esterror: i64,
+    pub(crate) status: i32,
     _pad1: i32,
-    pub constant: i64,
-    pub precision: i64,
-    pub tolerance: i64,
-    pub time: KernelTimeval,
-    pub tick: i64,
-    pub ppsfreq: i64,
-    pub jitter: i64,
-    pub shift: i32,
+    pub(crate) constant: i64,
+    pub(crate) precision: i64,
+    pub(crate) tolerance: i64,
+    pub(crate) time: KernelTimeval,
+    pub(crate) tick: i64,
+    pub(crate) ppsfreq: i64,
+    pub(crate) jitter: i64,
+    pub(crate) shift: i32,
     _pad2: i32,
-    pub stabil: i64,
-    pub jitcnt: i64,
-    pub calcnt: i64,
-    pub errcnt: i64,
-    pub stbcnt: i64,
-    pub tai: i32,
+    pub(crate) stabil: i64,
+    pub(crate) jitcnt: i64,
+    pub(crate) calcnt: i64,
+    pub(crate) errcnt: i64,
+    pub(crate) stbcnt: i64,
+    pub(crate) tai: i32,
     _reserved: [i32; 11],
 }
 
@@ -93,7 +93,7 @@ const SYS_CLOCK_ADJTIME64: libc::c_long = 405;
 
 /// `clock_adjtime(clock, tx)`: reads (modes 0) or adjusts the clock; returns the clock state
 /// (`TIME_OK`, `TIME_INS`…). Steering the host clock is production only (see `system.rs`).
-pub fn clock_adjtime(clock: libc::clockid_t, tx: &mut KernelTimex) -> std::io::Result<i32> {
+pub(crate) fn clock_adjtime(clock: libc::clockid_t, tx: &mut KernelTimex) -> std::io::Result<i32> {
     #[cfg(target_pointer_width = "32")]
     // SAFETY: clock_adjtime64 reads and writes one `struct __kernel_timex`, the layout of `tx`
     // (checked in the tests), which lives for the call.

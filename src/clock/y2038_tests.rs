@@ -1,14 +1,13 @@
 //! Past 2038-01-19T03:14:07Z, where a 32-bit `time_t` ends: CI runs these on the 32-bit ARM
 //! build under qemu as well as natively. Each clock, the NTP era arithmetic and the drift file
 //! are exercised at instants a 32-bit seconds count cannot hold (the leap table's test is in
-//! `core::leap`, a whole simulation's in `sim::run`).
+//! `core::leap`, the simulated clock's in `sim::clock`, a whole simulation's in `sim::run`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use super::Clock;
 use super::drift::{self, Drift};
-use super::sim::{OscillatorModel, SimClock};
 use super::software::SoftwareClock;
 use crate::vocab::time::{NTP_UNIX_OFFSET_S, Time};
 
@@ -70,25 +69,6 @@ fn software_clock_keeps_time_past_2038() {
     // What it would put on the wire decodes to the same instant.
     let now = clock.now();
     assert!(Time::from_ntp(now.to_ntp(), now).nanos_since(now).abs() <= 1);
-}
-
-#[test]
-fn simulated_clock_runs_past_2038() {
-    let model = OscillatorModel {
-        freq_ppm: 12.0,
-        wander_ppb: 0.0,
-        temp_swing_ppm: 0.0,
-        temp_period_s: 3600.0,
-        ..OscillatorModel::NO_STEP
-    };
-    let start = last_32_bit_second().add_nanos(-60_000_000_000);
-    let clock = SimClock::new(model, start, 0.5, 7);
-    clock.advance_to(start.add_nanos(86_400_000_000_000));
-    assert_eq!(clock.true_now().to_utc().day, 20);
-    // 12 ppm over a day on top of the initial half second.
-    let expected = 0.5 + 86_400.0 * 12e-6;
-    assert!((clock.error_s() - expected).abs() < 1e-6, "{}", clock.error_s());
-    assert!((clock.now().secs_since(clock.true_now()) - expected).abs() < 1e-6);
 }
 
 #[test]

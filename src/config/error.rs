@@ -4,15 +4,15 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}{}{}: {}{message}", pos(*line), pos(*column), table.as_ref().map(|t| format!("{t}: ")).unwrap_or_default())]
 pub struct ConfigError {
-    pub file: String,
+    pub(crate) file: String,
     /// 1-based, when the error is about a place in the file.
-    pub line: Option<usize>,
+    pub(crate) line: Option<usize>,
     /// 1-based, in characters.
-    pub column: Option<usize>,
+    pub(crate) column: Option<usize>,
     /// The table the error is in, as written: `[server]`, `[[refclock]] #2`.
-    pub table: Option<String>,
+    pub(crate) table: Option<String>,
     /// Begins with the key when there is one.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 fn pos(n: Option<usize>) -> String {

@@ -23,7 +23,7 @@ mod tests;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use error::ConfigError;
+pub(crate) use error::ConfigError;
 
 use crate::net::access::{Cidr, loopback};
 use crate::net::ratelimit::{RateLimiter, RateParams};
@@ -31,14 +31,14 @@ use crate::net::server::interleave::TxStamps;
 use crate::refclock::pairing::SidePrior;
 use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::refclock::pps::gpio::GpioSpec;
-use crate::refclock::sim::ReceiverParams;
+use crate::sim::receiver::ReceiverParams;
 use crate::vocab::RefId;
 
 pub const DEFAULT_PATH: &str = "/etc/stratum1/stratum1.toml";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/stratum1/control.sock";
 
 /// The control socket of `run --simulate` without a config: unprivileged, in the temp dir.
-pub fn simulate_control_socket() -> PathBuf {
+pub(crate) fn simulate_control_socket() -> PathBuf {
     std::env::temp_dir().join("stratum1-simulate.sock")
 }
 
@@ -48,14 +48,14 @@ pub struct Config {
     /// One core source each, in file order.
     pub refclock: Vec<RefclockConfig>,
     pub upstream: Vec<UpstreamConfig>,
-    pub clock: ClockConfig,
-    pub metrics: MetricsConfig,
-    pub control: ControlConfig,
+    pub(crate) clock: ClockConfig,
+    pub(crate) metrics: MetricsConfig,
+    pub(crate) control: ControlConfig,
     /// The simulated receiver of `run --simulate` (delays, jitter, outages in seconds since
     /// start); ignored without `--simulate`.
-    pub simulate: ReceiverParams,
+    pub(crate) simulate: ReceiverParams,
     /// Serve NTS (RFC 8915): the NTS-KE server and authenticated NTP replies. Off when absent.
-    pub nts: Option<NtsConfig>,
+    pub(crate) nts: Option<NtsConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -126,11 +126,11 @@ impl Default for ServerConfig {
 pub struct RefclockConfig {
     /// Unique among the refclocks; names the source in `status`, metrics and logs. Default
     /// `GPS(i)` for a receiver, `PPS(i)` for pulses alone (`i`: the entry's position from 0).
-    pub name: String,
+    pub(crate) name: String,
     /// What the server advertises while this refclock's best measurements discipline the
     /// clock: default `PPS` with pulses, `GPS` without. A receiver whose pulses are lost falls
     /// back to `GPS` (coarse NMEA time) whatever this says.
-    pub refid: RefId,
+    pub(crate) refid: RefId,
     pub kind: RefclockKind,
 }
 
@@ -156,21 +156,21 @@ pub enum RefclockKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NmeaConfig {
     /// The serial device.
-    pub device: PathBuf,
-    pub baud: Baud,
+    pub(crate) device: PathBuf,
+    pub(crate) baud: Baud,
     /// Which side of the pulse the message falls on: `"auto"` (default: learned from a
     /// synchronised clock), `"after"` or `"before"` (lets pairing start without one).
-    pub message_side: SidePrior,
+    pub(crate) message_side: SidePrior,
     /// The operator's measurement of the message delay, for time without pulses to learn from.
-    pub delay: Option<NmeaDelay>,
+    pub(crate) delay: Option<NmeaDelay>,
     /// This receiver's pulse (`pps = { device = … }` or `{ gpio = … }`); `None` when not wired
     /// (`pps = false`, or no key).
-    pub pps: Option<PpsConfig>,
+    pub(crate) pps: Option<PpsConfig>,
 }
 
 /// A serial speed, or detection from checksummed sentences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Baud {
+pub(crate) enum Baud {
     /// 300–921600.
     Fixed(u32),
     #[default]
@@ -179,7 +179,7 @@ pub enum Baud {
 
 impl Baud {
     /// `None` for auto.
-    pub fn fixed(self) -> Option<u32> {
+    pub(crate) fn fixed(self) -> Option<u32> {
         match self {
             Baud::Fixed(b) => Some(b),
             Baud::Auto => None,
@@ -189,28 +189,28 @@ impl Baud {
 
 /// `nmea_delay_ms`, `nmea_delay_error_ms`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NmeaDelay {
+pub(crate) struct NmeaDelay {
     /// How long after the second it names the message arrives, seconds (±2 s).
-    pub delay_s: f64,
+    pub(crate) delay_s: f64,
     /// How far that measurement may be off, seconds (0–1 s, default 5 ms); part of the
     /// advertised error.
-    pub error_s: f64,
+    pub(crate) error_s: f64,
 }
 
 /// A PPS input: a receiver's `pps` table, or a `kind = "pps"` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PpsConfig {
-    pub input: PpsInput,
+    pub(crate) input: PpsInput,
     /// Which edge is on time (default assert).
-    pub edge: PpsEdgeKind,
+    pub(crate) edge: PpsEdgeKind,
     /// How late this board stamps the edge, seconds (`bias_us`, below 0.1 s; Pi 5 GPIO ~11.7 µs,
     /// see `hardware/pps-bias.md`).
-    pub bias_s: f64,
+    pub(crate) bias_s: f64,
 }
 
 /// `device = "/dev/ppsN"` or `gpio = "CHIP:LINE"`: exactly one.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PpsInput {
+pub(crate) enum PpsInput {
     Kernel(PathBuf),
     Gpio(GpioSpec),
 }
@@ -228,25 +228,25 @@ impl std::fmt::Display for PpsInput {
 pub struct UpstreamConfig {
     /// As written: `host[:port]`.
     pub address: String,
-    pub host: String,
+    pub(crate) host: String,
     /// 123 unless given.
-    pub port: u16,
+    pub(crate) port: u16,
     /// Poll interval bounds, log2 seconds (-6..=17; 6 = 64 s, 10 = 1024 s), minpoll ≤ maxpoll.
-    pub minpoll: i8,
-    pub maxpoll: i8,
+    pub(crate) minpoll: i8,
+    pub(crate) maxpoll: i8,
     /// A quick burst of requests at start and after the server was unreachable.
-    pub iburst: bool,
+    pub(crate) iburst: bool,
     /// Preferred among upstreams that pass selection.
-    pub prefer: bool,
+    pub(crate) prefer: bool,
     /// Polled and shown, never used to steer the clock.
-    pub noselect: bool,
+    pub(crate) noselect: bool,
     /// `address` names a pool: use up to `max_sources` (1–16) of the servers it resolves to,
     /// replacing the ones that drop out.
-    pub pool: bool,
-    pub max_sources: usize,
+    pub(crate) pool: bool,
+    pub(crate) max_sources: usize,
     /// Authenticate this upstream with NTS: `address` then names its NTS-KE server (`port`
     /// 4460 unless given), which names the NTP server and port. Not with `pool`.
-    pub nts: bool,
+    pub(crate) nts: bool,
     /// PEM file of the CAs to trust for this NTS upstream; default: the system trust store.
     pub ca_file: Option<PathBuf>,
     /// Ask for interleaved mode (chrony's `xleave`): the server's kernel transmit time of its
@@ -256,26 +256,26 @@ pub struct UpstreamConfig {
 
 /// `[nts]`: our NTS server.
 #[derive(Debug, Clone, PartialEq)]
-pub struct NtsConfig {
+pub(crate) struct NtsConfig {
     /// PEM certificate chain (leaf first) for the NTS-KE server.
-    pub certificate: PathBuf,
+    pub(crate) certificate: PathBuf,
     /// Its PEM private key.
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
     /// NTS-KE (TLS) listen addresses: at least one, none twice, no port 0.
-    pub listen: Vec<SocketAddr>,
+    pub(crate) listen: Vec<SocketAddr>,
     /// Where the cookie master keys are kept across restarts (mode 0600; a file).
-    pub key_file: PathBuf,
+    pub(crate) key_file: PathBuf,
     /// Seconds between cookie key rotations (60 s–30 days); cookies stay valid two to three.
-    pub key_rotation_s: u64,
+    pub(crate) key_rotation_s: u64,
     /// NTP server name to hand to clients (default: they use the NTS-KE address).
-    pub ntp_server: Option<String>,
+    pub(crate) ntp_server: Option<String>,
     /// NTP port to hand to clients (default: the first `[server] listen` port, named only when
     /// it is not 123).
-    pub ntp_port: Option<u16>,
+    pub(crate) ntp_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClockMode {
+pub(crate) enum ClockMode {
     /// Steer the host clock (production; needs CAP_SYS_TIME).
     #[default]
     System,
@@ -284,22 +284,22 @@ pub enum ClockMode {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClockConfig {
-    pub mode: ClockMode,
+pub(crate) struct ClockConfig {
+    pub(crate) mode: ClockMode,
     /// Where the learned frequency is kept across restarts (a file, never a directory).
     /// Default: `/var/lib/stratum1/drift` with `mode = "system"`; none with `"software"` (its
     /// frequency is relative to a host clock someone else may be steering).
-    pub drift_file: Option<PathBuf>,
+    pub(crate) drift_file: Option<PathBuf>,
     /// Holdover ends (LI=3) when the advertised root distance passes this, ms; `None`: the
     /// core's default (100 ms, the pool monitor's tolerance).
-    pub holdover_max_distance_ms: Option<f64>,
+    pub(crate) holdover_max_distance_ms: Option<f64>,
     /// The oscillator's worst-case frequency error once disciplined, ppm; `None`: 1 ppm.
-    pub oscillator_max_error_ppm: Option<f64>,
+    pub(crate) oscillator_max_error_ppm: Option<f64>,
 }
 
 impl ClockConfig {
     /// The core's tuning with this table's holdover keys applied.
-    pub fn core_config(&self) -> crate::core::CoreConfig {
+    pub(crate) fn core_config(&self) -> crate::core::CoreConfig {
         let mut c = crate::core::CoreConfig::default();
         if let Some(ms) = self.holdover_max_distance_ms {
             c.holdover_max_distance_s = ms * 1e-3;
@@ -310,7 +310,7 @@ impl ClockConfig {
         c
     }
 
-    pub fn drift_path(&self) -> Option<PathBuf> {
+    pub(crate) fn drift_path(&self) -> Option<PathBuf> {
         match (&self.drift_file, self.mode) {
             (Some(p), _) => Some(p.clone()),
             (None, ClockMode::System) => Some(PathBuf::from(crate::clock::drift::DEFAULT_PATH)),
@@ -320,15 +320,15 @@ impl ClockConfig {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct MetricsConfig {
+pub(crate) struct MetricsConfig {
     /// Prometheus text exposition; off when absent.
-    pub listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ControlConfig {
+pub(crate) struct ControlConfig {
     /// Unix socket `status` reads from: a path that fits a socket address (1–107 bytes).
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Default for ControlConfig {

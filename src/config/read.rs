@@ -13,12 +13,17 @@ use super::error::{ConfigError, line_column};
 
 /// The text being read and its name, for errors.
 pub(super) struct Source<'a> {
-    pub text: &'a str,
-    pub file: &'a str,
+    pub(crate) text: &'a str,
+    pub(crate) file: &'a str,
 }
 
 impl Source<'_> {
-    pub fn error(&self, span: Option<Range<usize>>, table: Option<&str>, message: String) -> ConfigError {
+    pub(crate) fn error(
+        &self,
+        span: Option<Range<usize>>,
+        table: Option<&str>,
+        message: String,
+    ) -> ConfigError {
         let (line, column) = match span {
             Some(s) => {
                 let (l, c) = line_column(self.text, s.start);
@@ -30,7 +35,7 @@ impl Source<'_> {
     }
 
     /// A TOML syntax error, in toml's words (its first lines; the excerpt it adds is ours to give).
-    pub fn syntax(&self, e: &toml_edit::TomlError) -> ConfigError {
+    pub(crate) fn syntax(&self, e: &toml_edit::TomlError) -> ConfigError {
         let message: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         self.error(e.span(), None, format!("invalid TOML: {}", message.join("; ")))
     }
@@ -40,14 +45,14 @@ impl Source<'_> {
 pub(super) struct Table<'a> {
     src: &'a Source<'a>,
     /// As the operator knows it: `[server]`, `[[refclock]] #2`, `[[refclock]] #2 pps`.
-    pub name: String,
+    pub(crate) name: String,
     span: Option<Range<usize>>,
     items: &'a dyn TableLike,
     asked: Vec<&'static str>,
 }
 
 impl<'a> Table<'a> {
-    pub fn new(
+    pub(crate) fn new(
         src: &'a Source<'a>,
         name: String,
         span: Option<Range<usize>>,
@@ -57,12 +62,12 @@ impl<'a> Table<'a> {
     }
 
     /// An error about the table as a whole (a missing key, keys that clash), at its header.
-    pub fn error(&self, message: String) -> ConfigError {
+    pub(crate) fn error(&self, message: String) -> ConfigError {
         self.src.error(self.span.clone(), Some(&self.name), message)
     }
 
     /// The value of `key`, if present; `key` is allowed in this table from now on.
-    pub fn get(&mut self, key: &'static str) -> Option<Field<'a>> {
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<Field<'a>> {
         self.asked.push(key);
         let (k, item) = self.items.get_key_value(key)?;
         if item.is_none() {
@@ -71,13 +76,13 @@ impl<'a> Table<'a> {
         Some(Field { src: self.src, table: self.name.clone(), key, key_span: k.span(), item })
     }
 
-    pub fn require(&mut self, key: &'static str) -> Result<Field<'a>, ConfigError> {
+    pub(crate) fn require(&mut self, key: &'static str) -> Result<Field<'a>, ConfigError> {
         self.get(key).ok_or_else(|| self.error(format!("{key}: missing")))
     }
 
     /// Keys present but never asked for are errors. `hints` explain keys that moved or belong
     /// to another kind of entry.
-    pub fn finish(self, hints: &[(&str, &str)]) -> Result<(), ConfigError> {
+    pub(crate) fn finish(self, hints: &[(&str, &str)]) -> Result<(), ConfigError> {
         for (key, item) in self.items.iter() {
             if item.is_none() || self.asked.contains(&key) {
                 continue;
@@ -100,13 +105,13 @@ impl<'a> Table<'a> {
     }
 
     /// The table `[key]`.
-    pub fn table(&mut self, key: &'static str) -> Result<Option<Table<'a>>, ConfigError> {
+    pub(crate) fn table(&mut self, key: &'static str) -> Result<Option<Table<'a>>, ConfigError> {
         let Some(f) = self.get(key) else { return Ok(None) };
         f.table(format!("[{key}]")).map(Some)
     }
 
     /// The entries of `[[key]]` (or `key = [{…}, …]`), named `[[key]] #1`, `#2`…
-    pub fn tables(&mut self, key: &'static str) -> Result<Vec<Table<'a>>, ConfigError> {
+    pub(crate) fn tables(&mut self, key: &'static str) -> Result<Vec<Table<'a>>, ConfigError> {
         let Some(f) = self.get(key) else { return Ok(Vec::new()) };
         let name = |i: usize| format!("[[{key}]] #{}", i + 1);
         match f.item {
@@ -130,19 +135,19 @@ impl<'a> Table<'a> {
 pub(super) struct Field<'a> {
     src: &'a Source<'a>,
     table: String,
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     key_span: Option<Range<usize>>,
     item: &'a Item,
 }
 
 impl<'a> Field<'a> {
     /// An error about this value, at the value.
-    pub fn err(&self, message: String) -> ConfigError {
+    pub(crate) fn err(&self, message: String) -> ConfigError {
         self.err_at(self.item.span().or(self.key_span.clone()), message)
     }
 
     /// An error about part of this value (a list entry), at that part.
-    pub fn err_at(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+    pub(crate) fn err_at(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
         self.src.error(span.or(self.key_span.clone()), Some(&self.table), format!("{}: {message}", self.key))
     }
 
@@ -154,16 +159,16 @@ impl<'a> Field<'a> {
         self.err(format!("expected {what}, found {}", kind(self.item)))
     }
 
-    pub fn boolean(&self) -> Result<bool, ConfigError> {
+    pub(crate) fn boolean(&self) -> Result<bool, ConfigError> {
         self.value().and_then(Value::as_bool).ok_or_else(|| self.expected("true or false"))
     }
 
-    pub fn string(&self) -> Result<&'a str, ConfigError> {
+    pub(crate) fn string(&self) -> Result<&'a str, ConfigError> {
         self.value().and_then(Value::as_str).ok_or_else(|| self.expected("a string"))
     }
 
     /// An integer within `range` (both ends included).
-    pub fn integer(&self, range: RangeInclusive<i64>) -> Result<i64, ConfigError> {
+    pub(crate) fn integer(&self, range: RangeInclusive<i64>) -> Result<i64, ConfigError> {
         let n = self.value().and_then(Value::as_integer).ok_or_else(|| self.expected("a whole number"))?;
         if !range.contains(&n) {
             return Err(self.err(format!("{n} is outside {}–{}", range.start(), range.end())));
@@ -172,7 +177,7 @@ impl<'a> Field<'a> {
     }
 
     /// A number (integer or float) within `range`, in `unit` (for messages).
-    pub fn number(&self, range: RangeInclusive<f64>, unit: &str) -> Result<f64, ConfigError> {
+    pub(crate) fn number(&self, range: RangeInclusive<f64>, unit: &str) -> Result<f64, ConfigError> {
         let x = match self.value() {
             Some(Value::Float(f)) => *f.value(),
             Some(Value::Integer(i)) => *i.value() as f64,
@@ -185,13 +190,13 @@ impl<'a> Field<'a> {
     }
 
     /// A string parsed by `parse`, whose error says what is wrong with it.
-    pub fn parsed<T>(&self, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+    pub(crate) fn parsed<T>(&self, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
         let s = self.string()?;
         parse(s).map_err(|e| self.err(e))
     }
 
     /// A list of at most `max` entries, each read by `each` (whose error is placed at the entry).
-    pub fn list<T>(
+    pub(crate) fn list<T>(
         &self,
         max: usize,
         mut each: impl FnMut(&Entry<'a>) -> Result<T, String>,
@@ -204,7 +209,7 @@ impl<'a> Field<'a> {
     }
 
     /// A list of strings, each parsed by `parse`.
-    pub fn strings<T>(
+    pub(crate) fn strings<T>(
         &self,
         max: usize,
         mut parse: impl FnMut(&str) -> Result<T, String>,
@@ -213,14 +218,14 @@ impl<'a> Field<'a> {
     }
 
     /// The value as a table (`[key]`, or `key = { … }`), named `name` in errors.
-    pub fn table(&self, name: String) -> Result<Table<'a>, ConfigError> {
+    pub(crate) fn table(&self, name: String) -> Result<Table<'a>, ConfigError> {
         match self.item.as_table_like() {
             Some(t) => Ok(Table::new(self.src, name, self.item.span(), t)),
             None => Err(self.expected("a table")),
         }
     }
 
-    pub fn is_table(&self) -> bool {
+    pub(crate) fn is_table(&self) -> bool {
         self.item.is_table_like()
     }
 }
@@ -231,11 +236,11 @@ pub(super) struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    pub fn string(&self) -> Result<&'a str, String> {
+    pub(crate) fn string(&self) -> Result<&'a str, String> {
         self.value.as_str().ok_or_else(|| format!("expected a string, found {}", self.value.type_name()))
     }
 
-    pub fn number(&self) -> Result<f64, String> {
+    pub(crate) fn number(&self) -> Result<f64, String> {
         match self.value {
             Value::Float(f) => Ok(*f.value()),
             Value::Integer(i) => Ok(*i.value() as f64),
@@ -243,7 +248,7 @@ impl<'a> Entry<'a> {
         }
     }
 
-    pub fn numbers(&self) -> Result<Vec<f64>, String> {
+    pub(crate) fn numbers(&self) -> Result<Vec<f64>, String> {
         let a = self
             .value
             .as_array()

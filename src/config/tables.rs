@@ -16,7 +16,7 @@ use crate::net::client::driver::{has_port, split_host_port};
 use crate::refclock::pairing::SidePrior;
 use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::refclock::pps::gpio::GpioSpec;
-use crate::refclock::sim::ReceiverParams;
+use crate::sim::receiver::ReceiverParams;
 use crate::vocab::RefId;
 
 /// Entries of an access list (the lookup is linear in them; parsing costs memory).

@@ -15,7 +15,7 @@ use super::snapshot::StatusSnapshot;
 const MAX_REPLY: u64 = 4 << 20;
 
 /// Asks the daemon at `path` for its status. Errors are one line an operator can act on.
-pub fn fetch(path: &Path, timeout: Duration) -> anyhow::Result<StatusSnapshot> {
+pub(crate) fn fetch(path: &Path, timeout: Duration) -> anyhow::Result<StatusSnapshot> {
     let mut stream = UnixStream::connect(path).map_err(|e| connect_error(path, &e))?;
     stream.set_read_timeout(Some(timeout)).context("control socket: set timeout")?;
     stream.set_write_timeout(Some(timeout)).context("control socket: set timeout")?;
@@ -28,7 +28,7 @@ pub fn fetch(path: &Path, timeout: Duration) -> anyhow::Result<StatusSnapshot> {
 }
 
 /// One reply line: the snapshot, or the daemon's `{"error": ...}`.
-pub fn parse_reply(line: &str) -> anyhow::Result<StatusSnapshot> {
+pub(crate) fn parse_reply(line: &str) -> anyhow::Result<StatusSnapshot> {
     if line.trim().is_empty() {
         bail!("empty reply");
     }

@@ -4,13 +4,13 @@
 //! JSON line ([`StatusSnapshot`]); the server then closes. Nothing on this socket changes the
 //! daemon, so access is limited only by the socket's mode (0660) and group (the service group).
 
-pub mod client;
-pub mod server;
-pub mod snapshot;
+pub(crate) mod client;
+pub(crate) mod server;
+pub(crate) mod snapshot;
 
-pub use client::fetch;
+pub(crate) use client::fetch;
 pub use server::{ControlListener, serve};
 pub use snapshot::{RefclockCounters, ServerCounters, StatusHandle, StatusSnapshot, SystemStatus};
 
 /// Group the packaged service runs as; `status` names it when access is denied.
-pub const SERVICE_GROUP: &str = "stratum1";
+pub(crate) const SERVICE_GROUP: &str = "stratum1";

@@ -21,7 +21,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_REQUEST: u64 = 256;
 const MAX_CLIENTS: usize = 16;
 /// Socket mode: owner (service user) and group (admins added to the service group).
-pub const SOCKET_MODE: u32 = 0o660;
+pub(crate) const SOCKET_MODE: u32 = 0o660;
 
 /// A bound control socket; the socket file is removed when it is dropped.
 #[derive(Debug)]
@@ -66,10 +66,6 @@ impl ControlListener {
             .with_context(|| format!("cannot set mode of control socket {}", path.display()))?;
         guard.listener.set_nonblocking(true).context("control socket: set_nonblocking")?;
         Ok(guard)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -120,7 +116,7 @@ async fn handle(stream: UnixStream, status: &StatusHandle) -> io::Result<()> {
 }
 
 /// The reply line (with newline) to one request line: the snapshot, or a JSON error.
-pub fn response(request: &str, snapshot: &StatusSnapshot) -> String {
+pub(crate) fn response(request: &str, snapshot: &StatusSnapshot) -> String {
     let request = request.trim();
     let mut out = if request.is_empty() || request == "status" {
         serde_json::to_string(snapshot).unwrap_or_else(|e| error_json(&format!("cannot encode status: {e}")))

@@ -73,7 +73,7 @@ pub struct SystemStatus {
 
 impl SystemStatus {
     /// The system line as of `now` (root dispersion grown honestly since the last update).
-    pub fn from_state(state: &SystemState, now: Time) -> SystemStatus {
+    pub(crate) fn from_state(state: &SystemState, now: Time) -> SystemStatus {
         SystemStatus {
             stratum: state.stratum,
             // Unsynchronised (16) carries an ASCII code (INIT) too, as ntpq shows it.
@@ -93,7 +93,7 @@ impl SystemStatus {
     }
 
     /// `root_delay / 2 + root_dispersion`: the error bound a client derives from our replies.
-    pub fn root_distance_s(&self) -> f64 {
+    pub(crate) fn root_distance_s(&self) -> f64 {
         self.root_delay_s / 2.0 + self.root_dispersion_s
     }
 }

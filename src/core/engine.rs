@@ -178,7 +178,7 @@ struct Discipline {
     remaining: f64,
 }
 
-pub struct Core {
+pub(crate) struct Core {
     cfg: CoreConfig,
     sources: Vec<Source>,
     /// The frequency correction last requested, ppm.
@@ -209,7 +209,7 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(cfg: CoreConfig, now: Time) -> Core {
+    pub(crate) fn new(cfg: CoreConfig, now: Time) -> Core {
         let mut state = SystemState::unsynchronised();
         state.reference_time = now;
         state.dispersion_time = now;
@@ -236,7 +236,7 @@ impl Core {
         }
     }
 
-    pub fn add_source(&mut self, name: &str, kind: SourceKind, opts: SourceOptions) -> SourceId {
+    pub(crate) fn add_source(&mut self, name: &str, kind: SourceKind, opts: SourceOptions) -> SourceId {
         let id = SourceId(self.sources.len() as u32);
         self.sources.push(Source {
             name: name.to_string(),
@@ -252,23 +252,23 @@ impl Core {
     }
 
     /// Installs (or replaces) the leap-second table; the daemon reads and parses the file.
-    pub fn set_leap_table(&mut self, table: Option<LeapTable>) {
+    pub(crate) fn set_leap_table(&mut self, table: Option<LeapTable>) {
         self.leap_table = table;
     }
 
     /// The learned frequency, ppm, once the clock has been disciplined.
-    pub fn drift_ppm(&self) -> Option<f64> {
+    pub(crate) fn drift_ppm(&self) -> Option<f64> {
         (self.clock_updates > 0).then_some(self.base_freq_ppm)
     }
 
     /// What to write to the drift file: the learned frequency and its uncertainty, while a
     /// source disciplines the clock (not in holdover, where nothing new was learned).
-    pub fn drift(&self) -> Option<crate::clock::drift::Drift> {
+    pub(crate) fn drift(&self) -> Option<crate::clock::drift::Drift> {
         (self.clock_updates > 0 && !self.in_holdover && self.state.is_synchronised())
             .then_some(crate::clock::drift::Drift { freq_ppm: self.base_freq_ppm, sd_ppm: self.freq_sd_ppm })
     }
 
-    pub fn on_sample(&mut self, id: SourceId, sample: Sample) {
+    pub(crate) fn on_sample(&mut self, id: SourceId, sample: Sample) {
         let Some(src) = self.sources.get_mut(id.0 as usize) else {
             warn!("sample for unknown source {id:?} ignored");
             return;
@@ -330,7 +330,7 @@ impl Core {
     }
 
     /// A poll of `id` got no answer (shifts a zero into the reach register).
-    pub fn on_no_response(&mut self, id: SourceId, _now: Time) {
+    pub(crate) fn on_no_response(&mut self, id: SourceId, _now: Time) {
         if let Some(src) = self.sources.get_mut(id.0 as usize) {
             src.reach <<= 1;
         }
@@ -338,7 +338,7 @@ impl Core {
 
     /// `id` answered, but with nothing usable (unsynchronised, too far, a loop): reachable, not
     /// selectable until its next good sample.
-    pub fn on_unusable(&mut self, id: SourceId) {
+    pub(crate) fn on_unusable(&mut self, id: SourceId) {
         if let Some(src) = self.sources.get_mut(id.0 as usize) {
             src.reach = (src.reach << 1) | 1;
             src.spoiled = true;
@@ -346,7 +346,7 @@ impl Core {
     }
 
     /// `id` is no longer polled (a pool server dropped): unreachable until it answers again.
-    pub fn on_gone(&mut self, id: SourceId) {
+    pub(crate) fn on_gone(&mut self, id: SourceId) {
         if let Some(src) = self.sources.get_mut(id.0 as usize) {
             src.reach = 0;
         }
@@ -369,7 +369,7 @@ impl Core {
     /// [`veto`](Self::veto) → [`select`](Self::select) → [`classify`](Self::classify) →
     /// [`discipline`](Self::discipline) → [`publish`](Self::publish). The veto comes before
     /// selection: a refclock the upstreams outvote must not take part in the vote it would win.
-    pub fn update(&mut self, now: Time) -> Vec<ClockAction> {
+    pub(crate) fn update(&mut self, now: Time) -> Vec<ClockAction> {
         let mut actions = self.begin(now);
         let (mut cands, waiting) = self.candidates(now);
         let vetoed = self.veto(&mut cands, now);
@@ -716,7 +716,7 @@ impl Core {
 
     /// While the clock holds over (synchronised, no selectable source): the root distance at
     /// which it will stop claiming synchronisation. For status and metrics.
-    pub fn holdover_limit_s(&self) -> Option<f64> {
+    pub(crate) fn holdover_limit_s(&self) -> Option<f64> {
         (self.in_holdover && self.state.is_synchronised()).then(|| self.holdover_limit())
     }
 
@@ -750,18 +750,18 @@ impl Core {
 
     /// What the upstreams say the time is (their consensus at the last update, its bound grown
     /// since): the reference for numbering PPS pulses when NMEA is missing.
-    pub fn network_time_estimate(&self, now: Time) -> Option<NetworkTime> {
+    pub(crate) fn network_time_estimate(&self, now: Time) -> Option<NetworkTime> {
         self.network.map(|(n, at)| NetworkTime {
             error_s: n.error_s + self.cfg.skew * now.secs_since(at).max(0.0),
             ..n
         })
     }
 
-    pub fn system_state(&self) -> SystemState {
+    pub(crate) fn system_state(&self) -> SystemState {
         self.state.clone()
     }
 
-    pub fn source_status(&self, now: Time) -> Vec<SourceStatus> {
+    pub(crate) fn source_status(&self, now: Time) -> Vec<SourceStatus> {
         self.sources
             .iter()
             .map(|s| {
@@ -793,7 +793,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::clock::apply;
-    use crate::clock::sim::{OscillatorModel, SimClock, normal};
+    use crate::sim::clock::{OscillatorModel, SimClock, normal};
     use crate::vocab::RefId;
     use rand::{SeedableRng, rngs::StdRng};
 

@@ -142,20 +142,20 @@ impl Model {
 
 /// A filtered view of one source at an instant.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Estimate {
+pub(crate) struct Estimate {
     /// Offset source − our clock, seconds.
-    pub offset: f64,
+    pub(crate) offset: f64,
     /// Rate of the offset, s/s: the frequency error of our clock against this source.
-    pub freq: f64,
+    pub(crate) freq: f64,
     /// Standard deviation of `offset`, seconds.
-    pub offset_sd: f64,
+    pub(crate) offset_sd: f64,
     /// Standard deviation of `freq`, s/s.
-    pub freq_sd: f64,
+    pub(crate) freq_sd: f64,
 }
 
 /// What happened to one sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Accepted,
     /// A spike the filter ignored.
     Outlier,
@@ -164,7 +164,7 @@ pub enum Verdict {
 }
 
 #[derive(Clone, Debug)]
-pub struct SourceFilter {
+pub(crate) struct SourceFilter {
     /// Time the model states refer to; `None` before the first sample.
     t: Option<Time>,
     models: Vec<Model>,
@@ -186,7 +186,7 @@ pub struct SourceFilter {
 
 impl SourceFilter {
     /// `freq_prior_sd`: how wrong our clock's frequency may be before any sample (s/s).
-    pub fn new(freq_prior_sd: f64) -> SourceFilter {
+    pub(crate) fn new(freq_prior_sd: f64) -> SourceFilter {
         SourceFilter {
             t: None,
             models: Vec::new(),
@@ -201,34 +201,29 @@ impl SourceFilter {
         }
     }
 
-    pub fn samples(&self) -> u32 {
+    pub(crate) fn samples(&self) -> u32 {
         self.samples
     }
 
     /// The estimated white measurement noise, seconds (1σ).
-    pub fn jitter(&self) -> f64 {
+    pub(crate) fn jitter(&self) -> f64 {
         self.noise_var.sqrt()
     }
 
-    /// Wander of the model in use, ppb/√s (for status and tests).
-    pub fn wander_ppb(&self) -> f64 {
+    /// Wander of the model in use, ppb/√s (the holdover bound grows with it).
+    pub(crate) fn wander_ppb(&self) -> f64 {
         self.models.get(self.best).map_or(0.0, |m| m.q.sqrt() * 1e9)
     }
 
     /// How far the latest rejected spikes disagreed with the filter, seconds (0 when the last
     /// sample was accepted).
-    pub fn suspect(&self) -> f64 {
+    pub(crate) fn suspect(&self) -> f64 {
         self.suspect
-    }
-
-    /// The drift in three-state models of the best model, 1/s.
-    pub fn drift(&self) -> f64 {
-        self.models.get(self.best).map_or(0.0, |m| m.x[2])
     }
 
     /// Feeds one measurement. `floor_sd` is the least noise this sample can have (its reading
     /// error); `extra_sd` is noise specific to this sample (e.g. a delay above the minimum).
-    pub fn add(&mut self, time: Time, offset: f64, floor_sd: f64, extra_sd: f64) -> Verdict {
+    pub(crate) fn add(&mut self, time: Time, offset: f64, floor_sd: f64, extra_sd: f64) -> Verdict {
         self.learn_noise(time, offset);
         let floor = floor_sd.max(1e-9);
         let base = self.noise_var.max(floor * floor);
@@ -335,7 +330,7 @@ impl SourceFilter {
     ///
     /// The models are averaged with their posterior weights (the exponentially weighted
     /// likelihood of their innovations), which is smoother than switching to the best one.
-    pub fn estimate(&self, now: Time) -> Option<Estimate> {
+    pub(crate) fn estimate(&self, now: Time) -> Option<Estimate> {
         let t = self.t?;
         let best = self.models.get(self.best)?.score;
         let dt = now.secs_since(t).max(0.0);
@@ -363,7 +358,7 @@ impl SourceFilter {
     /// The core changed the clock at `at`: frequency by `dfreq` (s/s, positive: faster) and
     /// phase by `step` seconds (positive: forward). Rewrites states and stored samples as if
     /// the new setting had always been in effect.
-    pub fn clock_adjusted(&mut self, at: Time, dfreq: f64, step: f64) {
+    pub(crate) fn clock_adjusted(&mut self, at: Time, dfreq: f64, step: f64) {
         let shift = |t: Time, x: f64| x - dfreq * t.secs_since(at) - step;
         if let Some(t) = self.t {
             for m in &mut self.models {
@@ -386,7 +381,7 @@ mod tests {
     /// Box–Muller normal variates without an extra dependency.
     mod rand_distr_free {
         use rand::Rng;
-        pub fn normal(rng: &mut impl Rng) -> f64 {
+        pub(crate) fn normal(rng: &mut impl Rng) -> f64 {
             let u1: f64 = rng.r#gen::<f64>().max(1e-300);
             let u2: f64 = rng.r#gen();
             (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -464,7 +459,7 @@ mod tests {
 #[allow(clippy::needless_range_loop)]
 mod versus_regression {
     use super::*;
-    use crate::clock::sim::normal;
+    use crate::sim::clock::normal;
     use rand::SeedableRng;
 
     /// (RMS error of the Kalman estimate, best regression RMS, its window) over `secs` samples

@@ -15,34 +15,34 @@ use tracing::{error, info};
 use super::select::{Interval, select};
 
 /// A refclock this far from the upstreams' consensus is outvoted, seconds.
-pub const VETO_S: f64 = 0.5;
+pub(crate) const VETO_S: f64 = 0.5;
 /// Upstreams needed (agreeing among themselves) before they may overrule the refclock: with a
 /// single one we could not tell which of the two is lying.
-pub const MIN_VOTERS: usize = 2;
+pub(crate) const MIN_VOTERS: usize = 2;
 
 /// One usable upstream as selection sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct UpstreamView {
+pub(crate) struct UpstreamView {
     /// Source time minus our clock, seconds.
-    pub offset: f64,
+    pub(crate) offset: f64,
     /// Root distance (half-width of its correctness interval), seconds.
-    pub distance: f64,
+    pub(crate) distance: f64,
 }
 
 /// What the network says the time is, relative to our clock.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NetworkTime {
+pub(crate) struct NetworkTime {
     /// True time minus our clock, seconds (add it to a local timestamp to get network time).
-    pub offset_s: f64,
+    pub(crate) offset_s: f64,
     /// Bound on the error of `offset_s`, seconds: every agreeing upstream's interval fits.
-    pub error_s: f64,
+    pub(crate) error_s: f64,
     /// Upstreams that agree.
-    pub sources: usize,
+    pub(crate) sources: usize,
 }
 
 /// The consensus of `upstreams`: those in the majority intersection, their median offset and a
 /// bound that covers each of their intervals. `None` without a majority.
-pub fn consensus(upstreams: &[UpstreamView]) -> Option<NetworkTime> {
+pub(crate) fn consensus(upstreams: &[UpstreamView]) -> Option<NetworkTime> {
     let cands: Vec<Interval> = upstreams
         .iter()
         .map(|u| Interval {
@@ -72,7 +72,7 @@ pub fn consensus(upstreams: &[UpstreamView]) -> Option<NetworkTime> {
 
 /// The upstreams' opinion of a refclock.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Opinion {
+pub(crate) enum Opinion {
     /// Too few upstreams agree among themselves to judge.
     NoVerdict,
     Agrees {
@@ -85,7 +85,7 @@ pub enum Opinion {
     },
 }
 
-pub fn judge(refclock_offset: f64, upstreams: &[UpstreamView]) -> Opinion {
+pub(crate) fn judge(refclock_offset: f64, upstreams: &[UpstreamView]) -> Opinion {
     let Some(net) = consensus(upstreams).filter(|n| n.sources >= MIN_VOTERS) else {
         return Opinion::NoVerdict;
     };
@@ -99,7 +99,7 @@ pub fn judge(refclock_offset: f64, upstreams: &[UpstreamView]) -> Opinion {
 }
 
 /// How far off, in words an operator acts on.
-pub fn describe(delta_s: f64) -> String {
+pub(crate) fn describe(delta_s: f64) -> String {
     let whole = delta_s.round();
     let dir = if delta_s > 0.0 { "ahead of" } else { "behind" };
     if whole != 0.0 && (delta_s - whole).abs() < 0.05 {
@@ -114,7 +114,7 @@ pub fn describe(delta_s: f64) -> String {
 }
 
 /// The upstream candidates' consensus.
-pub fn consensus_of(cands: &[Interval]) -> Option<NetworkTime> {
+pub(crate) fn consensus_of(cands: &[Interval]) -> Option<NetworkTime> {
     consensus(&upstream_views(cands))
 }
 
@@ -128,13 +128,13 @@ fn upstream_views(cands: &[Interval]) -> Vec<UpstreamView> {
 
 /// Remembers whether the refclock is currently outvoted, so the verdict is logged on change.
 #[derive(Clone, Debug, Default)]
-pub struct GpsGuard {
+pub(crate) struct GpsGuard {
     outvoted: bool,
 }
 
 impl GpsGuard {
     /// Positions in `cands` of refclocks the upstreams outvote; logs when that changes.
-    pub fn review(&mut self, cands: &[Interval]) -> Vec<usize> {
+    pub(crate) fn review(&mut self, cands: &[Interval]) -> Vec<usize> {
         let ups = upstream_views(cands);
         let mut vetoed = vec![];
         let mut worst: Option<(f64, usize)> = None;

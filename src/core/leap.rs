@@ -10,18 +10,18 @@ use crate::vocab::time::{NTP_UNIX_OFFSET_S, Time};
 
 /// A parsed leap-second table.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LeapTable {
+pub(crate) struct LeapTable {
     /// (instant from which TAI−UTC holds, TAI−UTC seconds), ascending.
-    pub entries: Vec<(Time, i32)>,
+    pub(crate) entries: Vec<(Time, i32)>,
     /// After this instant the table must not be trusted (`#@` line).
-    pub expires: Time,
+    pub(crate) expires: Time,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("leap-seconds.list line {line}: {message}")]
-pub struct LeapParseError {
-    pub line: usize,
-    pub message: String,
+pub(crate) struct LeapParseError {
+    pub(crate) line: usize,
+    pub(crate) message: String,
 }
 
 fn ntp_secs_to_time(s: i64) -> Time {
@@ -29,7 +29,7 @@ fn ntp_secs_to_time(s: i64) -> Time {
 }
 
 impl LeapTable {
-    pub fn parse(text: &str) -> Result<LeapTable, LeapParseError> {
+    pub(crate) fn parse(text: &str) -> Result<LeapTable, LeapParseError> {
         let mut entries = Vec::new();
         let mut expires = None;
         for (i, raw) in text.lines().enumerate() {
@@ -64,12 +64,12 @@ impl LeapTable {
         Ok(LeapTable { entries, expires })
     }
 
-    pub fn is_expired(&self, now: Time) -> bool {
+    pub(crate) fn is_expired(&self, now: Time) -> bool {
         now >= self.expires
     }
 
     /// The leap to announce at `now`: within the UTC day that ends at a table entry.
-    pub fn leap_at(&self, now: Time) -> Leap {
+    pub(crate) fn leap_at(&self, now: Time) -> Leap {
         for w in self.entries.windows(2) {
             let (at, new) = w[1];
             let old = w[0].1;
@@ -86,7 +86,7 @@ impl LeapTable {
 }
 
 /// The leap indicator to advertise: the table when valid, else a strict majority of votes.
-pub fn decide(table: Option<&LeapTable>, now: Time, votes: &[Leap]) -> Leap {
+pub(crate) fn decide(table: Option<&LeapTable>, now: Time, votes: &[Leap]) -> Leap {
     if let Some(t) = table
         && !t.is_expired(now)
     {

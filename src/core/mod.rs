@@ -10,17 +10,17 @@
 //! - [`leap`]: `leap-seconds.list` and the leap indicator.
 //! - [`gps_check`]: upstreams' veto over a GPS that names the wrong second; network time.
 
-pub mod engine;
-pub mod filter;
-pub mod gps_check;
-pub mod leap;
-pub mod options;
-pub mod select;
-pub mod source;
+pub(crate) mod engine;
+pub(crate) mod filter;
+pub(crate) mod gps_check;
+pub(crate) mod leap;
+pub(crate) mod options;
+pub(crate) mod select;
+pub(crate) mod source;
 pub mod state;
 
-pub use engine::Core;
-pub use leap::LeapTable;
-pub use options::{CoreConfig, SourceOptions};
+pub(crate) use engine::Core;
+pub(crate) use leap::LeapTable;
+pub(crate) use options::{CoreConfig, SourceOptions};
 pub use source::{SourceId, SourceKind};
 pub use state::{NtsSourceStatus, SourceState, SourceStatus, SystemState};

@@ -12,35 +12,35 @@
 //! within [`COMBINE_LIMIT`] of the best distance are averaged.
 
 /// Truechimers whose distance is within this factor of the best are combined.
-pub const COMBINE_LIMIT: f64 = 3.0;
+pub(crate) const COMBINE_LIMIT: f64 = 3.0;
 /// The cluster step stops pruning at this many survivors.
-pub const MIN_SURVIVORS: usize = 3;
+pub(crate) const MIN_SURVIVORS: usize = 3;
 
 /// A candidate as selection sees it: its correctness interval and how it is to be treated.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Interval {
-    pub offset: f64,
+pub(crate) struct Interval {
+    pub(crate) offset: f64,
     /// Half-width of the correctness interval (root distance), seconds.
-    pub distance: f64,
+    pub(crate) distance: f64,
     /// The source's own measurement jitter, seconds.
-    pub jitter: f64,
-    pub refclock: bool,
-    pub prefer: bool,
-    pub require: bool,
+    pub(crate) jitter: f64,
+    pub(crate) refclock: bool,
+    pub(crate) prefer: bool,
+    pub(crate) require: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Index (into the candidates) of each truechimer.
-    pub truechimers: Vec<usize>,
-    pub falsetickers: Vec<usize>,
+    pub(crate) truechimers: Vec<usize>,
+    pub(crate) falsetickers: Vec<usize>,
     /// The system peer: whose stratum, refid and root delay the server advertises.
-    pub peer: Option<usize>,
+    pub(crate) peer: Option<usize>,
     /// The candidates combined into the system offset (includes the peer).
-    pub combined: Vec<usize>,
+    pub(crate) combined: Vec<usize>,
 }
 
-pub fn select(cands: &[Interval]) -> Selection {
+pub(crate) fn select(cands: &[Interval]) -> Selection {
     let n = cands.len();
     if n == 0 {
         return Selection::default();

@@ -8,36 +8,36 @@ use super::source::SourceKind;
 use crate::vocab::{Leap, RefId, Time};
 
 /// Dispersion growth rate (RFC 5905 PHI): 15 ppm of elapsed time.
-pub const PHI: f64 = 15e-6;
+pub(crate) const PHI: f64 = 15e-6;
 
 /// What the server puts in every reply. Replaced whole by the core; never mutated in place.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SystemState {
     /// `Leap::Unsynchronised` whenever the server must not be trusted.
-    pub leap: Leap,
+    pub(crate) leap: Leap,
     /// 1 on the refclock, upstream + 1 on the network, 16 when unsynchronised (served as 0).
     pub stratum: u8,
     pub refid: RefId,
     /// log2 seconds of the clock's reading precision.
-    pub precision: i8,
-    pub root_delay: f64,
+    pub(crate) precision: i8,
+    pub(crate) root_delay: f64,
     /// Root dispersion at `dispersion_time`; it grows by `dispersion_rate` per second after it.
-    pub root_dispersion: f64,
+    pub(crate) root_dispersion: f64,
     /// When the clock was last updated from a source.
-    pub reference_time: Time,
+    pub(crate) reference_time: Time,
     /// When `root_dispersion` held: `reference_time`, except in holdover, where the core
     /// re-evaluates its bound every update without a new reference.
-    pub dispersion_time: Time,
+    pub(crate) dispersion_time: Time,
     /// Growth of root dispersion after `dispersion_time`, s/s: [`PHI`] between updates from a
     /// source; in holdover what the core has learned about the oscillator.
-    pub dispersion_rate: f64,
+    pub(crate) dispersion_rate: f64,
     /// Last measured offset of the system clock to the selected source(s), seconds.
-    pub offset: f64,
-    pub frequency_ppm: f64,
+    pub(crate) offset: f64,
+    pub(crate) frequency_ppm: f64,
 }
 
 impl SystemState {
-    pub fn unsynchronised() -> SystemState {
+    pub(crate) fn unsynchronised() -> SystemState {
         SystemState {
             leap: Leap::Unsynchronised,
             stratum: 16,
@@ -71,18 +71,18 @@ impl SystemState {
         }
     }
 
-    pub fn is_synchronised(&self) -> bool {
+    pub(crate) fn is_synchronised(&self) -> bool {
         self.leap != Leap::Unsynchronised && self.stratum > 0 && self.stratum < 16
     }
 
     /// Root dispersion as of `now`: honest growth since the last update.
-    pub fn root_dispersion_at(&self, now: Time) -> f64 {
+    pub(crate) fn root_dispersion_at(&self, now: Time) -> f64 {
         let age = now.secs_since(self.dispersion_time).max(0.0);
         self.root_dispersion + self.dispersion_rate * age
     }
 
     /// Root delay / 2 + root dispersion as of `now`: the bound on our error a client sees.
-    pub fn root_distance_at(&self, now: Time) -> f64 {
+    pub(crate) fn root_distance_at(&self, now: Time) -> f64 {
         self.root_delay / 2.0 + self.root_dispersion_at(now)
     }
 }
@@ -136,5 +136,5 @@ pub struct SourceStatus {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NtsSourceStatus {
     /// Cookies held: 0 until key exchange succeeds; each poll spends one, each reply refills.
-    pub cookies: u32,
+    pub(crate) cookies: u32,
 }

@@ -87,10 +87,10 @@ impl Kind {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Change {
-    pub warning: bool,
-    pub text: String,
-    pub kind: Option<Kind>,
+pub(crate) struct Change {
+    pub(crate) warning: bool,
+    pub(crate) text: String,
+    pub(crate) kind: Option<Kind>,
 }
 
 impl Change {
@@ -107,7 +107,7 @@ impl Change {
         self
     }
 
-    pub fn log(&self) {
+    pub(crate) fn log(&self) {
         if self.warning {
             tracing::warn!("{}", self.text);
         } else {
@@ -116,7 +116,7 @@ impl Change {
     }
 }
 
-pub fn changes(prev: &StatusSnapshot, next: &StatusSnapshot) -> Vec<Change> {
+pub(crate) fn changes(prev: &StatusSnapshot, next: &StatusSnapshot) -> Vec<Change> {
     let mut out = Vec::new();
     let (p, n) = (&prev.system, &next.system);
     let distance = |s: &crate::control::snapshot::SystemStatus| s.root_delay_s / 2.0 + s.root_dispersion_s;

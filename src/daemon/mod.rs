@@ -37,22 +37,22 @@ use crate::web::SharedHistory;
 
 /// Everything `run` needs, resolved from the command line and the config file.
 #[derive(Debug, Clone)]
-pub struct DaemonOptions {
-    pub config: Config,
+pub(crate) struct DaemonOptions {
+    pub(crate) config: Config,
     /// Use the built-in simulated receiver instead of the configured refclocks.
-    pub simulate: bool,
+    pub(crate) simulate: bool,
 }
 
 /// Set in tests: the daemon then refuses to steer the host clock (the test machines have
 /// `CAP_SYS_TIME`, and a test config that forgot `mode = "software"` must fail, not steer).
-pub const FORBID_SYSTEM_CLOCK: &str = "STRATUM1_FORBID_SYSTEM_CLOCK";
+pub(crate) const FORBID_SYSTEM_CLOCK: &str = "STRATUM1_FORBID_SYSTEM_CLOCK";
 
 /// How often the core is updated when no event arrives, and the status is refreshed.
 const TICK: Duration = Duration::from_millis(500);
 /// How often the drift file is rewritten (and at shutdown).
 const DRIFT_SAVE_INTERVAL: Duration = Duration::from_secs(3600);
 
-pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+pub(crate) fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("stratum1-rt")

@@ -26,9 +26,9 @@ const ROTATION_CHECK: Duration = Duration::from_secs(60);
 /// Clients the KE rate limiter remembers (a KE session is a TLS handshake: far rarer than NTP).
 const KE_RATE_CLIENTS: usize = 4096;
 
-pub struct NtsServing {
-    pub keys: Arc<ArcSwap<CookieKeys>>,
-    pub counters: Arc<NtsCounters>,
+pub(crate) struct NtsServing {
+    pub(crate) keys: Arc<ArcSwap<CookieKeys>>,
+    pub(crate) counters: Arc<NtsCounters>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -42,7 +42,7 @@ impl Drop for NtsServing {
 
 /// Starts the NTS server when `[nts]` is configured. Bad certificates, keys or listen
 /// addresses stop the start with a message naming them.
-pub async fn start(config: &Config) -> anyhow::Result<Option<NtsServing>> {
+pub(crate) async fn start(config: &Config) -> anyhow::Result<Option<NtsServing>> {
     let Some(nts) = &config.nts else { return Ok(None) };
     let tls = tls::server_config(&nts.certificate, &nts.key).context("[nts] certificate/key")?;
     let now = realtime_now().unix_secs().max(0) as u64;

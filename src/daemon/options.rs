@@ -43,7 +43,7 @@ pub fn interleaved(server: &ServerConfig) -> Option<std::sync::Arc<TxStamps>> {
 
 /// One `[[upstream]]` entry, ready to run; `index` tells entries apart. An NTS entry's trust
 /// anchors are read here, so a missing CA file stops the start with its name.
-pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
+pub(crate) fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<UpstreamSpec> {
     let nts = if u.nts {
         let tls = crate::net::nts::tls::client_config(u.ca_file.as_deref())
             .with_context(|| format!("NTS upstream {:?}", u.address))?;
@@ -69,7 +69,7 @@ pub fn upstream_spec(index: usize, u: &UpstreamConfig) -> anyhow::Result<Upstrea
 }
 
 /// How one refclock's events become samples: pairing, bias, edge, calibration, refids.
-pub fn refclock_source(r: &RefclockConfig) -> RefclockSourceConfig {
+pub(crate) fn refclock_source(r: &RefclockConfig) -> RefclockSourceConfig {
     let mut cfg = RefclockSourceConfig::default();
     let pps = match &r.kind {
         RefclockKind::Nmea(n) => {
@@ -97,18 +97,18 @@ pub fn refclock_source(r: &RefclockConfig) -> RefclockSourceConfig {
     cfg
 }
 
-pub fn nmea_driver(n: &NmeaConfig) -> NmeaDriverConfig {
+pub(crate) fn nmea_driver(n: &NmeaConfig) -> NmeaDriverConfig {
     NmeaDriverConfig::new(n.device.clone(), n.baud.fixed())
 }
 
 /// A PPS input's driver: the kernel device or the GPIO line. Both edges are asked for, so the
 /// pulse width shows which edge is on time.
-pub enum PpsDriver {
+pub(crate) enum PpsDriver {
     Kernel(KernelPpsConfig),
     Gpio(GpioPpsConfig),
 }
 
-pub fn pps_driver(p: &PpsConfig) -> PpsDriver {
+pub(crate) fn pps_driver(p: &PpsConfig) -> PpsDriver {
     match &p.input {
         PpsInput::Kernel(device) => {
             PpsDriver::Kernel(KernelPpsConfig { device: device.clone(), edge: p.edge, both_edges: true })
@@ -121,7 +121,7 @@ pub fn pps_driver(p: &PpsConfig) -> PpsDriver {
 
 /// `refclock test`'s pairing settings: those of the default config's first receiver with
 /// pulses, else the defaults.
-pub fn diagnosis_source(config: Option<&Config>) -> RefclockSourceConfig {
+pub(crate) fn diagnosis_source(config: Option<&Config>) -> RefclockSourceConfig {
     config
         .and_then(|c| c.refclock.iter().find(|r| r.pps().is_some()))
         .map(refclock_source)
@@ -133,8 +133,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::net::packet::HEADER_LEN;
-    use crate::net::server::respond::respond;
-    use crate::net::server::{DropReason, Outcome};
+    use crate::net::server::DropReason;
+    use crate::net::server::respond::{Outcome, respond};
     use crate::refclock::pairing::SidePrior;
     use crate::refclock::pps::edges::PpsEdgeKind;
     use crate::vocab::RefId;

@@ -22,26 +22,27 @@ use crate::refclock::nmea::{self, NmeaStats};
 use crate::refclock::pps::gpio::{self as pps_gpio, GpioPpsStats};
 use crate::refclock::pps::kernel::{self as pps_kernel, KernelPpsStats};
 use crate::refclock::source::RefclockSource;
-use crate::refclock::{PpsEdge, RefclockEvent, sim};
+use crate::refclock::{PpsEdge, RefclockEvent};
+use crate::sim::receiver as sim;
 
 /// A refclock's event, tagged with the refclock's position in [`Refclocks::units`].
-pub type TaggedEvent = (usize, RefclockEvent);
+pub(crate) type TaggedEvent = (usize, RefclockEvent);
 
 /// The refclock's "poll" is one second: a second and a half without a sample shifts a zero
 /// into its reach register, as a missed poll does for an upstream.
 const MISSED_AFTER: Duration = Duration::from_millis(1500);
 
-pub struct Refclocks {
-    pub units: Vec<Refclock>,
+pub(crate) struct Refclocks {
+    pub(crate) units: Vec<Refclock>,
 }
 
 /// One refclock: one core source.
-pub struct Refclock {
-    pub id: SourceId,
-    pub name: String,
-    pub source: RefclockSource,
+pub(crate) struct Refclock {
+    pub(crate) id: SourceId,
+    pub(crate) name: String,
+    pub(crate) source: RefclockSource,
     /// What is read, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
-    pub description: String,
+    pub(crate) description: String,
     /// With the simulated receiver: how far its UTC is ahead of the host clock, seconds.
     simulated: Option<f64>,
     /// The daemon steers the host clock (and so writes the kernel's sync status itself).
@@ -62,16 +63,16 @@ enum PpsHandle {
 }
 
 /// What a refclock's drivers report, for `status` and metrics.
-pub struct DriverReport {
+pub(crate) struct DriverReport {
     /// The decoder's counters with the port's health folded in.
-    pub nmea: Option<NmeaStats>,
-    pub pps: Option<Health>,
+    pub(crate) nmea: Option<NmeaStats>,
+    pub(crate) pps: Option<Health>,
 }
 
 impl Refclocks {
     /// Starts every configured refclock (or, with `simulate`, a simulated receiver for each, read
     /// through a real pty by the real NMEA driver) and registers each with the core.
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         simulate: bool,
         core: &mut Core,
@@ -98,7 +99,7 @@ impl Refclocks {
     }
 
     /// Feeds one event to its refclock and its samples to the core.
-    pub fn on_event(&mut self, (i, ev): TaggedEvent, core: &mut Core, clock: &dyn Clock) {
+    pub(crate) fn on_event(&mut self, (i, ev): TaggedEvent, core: &mut Core, clock: &dyn Clock) {
         if let Some(r) = self.units.get_mut(i) {
             for sample in r.source.on_event(ev, clock) {
                 core.on_sample(r.id, sample);
@@ -109,7 +110,7 @@ impl Refclocks {
 
     /// Once a tick: anchors and references from the upstreams, pulses that settled, and a zero
     /// in the reach register of a refclock that missed its second.
-    pub fn tick(&mut self, core: &mut Core, clock: &dyn Clock, network: Option<NetworkTime>) {
+    pub(crate) fn tick(&mut self, core: &mut Core, clock: &dyn Clock, network: Option<NetworkTime>) {
         for r in &mut self.units {
             r.source.set_anchor_bound(r.anchor_bound(clock, network));
             r.set_network_reference(clock, network);
@@ -251,7 +252,7 @@ impl Refclock {
         }
     }
 
-    pub fn drivers(&self) -> DriverReport {
+    pub(crate) fn drivers(&self) -> DriverReport {
         DriverReport {
             nmea: self.nmea.as_ref().map(|d| d.stats()),
             pps: match &self.pps {

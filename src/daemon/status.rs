@@ -19,7 +19,7 @@ use crate::refclock::nmea::stats::FixInfo;
 use crate::vocab::Time;
 use crate::web::{SharedHistory, WebListener, serve as serve_web};
 
-pub fn snapshot(
+pub(crate) fn snapshot(
     core: &Core,
     refclocks: &Refclocks,
     server: &ServerHandle,
@@ -57,7 +57,7 @@ pub fn snapshot(
 }
 
 /// NTS marks on the upstream rows, and the NTS counters when NTS is in use.
-pub fn add_nts(snapshot: &mut StatusSnapshot, upstreams: &Upstreams, serving: Option<&NtsServing>) {
+pub(crate) fn add_nts(snapshot: &mut StatusSnapshot, upstreams: &Upstreams, serving: Option<&NtsServing>) {
     upstreams.mark_nts(&mut snapshot.sources);
     let client = upstreams.nts_totals();
     let server = serving.map(|s| s.counters.totals());
@@ -121,7 +121,7 @@ fn fix_status(fix: &FixInfo) -> Option<FixStatus> {
 }
 
 /// The control socket, when it can be bound; `status` is then unavailable but serving goes on.
-pub fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
+pub(crate) fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
     match ControlListener::bind(&config.control.socket) {
         Ok(listener) => {
             tokio::spawn(async move {
@@ -140,7 +140,7 @@ pub fn start_control(config: &Config, status: StatusHandle) -> Option<()> {
 
 /// The status page and `/metrics`, when `[metrics] listen` is set. Like the control socket, a
 /// listener that cannot be bound costs the page, never the time service.
-pub fn start_web(config: &Config, status: StatusHandle, history: SharedHistory) {
+pub(crate) fn start_web(config: &Config, status: StatusHandle, history: SharedHistory) {
     let Some(addr) = config.metrics.listen else { return };
     let listener = match WebListener::bind(addr) {
         Ok(l) => l,

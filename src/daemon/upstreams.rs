@@ -15,7 +15,7 @@ use crate::core::{Core, NtsSourceStatus, SourceId, SourceKind, SourceOptions, So
 use crate::net::client::driver::{self, UpstreamEvent, UpstreamEventKind, UpstreamHandle, UpstreamSpec};
 use crate::net::nts::stats::NtsTotals;
 
-pub struct Upstreams {
+pub(crate) struct Upstreams {
     specs: Vec<UpstreamSpec>,
     handles: Vec<UpstreamHandle>,
     /// The core source each (entry, slot) currently feeds.
@@ -27,7 +27,7 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         clock: Arc<dyn Clock>,
         state: SharedState,
@@ -52,7 +52,7 @@ impl Upstreams {
         })
     }
 
-    pub fn on_event(&mut self, ev: UpstreamEvent, core: &mut Core) {
+    pub(crate) fn on_event(&mut self, ev: UpstreamEvent, core: &mut Core) {
         let key = (ev.source_index, ev.slot);
         match ev.kind {
             UpstreamEventKind::Resolved { addr, name } => {
@@ -97,7 +97,7 @@ impl Upstreams {
     }
 
     /// Marks the NTS sources in a status listing (indexed by source id) with their cookies.
-    pub fn mark_nts(&self, sources: &mut [SourceStatus]) {
+    pub(crate) fn mark_nts(&self, sources: &mut [SourceStatus]) {
         for (id, &cookies) in &self.nts_cookies {
             if let Some(s) = sources.get_mut(id.0 as usize) {
                 s.nts = Some(NtsSourceStatus { cookies: cookies as u32 });
@@ -106,7 +106,7 @@ impl Upstreams {
     }
 
     /// NTS client counters summed over the NTS entries.
-    pub fn nts_totals(&self) -> Option<NtsTotals> {
+    pub(crate) fn nts_totals(&self) -> Option<NtsTotals> {
         let mut any = false;
         let mut t = NtsTotals::default();
         for n in self.specs.iter().filter_map(|s| s.nts.as_ref()) {
@@ -120,7 +120,7 @@ impl Upstreams {
         any.then_some(t)
     }
 
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         for h in self.handles.drain(..) {
             h.abort();
         }

@@ -3,6 +3,6 @@
 //!
 //! Rendering is pure ([`render`]).
 
-pub mod render;
+pub(crate) mod render;
 
-pub use render::{Format, render};
+pub(crate) use render::{Format, render};

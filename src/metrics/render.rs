@@ -23,7 +23,7 @@ type F64Gauge = Gauge<f64, AtomicU64>;
 
 /// Which text format a scraper asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Prometheus text format 0.0.4 (`text/plain`), what plain `curl` and most tools read.
     Prometheus,
     /// OpenMetrics 1.0 text, as `prometheus-client` writes it (Prometheus asks for it).
@@ -32,14 +32,14 @@ pub enum Format {
 
 impl Format {
     /// Picks the format from an HTTP `Accept` header.
-    pub fn from_accept(accept: Option<&str>) -> Format {
+    pub(crate) fn from_accept(accept: Option<&str>) -> Format {
         match accept {
             Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
             _ => Format::Prometheus,
         }
     }
 
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -56,7 +56,7 @@ const STATES: [(SourceState, &str); 5] = [
 ];
 
 /// The metrics page for `snapshot`.
-pub fn render(snapshot: &StatusSnapshot, format: Format) -> String {
+pub(crate) fn render(snapshot: &StatusSnapshot, format: Format) -> String {
     let registry = registry(snapshot);
     let mut text = String::new();
     // Writing into a String cannot fail; an encoder error would be a bug in the crate.
@@ -365,7 +365,7 @@ fn finite(v: f64) -> f64 {
 
 /// OpenMetrics text → Prometheus 0.0.4: counter families are named with their `_total` suffix,
 /// and the OpenMetrics-only `# EOF` and `# UNIT` lines go.
-pub fn openmetrics_to_prometheus(text: &str) -> String {
+pub(crate) fn openmetrics_to_prometheus(text: &str) -> String {
     let counters: std::collections::HashSet<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))

@@ -33,7 +33,7 @@ pub struct Cidr {
 const V4_MAPPED: u128 = 0xffff_0000_0000;
 
 /// IPv4-mapped IPv6 addresses become plain IPv4; everything else is unchanged.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -57,7 +57,7 @@ fn mask(len: u8) -> u128 {
 impl Cidr {
     /// The network of `ip` with `prefix` bits, counted in `ip`'s own notation: an IPv4-mapped
     /// IPv6 address takes an IPv6 prefix of at least 96 and becomes an IPv4 network.
-    pub fn new(ip: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
+    pub(crate) fn new(ip: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
         let len = match ip {
             IpAddr::V4(_) if prefix <= 32 => prefix + 96,
             IpAddr::V4(_) => return Err(CidrError::PrefixTooLong { prefix, max: 32 }),
@@ -71,7 +71,7 @@ impl Cidr {
         Ok(Cidr { net: to_bits(ip) & mask(len), len, v4: ip.is_ipv4() })
     }
 
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         ip.is_ipv4() == self.v4 && to_bits(ip) & mask(self.len) == self.net
     }
@@ -133,14 +133,14 @@ impl FromStr for Cidr {
 
 /// The access rules, built once from `[server]` and read by every worker.
 #[derive(Clone, Debug)]
-pub struct AccessControl {
+pub(crate) struct AccessControl {
     /// (network, allow?) sorted longest prefix first, deny before allow on equal length.
     rules: Vec<(Cidr, bool)>,
     default_allow: bool,
 }
 
 impl AccessControl {
-    pub fn new(allow: &[Cidr], deny: &[Cidr]) -> AccessControl {
+    pub(crate) fn new(allow: &[Cidr], deny: &[Cidr]) -> AccessControl {
         let mut rules: Vec<(Cidr, bool)> =
             deny.iter().map(|&c| (c, false)).chain(allow.iter().map(|&c| (c, true))).collect();
         // Stable sort keeps deny (inserted first) ahead of allow at equal length.
@@ -149,13 +149,13 @@ impl AccessControl {
     }
 
     /// May `peer` be served time at all?
-    pub fn allows(&self, peer: IpAddr) -> bool {
+    pub(crate) fn allows(&self, peer: IpAddr) -> bool {
         self.rules.iter().find(|(c, _)| c.contains(peer)).map_or(self.default_allow, |&(_, allow)| allow)
     }
 }
 
 /// 127.0.0.0/8 and ::1.
-pub fn loopback() -> Vec<Cidr> {
+pub(crate) fn loopback() -> Vec<Cidr> {
     vec![
         Cidr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8).expect("valid literal"),
         Cidr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128).expect("valid literal"),

@@ -11,29 +11,29 @@ use crate::vocab::Time;
 
 /// Ancillary data of one received datagram.
 #[derive(Default)]
-pub struct RxMeta {
+pub(crate) struct RxMeta {
     /// `CLOCK_REALTIME` when the datagram arrived.
-    pub timestamp: Option<Time>,
+    pub(crate) timestamp: Option<Time>,
     /// Destination address of the request and the interface it came in on.
-    pub local: Option<(IpAddr, u32)>,
+    pub(crate) local: Option<(IpAddr, u32)>,
 }
 
 /// `SO_TIMESTAMPNS_NEW` / `SCM_TIMESTAMPNS_NEW` (`asm-generic/socket.h`, Linux 5.1): receive
 /// timestamps as `struct __kernel_timespec`, 64-bit seconds on every target. 32-bit targets ask
 /// for it (the old option's `timespec` has a 32-bit `time_t` there and ends in 2038); 64-bit
 /// targets keep `SO_TIMESTAMPNS`, whose timespec is already 64-bit.
-pub const SO_TIMESTAMPNS_NEW: libc::c_int = 64;
+pub(crate) const SO_TIMESTAMPNS_NEW: libc::c_int = 64;
 /// The old option's number: on 64-bit targets it carries a 64-bit timespec too.
-pub const SO_TIMESTAMPNS_OLD: libc::c_int = 35;
+pub(crate) const SO_TIMESTAMPNS_OLD: libc::c_int = 35;
 
 /// `SO_TIMESTAMP` (microseconds, `struct timeval`): the last resort, for environments that know
 /// no nanosecond option (qemu-user 7.2 refuses both with `ENOPROTOOPT`).
-pub const SO_TIMESTAMP_OLD: libc::c_int = 29;
+pub(crate) const SO_TIMESTAMP_OLD: libc::c_int = 29;
 
 /// Asks the kernel to timestamp every datagram `fd` receives: with 64-bit seconds where the
 /// target needs the new option to get them, falling back to the old one on a kernel before 5.1,
 /// and to microsecond stamps where neither nanosecond option is known.
-pub fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
+pub(crate) fn enable_rx_timestamps(fd: RawFd) -> io::Result<()> {
     if cfg!(target_pointer_width = "32") && set_flag(fd, SO_TIMESTAMPNS_NEW).is_ok() {
         return Ok(());
     }
@@ -56,7 +56,7 @@ fn set_flag(fd: RawFd, option: libc::c_int) -> io::Result<()> {
 }
 
 /// `recv` on a connected socket, returning the kernel receive timestamp if there is one.
-pub fn recv_timestamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<Time>)> {
+pub(crate) fn recv_timestamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<Time>)> {
     let mut control = [0u64; 16];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
@@ -74,7 +74,7 @@ pub fn recv_timestamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<
 }
 
 /// Reads what we asked for from a header `recvmsg`/`recvmmsg` filled.
-pub fn read_cmsgs(h: &libc::msghdr) -> RxMeta {
+pub(crate) fn read_cmsgs(h: &libc::msghdr) -> RxMeta {
     let mut meta = RxMeta::default();
     // SAFETY: `h` was filled by recvmmsg; msg_control/msg_controllen describe the ancillary
     // data the kernel wrote into our buffer, which the CMSG_* macros walk within bounds. Data is

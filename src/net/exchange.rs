@@ -11,7 +11,7 @@ use crate::vocab::time::{Time, from_ntp_short};
 use crate::vocab::{Leap, RefId, Sample};
 
 /// Largest root distance (root delay / 2 + root dispersion) a usable server may claim, seconds.
-pub const MAX_ROOT_DISTANCE_S: f64 = 16.0;
+pub(crate) const MAX_ROOT_DISTANCE_S: f64 = 16.0;
 /// A round trip may come out slightly negative when the server's interval is measured by a
 /// clock a little faster than ours; beyond this the reply is nonsense.
 const MAX_NEGATIVE_DELAY_S: f64 = 0.001;
@@ -20,7 +20,7 @@ const MAX_NEGATIVE_DELAY_S: f64 = 0.001;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pending {
     /// The random value we put in the transmit field, to be echoed in the reply's origin.
-    pub nonce: u64,
+    pub(crate) nonce: u64,
     /// Local time the request left (T1).
     pub sent_at: Time,
     pub version: u8,
@@ -161,16 +161,18 @@ pub enum Reject {
 impl Reject {
     /// True when the datagram is not an answer to this request at all (wrong mode, wrong origin,
     /// garbage): a client should keep waiting for the real reply rather than give up.
-    pub fn is_not_ours(&self) -> bool {
+    pub(crate) fn is_not_ours(&self) -> bool {
         matches!(self, Reject::Malformed(_) | Reject::NotServerMode(_) | Reject::OriginMismatch)
     }
 
     /// Kiss codes that mean "stop asking" (RFC 5905 §7.4).
-    pub fn is_deny(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_deny(&self) -> bool {
         matches!(self, Reject::Kiss(RefId::DENY | RefId::RSTR))
     }
 
-    pub fn is_rate(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_rate(&self) -> bool {
         matches!(self, Reject::Kiss(RefId::RATE))
     }
 }
@@ -182,30 +184,30 @@ pub struct Measurement {
     pub offset: f64,
     /// Round-trip delay excluding the server's processing, seconds (≥ 0).
     pub delay: f64,
-    pub t1: Time,
-    pub t2: Time,
-    pub t3: Time,
-    pub t4: Time,
-    pub leap: Leap,
+    pub(crate) t1: Time,
+    pub(crate) t2: Time,
+    pub(crate) t3: Time,
+    pub(crate) t4: Time,
+    pub(crate) leap: Leap,
     pub version: u8,
     pub stratum: u8,
     pub refid: RefId,
-    pub poll: i8,
-    pub precision: i8,
-    pub root_delay: f64,
-    pub root_dispersion: f64,
-    pub reference_time: Option<Time>,
+    pub(crate) poll: i8,
+    pub(crate) precision: i8,
+    pub(crate) root_delay: f64,
+    pub(crate) root_dispersion: f64,
+    pub(crate) reference_time: Option<Time>,
 }
 
 impl Measurement {
     /// The server's reading precision in seconds.
-    pub fn precision_s(&self) -> f64 {
+    pub(crate) fn precision_s(&self) -> f64 {
         2f64.powi(self.precision as i32)
     }
 
     /// As a core sample. The measurement applies at the midpoint of our send and receive times;
     /// its own error bound is the server's precision plus `local_precision_s`.
-    pub fn to_sample(&self, local_precision_s: f64) -> Sample {
+    pub(crate) fn to_sample(self, local_precision_s: f64) -> Sample {
         Sample {
             time: self.t1.add_nanos(self.t4.nanos_since(self.t1) / 2),
             offset: self.offset,

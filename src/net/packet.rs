@@ -4,7 +4,7 @@
 
 use crate::vocab::{Leap, RefId};
 
-pub const HEADER_LEN: usize = 48;
+pub(crate) const HEADER_LEN: usize = 48;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -21,7 +21,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn from_bits(b: u8) -> Mode {
+    pub(crate) fn from_bits(b: u8) -> Mode {
         match b & 7 {
             0 => Mode::Reserved,
             1 => Mode::SymmetricActive,
@@ -34,7 +34,7 @@ impl Mode {
         }
     }
 
-    pub fn to_bits(self) -> u8 {
+    pub(crate) fn to_bits(self) -> u8 {
         match self {
             Mode::Reserved => 0,
             Mode::SymmetricActive => 1,
@@ -104,7 +104,7 @@ impl Packet {
     }
 
     /// Writes the 48-byte header into `out`.
-    pub fn write(&self, out: &mut [u8; HEADER_LEN]) {
+    pub(crate) fn write(&self, out: &mut [u8; HEADER_LEN]) {
         out[0] = (self.leap.to_bits() << 6) | ((self.version & 7) << 3) | self.mode.to_bits();
         out[1] = self.stratum;
         out[2] = self.poll as u8;

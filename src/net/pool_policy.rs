@@ -26,7 +26,7 @@ pub struct PoolPolicy {
 
 impl PoolPolicy {
     /// `exempt` networks skip the rate limiter.
-    pub fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
+    pub(crate) fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
         PoolPolicy { access, limiter, exempt, mode6: Vec::new() }
     }
 
@@ -78,8 +78,7 @@ mod tests {
     use crate::net::access::loopback;
     use crate::net::packet::HEADER_LEN;
     use crate::net::ratelimit::RateParams;
-    use crate::net::server::Outcome;
-    use crate::net::server::respond::respond;
+    use crate::net::server::respond::{Outcome, respond};
 
     /// Rate limited at 2 s with `burst` (unless `None`), `deny` denied, `exempt` exempt.
     fn policy(burst: Option<u32>, deny: &[&str], exempt: Option<&[&str]>) -> PoolPolicy {

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::net::cmsg;
 use crate::net::exchange::{Measurement, Pending, Reject};
 
-pub const NTP_PORT: u16 = 123;
+pub(crate) const NTP_PORT: u16 = 123;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -24,7 +24,7 @@ pub enum QueryError {
 }
 
 /// `HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 address, to the first address it names.
-pub fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
+pub(crate) fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
     if let Ok(a) = target.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -51,7 +51,7 @@ pub fn query(server: SocketAddr, clock: &dyn Clock, timeout: Duration) -> Result
 }
 
 /// [`query`], telling `on_ignored` about each datagram that was not our reply.
-pub fn query_with(
+pub(crate) fn query_with(
     server: SocketAddr,
     clock: &dyn Clock,
     timeout: Duration,

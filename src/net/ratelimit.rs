@@ -40,15 +40,15 @@ use crate::net::access::canonical;
 use crate::vocab::Time;
 
 /// Entries per set; a set is 3 cache lines.
-pub const WAYS: usize = 8;
+pub(crate) const WAYS: usize = 8;
 /// Bytes of one table entry.
-pub const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+pub(crate) const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
 const SHARDS: usize = 64;
 const EMPTY: i64 = i64::MIN;
 
 /// What to do with one request, as far as its sender's rate goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RateVerdict {
+pub(crate) enum RateVerdict {
     /// Within the limit.
     Serve,
     /// Over the limit, and no KoD sent to this client for an interval: send KoD RATE.
@@ -60,16 +60,16 @@ pub enum RateVerdict {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateParams {
     /// Sustained average spacing a client may use.
-    pub interval_ns: i64,
+    pub(crate) interval_ns: i64,
     /// Packets a quiet client may send back to back.
-    pub burst: u32,
+    pub(crate) burst: u32,
 }
 
 impl RateParams {
     pub const DEFAULT_INTERVAL_S: f64 = 2.0;
     pub const DEFAULT_BURST: u32 = 16;
 
-    pub fn new(interval_s: f64, burst: u32) -> RateParams {
+    pub(crate) fn new(interval_s: f64, burst: u32) -> RateParams {
         RateParams { interval_ns: (interval_s * 1e9).round().max(1.0) as i64, burst: burst.max(1) }
     }
 
@@ -87,7 +87,7 @@ impl Default for RateParams {
 
 /// An IPv4 address, or the /64 of an IPv6 address, as one 64-bit key. IPv4 lives at
 /// `ffff:ffff::/32`, inside multicast space that no packet can come from.
-pub fn client_key(peer: IpAddr) -> u64 {
+pub(crate) fn client_key(peer: IpAddr) -> u64 {
     match canonical(peer) {
         IpAddr::V4(v4) => 0xffff_ffff_0000_0000 | u32::from(v4) as u64,
         IpAddr::V6(v6) => (u128::from(v6) >> 64) as u64,
@@ -106,24 +106,24 @@ struct Slot {
 const FREE: Slot = Slot { key: 0, tat: EMPTY, kod: EMPTY };
 
 /// One lock's worth of sets. Sans-IO and single-threaded; [`RateLimiter`] shares it.
-pub struct RateTable {
+pub(crate) struct RateTable {
     slots: Box<[Slot]>,
     sets: usize,
 }
 
 impl RateTable {
     /// A table of at least `WAYS` entries (`slots` rounded up to a whole set).
-    pub fn new(slots: usize) -> RateTable {
+    pub(crate) fn new(slots: usize) -> RateTable {
         let sets = slots.div_ceil(WAYS).max(1);
         RateTable { slots: vec![FREE; sets * WAYS].into_boxed_slice(), sets }
     }
 
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.slots.len() * SLOT_BYTES
     }
 
     /// Decides for a request from `key` at `now` (ns), choosing the set from `hash`.
-    pub fn check(&mut self, params: &RateParams, key: u64, hash: u64, now: i64) -> RateVerdict {
+    pub(crate) fn check(&mut self, params: &RateParams, key: u64, hash: u64, now: i64) -> RateVerdict {
         let set = (hash % self.sets as u64) as usize * WAYS;
         let ways = &mut self.slots[set..set + WAYS];
         let i = match ways.iter().position(|s| s.tat != EMPTY && s.key == key) {
@@ -158,7 +158,7 @@ impl RateTable {
 }
 
 /// The shared, sharded, fixed-size rate limiter every worker consults.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     params: RateParams,
     shards: Box<[Mutex<RateTable>]>,
     hasher: std::hash::RandomState,
@@ -166,25 +166,21 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Default table size: 131072 clients, 3 MiB.
-    pub const DEFAULT_CLIENTS: usize = 1 << 17;
+    pub(crate) const DEFAULT_CLIENTS: usize = 1 << 17;
 
     /// A limiter remembering up to `clients` clients (rounded up to whole sets and shards).
-    pub fn new(params: RateParams, clients: usize) -> RateLimiter {
+    pub(crate) fn new(params: RateParams, clients: usize) -> RateLimiter {
         let per_shard = clients.div_ceil(SHARDS).max(WAYS);
         let shards = (0..SHARDS).map(|_| Mutex::new(RateTable::new(per_shard))).collect();
         RateLimiter { params, shards, hasher: std::hash::RandomState::new() }
     }
 
-    pub fn params(&self) -> RateParams {
-        self.params
-    }
-
     /// The table's size in bytes: the bound on memory this limiter ever uses for clients.
-    pub fn table_bytes(&self) -> usize {
+    pub(crate) fn table_bytes(&self) -> usize {
         self.shards.len() * self.shards[0].lock().map_or(0, |t| t.bytes())
     }
 
-    pub fn check(&self, peer: IpAddr, now: Time) -> RateVerdict {
+    pub(crate) fn check(&self, peer: IpAddr, now: Time) -> RateVerdict {
         let key = client_key(peer);
         let hash = self.hasher.hash_one(key);
         let shard = &self.shards[(hash >> 58) as usize % SHARDS];

@@ -6,7 +6,7 @@
 //! state (`modes = 0`); it never adjusts the clock.
 
 /// The host clock's claimed maximum error in seconds, when it claims to be synchronised.
-pub fn host_clock_error_bound() -> Option<f64> {
+pub(crate) fn host_clock_error_bound() -> Option<f64> {
     // SAFETY: zeroed timex is a valid argument; with modes = 0 adjtimex only reads the kernel's
     // time state into the struct we own.
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };

@@ -21,12 +21,12 @@ use tracing::{debug, info, warn};
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A device that stayed open this long before failing is reopened without waiting.
-pub const STABLE_AFTER: Duration = Duration::from_secs(5);
+pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(5);
 /// Counters are published at least this often while a device is open.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
 /// A device that produces timestamped events. Called only from the supervisor's thread.
-pub trait Driver: Send + 'static {
+pub(crate) trait Driver: Send + 'static {
     /// What one read yields (a PPS edge, a decoded NMEA second…).
     type Event: Send + 'static;
     /// The driver's own counters, published alongside the supervisor's [`Health`].
@@ -47,17 +47,17 @@ pub trait Driver: Send + 'static {
 
 /// The supervisor's view of one driver.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     /// The device is open now.
-    pub open: bool,
+    pub(crate) open: bool,
     /// Successful opens since start.
-    pub opens: u64,
+    pub(crate) opens: u64,
     /// Times an open device failed and was closed for reopening.
-    pub reopens: u64,
+    pub(crate) reopens: u64,
     /// Events handed on.
-    pub events: u64,
+    pub(crate) events: u64,
     /// The latest failure to open or read, as logged.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 struct Shared<S> {
@@ -78,17 +78,17 @@ impl<S> Shared<S> {
 }
 
 /// A running driver; dropping it stops the thread and waits for it (at most one read).
-pub struct DriverHandle<S> {
+pub(crate) struct DriverHandle<S> {
     shared: Arc<Shared<S>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl<S: Clone> DriverHandle<S> {
-    pub fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         self.shared.status.lock().unwrap_or_else(PoisonError::into_inner).0.clone()
     }
 
-    pub fn stats(&self) -> S {
+    pub(crate) fn stats(&self) -> S {
         self.shared.status.lock().unwrap_or_else(PoisonError::into_inner).1.clone()
     }
 }
@@ -104,7 +104,7 @@ impl<S> Drop for DriverHandle<S> {
 
 /// Runs `driver` on its own thread, handing each event to `sink` (which returns `false` when
 /// nobody listens any more: the thread then ends).
-pub fn spawn<D: Driver>(
+pub(crate) fn spawn<D: Driver>(
     driver: D,
     sink: impl FnMut(D::Event) -> bool + Send + 'static,
 ) -> std::io::Result<DriverHandle<D::Stats>> {

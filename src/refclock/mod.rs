@@ -6,17 +6,13 @@
 //! without hardware. Device timestamps are `CLOCK_REALTIME` readings; they are mapped onto the
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
 
-pub mod anchor;
-pub mod diagnose;
-pub mod driver;
+pub(crate) mod anchor;
+pub(crate) mod driver;
 pub mod nmea;
 pub mod pairing;
-pub mod pps;
-pub mod sim;
+pub(crate) mod pps;
 pub mod source;
 pub mod status;
-#[cfg(test)]
-mod testkit;
 
 use crate::vocab::Time;
 
@@ -30,18 +26,18 @@ pub struct TimeMessage {
     /// (corrected for the bytes already received at read time).
     pub received: Time,
     /// A leap second is announced for the end of this UTC day, when the receiver says so.
-    pub leap_pending: Option<crate::vocab::Leap>,
+    pub(crate) leap_pending: Option<crate::vocab::Leap>,
 }
 
 /// One pulse edge from the kernel PPS API, a GPIO line or the simulator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PpsEdge {
     /// `CLOCK_REALTIME` of the edge.
-    pub timestamp: Time,
+    pub(crate) timestamp: Time,
     /// Monotonic sequence number of the source, for counting missed pulses.
-    pub sequence: u64,
+    pub(crate) sequence: u64,
     /// `true` for the assert (usually rising) edge, `false` for clear.
-    pub assert: bool,
+    pub(crate) assert: bool,
 }
 
 /// What a refclock source is fed: its drivers' events, in arrival order.

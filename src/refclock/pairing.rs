@@ -52,28 +52,28 @@ pub enum SidePrior {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PairingConfig {
     /// Delay observations needed before messages number pulses on their own.
-    pub learn_count: usize,
+    pub(crate) learn_count: usize,
     /// Largest anchor error bound accepted (must stay below 0.5 s to name a unique second).
-    pub max_anchor_bound_s: f64,
+    pub(crate) max_anchor_bound_s: f64,
     /// Added to each side of the observed delay range to form the window.
-    pub margin_s: f64,
+    pub(crate) margin_s: f64,
     /// A window wider than this could hold two pulses once jitter is counted: messages stop
     /// numbering pulses (the flywheel and the anchor still do).
-    pub max_window_s: f64,
+    pub(crate) max_window_s: f64,
     /// Allowed deviation of a pulse interval from whole seconds (plus 500 ppm of the interval
     /// for the local oscillator).
-    pub interval_tolerance_s: f64,
+    pub(crate) interval_tolerance_s: f64,
     /// The flywheel bridges at most this long a gap between two pulses.
-    pub max_flywheel_gap_s: f64,
+    pub(crate) max_flywheel_gap_s: f64,
     /// The flywheel alone numbers pulses at most this long after the last message or anchor
     /// confirmation (a receiver that lost its fix silently still pulses).
-    pub max_unconfirmed_s: f64,
+    pub(crate) max_unconfirmed_s: f64,
     /// Delay observations kept (the model follows wander over this many seconds).
-    pub history: usize,
+    pub(crate) history: usize,
     pub side: SidePrior,
     /// Use pulses only after a valid-fix message was heard (many receivers pulse free-running
     /// before their first fix). Off only for PPS without any NMEA receiver configured.
-    pub require_fix_evidence: bool,
+    pub(crate) require_fix_evidence: bool,
 }
 
 impl Default for PairingConfig {
@@ -96,7 +96,7 @@ impl Default for PairingConfig {
 /// Where the message falls relative to the pulse it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Side {
+pub(crate) enum Side {
     Before,
     After,
     /// More than a second after (GPSDOs).
@@ -106,24 +106,24 @@ pub enum Side {
 /// The learned NMEA-to-pulse delay: `received − pulse` of the second the message names.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct DelayModel {
-    pub side: Side,
-    pub min_s: f64,
-    pub max_s: f64,
+    pub(crate) side: Side,
+    pub(crate) min_s: f64,
+    pub(crate) max_s: f64,
     pub mean_s: f64,
-    pub std_s: f64,
-    pub observations: usize,
+    pub(crate) std_s: f64,
+    pub(crate) observations: usize,
     /// Messages number pulses only in `[window_lo_s, window_hi_s]`.
-    pub window_lo_s: f64,
-    pub window_hi_s: f64,
+    pub(crate) window_lo_s: f64,
+    pub(crate) window_hi_s: f64,
     /// The window is too wide to number pulses from messages alone.
-    pub ambiguous: bool,
+    pub(crate) ambiguous: bool,
     /// Learned from an anchored clock (`true`) or the operator's side prior (`false`).
-    pub anchored: bool,
+    pub(crate) anchored: bool,
 }
 
 impl DelayModel {
     /// One line for `status` and logs: "message 443 ms after the pulse it names (374…494 ms)".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let side = match self.side {
             Side::Before => "before",
             _ => "after",
@@ -139,7 +139,7 @@ impl DelayModel {
 
     /// The UTC instant at which a message naming `utc` was received, by the model's mean delay;
     /// with the half-range of the observed delays as its error. For NMEA alone (PPS lost).
-    pub fn nmea_instant(&self, utc: Time) -> (Time, f64) {
+    pub(crate) fn nmea_instant(&self, utc: Time) -> (Time, f64) {
         let half = ((self.max_s - self.min_s) / 2.0).max(self.std_s);
         (utc.add_secs_f64(self.mean_s), half + (self.mean_s - (self.max_s + self.min_s) / 2.0).abs())
     }
@@ -147,16 +147,16 @@ impl DelayModel {
 
 /// Which evidence numbered a pulse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
-pub struct Evidence {
-    pub flywheel: bool,
-    pub message: bool,
-    pub anchor: bool,
+pub(crate) struct Evidence {
+    pub(crate) flywheel: bool,
+    pub(crate) message: bool,
+    pub(crate) anchor: bool,
 }
 
 /// Why a pulse was not numbered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The receiver reports no fix: its pulse is free-running.
     NoFix,
     /// No message has said yet that the receiver has a fix.
@@ -177,14 +177,14 @@ pub enum Refusal {
 
 /// The verdict on one pulse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Numbered { edge: Time, second: Time, evidence: Evidence },
     Refused { edge: Time, reason: Refusal },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PairingState {
+pub(crate) enum PairingState {
     /// Learning the receiver's delay model.
     Learning,
     /// Pulses are numbered.
@@ -197,14 +197,14 @@ pub enum PairingState {
 
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PairingStatus {
-    pub state: PairingState,
+    pub(crate) state: PairingState,
     pub model: Option<DelayModel>,
-    pub numbered: u64,
-    pub refused: u64,
+    pub(crate) numbered: u64,
+    pub(crate) refused: u64,
     pub conflicts: u64,
     /// Pulses seen while the receiver reported no fix: this receiver pulses without a fix.
     pub pulses_without_fix: u64,
-    pub last_refusal: Option<Refusal>,
+    pub(crate) last_refusal: Option<Refusal>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -232,7 +232,7 @@ struct Chain {
 
 /// Numbers pulses. Feed it every pulse and every trusted NMEA time, in arrival order.
 #[derive(Debug)]
-pub struct Pairing {
+pub(crate) struct Pairing {
     cfg: PairingConfig,
     pending: VecDeque<Pending>,
     messages: VecDeque<Msg>,
@@ -258,7 +258,7 @@ pub struct Pairing {
 }
 
 impl Pairing {
-    pub fn new(cfg: PairingConfig) -> Pairing {
+    pub(crate) fn new(cfg: PairingConfig) -> Pairing {
         // Until a message says the receiver has a fix, its pulses may be free-running.
         let no_fix_at = cfg.require_fix_evidence.then_some(Time::ZERO);
         Pairing {
@@ -285,7 +285,7 @@ impl Pairing {
 
     /// A leap second announced for the end of the current UTC day. Pulses are labelled as the
     /// kernel counts POSIX time: an inserted second repeats 23:59:59, a deleted one skips it.
-    pub fn set_leap(&mut self, leap: Leap) {
+    pub(crate) fn set_leap(&mut self, leap: Leap) {
         self.leap = leap;
     }
 
@@ -309,13 +309,13 @@ impl Pairing {
         }
     }
 
-    pub fn model(&self) -> Option<DelayModel> {
+    pub(crate) fn model(&self) -> Option<DelayModel> {
         self.model
     }
 
     /// A pulse edge (local timestamp). `anchor` is the clock's reading of the same edge on a UTC
     /// timescale with its error bound, when the caller trusts the clock to that bound.
-    pub fn on_pulse(&mut self, edge: Time, anchor: Option<(Time, f64)>) -> Vec<Verdict> {
+    pub(crate) fn on_pulse(&mut self, edge: Time, anchor: Option<(Time, f64)>) -> Vec<Verdict> {
         let anchor = anchor.and_then(|(reading, bound)| self.anchor_second(reading, bound));
         if self.no_fix_active(edge) && self.no_fix_at != Some(Time::ZERO) {
             self.pulses_without_fix += 1;
@@ -325,7 +325,7 @@ impl Pairing {
     }
 
     /// A trusted NMEA time: the UTC second it names and when it was received (local time).
-    pub fn on_message(&mut self, utc: Time, received: Time) -> Vec<Verdict> {
+    pub(crate) fn on_message(&mut self, utc: Time, received: Time) -> Vec<Verdict> {
         // Some receivers label an epoch a hair early (SiRF: hhmmss.999 for the next second).
         let second = utc.add_nanos(LABEL_ROUNDING_NS).unix_secs();
         self.lags.push_back(self.now.nanos_since(received).clamp(0, 2 * NS));
@@ -346,7 +346,7 @@ impl Pairing {
     }
 
     /// The receiver talks but reports no valid fix (RMC status V, GGA quality 0).
-    pub fn on_no_fix(&mut self, received: Time) -> Vec<Verdict> {
+    pub(crate) fn on_no_fix(&mut self, received: Time) -> Vec<Verdict> {
         self.no_fix_at = Some(received);
         self.fix_regained = None;
         self.chain = None;
@@ -355,11 +355,11 @@ impl Pairing {
 
     /// Judges pulses that have settled by `now` (events do this themselves; call it from a timer
     /// when events may stop).
-    pub fn poll(&mut self, now: Time) -> Vec<Verdict> {
+    pub(crate) fn poll(&mut self, now: Time) -> Vec<Verdict> {
         self.advance(now)
     }
 
-    pub fn status(&self) -> PairingStatus {
+    pub(crate) fn status(&self) -> PairingStatus {
         let state = if self.no_fix_active(self.now) && self.no_fix_at != Some(Time::ZERO) {
             PairingState::NoFix
         } else if self.chain.is_some_and(|c| c.confirmed && self.now.nanos_since(c.edge) < 3 * NS) {
@@ -597,8 +597,8 @@ mod tests {
 
     use super::*;
     use crate::refclock::RefclockEvent;
-    use crate::refclock::sim::ReceiverParams;
-    use crate::refclock::testkit::{Ev, LocalClock, T0, events};
+    use crate::sim::receiver::ReceiverParams;
+    use crate::sim::receiver::testkit::{Ev, LocalClock, T0, events};
 
     /// Feeds events to a pairing; the anchor (clock error `anchor_err_s`, claimed bound 0.4 s) is
     /// offered while `anchor(t)` (seconds since start) says so.
@@ -712,7 +712,7 @@ mod tests {
     fn messages_handed_over_after_the_pulse_they_precede() {
         // Message 300 ms before its pulse, but the driver hands it over 450 ms later (after the
         // whole burst): the pulse overtakes its message. No anchor after 30 s.
-        use crate::refclock::testkit::events_delivered;
+        use crate::sim::receiver::testkit::events_delivered;
         for (delay, lag) in [(-300.0, 450), (-700.0, 900), (400.0, 450), (850.0, 600)] {
             let p =
                 ReceiverParams { nmea_delay_ms: delay, outages: vec![(300.0, 340.0)], ..Default::default() };

@@ -21,23 +21,23 @@ use crate::vocab::{Leap, RefId, Sample};
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefclockSourceConfig {
     /// How late the board stamps the edge, seconds (Pi 5 GPIO ~11.7e-6); subtracted from edges.
-    pub pps_bias_s: f64,
-    pub edge: PpsEdgeKind,
+    pub(crate) pps_bias_s: f64,
+    pub(crate) edge: PpsEdgeKind,
     pub pairing: PairingConfig,
     /// Error floor of one PPS timestamp, seconds.
-    pub pps_precision_s: f64,
+    pub(crate) pps_precision_s: f64,
     /// Extra error of an NMEA-only sample on top of the learned delay spread, seconds.
-    pub nmea_precision_s: f64,
+    pub(crate) nmea_precision_s: f64,
     /// PPS counts as lost when no pulse was numbered for this long, seconds.
-    pub pps_lost_after_s: f64,
+    pub(crate) pps_lost_after_s: f64,
     /// For a receiver without PPS: the operator's measurement of how long after the second it
     /// names a message arrives (chrony's `offset`), and how far that may be off. Used only while
     /// no delay was learned from pulses.
-    pub nmea_delay_s: Option<f64>,
-    pub nmea_delay_error_s: f64,
+    pub(crate) nmea_delay_s: Option<f64>,
+    pub(crate) nmea_delay_error_s: f64,
     /// Refids of the samples from numbered pulses and from messages alone.
-    pub pps_refid: RefId,
-    pub nmea_refid: RefId,
+    pub(crate) pps_refid: RefId,
+    pub(crate) nmea_refid: RefId,
 }
 
 impl Default for RefclockSourceConfig {
@@ -60,7 +60,7 @@ impl Default for RefclockSourceConfig {
 /// What the refclock currently serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RefclockMode {
+pub(crate) enum RefclockMode {
     /// Numbered pulses (refid PPS).
     Pps,
     /// NMEA alone with the learned delay (refid GPS).
@@ -71,22 +71,22 @@ pub enum RefclockMode {
 /// For `status` and `refclock test`.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct RefclockStatus {
-    pub mode: RefclockMode,
-    pub pulses_seen: u64,
+    pub(crate) mode: RefclockMode,
+    pub(crate) pulses_seen: u64,
     /// From gaps in the driver's sequence numbers.
-    pub pulses_missed: u64,
-    pub messages: u64,
+    pub(crate) pulses_missed: u64,
+    pub(crate) messages: u64,
     pub no_fix_reports: u64,
-    pub pps_samples: u64,
-    pub nmea_samples: u64,
+    pub(crate) pps_samples: u64,
+    pub(crate) nmea_samples: u64,
     /// RMS deviation of pulse intervals from whole seconds, ns.
-    pub interval_jitter_ns: f64,
-    pub last_offset_s: Option<f64>,
-    pub pps_bias_s: f64,
+    pub(crate) interval_jitter_ns: f64,
+    pub(crate) last_offset_s: Option<f64>,
+    pub(crate) pps_bias_s: f64,
     /// The anchor bound in use (clock within ± this), if any.
-    pub anchor_bound_s: Option<f64>,
+    pub(crate) anchor_bound_s: Option<f64>,
     /// Pulse width and on-time edge, when the driver reports both edges.
-    pub edges: Option<EdgeReport>,
+    pub(crate) edges: Option<EdgeReport>,
     pub pairing: PairingStatus,
 }
 
@@ -161,26 +161,19 @@ impl RefclockSource {
     }
 
     /// Judges pulses that have settled by `now` (`CLOCK_REALTIME`) when no event arrives.
-    pub fn poll(&mut self, now: Time, clock: &dyn Clock) -> Vec<Sample> {
+    pub(crate) fn poll(&mut self, now: Time, clock: &dyn Clock) -> Vec<Sample> {
         self.verdicts.clear();
         let v = self.pairing.poll(now);
         self.samples(v, clock)
     }
 
-    /// A leap second announced for the end of this UTC day by something other than the
-    /// receiver (the leap-second table); NMEA announcements override it as they arrive.
-    pub fn set_leap_pending(&mut self, leap: Leap) {
-        self.leap = leap;
-        self.pairing.set_leap(leap);
-    }
-
     /// `CLOCK_REALTIME` of the last on-time edge, once one was seen.
-    pub fn last_pulse(&self) -> Option<Time> {
+    pub(crate) fn last_pulse(&self) -> Option<Time> {
         self.last_edge
     }
 
     /// The pairing verdicts of the last `on_event`/`poll` call (for `refclock test`).
-    pub fn last_verdicts(&self) -> &[Verdict] {
+    pub(crate) fn last_verdicts(&self) -> &[Verdict] {
         &self.verdicts
     }
 
@@ -312,8 +305,8 @@ mod tests {
 
     use super::*;
     use crate::clock::software::SoftwareClock;
-    use crate::refclock::sim::ReceiverParams;
-    use crate::refclock::testkit::{LocalClock, T0, events};
+    use crate::sim::receiver::ReceiverParams;
+    use crate::sim::receiver::testkit::{LocalClock, T0, events};
 
     /// A software clock whose raw time is set by the test to each event's local arrival.
     fn clock() -> (Arc<AtomicI64>, SoftwareClock) {

@@ -6,10 +6,12 @@
 //! - [`upstream`]: modelled NTP servers and network paths.
 //! - [`report`]: the figures (`simulate --json`).
 
-pub mod report;
-pub mod run;
-pub mod scenario;
-pub mod upstream;
+pub(crate) mod clock;
+pub mod receiver;
+pub(crate) mod report;
+pub(crate) mod run;
+pub(crate) mod scenario;
+pub(crate) mod upstream;
 
 pub use report::Report;
 pub use run::{Simulation, simulate};

@@ -5,8 +5,8 @@ use serde::Serialize;
 /// The summary line. The first eight fields are the contract in docs/json.md; the rest are extras.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Report {
-    pub scenario: String,
-    pub duration_s: f64,
+    pub(crate) scenario: String,
+    pub(crate) duration_s: f64,
     /// Of served − true time, once per virtual second after `settle_s`, while synchronised.
     pub rms_offset_s: Option<f64>,
     pub p99_abs_offset_s: Option<f64>,
@@ -17,23 +17,23 @@ pub struct Report {
     pub max_error_while_serving_s: Option<f64>,
     /// Instants where that error exceeded the root distance advertised at the same instant.
     pub root_distance_violations: u64,
-    pub seed: u64,
-    pub settle_s: f64,
+    pub(crate) seed: u64,
+    pub(crate) settle_s: f64,
     /// First instant the server claims stratum 1.
     pub time_to_stratum1_s: Option<f64>,
     /// Share of instants after the first lock at which it claims synchronisation.
     pub synchronised_fraction: f64,
     /// Largest root distance advertised while synchronised, and its median after settle.
-    pub max_root_distance_s: Option<f64>,
-    pub median_root_distance_s: Option<f64>,
+    pub(crate) max_root_distance_s: Option<f64>,
+    pub(crate) median_root_distance_s: Option<f64>,
     pub steps: u64,
     pub final_stratum: u8,
     pub final_refid: String,
-    pub final_frequency_ppm: f64,
+    pub(crate) final_frequency_ppm: f64,
     /// The crystal's frequency error at the end (a perfect discipline sets the negative).
-    pub final_oscillator_ppm: f64,
-    pub pps_samples: u64,
-    pub upstream_samples: u64,
+    pub(crate) final_oscillator_ppm: f64,
+    pub(crate) pps_samples: u64,
+    pub(crate) upstream_samples: u64,
     pub wall_s: f64,
     /// Virtual seconds per wall-clock second.
     pub speedup: f64,
@@ -41,27 +41,27 @@ pub struct Report {
 
 /// Collects one observation per virtual second.
 #[derive(Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     settle_s: f64,
     steady: Vec<f64>,
     distances: Vec<f64>,
-    pub time_to_lock: Option<f64>,
-    pub time_to_stratum1: Option<f64>,
+    pub(crate) time_to_lock: Option<f64>,
+    pub(crate) time_to_stratum1: Option<f64>,
     max_serving: Option<f64>,
     max_distance: Option<f64>,
-    pub violations: u64,
+    pub(crate) violations: u64,
     synced_after_lock: u64,
     instants_after_lock: u64,
 }
 
 impl Stats {
-    pub fn new(settle_s: f64) -> Stats {
+    pub(crate) fn new(settle_s: f64) -> Stats {
         Stats { settle_s, ..Stats::default() }
     }
 
     /// At `t` seconds since start: the served error, whether it claims sync, the advertised
     /// root distance and stratum.
-    pub fn observe(&mut self, t: f64, error: f64, synchronised: bool, distance: f64, stratum: u8) {
+    pub(crate) fn observe(&mut self, t: f64, error: f64, synchronised: bool, distance: f64, stratum: u8) {
         if self.time_to_lock.is_some() {
             self.instants_after_lock += 1;
         }
@@ -101,7 +101,7 @@ impl Stats {
         (Some(rms), Some(p99), abs.last().copied())
     }
 
-    pub fn fill(&self, r: &mut Report) {
+    pub(crate) fn fill(&self, r: &mut Report) {
         let (rms, p99, max) = self.steady_figures();
         r.rms_offset_s = rms;
         r.p99_abs_offset_s = p99;

@@ -2,7 +2,7 @@
 //!
 //! Real: the core, the refclock source and its pairing (`refclock::source`), the upstream
 //! client machine (`net::client`), the clock actions via [`crate::clock::apply`]. Modelled: the
-//! crystal ([`SimClock`]), the receiver (`refclock::sim::ReceiverModel`), the servers and
+//! crystal ([`SimClock`]), the receiver (`sim::receiver::ReceiverModel`), the servers and
 //! network paths ([`super::upstream`]). Every random number comes from the scenario's seed.
 
 use std::cmp::Ordering;
@@ -16,20 +16,20 @@ use super::scenario::{GpsScenario, Scenario};
 use super::upstream::ServerModel;
 use crate::clock::Clock;
 use crate::clock::apply;
-use crate::clock::sim::SimClock;
 use crate::core::{Core, CoreConfig, SourceId, SourceKind};
 use crate::net::client::machine::{Received, Upstream, UpstreamOptions};
 use crate::net::client::poll::PollOptions;
 use crate::net::client::sanity::LoopGuard;
 use crate::net::packet::HEADER_LEN;
-use crate::refclock::sim::{ReceiverModel, ReceiverParams};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
 use crate::refclock::{PpsEdge, RefclockEvent, TimeMessage};
+use crate::sim::clock::SimClock;
+use crate::sim::receiver::{ReceiverModel, ReceiverParams};
 use crate::vocab::Time;
 use crate::vocab::{ClockAction, RefId, Sample};
 
 /// True time at which every simulation starts.
-pub fn sim_start() -> Time {
+pub(crate) fn sim_start() -> Time {
     Time::from_utc(2026, 3, 1, 0, 0, 0, 0)
 }
 
@@ -126,12 +126,12 @@ pub struct Observation {
 }
 
 impl Simulation {
-    pub fn new(sc: Scenario) -> Simulation {
+    pub(crate) fn new(sc: Scenario) -> Simulation {
         Self::starting_at(sc, sim_start())
     }
 
     /// The same world from another true start time (the 32-bit past-2038 tests run it in 2040).
-    pub fn starting_at(sc: Scenario, start: Time) -> Simulation {
+    pub(crate) fn starting_at(sc: Scenario, start: Time) -> Simulation {
         let seed = sc.seed;
         let clock = SimClock::new(sc.oscillator, start, sc.clock.initial_offset_s, seed);
         let mut cfg = CoreConfig::default();
@@ -234,7 +234,7 @@ impl Simulation {
     }
 
     /// Prints `{"event":"trace",...}` lines (error, state, sources) every `secs` virtual seconds.
-    pub fn trace_every(mut self, secs: Option<u64>) -> Simulation {
+    pub(crate) fn trace_every(mut self, secs: Option<u64>) -> Simulation {
         self.trace_every = secs.filter(|&s| s > 0).map(|s| s as i64);
         self
     }
@@ -269,7 +269,7 @@ impl Simulation {
     }
 
     /// Runs to the end and reports.
-    pub fn run(mut self) -> Report {
+    pub(crate) fn run(mut self) -> Report {
         let wall = std::time::Instant::now();
         let end = self.start.add_secs_f64(self.sc.duration_s);
         while let Some(ev) = self.queue.pop() {
@@ -310,7 +310,7 @@ impl Simulation {
     fn second(&mut self, k: i64) {
         let now = self.clock.now();
         let st = self.core.system_state();
-        let distance = st.root_delay / 2.0 + st.root_dispersion_at(now);
+        let distance = st.root_distance_at(now);
         self.stats.observe(k as f64, self.clock.error_s(), st.is_synchronised(), distance, st.stratum);
         if let Some(f) = &mut self.observer {
             f(&Observation {
@@ -345,7 +345,7 @@ impl Simulation {
         // useless as an anchor, when the core has no peer).
         let anchor = if self.core_in_control {
             let st = self.core.system_state();
-            Some(st.root_delay / 2.0 + st.root_dispersion_at(now))
+            Some(st.root_distance_at(now))
         } else {
             self.sc.clock.host_bound_s
         };

@@ -6,14 +6,14 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::clock::sim::OscillatorModel;
 use crate::refclock::pairing::SidePrior;
+use crate::sim::clock::OscillatorModel;
 
 /// The default scenario: a Pi with a PPS hat.
-pub const DEFAULT: &str = "pi-pps-hat";
+pub(crate) const DEFAULT: &str = "pi-pps-hat";
 
 /// (name, file text) of every named scenario.
-pub const NAMED: &[(&str, &str)] = &[
+pub(crate) const NAMED: &[(&str, &str)] = &[
     ("pi-pps-hat", include_str!("../../tests/scenarios/pi-pps-hat.toml")),
     ("nmea-only-usb", include_str!("../../tests/scenarios/nmea-only-usb.toml")),
     ("gps-outage-upstreams", include_str!("../../tests/scenarios/gps-outage-upstreams.toml")),
@@ -35,42 +35,42 @@ pub const NAMED: &[(&str, &str)] = &[
 pub struct Scenario {
     /// Shown in the report; defaults to the file or scenario name.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default = "d_duration")]
-    pub duration_s: f64,
+    pub(crate) duration_s: f64,
     #[serde(default = "d_seed")]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Steady-state statistics start here.
     #[serde(default = "d_settle")]
     pub settle_s: f64,
     #[serde(default)]
-    pub oscillator: OscillatorModel,
+    pub(crate) oscillator: OscillatorModel,
     /// Omitted: no receiver.
     #[serde(default)]
     pub gps: Option<GpsScenario>,
     #[serde(default)]
-    pub upstream: Vec<UpstreamScenario>,
+    pub(crate) upstream: Vec<UpstreamScenario>,
     /// Without a `[clock]` table the board's clock starts right and something (an RTC, NTP at
     /// boot) vouches for it within 0.1 s; see [`ClockScenario::unspecified`].
     #[serde(default = "ClockScenario::unspecified")]
-    pub clock: ClockScenario,
+    pub(crate) clock: ClockScenario,
     #[serde(default)]
-    pub core: CoreScenario,
+    pub(crate) core: CoreScenario,
 }
 
 /// The board's clock at boot (extra keys).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ClockScenario {
+pub(crate) struct ClockScenario {
     /// Clock − true time at start, seconds.
-    pub initial_offset_s: f64,
+    pub(crate) initial_offset_s: f64,
     /// The kernel vouches at boot that the clock is within this of UTC (an RTC or an earlier
     /// NTP sync); absent: nothing vouches (pairing then waits for upstreams).
-    pub host_bound_s: Option<f64>,
+    pub(crate) host_bound_s: Option<f64>,
     /// A drift file from an earlier run exists: the core starts on it.
-    pub drift_file: bool,
+    pub(crate) drift_file: bool,
     /// How far the drift file's frequency is from the crystal's at start, ppm.
-    pub drift_file_error_ppm: f64,
+    pub(crate) drift_file_error_ppm: f64,
 }
 
 impl Default for ClockScenario {
@@ -90,7 +90,7 @@ impl ClockScenario {
     /// a world, and it is what breaks the before/after symmetry of pulse numbering once (see
     /// `refclock::pairing`). A `[clock]` table starts from [`Default`]: nothing vouches unless
     /// `host_bound_s` is given.
-    pub fn unspecified() -> ClockScenario {
+    pub(crate) fn unspecified() -> ClockScenario {
         ClockScenario { host_bound_s: Some(0.1), ..ClockScenario::default() }
     }
 }
@@ -98,47 +98,47 @@ impl ClockScenario {
 /// Overrides of the core's tuning (extra keys).
 #[derive(Clone, Debug, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct CoreScenario {
-    pub step_threshold_s: Option<f64>,
-    pub holdover_max_distance_s: Option<f64>,
-    pub oscillator_max_error_ppm: Option<f64>,
-    pub bound_sigmas: Option<f64>,
-    pub sync_max_offset_s: Option<f64>,
+pub(crate) struct CoreScenario {
+    pub(crate) step_threshold_s: Option<f64>,
+    pub(crate) holdover_max_distance_s: Option<f64>,
+    pub(crate) oscillator_max_error_ppm: Option<f64>,
+    pub(crate) bound_sigmas: Option<f64>,
+    pub(crate) sync_max_offset_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GpsScenario {
-    pub pps: bool,
-    pub pps_jitter_ns: f64,
-    pub nmea_delay_ms: f64,
-    pub nmea_jitter_ms: f64,
+    pub(crate) pps: bool,
+    pub(crate) pps_jitter_ns: f64,
+    pub(crate) nmea_delay_ms: f64,
+    pub(crate) nmea_jitter_ms: f64,
     #[serde(deserialize_with = "windows")]
     pub outages: Vec<(f64, f64)>,
-    /// Extra keys: the receiver's harder habits (see `refclock::sim::ReceiverParams`).
-    pub nmea_wander_ms: f64,
-    pub nmea_wander_period_s: f64,
-    pub missed_pulse_prob: f64,
+    /// Extra keys: the receiver's harder habits (see `sim::receiver::ReceiverParams`).
+    pub(crate) nmea_wander_ms: f64,
+    pub(crate) nmea_wander_period_s: f64,
+    pub(crate) missed_pulse_prob: f64,
     /// Probability that a pulse is stamped late, and the mean lateness (exponential), ns.
-    pub late_edge_prob: f64,
-    pub late_edge_mean_ns: f64,
+    pub(crate) late_edge_prob: f64,
+    pub(crate) late_edge_mean_ns: f64,
     #[serde(deserialize_with = "windows")]
-    pub no_fix: Vec<(f64, f64)>,
-    pub pulses_without_fix: bool,
+    pub(crate) no_fix: Vec<(f64, f64)>,
+    pub(crate) pulses_without_fix: bool,
     #[serde(deserialize_with = "windows")]
-    pub nmea_lost: Vec<(f64, f64)>,
+    pub(crate) nmea_lost: Vec<(f64, f64)>,
     #[serde(deserialize_with = "windows")]
-    pub pps_lost: Vec<(f64, f64)>,
+    pub(crate) pps_lost: Vec<(f64, f64)>,
     /// How late the board stamps PPS edges, ns, and the bias the operator configured.
-    pub board_bias_ns: f64,
-    pub configured_bias_ns: f64,
+    pub(crate) board_bias_ns: f64,
+    pub(crate) configured_bias_ns: f64,
     /// The operator's `message_side` setting.
-    pub message_side: SidePrior,
+    pub(crate) message_side: SidePrior,
     /// The operator-calibrated message delay, ms (the daemon's `nmea_delay_ms`, like chrony's
     /// `offset`), used while no delay was learned from pulses; without PPS it defaults to the
     /// receiver's true mean delay (a correct calibration). And how far that may be off, ms.
-    pub nmea_offset_ms: Option<f64>,
-    pub nmea_calibration_error_ms: f64,
+    pub(crate) nmea_offset_ms: Option<f64>,
+    pub(crate) nmea_calibration_error_ms: f64,
 }
 
 impl Default for GpsScenario {
@@ -169,26 +169,26 @@ impl Default for GpsScenario {
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct UpstreamScenario {
-    pub name: Option<String>,
+pub(crate) struct UpstreamScenario {
+    pub(crate) name: Option<String>,
     /// Mean round trip, ms.
-    pub delay_ms: f64,
+    pub(crate) delay_ms: f64,
     /// Queueing noise per direction (exponential, mean), ms.
-    pub jitter_ms: f64,
+    pub(crate) jitter_ms: f64,
     /// Outbound minus return path, ms (a constant error of half of it no client can see).
-    pub asymmetry_ms: f64,
+    pub(crate) asymmetry_ms: f64,
     /// The server's own clock error, ms (a falseticker has one beyond its root distance).
-    pub offset_ms: f64,
+    pub(crate) offset_ms: f64,
     #[serde(deserialize_with = "windows")]
-    pub outages: Vec<(f64, f64)>,
+    pub(crate) outages: Vec<(f64, f64)>,
     /// Extra keys: what the server advertises, and our polling.
-    pub stratum: u8,
-    pub root_delay_ms: f64,
-    pub root_dispersion_ms: f64,
-    pub minpoll: i8,
-    pub maxpoll: i8,
+    pub(crate) stratum: u8,
+    pub(crate) root_delay_ms: f64,
+    pub(crate) root_dispersion_ms: f64,
+    pub(crate) minpoll: i8,
+    pub(crate) maxpoll: i8,
     /// Probability that a request or its answer is lost.
-    pub loss: f64,
+    pub(crate) loss: f64,
 }
 
 impl Default for UpstreamScenario {
@@ -263,7 +263,7 @@ impl Scenario {
     }
 
     /// A scenario name or a file path.
-    pub fn load(name_or_path: &str) -> anyhow::Result<Scenario> {
+    pub(crate) fn load(name_or_path: &str) -> anyhow::Result<Scenario> {
         use anyhow::Context;
         if let Some(s) = Scenario::named(name_or_path) {
             return s;

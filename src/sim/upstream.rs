@@ -16,16 +16,16 @@ use crate::vocab::{Leap, RefId};
 /// Server processing time between receive and transmit, seconds.
 const PROCESSING_S: f64 = 20e-6;
 
-pub struct ServerModel {
-    pub params: UpstreamScenario,
+pub(crate) struct ServerModel {
+    pub(crate) params: UpstreamScenario,
     rng: StdRng,
     start: Time,
 }
 
 /// A reply in flight: when it reaches us (true time) and its bytes.
-pub struct InFlight {
-    pub arrives: Time,
-    pub bytes: [u8; HEADER_LEN],
+pub(crate) struct InFlight {
+    pub(crate) arrives: Time,
+    pub(crate) bytes: [u8; HEADER_LEN],
 }
 
 fn exponential(rng: &mut StdRng, mean: f64) -> f64 {
@@ -36,7 +36,7 @@ fn exponential(rng: &mut StdRng, mean: f64) -> f64 {
 }
 
 impl ServerModel {
-    pub fn new(params: UpstreamScenario, seed: u64, start: Time) -> ServerModel {
+    pub(crate) fn new(params: UpstreamScenario, seed: u64, start: Time) -> ServerModel {
         ServerModel { params, rng: StdRng::seed_from_u64(seed), start }
     }
 
@@ -47,7 +47,7 @@ impl ServerModel {
 
     /// The server's answer to `request` sent at true time `sent`; `None` when lost, in an
     /// outage, or not a request it would answer.
-    pub fn answer(&mut self, request: &[u8], sent: Time) -> Option<InFlight> {
+    pub(crate) fn answer(&mut self, request: &[u8], sent: Time) -> Option<InFlight> {
         let p = &self.params;
         let req = Packet::parse(request).ok()?;
         if req.mode != Mode::Client {

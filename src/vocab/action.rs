@@ -5,7 +5,7 @@ use super::sample::Leap;
 /// What the core asks of the clock. The daemon and the simulator apply them in order
 /// (`Clock::apply`); the clock knows this word, not the core.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ClockAction {
+pub(crate) enum ClockAction {
     /// Step the clock by `offset_s` (positive: forward). Only at start.
     Step { offset_s: f64 },
     /// Set the frequency correction (absolute, ppm; positive: faster).

@@ -9,6 +9,6 @@ mod action;
 mod sample;
 pub mod time;
 
-pub use action::ClockAction;
+pub(crate) use action::ClockAction;
 pub use sample::{Leap, RefId, Sample};
 pub use time::Time;

@@ -28,7 +28,7 @@ impl Leap {
         }
     }
 
-    pub fn from_bits(bits: u8) -> Leap {
+    pub(crate) fn from_bits(bits: u8) -> Leap {
         match bits & 3 {
             0 => Leap::None,
             1 => Leap::Insert,
@@ -48,10 +48,10 @@ impl RefId {
     pub const GPS: RefId = RefId(*b"GPS\0");
     pub const RATE: RefId = RefId(*b"RATE");
     pub const DENY: RefId = RefId(*b"DENY");
-    pub const RSTR: RefId = RefId(*b"RSTR");
+    pub(crate) const RSTR: RefId = RefId(*b"RSTR");
     pub const INIT: RefId = RefId(*b"INIT");
 
-    pub fn from_ascii(s: &str) -> RefId {
+    pub(crate) fn from_ascii(s: &str) -> RefId {
         let mut b = [0u8; 4];
         for (d, s) in b.iter_mut().zip(s.bytes()) {
             *d = s;
@@ -63,12 +63,8 @@ impl RefId {
         RefId(ip.octets())
     }
 
-    pub fn to_u32(self) -> u32 {
-        u32::from_be_bytes(self.0)
-    }
-
     /// Shown as ASCII when it is printable ASCII (stratum 0/1 and kiss codes), else dotted quad.
-    pub fn display(self, stratum: u8) -> String {
+    pub(crate) fn display(self, stratum: u8) -> String {
         if stratum <= 1 {
             self.0
                 .iter()
@@ -100,8 +96,8 @@ pub struct Sample {
     /// Error bound of this measurement itself (precision, reading error), seconds.
     pub dispersion: f64,
     /// The source's own root delay and dispersion (0 for a refclock).
-    pub root_delay: f64,
-    pub root_dispersion: f64,
+    pub(crate) root_delay: f64,
+    pub(crate) root_dispersion: f64,
     /// 0 for a refclock, the server's stratum for an upstream.
     pub stratum: u8,
     pub leap: Leap,
@@ -111,7 +107,7 @@ pub struct Sample {
 
 impl Sample {
     /// A refclock's measurement: no path, no upstream, stratum 0.
-    pub fn refclock(time: Time, offset: f64, dispersion: f64, leap: Leap, refid: RefId) -> Sample {
+    pub(crate) fn refclock(time: Time, offset: f64, dispersion: f64, leap: Leap, refid: RefId) -> Sample {
         Sample {
             time,
             offset,

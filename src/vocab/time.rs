@@ -11,7 +11,7 @@
 use std::fmt;
 
 /// Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01).
-pub const NTP_UNIX_OFFSET_S: i64 = 2_208_988_800;
+pub(crate) const NTP_UNIX_OFFSET_S: i64 = 2_208_988_800;
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// An instant: nanoseconds since 1970-01-01T00:00:00 UTC (leap seconds not counted, like POSIX).
@@ -21,7 +21,7 @@ pub struct Time(i64);
 impl Time {
     pub const ZERO: Time = Time(0);
 
-    pub const fn from_unix_nanos(ns: i64) -> Time {
+    pub(crate) const fn from_unix_nanos(ns: i64) -> Time {
         Time(ns)
     }
 
@@ -29,11 +29,11 @@ impl Time {
         Time(s * NANOS_PER_SEC)
     }
 
-    pub fn from_secs_nanos(secs: i64, nanos: u32) -> Time {
+    pub(crate) fn from_secs_nanos(secs: i64, nanos: u32) -> Time {
         Time(secs * NANOS_PER_SEC + nanos as i64)
     }
 
-    pub const fn unix_nanos(self) -> i64 {
+    pub(crate) const fn unix_nanos(self) -> i64 {
         self.0
     }
 
@@ -43,13 +43,8 @@ impl Time {
     }
 
     /// Nanoseconds within the second, 0..1e9.
-    pub const fn subsec_nanos(self) -> u32 {
+    pub(crate) const fn subsec_nanos(self) -> u32 {
         self.0.rem_euclid(NANOS_PER_SEC) as u32
-    }
-
-    /// Seconds since the Unix epoch as `f64` (for display and coarse arithmetic only).
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
     }
 
     /// `self - earlier` in seconds; exact to the nanosecond for spans below ~100 days.
@@ -67,7 +62,7 @@ impl Time {
     }
 
     /// Adds a duration in seconds, rounded to the nanosecond.
-    pub fn add_secs_f64(self, s: f64) -> Time {
+    pub(crate) fn add_secs_f64(self, s: f64) -> Time {
         Time(self.0 + (s * 1e9).round() as i64)
     }
 
@@ -79,7 +74,7 @@ impl Time {
     }
 
     /// Decodes an NTP 64-bit timestamp, choosing the era that lands nearest `pivot`.
-    pub fn from_ntp(ts: u64, pivot: Time) -> Time {
+    pub(crate) fn from_ntp(ts: u64, pivot: Time) -> Time {
         let ntp_secs = (ts >> 32) as i64;
         let frac = ts & 0xffff_ffff;
         // Round the fraction to the nearest nanosecond.
@@ -163,7 +158,7 @@ impl fmt::Display for UtcDateTime {
 }
 
 /// Days since 1970-01-01 to (year, month, day). Howard Hinnant's algorithm.
-pub fn civil_from_days(z: i64) -> (i32, u8, u8) {
+pub(crate) fn civil_from_days(z: i64) -> (i32, u8, u8) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -177,7 +172,7 @@ pub fn civil_from_days(z: i64) -> (i32, u8, u8) {
 }
 
 /// (year, month, day) to days since 1970-01-01.
-pub fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
+pub(crate) fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
     let y = if m <= 2 { y as i64 - 1 } else { y as i64 };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -188,7 +183,7 @@ pub fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
 }
 
 /// NTP short format (16.16 fixed point seconds), used for root delay and dispersion.
-pub fn to_ntp_short(secs: f64) -> u32 {
+pub(crate) fn to_ntp_short(secs: f64) -> u32 {
     if secs.is_nan() || secs <= 0.0 {
         return 0;
     }
@@ -196,7 +191,7 @@ pub fn to_ntp_short(secs: f64) -> u32 {
     if v >= u32::MAX as f64 { u32::MAX } else { v as u32 }
 }
 
-pub fn from_ntp_short(v: u32) -> f64 {
+pub(crate) fn from_ntp_short(v: u32) -> f64 {
     v as f64 / 65536.0
 }
 

@@ -3,17 +3,17 @@
 
 /// A file the page loads.
 #[derive(Debug)]
-pub struct Asset {
-    pub path: &'static str,
-    pub content_type: &'static str,
-    pub body: &'static str,
+pub(crate) struct Asset {
+    pub(crate) path: &'static str,
+    pub(crate) content_type: &'static str,
+    pub(crate) body: &'static str,
 }
 
-pub const INDEX: Asset =
+pub(crate) const INDEX: Asset =
     Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_str!("assets/index.html") };
 
 /// Every asset, the page first.
-pub const ALL: [Asset; 4] = [
+pub(crate) const ALL: [Asset; 4] = [
     INDEX,
     Asset {
         path: "/app.js",
@@ -29,7 +29,8 @@ pub const ALL: [Asset; 4] = [
 ];
 
 /// Bytes of all assets together (reported by tests and docs; kept to a few tens of kB).
-pub fn total_size() -> usize {
+#[cfg(test)]
+pub(crate) fn total_size() -> usize {
     ALL.iter().map(|a| a.body.len()).sum()
 }
 

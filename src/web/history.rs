@@ -14,8 +14,8 @@ use crate::control::StatusSnapshot;
 use crate::core::SourceState;
 
 /// Bucket widths and counts: (5 s × 720 = 1 h, 60 s × 1440 = 24 h).
-pub const FINE: (f64, usize) = (5.0, 720);
-pub const COARSE: (f64, usize) = (60.0, 1440);
+pub(crate) const FINE: (f64, usize) = (5.0, 720);
+pub(crate) const COARSE: (f64, usize) = (60.0, 1440);
 /// PPS offsets kept for the histogram (one an hour at 1 Hz).
 const PPS_KEPT: usize = 3600;
 const HISTOGRAM_BINS: usize = 40;
@@ -49,17 +49,17 @@ impl Acc {
 
 /// One tick's values, as plotted.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Values {
+pub(crate) struct Values {
     /// Offset and jitter of the selected source; `None` while none is selected.
-    pub offset_s: Option<f64>,
-    pub jitter_s: Option<f64>,
-    pub frequency_ppm: Option<f64>,
+    pub(crate) offset_s: Option<f64>,
+    pub(crate) jitter_s: Option<f64>,
+    pub(crate) frequency_ppm: Option<f64>,
     /// `None` while unsynchronised (it is then a meaningless 16 s).
-    pub root_distance_s: Option<f64>,
+    pub(crate) root_distance_s: Option<f64>,
     /// Answered requests per second since the previous tick.
-    pub requests_per_s: Option<f64>,
-    pub satellites_used: Option<f64>,
-    pub satellites_in_view: Option<f64>,
+    pub(crate) requests_per_s: Option<f64>,
+    pub(crate) satellites_used: Option<f64>,
+    pub(crate) satellites_in_view: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -87,18 +87,18 @@ impl Bucket {
 
 /// A finished bucket: means, and the offset's extremes (a 60 s mean hides a spike).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Point {
+pub(crate) struct Point {
     /// Bucket number: start = id × width, monotonic seconds since start.
-    pub id: u64,
-    pub offset: Option<f32>,
-    pub offset_min: Option<f32>,
-    pub offset_max: Option<f32>,
-    pub jitter: Option<f32>,
-    pub frequency: Option<f32>,
-    pub root_distance: Option<f32>,
-    pub requests: Option<f32>,
-    pub used: Option<f32>,
-    pub in_view: Option<f32>,
+    pub(crate) id: u64,
+    pub(crate) offset: Option<f32>,
+    pub(crate) offset_min: Option<f32>,
+    pub(crate) offset_max: Option<f32>,
+    pub(crate) jitter: Option<f32>,
+    pub(crate) frequency: Option<f32>,
+    pub(crate) root_distance: Option<f32>,
+    pub(crate) requests: Option<f32>,
+    pub(crate) used: Option<f32>,
+    pub(crate) in_view: Option<f32>,
 }
 
 impl Point {
@@ -158,7 +158,7 @@ impl Tier {
 
 /// The page's memory of the last day.
 #[derive(Debug)]
-pub struct History {
+pub(crate) struct History {
     fine: Tier,
     coarse: Tier,
     /// Latest PPS sample offsets, oldest first.
@@ -174,12 +174,12 @@ impl Default for History {
 }
 
 impl History {
-    pub fn new() -> History {
+    pub(crate) fn new() -> History {
         History { fine: Tier::new(FINE), coarse: Tier::new(COARSE), pps: VecDeque::new(), prev: None }
     }
 
     /// Adds the snapshot taken at `t_s` (monotonic seconds since start, non-decreasing).
-    pub fn record(&mut self, t_s: f64, s: &StatusSnapshot) {
+    pub(crate) fn record(&mut self, t_s: f64, s: &StatusSnapshot) {
         let answered = s.server.answered;
         let paired = s.refclock.as_ref().map_or(0, |r| r.paired);
         let requests_per_s = match self.prev {
@@ -205,7 +205,7 @@ impl History {
 
     /// The plots' data as of `now_s` (monotonic) and `now_unix_ms` (wall clock), with finished
     /// buckets after the ones the page already has.
-    pub fn to_json(
+    pub(crate) fn to_json(
         &self,
         now_s: f64,
         now_unix_ms: f64,
@@ -240,7 +240,7 @@ impl History {
 }
 
 /// One tick's plotted values from a snapshot.
-pub fn values(s: &StatusSnapshot, requests_per_s: Option<f64>) -> Values {
+pub(crate) fn values(s: &StatusSnapshot, requests_per_s: Option<f64>) -> Values {
     let selected = s.sources.iter().find(|src| src.state == SourceState::Selected);
     let fix = s.refclock.as_ref().and_then(|r| r.fix.as_ref());
     Values {
@@ -256,43 +256,43 @@ pub fn values(s: &StatusSnapshot, requests_per_s: Option<f64>) -> Values {
 
 /// Column-wise points of one tier (compact JSON: the page loads a day at once).
 #[derive(Debug, Serialize)]
-pub struct SeriesJson {
-    pub width_s: f64,
-    pub id: Vec<u64>,
+pub(crate) struct SeriesJson {
+    pub(crate) width_s: f64,
+    pub(crate) id: Vec<u64>,
     /// Bucket start, Unix milliseconds.
-    pub t: Vec<f64>,
-    pub offset: Vec<Option<f32>>,
-    pub offset_min: Vec<Option<f32>>,
-    pub offset_max: Vec<Option<f32>>,
-    pub jitter: Vec<Option<f32>>,
-    pub frequency: Vec<Option<f32>>,
-    pub root_distance: Vec<Option<f32>>,
-    pub requests: Vec<Option<f32>>,
-    pub used: Vec<Option<f32>>,
-    pub in_view: Vec<Option<f32>>,
+    pub(crate) t: Vec<f64>,
+    pub(crate) offset: Vec<Option<f32>>,
+    pub(crate) offset_min: Vec<Option<f32>>,
+    pub(crate) offset_max: Vec<Option<f32>>,
+    pub(crate) jitter: Vec<Option<f32>>,
+    pub(crate) frequency: Vec<Option<f32>>,
+    pub(crate) root_distance: Vec<Option<f32>>,
+    pub(crate) requests: Vec<Option<f32>>,
+    pub(crate) used: Vec<Option<f32>>,
+    pub(crate) in_view: Vec<Option<f32>>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct HistoryJson {
+pub(crate) struct HistoryJson {
     /// Unix milliseconds when this was made.
-    pub now: f64,
-    pub fine: SeriesJson,
-    pub coarse: SeriesJson,
-    pub pps_histogram: Histogram,
+    pub(crate) now: f64,
+    pub(crate) fine: SeriesJson,
+    pub(crate) coarse: SeriesJson,
+    pub(crate) pps_histogram: Histogram,
 }
 
 /// PPS offsets in equal bins between the 0.5th and 99.5th percentile; the rest counted apart.
 #[derive(Debug, Default, PartialEq, Serialize)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     /// Left edge of the first bin and the bin width, seconds.
-    pub start_s: f64,
-    pub width_s: f64,
-    pub counts: Vec<u32>,
-    pub below: u32,
-    pub above: u32,
-    pub n: u32,
-    pub mean_s: f64,
-    pub sd_s: f64,
+    pub(crate) start_s: f64,
+    pub(crate) width_s: f64,
+    pub(crate) counts: Vec<u32>,
+    pub(crate) below: u32,
+    pub(crate) above: u32,
+    pub(crate) n: u32,
+    pub(crate) mean_s: f64,
+    pub(crate) sd_s: f64,
 }
 
 fn histogram(values: impl Iterator<Item = f32>) -> Histogram {

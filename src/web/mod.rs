@@ -6,10 +6,10 @@
 //! - [`history`]: the last day of the plots, in memory.
 //! - [`assets`]: the page's files, built into the binary.
 
-pub mod assets;
-pub mod history;
-pub mod routes;
-pub mod server;
+pub(crate) mod assets;
+pub(crate) mod history;
+pub(crate) mod routes;
+pub(crate) mod server;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -55,7 +55,7 @@ impl SharedHistory {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).record(t, snapshot);
     }
 
-    pub fn to_json(&self, fine_after: Option<u64>, coarse_after: Option<u64>) -> HistoryJson {
+    pub(crate) fn to_json(&self, fine_after: Option<u64>, coarse_after: Option<u64>) -> HistoryJson {
         let t = self.started.elapsed().as_secs_f64();
         // Wall-clock labels for monotonic buckets: a stepped host clock shifts the labels,
         // never the order.

@@ -11,24 +11,24 @@ use crate::metrics::{Format, render};
 
 /// The parts of a request that matter here.
 #[derive(Clone, Copy, Debug)]
-pub struct Request<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub accept: Option<&'a str>,
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) accept: Option<&'a str>,
 }
 
 /// A complete response; the server adds the framing.
 #[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub headers: Vec<(&'static str, &'static str)>,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    pub(crate) headers: Vec<(&'static str, &'static str)>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// What the JSON endpoints read, fetched only when a path needs it.
-pub trait Data {
+pub(crate) trait Data {
     fn status(&self) -> std::sync::Arc<StatusSnapshot>;
     fn history(&self, fine_after: Option<u64>, coarse_after: Option<u64>) -> HistoryJson;
     fn log(&self, n: usize) -> Vec<LogLine>;
@@ -40,7 +40,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// Log lines `/api/log` returns at most.
 const LOG_LINES_MAX: usize = 200;
 
-pub fn route(req: &Request<'_>, data: &dyn Data) -> Response {
+pub(crate) fn route(req: &Request<'_>, data: &dyn Data) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
         let mut r = text(405, "only GET and HEAD\n");
         r.headers.push(("allow", "GET, HEAD"));

@@ -26,11 +26,11 @@ use tokio::sync::Notify;
 
 use super::routes::{self, Data, Request};
 
-pub const MAX_CONNECTIONS: usize = 128;
-pub const MAX_PER_PEER: usize = 32;
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-pub const MAX_LIFETIME: Duration = Duration::from_secs(120);
+pub(crate) const MAX_CONNECTIONS: usize = 128;
+pub(crate) const MAX_PER_PEER: usize = 32;
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(120);
 /// Read buffer per connection: a request head longer than this is refused (our requests are a
 /// few hundred bytes; 128 connections then hold 2 MB at most).
 const MAX_BUFFER: usize = 16 * 1024;
@@ -49,7 +49,7 @@ struct Conn {
 
 /// The open connections, for the bounds and eviction.
 #[derive(Debug)]
-pub struct Table {
+pub(crate) struct Table {
     epoch: Instant,
     max: usize,
     per_peer: usize,
@@ -58,7 +58,7 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(max: usize, per_peer: usize) -> Table {
+    pub(crate) fn new(max: usize, per_peer: usize) -> Table {
         Table { epoch: Instant::now(), max, per_peer, next_id: 0, open: HashMap::new() }
     }
 
@@ -101,12 +101,9 @@ impl Table {
         Some((id, conn))
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.open.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
     }
 }
 
@@ -122,7 +119,7 @@ pub async fn serve(listener: TcpListener, data: Arc<dyn Data + Send + Sync>) -> 
             Ok(x) => x,
             Err(e) => {
                 // Out of file descriptors, mostly: back off a little rather than spin.
-                crate::warn_limited!(ACCEPT_FAILED, "web: accept failed: {e}");
+                crate::logging::warn_limited!(ACCEPT_FAILED, "web: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -217,7 +214,7 @@ fn respond(req: &hyper::Request<Incoming>, data: &dyn Data) -> hyper::Response<F
 
 /// Binds `addr` with a deep accept queue (std's 128 overflows under a connect flood, and a
 /// dropped SYN costs the scraper a one-second retransmit).
-pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)
         .with_context(|| format!("cannot listen for HTTP on {addr}: socket"))?;

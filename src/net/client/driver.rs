@@ -69,9 +69,9 @@ pub struct UpstreamSpec {
 /// What an NTS upstream needs: its TLS configuration, the key exchange deadline, counters.
 #[derive(Clone)]
 pub struct NtsUpstream {
-    pub tls: Arc<rustls::ClientConfig>,
-    pub ke_timeout: Duration,
-    pub counters: Arc<NtsCounters>,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) ke_timeout: Duration,
+    pub(crate) counters: Arc<NtsCounters>,
 }
 
 impl std::fmt::Debug for NtsUpstream {
@@ -88,7 +88,7 @@ impl PartialEq for NtsUpstream {
 
 impl UpstreamSpec {
     /// The entry as written (`host` or `host:port`), for logs and `status`.
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         let default_port = if self.nts.is_some() { crate::net::nts::KE_PORT } else { 123 };
         match (self.port, self.host.contains(':')) {
             (p, _) if p == default_port => self.host.clone(),
@@ -100,7 +100,7 @@ impl UpstreamSpec {
 
 /// Whether an address as written names a port (`host:port`, `[v6]:port`).
 /// Whether `host[:port]` names a port (an NTS entry without one uses the NTS-KE port).
-pub fn has_port(s: &str) -> bool {
+pub(crate) fn has_port(s: &str) -> bool {
     let s = s.trim();
     match s.strip_prefix('[') {
         Some(rest) => rest.split_once(']').is_some_and(|(_, after)| after.starts_with(':')),
@@ -109,7 +109,7 @@ pub fn has_port(s: &str) -> bool {
 }
 
 /// `host`, `host:port`, `v4:port`, `[v6]:port` or a bare IPv6 address; port 123 by default.
-pub fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
+pub(crate) fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
     let s = s.trim();
     let parse_port =
         |p: &str| p.parse::<u16>().with_context(|| format!("port {p:?} is not a number 1–65535"));
@@ -179,7 +179,7 @@ pub struct UpstreamHandle {
 }
 
 impl UpstreamHandle {
-    pub fn abort(&self) {
+    pub(crate) fn abort(&self) {
         self.task.abort();
     }
 
@@ -203,7 +203,7 @@ pub type Resolver = Arc<
 >;
 
 /// The system resolver (`getaddrinfo` on tokio's blocking pool).
-pub fn system_resolver() -> Resolver {
+pub(crate) fn system_resolver() -> Resolver {
     Arc::new(|host, port| Box::pin(async move { resolve(&host, port).await }))
 }
 

@@ -55,9 +55,9 @@ struct Previous {
 /// A request to send now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
-    pub bytes: [u8; HEADER_LEN],
+    pub(crate) bytes: [u8; HEADER_LEN],
     /// The previous request got no usable answer (report it to the core as a missed poll).
-    pub previous_unanswered: bool,
+    pub(crate) previous_unanswered: bool,
 }
 
 /// What a received datagram meant.
@@ -91,7 +91,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// A new upstream; the first request is due at `start`.
-    pub fn new(server: IpAddr, opts: UpstreamOptions, start: Time) -> Upstream {
+    pub(crate) fn new(server: IpAddr, opts: UpstreamOptions, start: Time) -> Upstream {
         Upstream {
             server,
             opts,
@@ -117,34 +117,35 @@ impl Upstream {
 
     /// The server's address changed (an NTS key exchange named another NTP server): samples
     /// are attributed to it from now on; the poll state is kept.
-    pub fn set_server(&mut self, server: IpAddr) {
+    pub(crate) fn set_server(&mut self, server: IpAddr) {
         self.server = server;
     }
 
     /// When to call [`transmit`](Self::transmit) next; `None` once stopped by DENY/RSTR.
-    pub fn next_poll(&self) -> Option<Time> {
+    pub(crate) fn next_poll(&self) -> Option<Time> {
         if self.stopped.is_some() { None } else { Some(self.poller.next_poll()) }
     }
 
-    pub fn stopped(&self) -> Option<KissCode> {
+    pub(crate) fn stopped(&self) -> Option<KissCode> {
         self.stopped
     }
 
-    pub fn reach(&self) -> u8 {
+    pub(crate) fn reach(&self) -> u8 {
         self.poller.reach()
     }
 
-    pub fn poll_log2(&self) -> i8 {
+    pub(crate) fn poll_log2(&self) -> i8 {
         self.poller.poll_log2()
     }
 
-    pub fn last_sample(&self) -> Option<Sample> {
+    #[cfg(test)]
+    pub(crate) fn last_sample(&self) -> Option<Sample> {
         self.last_sample
     }
 
     /// Builds the request to send at local time `now` (T1). `cookie` is fresh randomness: it goes
     /// out as the transmit timestamp so replies can be matched and our clock is not revealed.
-    pub fn transmit(&mut self, now: Time, cookie: u64) -> Option<Request> {
+    pub(crate) fn transmit(&mut self, now: Time, cookie: u64) -> Option<Request> {
         if self.stopped.is_some() {
             return None;
         }
@@ -183,7 +184,7 @@ impl Upstream {
     }
 
     /// Handles a datagram from the server received at local time `t4`.
-    pub fn receive(&mut self, bytes: &[u8], t4: Time, guard: &LoopGuard) -> Received {
+    pub(crate) fn receive(&mut self, bytes: &[u8], t4: Time, guard: &LoopGuard) -> Received {
         if self.stopped.is_some() {
             return Received::Ignored(Reject::Exchange(crate::net::exchange::Reject::OriginMismatch));
         }

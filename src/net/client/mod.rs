@@ -7,10 +7,10 @@
 //! - [`driver`]: the tokio task per `[[upstream]]` entry (DNS, sockets, channel to the daemon).
 
 pub mod driver;
-pub mod machine;
-pub mod poll;
-pub mod refid;
-pub mod sanity;
+pub(crate) mod machine;
+pub(crate) mod poll;
+pub(crate) mod refid;
+pub(crate) mod sanity;
 
 pub use driver::{
     UpstreamEvent, UpstreamEventKind, UpstreamHandle, UpstreamSpec, spawn, spawn_with_resolver,

@@ -12,12 +12,12 @@
 use crate::vocab::Time;
 
 /// Requests in an initial burst (chrony's iburst sends 4).
-pub const BURST_COUNT: u8 = 4;
+pub(crate) const BURST_COUNT: u8 = 4;
 /// Seconds between the requests of a burst.
-pub const BURST_SPACING_S: i64 = 2;
+pub(crate) const BURST_SPACING_S: i64 = 2;
 /// Lowest and highest poll exponents accepted (RFC 5905 allows 4..17; tests poll faster).
-pub const MIN_POLL: i8 = -6;
-pub const MAX_POLL: i8 = 17;
+pub(crate) const MIN_POLL: i8 = -6;
+pub(crate) const MAX_POLL: i8 = 17;
 /// Consistent (or surprising) samples in a row before the exponent moves.
 const ADAPT_COUNT: i32 = 4;
 
@@ -35,7 +35,7 @@ impl Default for PollOptions {
 }
 
 #[derive(Clone, Debug)]
-pub struct Poller {
+pub(crate) struct Poller {
     opts: PollOptions,
     poll: i8,
     /// Raised by KoD RATE; the exponent never goes below it.
@@ -52,7 +52,7 @@ fn interval_nanos(poll: i8) -> i64 {
 }
 
 impl Poller {
-    pub fn new(opts: PollOptions, start: Time) -> Poller {
+    pub(crate) fn new(opts: PollOptions, start: Time) -> Poller {
         let minpoll = opts.minpoll.clamp(MIN_POLL, MAX_POLL);
         let maxpoll = opts.maxpoll.clamp(minpoll, MAX_POLL);
         let opts = PollOptions { minpoll, maxpoll, iburst: opts.iburst };
@@ -68,25 +68,25 @@ impl Poller {
     }
 
     /// When the next request is due.
-    pub fn next_poll(&self) -> Time {
+    pub(crate) fn next_poll(&self) -> Time {
         self.next
     }
 
-    pub fn poll_log2(&self) -> i8 {
+    pub(crate) fn poll_log2(&self) -> i8 {
         self.poll
     }
 
     /// Reach register: bit 0 is the latest poll, 1 when it was answered.
-    pub fn reach(&self) -> u8 {
+    pub(crate) fn reach(&self) -> u8 {
         self.reach
     }
 
-    pub fn in_burst(&self) -> bool {
+    pub(crate) fn in_burst(&self) -> bool {
         self.burst_left > 0
     }
 
     /// A request goes out at `now`; schedules the following one.
-    pub fn on_transmit(&mut self, now: Time) {
+    pub(crate) fn on_transmit(&mut self, now: Time) {
         let was_reachable = self.reach != 0;
         self.reach <<= 1;
         if was_reachable && self.reach == 0 {
@@ -105,7 +105,7 @@ impl Poller {
     }
 
     /// The previous request got no valid answer before the next one was due.
-    pub fn on_unanswered(&mut self) {
+    pub(crate) fn on_unanswered(&mut self) {
         if self.reach == 0 && self.burst_left == 0 {
             // Unreachable: ask less often, up to maxpoll.
             self.poll = (self.poll + 1).min(self.opts.maxpoll.max(self.floor));
@@ -114,7 +114,7 @@ impl Poller {
 
     /// An answer arrived. `consistent` says whether its offset agreed with recent ones; `None`
     /// for an answer without a usable sample (it counts for reach only).
-    pub fn on_reply(&mut self, consistent: Option<bool>) {
+    pub(crate) fn on_reply(&mut self, consistent: Option<bool>) {
         let was_unreachable = self.reach == 0;
         self.reach |= 1;
         if was_unreachable && !self.in_burst() {
@@ -144,7 +144,7 @@ impl Poller {
 
     /// KoD RATE: slow down to at least one step slower than now, and at least the server's
     /// advertised poll; ends any burst. The next request waits the new interval from `now`.
-    pub fn on_rate_kod(&mut self, now: Time, server_poll: i8) {
+    pub(crate) fn on_rate_kod(&mut self, now: Time, server_poll: i8) {
         let slower = (self.poll + 1).max(server_poll).clamp(self.opts.minpoll, MAX_POLL);
         self.floor = slower.max(self.floor);
         self.poll = self.floor;

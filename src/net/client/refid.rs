@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::vocab::RefId;
 
 /// RefId of an upstream server's address.
-pub fn refid_of(addr: IpAddr) -> RefId {
+pub(crate) fn refid_of(addr: IpAddr) -> RefId {
     match addr {
         IpAddr::V4(v4) => RefId::from_ipv4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -21,7 +21,7 @@ pub fn refid_of(addr: IpAddr) -> RefId {
 }
 
 /// MD5 (RFC 1321) of `data`.
-pub fn md5(data: &[u8]) -> [u8; 16] {
+pub(crate) fn md5(data: &[u8]) -> [u8; 16] {
     const S: [u32; 64] = [
         7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
         5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15,

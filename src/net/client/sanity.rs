@@ -18,9 +18,9 @@ use crate::vocab::{RefId, Sample};
 use super::refid::refid_of;
 
 /// Root distance beyond which a server is not worth listening to (RFC 5905 MAXDIST).
-pub const DEFAULT_MAX_DISTANCE_S: f64 = 1.5;
+pub(crate) const DEFAULT_MAX_DISTANCE_S: f64 = 1.5;
 /// log2 seconds of our own timestamping precision (kernel receive timestamps, ~1 µs).
-pub const OUR_PRECISION_LOG2: i8 = -20;
+pub(crate) const OUR_PRECISION_LOG2: i8 = -20;
 /// Dispersion growth rate (RFC 5905 PHI).
 const PHI: f64 = crate::core::state::PHI;
 
@@ -38,7 +38,7 @@ pub enum KissCode {
 }
 
 impl KissCode {
-    pub fn from_refid(r: RefId) -> KissCode {
+    pub(crate) fn from_refid(r: RefId) -> KissCode {
         match &r.0 {
             b"RATE" => KissCode::Rate,
             b"DENY" => KissCode::Deny,
@@ -48,7 +48,7 @@ impl KissCode {
     }
 
     /// DENY and RSTR tell a client to stop; RFC 5905 says it must.
-    pub fn is_stop(self) -> bool {
+    pub(crate) fn is_stop(self) -> bool {
         matches!(self, KissCode::Deny | KissCode::Rstr)
     }
 }
@@ -81,7 +81,7 @@ pub enum Reject {
 
 impl Reject {
     /// The reply answered our request (origin matched) even though it is unusable.
-    pub fn answered(self) -> bool {
+    pub(crate) fn answered(self) -> bool {
         match self {
             Reject::Exchange(e) => !e.is_not_ours(),
             Reject::Duplicate => false,
@@ -106,21 +106,21 @@ impl fmt::Display for Reject {
 #[derive(Clone, Debug, Default)]
 pub struct LoopGuard {
     /// RefIds a server synchronised to us would advertise (our addresses as it sees them).
-    pub local_refids: Vec<RefId>,
+    pub(crate) local_refids: Vec<RefId>,
     /// Our own advertised (stratum, refid, reference timestamp): a reply carrying all three
     /// came from our own server.
-    pub own: Option<(u8, RefId, u64)>,
+    pub(crate) own: Option<(u8, RefId, u64)>,
 }
 
 /// A reply that passed every test, with its measurement.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Checked {
-    pub measurement: Measurement,
-    pub sample: Sample,
+pub(crate) struct Checked {
+    pub(crate) measurement: Measurement,
+    pub(crate) sample: Sample,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Good(Checked),
     /// A kiss code with a valid origin, and the poll exponent the server asked for.
     Kiss(KissCode, i8),
@@ -139,7 +139,7 @@ impl Verdict {
 
 /// Runs the tests on `bytes` received at local time `t4` from `server`. `outstanding` is the
 /// request in flight, `last_answered` the nonce of the last request that got its answer.
-pub fn check_reply(
+pub(crate) fn check_reply(
     bytes: &[u8],
     t4: Time,
     server: IpAddr,

@@ -7,16 +7,16 @@ use aes_siv::KeyInit;
 use aes_siv::siv::Aes128Siv;
 
 /// IANA AEAD registry number of AEAD_AES_SIV_CMAC_256.
-pub const AES_SIV_CMAC_256: u16 = 15;
-pub const KEY_LEN: usize = 32;
+pub(crate) const AES_SIV_CMAC_256: u16 = 15;
+pub(crate) const KEY_LEN: usize = 32;
 /// The synthetic IV that leads the ciphertext.
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// The nonce length we use when sealing.
-pub const NONCE_LEN: usize = 16;
+pub(crate) const NONCE_LEN: usize = 16;
 
 /// A symmetric key. Debug output never shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key(pub [u8; KEY_LEN]);
+pub(crate) struct Key(pub(crate) [u8; KEY_LEN]);
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,10 +27,10 @@ impl std::fmt::Debug for Key {
 /// The ciphertext did not authenticate under the key, nonce and associated data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("authentication failed")]
-pub struct AuthError;
+pub(crate) struct AuthError;
 
 impl Key {
-    pub fn random() -> Key {
+    pub(crate) fn random() -> Key {
         Key(rand::random())
     }
 
@@ -39,7 +39,7 @@ impl Key {
     }
 
     /// Encrypts `plaintext` into `out`, which must be exactly `TAG_LEN` longer.
-    pub fn seal_into(&self, ad: &[u8], nonce: &[u8], plaintext: &[u8], out: &mut [u8]) {
+    pub(crate) fn seal_into(&self, ad: &[u8], nonce: &[u8], plaintext: &[u8], out: &mut [u8]) {
         assert_eq!(out.len(), plaintext.len() + TAG_LEN, "seal_into: output length");
         out[TAG_LEN..].copy_from_slice(plaintext);
         // Two headers are far below the crate's limit, so this cannot fail.
@@ -48,14 +48,15 @@ impl Key {
         }
     }
 
-    pub fn seal(&self, ad: &[u8], nonce: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    #[cfg(test)]
+    pub(crate) fn seal(&self, ad: &[u8], nonce: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; plaintext.len() + TAG_LEN];
         self.seal_into(ad, nonce, plaintext, &mut out);
         out
     }
 
     /// Authenticates and decrypts `ciphertext` (tag first).
-    pub fn open(&self, ad: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, AuthError> {
+    pub(crate) fn open(&self, ad: &[u8], nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, AuthError> {
         if ciphertext.len() < TAG_LEN {
             return Err(AuthError);
         }

@@ -16,11 +16,11 @@ use super::server::{MAX_COOKIES, split_authenticator};
 use crate::net::packet::{HEADER_LEN, Packet};
 use crate::vocab::RefId;
 
-pub const UID_LEN: usize = 32;
+pub(crate) const UID_LEN: usize = 32;
 /// Kiss code of an NTS NAK: the server could not open our cookie or check our request.
-pub const NTSN: RefId = RefId(*b"NTSN");
+pub(crate) const NTSN: RefId = RefId(*b"NTSN");
 /// Longest cookie we keep (chrony's limit; ours are 104 bytes).
-pub const MAX_COOKIE_LEN: usize = 256;
+pub(crate) const MAX_COOKIE_LEN: usize = 256;
 
 /// An NTS association with one server.
 #[derive(Clone, Debug)]
@@ -32,9 +32,9 @@ pub struct NtsSession {
 /// What a request in flight needs to check its reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sent {
-    pub uid: [u8; UID_LEN],
+    pub(crate) uid: [u8; UID_LEN],
     /// Our transmit timestamp, which the reply's origin must echo.
-    pub transmit_ts: u64,
+    pub(crate) transmit_ts: u64,
 }
 
 /// Why a reply was not accepted.

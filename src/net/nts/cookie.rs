@@ -9,32 +9,32 @@
 //! [`KEPT_KEYS`] keys still open, so a client's oldest cookie (eight polls old) survives a
 //! rotation. Persisting them (the key file) lets cookies survive a restart.
 
-use super::aead::{self, AES_SIV_CMAC_256, KEY_LEN, Key, NONCE_LEN, TAG_LEN};
+use super::aead::{AES_SIV_CMAC_256, KEY_LEN, Key, NONCE_LEN, TAG_LEN};
 
 const PLAIN_LEN: usize = 4 + 2 * KEY_LEN;
 /// Length of every cookie we issue.
-pub const COOKIE_LEN: usize = 4 + NONCE_LEN + TAG_LEN + PLAIN_LEN;
+pub(crate) const COOKIE_LEN: usize = 4 + NONCE_LEN + TAG_LEN + PLAIN_LEN;
 /// Master keys kept: the current one and two before it.
-pub const KEPT_KEYS: usize = 3;
+pub(crate) const KEPT_KEYS: usize = 3;
 /// Default rotation interval: a day (cookies then stay valid 2–3 days).
-pub const DEFAULT_ROTATION_S: u64 = 86_400;
+pub(crate) const DEFAULT_ROTATION_S: u64 = 86_400;
 
 /// The two keys of one NTS association, as exported from its TLS session (RFC 8915 §5.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionKeys {
     /// Client to server: authenticates requests.
-    pub c2s: Key,
+    pub(crate) c2s: Key,
     /// Server to client: authenticates replies and encrypts the new cookies in them.
-    pub s2c: Key,
+    pub(crate) s2c: Key,
 }
 
 /// One cookie master key.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MasterKey {
-    pub id: u32,
+pub(crate) struct MasterKey {
+    pub(crate) id: u32,
     /// Unix seconds it became current.
-    pub created: u64,
-    pub key: Key,
+    pub(crate) created: u64,
+    pub(crate) key: Key,
 }
 
 /// The master keys, newest first. Immutable once built: rotation makes a new set, which the
@@ -51,7 +51,7 @@ impl CookieKeys {
     }
 
     /// From stored keys (any order); `None` when there are none.
-    pub fn from_keys(mut keys: Vec<MasterKey>) -> Option<CookieKeys> {
+    pub(crate) fn from_keys(mut keys: Vec<MasterKey>) -> Option<CookieKeys> {
         if keys.is_empty() {
             return None;
         }
@@ -60,23 +60,23 @@ impl CookieKeys {
         Some(CookieKeys { keys })
     }
 
-    pub fn keys(&self) -> &[MasterKey] {
+    pub(crate) fn keys(&self) -> &[MasterKey] {
         &self.keys
     }
 
-    pub fn current(&self) -> &MasterKey {
+    pub(crate) fn current(&self) -> &MasterKey {
         &self.keys[0]
     }
 
     /// A new set with a fresh current key when the current one is `interval_s` old (or from the
     /// future: a clock stepped back must not freeze rotation).
-    pub fn rotate_if_due(&self, now: u64, interval_s: u64) -> Option<CookieKeys> {
+    pub(crate) fn rotate_if_due(&self, now: u64, interval_s: u64) -> Option<CookieKeys> {
         let created = self.current().created;
         if now < created || now - created >= interval_s { Some(self.rotated(now)) } else { None }
     }
 
     /// A new set with a fresh current key, keeping the newest older ones.
-    pub fn rotated(&self, now: u64) -> CookieKeys {
+    pub(crate) fn rotated(&self, now: u64) -> CookieKeys {
         let mut id: u32 = rand::random();
         while self.keys.iter().any(|k| k.id == id) {
             id = id.wrapping_add(1);
@@ -87,7 +87,7 @@ impl CookieKeys {
     }
 
     /// A cookie carrying `session` under the current key.
-    pub fn seal(&self, session: &SessionKeys) -> [u8; COOKIE_LEN] {
+    pub(crate) fn seal(&self, session: &SessionKeys) -> [u8; COOKIE_LEN] {
         let master = self.current();
         let mut plain = [0u8; PLAIN_LEN];
         plain[..2].copy_from_slice(&AES_SIV_CMAC_256.to_be_bytes());
@@ -121,8 +121,9 @@ impl CookieKeys {
 }
 
 /// Random session keys, for tests and the server's own checks.
-pub fn random_session() -> SessionKeys {
-    SessionKeys { c2s: aead::Key::random(), s2c: aead::Key::random() }
+#[cfg(test)]
+pub(crate) fn random_session() -> SessionKeys {
+    SessionKeys { c2s: Key::random(), s2c: Key::random() }
 }
 
 #[cfg(test)]

@@ -8,33 +8,34 @@
 use crate::net::packet::HEADER_LEN;
 
 /// NTS field types (RFC 8915 §5.3–5.6).
-pub const UNIQUE_IDENTIFIER: u16 = 0x0104;
-pub const COOKIE: u16 = 0x0204;
-pub const COOKIE_PLACEHOLDER: u16 = 0x0304;
-pub const AUTHENTICATOR: u16 = 0x0404;
+pub(crate) const UNIQUE_IDENTIFIER: u16 = 0x0104;
+pub(crate) const COOKIE: u16 = 0x0204;
+pub(crate) const COOKIE_PLACEHOLDER: u16 = 0x0304;
+pub(crate) const AUTHENTICATOR: u16 = 0x0404;
 
 /// Header of one field: type and length.
-pub const FIELD_HEADER_LEN: usize = 4;
+pub(crate) const FIELD_HEADER_LEN: usize = 4;
 
 /// One extension field, borrowed from the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Field<'a> {
-    pub kind: u16,
+pub(crate) struct Field<'a> {
+    pub(crate) kind: u16,
     /// The body as sent (padding included).
-    pub body: &'a [u8],
+    pub(crate) body: &'a [u8],
     /// Offset of the field's first byte in the packet.
-    pub offset: usize,
+    pub(crate) offset: usize,
 }
 
 impl Field<'_> {
     /// Offset just past the field.
-    pub fn end(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn end(&self) -> usize {
         self.offset + FIELD_HEADER_LEN + self.body.len()
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum EfError {
+pub(crate) enum EfError {
     #[error("extension field at byte {0} is cut short")]
     Truncated(usize),
     #[error("extension field at byte {offset} has length {len}, not a multiple of 4 of at least 4")]
@@ -42,17 +43,17 @@ pub enum EfError {
 }
 
 /// The extension fields after the header of `packet` (none for a bare header).
-pub fn fields(packet: &[u8]) -> Fields<'_> {
+pub(crate) fn fields(packet: &[u8]) -> Fields<'_> {
     fields_at(packet, HEADER_LEN)
 }
 
 /// The extension fields in `buf` from `start` on (a decrypted authenticator holds fields only).
-pub fn fields_at(buf: &[u8], start: usize) -> Fields<'_> {
+pub(crate) fn fields_at(buf: &[u8], start: usize) -> Fields<'_> {
     Fields { packet: buf, pos: start.min(buf.len()), failed: false }
 }
 
 /// Iterator over a packet's extension fields; yields one error and stops at a malformed one.
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     packet: &'a [u8],
     pos: usize,
     failed: bool,
@@ -87,13 +88,13 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 /// Length on the wire of a field with a `body_len`-byte body (padded to 4).
-pub const fn field_len(body_len: usize) -> usize {
+pub(crate) const fn field_len(body_len: usize) -> usize {
     FIELD_HEADER_LEN + body_len.div_ceil(4) * 4
 }
 
 /// Writes a field at `out[pos..]` and returns the position after it, or `None` when it does not
 /// fit (or is longer than a field can say).
-pub fn put(out: &mut [u8], pos: usize, kind: u16, body: &[u8]) -> Option<usize> {
+pub(crate) fn put(out: &mut [u8], pos: usize, kind: u16, body: &[u8]) -> Option<usize> {
     let len = field_len(body.len());
     let end = pos.checked_add(len)?;
     if end > out.len() || len > u16::MAX as usize {
@@ -107,7 +108,7 @@ pub fn put(out: &mut [u8], pos: usize, kind: u16, body: &[u8]) -> Option<usize> 
 }
 
 /// [`put`] a field whose body is `body_len` zero bytes (a cookie placeholder).
-pub fn put_zeros(out: &mut [u8], pos: usize, kind: u16, body_len: usize) -> Option<usize> {
+pub(crate) fn put_zeros(out: &mut [u8], pos: usize, kind: u16, body_len: usize) -> Option<usize> {
     let len = field_len(body_len);
     let end = pos.checked_add(len)?;
     if end > out.len() || len > u16::MAX as usize {

@@ -13,10 +13,10 @@ use super::aead::{KEY_LEN, Key};
 use super::cookie::{CookieKeys, MasterKey};
 
 /// Default location (the systemd unit's StateDirectory).
-pub const DEFAULT_PATH: &str = "/var/lib/stratum1/nts-keys";
+pub(crate) const DEFAULT_PATH: &str = "/var/lib/stratum1/nts-keys";
 
 /// Reads the keys; `Ok(None)` when the file does not exist.
-pub fn read(path: &Path) -> anyhow::Result<Option<CookieKeys>> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<Option<CookieKeys>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -25,7 +25,7 @@ pub fn read(path: &Path) -> anyhow::Result<Option<CookieKeys>> {
     parse(&text).with_context(|| format!("NTS key file {}", path.display()))
 }
 
-pub fn parse(text: &str) -> anyhow::Result<Option<CookieKeys>> {
+pub(crate) fn parse(text: &str) -> anyhow::Result<Option<CookieKeys>> {
     let mut keys = vec![];
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -44,7 +44,7 @@ pub fn parse(text: &str) -> anyhow::Result<Option<CookieKeys>> {
     Ok(CookieKeys::from_keys(keys))
 }
 
-pub fn format(keys: &CookieKeys) -> String {
+pub(crate) fn format(keys: &CookieKeys) -> String {
     let mut s = String::from("# stratum1 NTS cookie keys: id created_unix_s key. Secret: keep mode 0600.\n");
     for k in keys.keys() {
         s.push_str(&format!("{:08x} {} {}\n", k.id, k.created, to_hex(&k.key.0)));

@@ -8,15 +8,15 @@
 //! - [`tls`]: rustls configurations (trust store or CA file, certificate and key files).
 //! - [`stats`]: counters for `status` and metrics.
 
-pub mod aead;
+pub(crate) mod aead;
 pub mod client;
 pub mod cookie;
-pub mod ef;
+pub(crate) mod ef;
 pub mod ke;
 pub mod keystore;
-pub mod server;
+pub(crate) mod server;
 pub mod stats;
 pub mod tls;
 
 /// NTS-KE's TCP port.
-pub const KE_PORT: u16 = 4460;
+pub(crate) const KE_PORT: u16 = 4460;

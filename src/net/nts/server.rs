@@ -13,18 +13,18 @@ use super::ef::{self, AUTHENTICATOR, COOKIE, COOKIE_PLACEHOLDER, FIELD_HEADER_LE
 use crate::net::packet::{HEADER_LEN, Packet};
 
 /// RFC 8915 §5.3: at least 32 bytes of randomness.
-pub const MIN_UID_LEN: usize = 32;
+pub(crate) const MIN_UID_LEN: usize = 32;
 /// Cookies a client may ask for in one request (its cookie and seven placeholders).
-pub const MAX_COOKIES: usize = 8;
+pub(crate) const MAX_COOKIES: usize = 8;
 
 /// The NTS parts of a request, borrowed from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// Unique identifier field body, echoed in the reply.
-    pub uid: &'a [u8],
-    pub cookie: &'a [u8],
+    pub(crate) uid: &'a [u8],
+    pub(crate) cookie: &'a [u8],
     /// Cookie placeholders: how many more cookies the client wants.
-    pub placeholders: usize,
+    pub(crate) placeholders: usize,
     /// Bytes covered by the authenticator: the header and the fields before it.
     ad_len: usize,
     nonce: &'a [u8],
@@ -33,7 +33,7 @@ pub struct Request<'a> {
 
 /// What a request with extension fields is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     /// No NTS fields: an ordinary request (served as before, fields ignored).
     NotNts,
     Nts(Request<'a>),
@@ -43,7 +43,7 @@ pub enum Parsed<'a> {
 
 /// Why an NTS request failed authentication; the answer is an NTS NAK either way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The cookie is not one of ours, or its key has been retired.
     Cookie,
     /// The authenticator does not verify under the cookie's keys.
@@ -51,7 +51,7 @@ pub enum Failure {
 }
 
 /// Finds the NTS fields in `req` (a client request of more than 48 bytes).
-pub fn parse(req: &[u8]) -> Parsed<'_> {
+pub(crate) fn parse(req: &[u8]) -> Parsed<'_> {
     let mut uid = None;
     let mut cookie: Option<&[u8]> = None;
     let mut placeholders = 0usize;
@@ -115,7 +115,7 @@ pub fn parse(req: &[u8]) -> Parsed<'_> {
 
 /// Nonce and ciphertext of an authenticator field body (RFC 8915 §5.6), checking the lengths
 /// and the minimum padding for short nonces.
-pub fn split_authenticator(body: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn split_authenticator(body: &[u8]) -> Option<(&[u8], &[u8])> {
     if body.len() < 4 {
         return None;
     }
@@ -135,7 +135,7 @@ pub fn split_authenticator(body: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Opens the cookie and checks the authenticator; the session keys on success.
-pub fn authenticate(keys: &CookieKeys, req: &[u8], r: &Request) -> Result<SessionKeys, Failure> {
+pub(crate) fn authenticate(keys: &CookieKeys, req: &[u8], r: &Request) -> Result<SessionKeys, Failure> {
     let session = keys.open(r.cookie).ok_or(Failure::Cookie)?;
     // The request's own encrypted fields (if any) are not used.
     session.c2s.open(&req[..r.ad_len], r.nonce, r.ciphertext).map_err(|_| Failure::Authenticator)?;
@@ -143,7 +143,7 @@ pub fn authenticate(keys: &CookieKeys, req: &[u8], r: &Request) -> Result<Sessio
 }
 
 /// Length of a reply carrying `cookies` cookies for a request with this unique identifier.
-pub fn reply_len(uid_len: usize, cookies: usize) -> usize {
+pub(crate) fn reply_len(uid_len: usize, cookies: usize) -> usize {
     HEADER_LEN
         + FIELD_HEADER_LEN
         + uid_len
@@ -158,7 +158,7 @@ pub fn reply_len(uid_len: usize, cookies: usize) -> usize {
 /// identifier, and an authenticator whose ciphertext holds fresh cookies, as many as asked for
 /// and fit in `max_len` (the request's length). Returns the reply's length; `out` must hold
 /// `max_len` bytes.
-pub fn write_reply(
+pub(crate) fn write_reply(
     header: &Packet,
     r: &Request,
     session: &SessionKeys,
@@ -201,7 +201,7 @@ pub fn write_reply(
 
 /// Writes an NTS NAK: `kod` (a kiss-o'-death with code NTSN) and the request's unique
 /// identifier, unauthenticated (we do not hold the client's keys). Shorter than the request.
-pub fn write_nak(kod: &Packet, uid: &[u8], out: &mut [u8]) -> Option<usize> {
+pub(crate) fn write_nak(kod: &Packet, uid: &[u8], out: &mut [u8]) -> Option<usize> {
     if out.len() < HEADER_LEN {
         return None;
     }

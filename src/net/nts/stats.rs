@@ -6,31 +6,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct NtsCounters {
     /// Our key exchanges with NTS upstreams.
-    pub ke_client_ok: AtomicU64,
-    pub ke_client_failed: AtomicU64,
+    pub(crate) ke_client_ok: AtomicU64,
+    pub(crate) ke_client_failed: AtomicU64,
     /// Key exchanges our NTS-KE server completed or failed (TLS, protocol, timeout).
-    pub ke_server_ok: AtomicU64,
-    pub ke_server_failed: AtomicU64,
+    pub(crate) ke_server_ok: AtomicU64,
+    pub(crate) ke_server_failed: AtomicU64,
     /// Upstream replies that claimed to answer us but did not authenticate (dropped).
-    pub client_auth_failures: AtomicU64,
+    pub(crate) client_auth_failures: AtomicU64,
     /// NTS NAKs from upstreams (they no longer took our cookies).
-    pub client_naks: AtomicU64,
+    pub(crate) client_naks: AtomicU64,
 }
 
 /// A plain copy for snapshots.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct NtsTotals {
-    pub ke_client_ok: u64,
-    pub ke_client_failed: u64,
+    pub(crate) ke_client_ok: u64,
+    pub(crate) ke_client_failed: u64,
     pub ke_server_ok: u64,
-    pub ke_server_failed: u64,
-    pub client_auth_failures: u64,
-    pub client_naks: u64,
+    pub(crate) ke_server_failed: u64,
+    pub(crate) client_auth_failures: u64,
+    pub(crate) client_naks: u64,
 }
 
 impl NtsCounters {
-    pub fn bump(c: &AtomicU64) {
+    pub(crate) fn bump(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -20,7 +20,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Every certificate in a PEM file.
-pub fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -32,7 +32,7 @@ pub fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 }
 
 /// The trust anchors: `ca_file` when given, else the system's trust store.
-pub fn roots(ca_file: Option<&Path>) -> anyhow::Result<RootCertStore> {
+pub(crate) fn roots(ca_file: Option<&Path>) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {

@@ -10,12 +10,12 @@ pub mod interleave;
 pub mod nts;
 #[cfg(test)]
 mod nts_tests;
-pub mod policy;
-pub mod reason;
+pub(crate) mod policy;
+pub(crate) mod reason;
 pub mod respond;
-pub mod socket;
-pub mod stats;
-pub mod worker;
+pub(crate) mod socket;
+pub(crate) mod stats;
+pub(crate) mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,10 +25,8 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 
-pub use nts::{NtsKind, NtsOutcome};
 pub use policy::{Policy, ServeAll, Verdict};
 pub use reason::DropReason;
-pub use respond::Outcome;
 pub use stats::{Mode6Outcome, ServerCounters};
 
 use crate::clock::Clock;

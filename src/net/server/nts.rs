@@ -13,20 +13,20 @@ use crate::vocab::Time;
 
 /// What the NTS branch needs besides the request: the cookie keys (loaded once per batch) and
 /// the clock for transmit times.
-pub struct NtsContext<'a> {
-    pub keys: &'a CookieKeys,
-    pub now: &'a dyn Fn() -> Time,
+pub(crate) struct NtsContext<'a> {
+    pub(crate) keys: &'a CookieKeys,
+    pub(crate) now: &'a dyn Fn() -> Time,
 }
 
 /// What an NTS request got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NtsOutcome {
-    pub kind: NtsKind,
-    pub len: u16,
+pub(crate) struct NtsOutcome {
+    pub(crate) kind: NtsKind,
+    pub(crate) len: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NtsKind {
+pub(crate) enum NtsKind {
     /// Authenticated time reply with fresh cookies.
     Reply,
     /// Authenticated kiss-o'-death (rate limit), with fresh cookies.
@@ -38,17 +38,17 @@ pub enum NtsKind {
 /// The reply headers the responder prepared for this request (the policy has already let it
 /// through): the time reply (its transmit time is set here), the KoD when rate limited, and
 /// the NAK.
-pub struct Headers {
-    pub time: Packet,
-    pub kod: Option<Packet>,
-    pub nak: Packet,
+pub(crate) struct Headers {
+    pub(crate) time: Packet,
+    pub(crate) kod: Option<Packet>,
+    pub(crate) nak: Packet,
     /// The request's receive time.
-    pub rx: Time,
+    pub(crate) rx: Time,
 }
 
 /// Authenticates an NTS request and writes its reply into `out`; `None` when it does not fit
 /// (cannot happen with a request we parsed, whose length bounds the reply).
-pub fn respond(
+pub(crate) fn respond(
     r: &Request,
     bytes: &[u8],
     headers: Headers,

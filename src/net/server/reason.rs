@@ -21,7 +21,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub(crate) const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::Version,
         DropReason::Mode,
@@ -32,7 +32,7 @@ impl DropReason {
     ];
 
     /// Stable name for counters and metrics.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DropReason::Malformed => "malformed",
             DropReason::Version => "version",
@@ -44,7 +44,7 @@ impl DropReason {
         }
     }
 
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }

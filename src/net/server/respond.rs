@@ -31,7 +31,7 @@ const UNSYNC_ROOT_S: f64 = 1.0;
 
 /// What [`prepare`] put into the output buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A time reply of [`HEADER_LEN`] bytes; its transmit timestamp still needs
     /// [`stamp_transmit`] (until then it equals the receive timestamp, which is valid).
     Reply,
@@ -48,7 +48,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Bytes to send.
-    pub fn wire_len(self) -> usize {
+    pub(crate) fn wire_len(self) -> usize {
         match self {
             Outcome::Reply | Outcome::Interleaved | Outcome::Kod => HEADER_LEN,
             Outcome::Nts(n) => n.len as usize,
@@ -65,7 +65,7 @@ impl Outcome {
 /// plain request in interleaved form whose previous reply is in the table gets that reply's
 /// transmit time ([`Outcome::Interleaved`]); NTS requests are answered in basic mode.
 #[allow(clippy::too_many_arguments)]
-pub fn prepare(
+pub(crate) fn prepare(
     request: &[u8],
     peer: IpAddr,
     rx: Time,
@@ -131,7 +131,8 @@ pub fn prepare(
 }
 
 /// [`prepare`] and stamp in one go, for callers without batching; `transmit` is read last.
-pub fn respond(
+#[cfg(test)]
+pub(crate) fn respond(
     request: &[u8],
     peer: IpAddr,
     rx: Time,
@@ -156,7 +157,7 @@ pub fn stamp_transmit(reply: &mut [u8], rx: Time, tx: Time) {
 }
 
 /// A request we are willing to consider: parses, version 1–4, client mode.
-pub fn parse_client_request(request: &[u8]) -> Result<Packet, DropReason> {
+pub(crate) fn parse_client_request(request: &[u8]) -> Result<Packet, DropReason> {
     let p = Packet::parse(request).map_err(|e| match e {
         ParseError::TooShort(_) => DropReason::Malformed,
         ParseError::BadVersion(_) => DropReason::Version,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// How long a worker blocks in `recvmmsg` before checking for shutdown.
-pub const READ_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// Receive buffer we ask for, to ride out bursts (the kernel caps it at `rmem_max`).
 const RCVBUF_BYTES: usize = 4 << 20;
 
@@ -26,7 +26,7 @@ pub fn bind(addr: SocketAddr, tx_stamps: bool) -> anyhow::Result<Socket> {
 }
 
 /// The address a socket bound for `addr` got (the port, when `addr` asked for port 0).
-pub fn local_addr(socket: &Socket, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub(crate) fn local_addr(socket: &Socket, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     socket
         .local_addr()?
         .as_socket()
@@ -39,7 +39,7 @@ pub fn local_addr(socket: &Socket, addr: SocketAddr) -> anyhow::Result<SocketAdd
 /// share of the requests (a stale daemon, a test run next door). A plain socket cannot join a
 /// reuse-port group, so binding one first turns that into a clear "address in use". It is
 /// closed again at once; the shared sockets then bind the address it found.
-pub fn claim(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub(crate) fn claim(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     let probe = || -> io::Result<SocketAddr> {
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
         if addr.is_ipv6() {

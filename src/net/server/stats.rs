@@ -61,9 +61,9 @@ pub struct ServerCounters {
     pub nts_kod: u64,
     pub nts_nak: u64,
     /// Datagrams left unanswered, by [`DropReason::index`].
-    pub dropped: [u64; N_DROP],
+    pub(crate) dropped: [u64; N_DROP],
     /// Replies the kernel refused to send.
-    pub send_errors: u64,
+    pub(crate) send_errors: u64,
     /// Datagrams without a kernel receive timestamp (read from the clock instead).
     pub no_kernel_timestamp: u64,
     /// Time replies in interleaved mode (also counted in `answered`).
@@ -84,7 +84,7 @@ impl ServerCounters {
     }
 
     /// `(name, count)` for every drop reason, for metrics and status.
-    pub fn dropped_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    pub(crate) fn dropped_by_reason(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         DropReason::ALL.iter().map(|r| (r.name(), self.dropped(*r)))
     }
 
@@ -97,7 +97,7 @@ impl ServerCounters {
         self.mode6[outcome as usize] += 1;
     }
 
-    pub fn record(&mut self, outcome: Outcome) {
+    pub(crate) fn record(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Reply => self.answered += 1,
             Outcome::Interleaved => {
@@ -137,7 +137,7 @@ impl ServerCounters {
 /// One worker's published counters, on its own cache line.
 #[repr(align(64))]
 #[derive(Default)]
-pub struct WorkerCounters {
+pub(crate) struct WorkerCounters {
     received: AtomicU64,
     answered: AtomicU64,
     kod: AtomicU64,
@@ -154,7 +154,7 @@ pub struct WorkerCounters {
 
 impl WorkerCounters {
     /// Publishes the worker's running totals (only that worker calls this).
-    pub fn publish(&self, c: &ServerCounters) {
+    pub(crate) fn publish(&self, c: &ServerCounters) {
         let r = Ordering::Relaxed;
         self.received.store(c.received, r);
         self.answered.store(c.answered, r);
@@ -174,7 +174,7 @@ impl WorkerCounters {
         }
     }
 
-    pub fn load(&self) -> ServerCounters {
+    pub(crate) fn load(&self) -> ServerCounters {
         let r = Ordering::Relaxed;
         let mut dropped = [0; N_DROP];
         for (d, a) in dropped.iter_mut().zip(&self.dropped) {
@@ -202,7 +202,7 @@ impl WorkerCounters {
 }
 
 /// Sum over workers.
-pub fn total<'a>(workers: impl IntoIterator<Item = &'a WorkerCounters>) -> ServerCounters {
+pub(crate) fn total<'a>(workers: impl IntoIterator<Item = &'a WorkerCounters>) -> ServerCounters {
     let mut t = ServerCounters::default();
     for w in workers {
         t.add(&w.load());

@@ -109,11 +109,11 @@ impl Slots {
     }
 }
 
-pub struct Worker {
-    pub socket: Socket,
-    pub state: SharedState,
-    pub clock: Arc<dyn Clock>,
-    pub policy: Arc<dyn Policy>,
+pub(crate) struct Worker {
+    pub(crate) socket: Socket,
+    pub(crate) state: SharedState,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) policy: Arc<dyn Policy>,
     /// Cookie keys when we serve NTS.
     pub nts: Option<Arc<ArcSwap<CookieKeys>>>,
     pub stop: Arc<AtomicBool>,
@@ -132,7 +132,7 @@ struct PendingStamps {
 }
 
 impl Worker {
-    pub fn run(self) {
+    pub(crate) fn run(self) {
         let fd = self.socket.as_raw_fd();
         let mut s = Slots::new();
         let mut c = ServerCounters::default();

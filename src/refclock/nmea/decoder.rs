@@ -56,9 +56,9 @@ use crate::vocab::Time;
 /// Longest tentative chain kept while waiting for confirmation.
 const HELD_MAX: usize = 16;
 /// Consecutive seconds that make a jump back in a capture a new session (replay).
-pub const REPLAY_SESSION_AFTER: u32 = 10;
+pub(crate) const REPLAY_SESSION_AFTER: u32 = 10;
 /// Unchecksummed sentences needed (with no checksummed one) before they are used at all.
-pub const UNCHECKED_MIN: u64 = 16;
+pub(crate) const UNCHECKED_MIN: u64 = 16;
 /// How long a full date may date time-only sentences (by arrival time).
 const DATE_MAX_AGE_NS: i64 = 3600 * 1_000_000_000;
 /// A cycle is over when no sentence for it came for this long.
@@ -72,23 +72,23 @@ const EPOCH_TOLERANCE_NS: i64 = 50_000_000;
 const STEP_TOLERANCE_NS: i64 = 100_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DecoderConfig {
+pub(crate) struct DecoderConfig {
     /// Serial speed, for the time per character (10 bits: start, 8 data, stop).
-    pub baud: u32,
+    pub(crate) baud: u32,
     /// Dates before this get +1024 weeks (see [`super::rollover`]).
-    pub rollover_anchor: Date,
+    pub(crate) rollover_anchor: Date,
     /// Live: consecutive times must also arrive about as far apart as they name (real
     /// arrival stamps); replay stamps are synthetic and not compared.
-    pub check_arrival: bool,
+    pub(crate) check_arrival: bool,
     /// Replay only: a jump back confirmed by this many consecutive seconds starts a new
     /// recording session (capture files are often several sessions put together). Live: `None`,
     /// going back is always a fault.
-    pub new_session_after: Option<u32>,
+    pub(crate) new_session_after: Option<u32>,
 }
 
 impl DecoderConfig {
     /// For a live receiver: anchor at [`rollover::BUILD_ANCHOR`].
-    pub fn live(baud: u32) -> Self {
+    pub(crate) fn live(baud: u32) -> Self {
         DecoderConfig {
             baud,
             rollover_anchor: rollover::BUILD_ANCHOR,
@@ -98,7 +98,7 @@ impl DecoderConfig {
     }
 
     /// For a capture of unknown age: anchor at the GPS epoch (dates as decoded).
-    pub fn replay(baud: u32) -> Self {
+    pub(crate) fn replay(baud: u32) -> Self {
         DecoderConfig {
             baud,
             rollover_anchor: rollover::GPS_EPOCH,
@@ -110,11 +110,11 @@ impl DecoderConfig {
 
 /// Synchronised upstream time: true UTC = `CLOCK_REALTIME` + `offset_s`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Reference {
-    pub offset_s: f64,
+pub(crate) struct Reference {
+    pub(crate) offset_s: f64,
     /// How long after the second it names a message arrives (the pairing's learned value when
     /// known; 0.5 s covers receivers from 0.5 s early to 1.5 s late).
-    pub expected_delay_s: f64,
+    pub(crate) expected_delay_s: f64,
 }
 
 /// What the decoder hands on.
@@ -128,7 +128,8 @@ pub enum Decoded {
 }
 
 impl Decoded {
-    pub fn time(&self) -> Option<&DecodedTime> {
+    #[cfg(test)]
+    pub(crate) fn time(&self) -> Option<&DecodedTime> {
         match self {
             Decoded::Time(t) => Some(t),
             Decoded::NoFix { .. } => None,
@@ -139,22 +140,22 @@ impl Decoded {
 /// A trusted second, with what the diagnostics want to know about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodedTime {
-    pub time: TimeMessage,
+    pub(crate) time: TimeMessage,
     /// 23:59:60: `time.utc` is the next midnight's POSIX instant.
-    pub leap_second: bool,
+    pub(crate) leap_second: bool,
     /// Address of the sentence that opened the cycle (`GPRMC`, `GNGGA`…).
-    pub first_sentence: String,
+    pub(crate) first_sentence: String,
     /// Where the date came from: `RMC`, `ZDA` or `previous` (time-only sentence).
-    pub date_source: &'static str,
+    pub(crate) date_source: &'static str,
     /// Satellites used in this cycle's fix, when a sentence said.
-    pub sats_used: Option<u8>,
+    pub(crate) sats_used: Option<u8>,
     /// Confirmed by the next cycle and handed on late.
-    pub delayed: bool,
+    pub(crate) delayed: bool,
 }
 
 impl DecodedTime {
     /// RFC 3339 with `Z`; the leap second shows as `23:59:60`.
-    pub fn utc_string(&self) -> String {
+    pub(crate) fn utc_string(&self) -> String {
         if self.leap_second {
             let mut u = self.time.utc.add_nanos(-SEC).to_utc();
             u.second = 60;
@@ -203,7 +204,7 @@ struct FullDate {
 }
 
 #[derive(Debug)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     config: DecoderConfig,
     char_ns: i64,
     framer: Framer,
@@ -232,7 +233,7 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn new(config: DecoderConfig) -> Self {
+    pub(crate) fn new(config: DecoderConfig) -> Self {
         Decoder {
             config,
             char_ns: char_ns(config.baud),
@@ -257,22 +258,18 @@ impl Decoder {
         }
     }
 
-    pub fn config(&self) -> DecoderConfig {
-        self.config
-    }
-
     /// Changes the serial speed (after auto-detection or a reconnect).
-    pub fn set_baud(&mut self, baud: u32) {
+    pub(crate) fn set_baud(&mut self, baud: u32) {
         self.config.baud = baud;
         self.char_ns = char_ns(baud);
     }
 
     /// Sets or clears the synchronised upstream time used to flag wrong GPS seconds.
-    pub fn set_reference(&mut self, reference: Option<Reference>) {
+    pub(crate) fn set_reference(&mut self, reference: Option<Reference>) {
         self.reference = reference;
     }
 
-    pub fn stats(&self) -> NmeaStats {
+    pub(crate) fn stats(&self) -> NmeaStats {
         let mut s = self.stats.clone();
         let f = self.framer.stats();
         s.bytes = f.bytes;
@@ -283,31 +280,22 @@ impl Decoder {
     }
 
     /// Well-formed sentences so far (cheap; for liveness checks).
-    pub fn sentences_seen(&self) -> u64 {
+    pub(crate) fn sentences_seen(&self) -> u64 {
         self.sentences_seen
     }
 
     /// Forgets everything about the stream except the counters (after a reconnect the
     /// partial line and the open cycle are stale). Keeps the last reported time: going back
     /// remains a fault across reconnects.
-    pub fn reset_stream(&mut self) {
+    pub(crate) fn reset_stream(&mut self) {
         self.framer.reset();
         self.cycle = None;
         self.held.clear();
         self.last_candidate = None;
     }
 
-    /// Forgets the stream and the reported history (operator action: a receiver replaced).
-    pub fn reset(&mut self) {
-        self.reset_stream();
-        self.last_emitted = None;
-        self.last_date = None;
-        self.checksummed_seen = 0;
-        self.cycles_since_rmc = u32::MAX;
-    }
-
     /// Feeds one read that returned at `read_end`; trusted seconds are appended to `out`.
-    pub fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<Decoded>) {
+    pub(crate) fn push(&mut self, bytes: &[u8], read_end: Time, out: &mut Vec<Decoded>) {
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear();
         self.framer.push(bytes, read_end, self.char_ns, &mut frames);
@@ -318,14 +306,14 @@ impl Decoder {
     }
 
     /// Ends the open cycle if nothing arrived for it for a while (live: call on read timeouts).
-    pub fn poll(&mut self, now: Time, out: &mut Vec<Decoded>) {
+    pub(crate) fn poll(&mut self, now: Time, out: &mut Vec<Decoded>) {
         if self.cycle.as_ref().is_some_and(|c| now.nanos_since(c.last_rx) > CYCLE_TIMEOUT_NS) {
             self.close_cycle(out);
         }
     }
 
     /// End of input (replay): decides the open cycle. A held, unconfirmed time stays unreported.
-    pub fn finish(&mut self, out: &mut Vec<Decoded>) {
+    pub(crate) fn finish(&mut self, out: &mut Vec<Decoded>) {
         self.close_cycle(out);
         self.stats.unconfirmed += self.held.len() as u64;
         self.held.clear();
@@ -787,7 +775,7 @@ fn date_from(last: FullDate, tod: TimeOfDay, rx: Time) -> Option<Date> {
 }
 
 /// Nanoseconds per character at `baud`, 10 bits each.
-pub fn char_ns(baud: u32) -> i64 {
+pub(crate) fn char_ns(baud: u32) -> i64 {
     if baud == 0 { 0 } else { 10_000_000_000 / baud as i64 }
 }
 

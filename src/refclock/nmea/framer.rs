@@ -26,10 +26,10 @@ use crate::vocab::Time;
 
 /// Longest sentence accepted, `$` to checksum. NMEA 0183 allows 82 characters; real receivers
 /// exceed that (long GSV/GNS, proprietary lines), so allow some slack before calling it garbage.
-pub const MAX_SENTENCE: usize = 200;
+pub(crate) const MAX_SENTENCE: usize = 200;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Checksum {
+pub(crate) enum Checksum {
     /// `*hh` present and correct.
     Valid,
     /// The sentence ended with a line end and no `*hh`.
@@ -38,26 +38,26 @@ pub enum Checksum {
 
 /// One candidate sentence: the text between `$` and `*` (exclusive).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame {
-    pub body: String,
-    pub checksum: Checksum,
+pub(crate) struct Frame {
+    pub(crate) body: String,
+    pub(crate) checksum: Checksum,
     /// When the `$` began arriving (`CLOCK_REALTIME`, or synthetic time in replay).
-    pub start: Time,
+    pub(crate) start: Time,
 }
 
 /// Counters kept by the framer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct FramerStats {
-    pub bytes: u64,
+pub(crate) struct FramerStats {
+    pub(crate) bytes: u64,
     /// Bytes outside any sentence other than line ends (binary protocols, NUL padding).
-    pub skipped_bytes: u64,
-    pub checksum_errors: u64,
+    pub(crate) skipped_bytes: u64,
+    pub(crate) checksum_errors: u64,
     /// Sentences broken by a non-printable byte, a new `$`, a malformed `*hh` or excess length.
-    pub framing_errors: u64,
+    pub(crate) framing_errors: u64,
 }
 
 #[derive(Debug)]
-pub struct Framer {
+pub(crate) struct Framer {
     buf: Vec<u8>,
     in_sentence: bool,
     start: Time,
@@ -71,7 +71,7 @@ impl Default for Framer {
 }
 
 impl Framer {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Framer {
             buf: Vec::with_capacity(MAX_SENTENCE),
             in_sentence: false,
@@ -80,19 +80,19 @@ impl Framer {
         }
     }
 
-    pub fn stats(&self) -> FramerStats {
+    pub(crate) fn stats(&self) -> FramerStats {
         self.stats
     }
 
     /// Forgets a partial sentence (after a reconnect its continuation will not come).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.buf.clear();
         self.in_sentence = false;
     }
 
     /// Feeds one read. `read_end` is when the read returned; `char_ns` the serial time of one
     /// character. Complete frames are appended to `out`.
-    pub fn push(&mut self, bytes: &[u8], read_end: Time, char_ns: i64, out: &mut Vec<Frame>) {
+    pub(crate) fn push(&mut self, bytes: &[u8], read_end: Time, char_ns: i64, out: &mut Vec<Frame>) {
         let n = bytes.len() as i64;
         self.stats.bytes += bytes.len() as u64;
         for (i, &b) in bytes.iter().enumerate() {
@@ -186,7 +186,7 @@ fn plausible(buf: &[u8]) -> bool {
 }
 
 /// XOR of the bytes between `$` and `*`.
-pub fn checksum(body: &[u8]) -> u8 {
+pub(crate) fn checksum(body: &[u8]) -> u8 {
     body.iter().fold(0, |a, b| a ^ b)
 }
 

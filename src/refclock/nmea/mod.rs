@@ -7,20 +7,18 @@
 //! - [`stats`]: counters snapshot for status, metrics and `refclock test`.
 //! - [`serial`]: the serial port as a refclock driver: open, detect the speed, read, timestamp.
 //! - [`replay`]: captures through the same decoder, without hardware or clock.
-//! - [`diagnose`]: the NMEA section and findings of `refclock test`.
 
-pub mod decoder;
-pub mod diagnose;
+pub(crate) mod decoder;
 pub mod framer;
-pub mod replay;
-pub mod rollover;
-pub mod sentence;
-pub mod serial;
-pub mod stats;
+pub(crate) mod replay;
+pub(crate) mod rollover;
+pub(crate) mod sentence;
+pub(crate) mod serial;
+pub(crate) mod stats;
 
-pub use decoder::{Decoded, DecodedTime, Decoder, DecoderConfig, Reference};
+pub(crate) use decoder::Decoded;
 pub use serial::{NmeaDriverConfig, NmeaDriverHandle, spawn};
-pub use stats::{FixInfo, NmeaStats};
+pub(crate) use stats::NmeaStats;
 
 use super::RefclockEvent;
 

@@ -19,13 +19,13 @@ use crate::vocab::Time;
 
 /// What the comment lines said.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Header {
-    pub baud: Option<u32>,
-    pub anchor: Option<Date>,
+pub(crate) struct Header {
+    pub(crate) baud: Option<u32>,
+    pub(crate) anchor: Option<Date>,
 }
 
 /// Removes comment lines; returns the port bytes and the header.
-pub fn strip_comments(data: &[u8]) -> (Vec<u8>, Header) {
+pub(crate) fn strip_comments(data: &[u8]) -> (Vec<u8>, Header) {
     let mut out = Vec::with_capacity(data.len());
     let mut header = Header::default();
     let mut i = 0;
@@ -54,7 +54,7 @@ fn parse_comment(text: &str, h: &mut Header) {
 }
 
 /// `YYYY-MM-DD`.
-pub fn parse_date(s: &str) -> Option<Date> {
+pub(crate) fn parse_date(s: &str) -> Option<Date> {
     let mut it = s.trim().splitn(3, '-');
     let y = it.next()?.parse().ok()?;
     let m = it.next()?.parse().ok()?;
@@ -64,7 +64,7 @@ pub fn parse_date(s: &str) -> Option<Date> {
 
 /// Decodes a whole capture. `baud`/`anchor` override the header; without an anchor, dates are
 /// reported as decoded (GPS-epoch anchor).
-pub fn replay(
+pub(crate) fn replay(
     capture: &[u8],
     baud: Option<u32>,
     anchor: Option<Date>,

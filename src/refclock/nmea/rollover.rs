@@ -21,16 +21,16 @@
 use super::sentence::Date;
 
 /// 1024 weeks in days.
-pub const ROLLOVER_DAYS: i64 = 1024 * 7;
+pub(crate) const ROLLOVER_DAYS: i64 = 1024 * 7;
 
 /// Start of GPS time.
-pub const GPS_EPOCH: Date = Date { year: 1980, month: 1, day: 6 };
+pub(crate) const GPS_EPOCH: Date = Date { year: 1980, month: 1, day: 6 };
 
 /// Not before the day this code was written (2026-11-26).
-pub const BUILD_ANCHOR: Date = Date { year: 2026, month: 11, day: 1 };
+pub(crate) const BUILD_ANCHOR: Date = Date { year: 2026, month: 11, day: 1 };
 
 /// The corrected date and how many 1024-week periods were added.
-pub fn correct(date: Date, anchor: Date) -> (Date, u32) {
+pub(crate) fn correct(date: Date, anchor: Date) -> (Date, u32) {
     let (d, a) = (date.days_since_epoch(), anchor.days_since_epoch());
     if d >= a {
         return (date, 0);

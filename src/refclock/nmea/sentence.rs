@@ -19,21 +19,21 @@ use crate::vocab::time::{Time, days_from_civil};
 
 /// UTC time of day as sent. `second` is 60 only at 23:59:60 (a leap second).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TimeOfDay {
-    pub hour: u8,
-    pub minute: u8,
-    pub second: u8,
-    pub nanos: u32,
+pub(crate) struct TimeOfDay {
+    pub(crate) hour: u8,
+    pub(crate) minute: u8,
+    pub(crate) second: u8,
+    pub(crate) nanos: u32,
 }
 
 impl TimeOfDay {
     /// Nanoseconds since midnight; 23:59:60 counts as 86400 s (it follows 23:59:59).
-    pub fn nanos_of_day(self) -> i64 {
+    pub(crate) fn nanos_of_day(self) -> i64 {
         (self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64) * 1_000_000_000
             + self.nanos as i64
     }
 
-    pub fn is_leap_second(self) -> bool {
+    pub(crate) fn is_leap_second(self) -> bool {
         self.second == 60
     }
 }
@@ -50,14 +50,14 @@ impl fmt::Display for TimeOfDay {
 
 /// A calendar date (proleptic Gregorian, validated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Date {
-    pub year: i32,
-    pub month: u8,
-    pub day: u8,
+pub(crate) struct Date {
+    pub(crate) year: i32,
+    pub(crate) month: u8,
+    pub(crate) day: u8,
 }
 
 impl Date {
-    pub fn new(year: i32, month: u8, day: u8) -> Option<Date> {
+    pub(crate) fn new(year: i32, month: u8, day: u8) -> Option<Date> {
         ((1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month)).then_some(Date {
             year,
             month,
@@ -65,17 +65,17 @@ impl Date {
         })
     }
 
-    pub fn days_since_epoch(self) -> i64 {
+    pub(crate) fn days_since_epoch(self) -> i64 {
         days_from_civil(self.year, self.month, self.day)
     }
 
-    pub fn from_days(days: i64) -> Date {
+    pub(crate) fn from_days(days: i64) -> Date {
         let (year, month, day) = crate::vocab::time::civil_from_days(days);
         Date { year, month, day }
     }
 
     /// The POSIX instant of `tod` on this date (23:59:60 maps onto the next midnight).
-    pub fn at(self, tod: TimeOfDay) -> Time {
+    pub(crate) fn at(self, tod: TimeOfDay) -> Time {
         Time::from_utc(self.year, self.month, self.day, tod.hour, tod.minute, tod.second, tod.nanos)
     }
 }
@@ -97,95 +97,95 @@ fn days_in_month(year: i32, month: u8) -> u8 {
 
 /// RMC: recommended minimum data, the usual source of date and validity.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rmc {
-    pub time: Option<TimeOfDay>,
+pub(crate) struct Rmc {
+    pub(crate) time: Option<TimeOfDay>,
     /// Status field: `A` valid, `V` warning.
-    pub status: char,
-    pub date: Option<Date>,
+    pub(crate) status: char,
+    pub(crate) date: Option<Date>,
     /// FAA mode indicator (NMEA 2.3+), when present.
-    pub mode: Option<char>,
+    pub(crate) mode: Option<char>,
     /// Navigational status (NMEA 4.1+), when present.
-    pub nav_status: Option<char>,
+    pub(crate) nav_status: Option<char>,
 }
 
 impl Rmc {
     /// Valid fix: status `A`, and no mode indicator saying otherwise. The NMEA 4.1
     /// navigational status is not consulted: `V` there means "not provided", and u-blox sends `V`
     /// in every RMC.
-    pub fn fix_valid(&self) -> bool {
+    pub(crate) fn fix_valid(&self) -> bool {
         self.status == 'A' && self.mode.is_none_or(|m| mode_valid(m) != Some(false))
     }
 }
 
 /// GGA: fix data; time of day only.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gga {
-    pub time: Option<TimeOfDay>,
+pub(crate) struct Gga {
+    pub(crate) time: Option<TimeOfDay>,
     /// 0 invalid, 1 GPS, 2 DGPS, 3 PPS, 4 RTK, 5 float RTK, 6 estimated, 7 manual, 8 simulator.
-    pub quality: Option<u8>,
-    pub sats_used: Option<u8>,
+    pub(crate) quality: Option<u8>,
+    pub(crate) sats_used: Option<u8>,
 }
 
 impl Gga {
     /// Quality 1–5 is a real fix; 6 (dead reckoning), 7 (manual) and 8 (simulator) are not.
-    pub fn fix_valid(&self) -> bool {
+    pub(crate) fn fix_valid(&self) -> bool {
         matches!(self.quality, Some(1..=5))
     }
 }
 
 /// GLL: position; time of day, status and mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gll {
-    pub time: Option<TimeOfDay>,
-    pub status: char,
-    pub mode: Option<char>,
+pub(crate) struct Gll {
+    pub(crate) time: Option<TimeOfDay>,
+    pub(crate) status: char,
+    pub(crate) mode: Option<char>,
 }
 
 impl Gll {
-    pub fn fix_valid(&self) -> bool {
+    pub(crate) fn fix_valid(&self) -> bool {
         self.status == 'A' && self.mode.is_none_or(|m| mode_valid(m) != Some(false))
     }
 }
 
 /// GNS: multi-constellation fix; one mode character per constellation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gns {
-    pub time: Option<TimeOfDay>,
-    pub modes: String,
-    pub sats_used: Option<u8>,
-    pub nav_status: Option<char>,
+pub(crate) struct Gns {
+    pub(crate) time: Option<TimeOfDay>,
+    pub(crate) modes: String,
+    pub(crate) sats_used: Option<u8>,
+    pub(crate) nav_status: Option<char>,
 }
 
 impl Gns {
     /// Valid when at least one constellation has a real fix (navigational status: see [`Rmc`]).
-    pub fn fix_valid(&self) -> bool {
+    pub(crate) fn fix_valid(&self) -> bool {
         self.modes.chars().any(|m| mode_valid(m) == Some(true))
     }
 }
 
 /// ZDA: date and time, but no validity at all (often the receiver's RTC before a fix).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Zda {
-    pub time: Option<TimeOfDay>,
-    pub date: Option<Date>,
+pub(crate) struct Zda {
+    pub(crate) time: Option<TimeOfDay>,
+    pub(crate) date: Option<Date>,
 }
 
 /// GSA: fix type and satellites used (diagnostics only).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gsa {
+pub(crate) struct Gsa {
     /// 1 no fix, 2 2D, 3 3D.
-    pub fix_type: Option<u8>,
-    pub sats_used: u8,
+    pub(crate) fix_type: Option<u8>,
+    pub(crate) sats_used: u8,
 }
 
 /// GSV: satellites in view for this talker's constellation (diagnostics only).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gsv {
-    pub sats_in_view: Option<u16>,
+pub(crate) struct Gsv {
+    pub(crate) sats_in_view: Option<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Sentence {
+pub(crate) enum Sentence {
     Rmc(Rmc),
     Gga(Gga),
     Gll(Gll),
@@ -199,7 +199,7 @@ pub enum Sentence {
 
 impl Sentence {
     /// The time of day this sentence names, if it names one.
-    pub fn time(&self) -> Option<TimeOfDay> {
+    pub(crate) fn time(&self) -> Option<TimeOfDay> {
         match self {
             Sentence::Rmc(s) => s.time,
             Sentence::Gga(s) => s.time,
@@ -213,16 +213,16 @@ impl Sentence {
 
 /// A parsed standard sentence with its address split into talker and type.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Parsed {
+pub(crate) struct Parsed {
     /// `GP`, `GN`, `GL`, `GA`, `GB`, `BD`, `IN`, `EC`, … (any two upper-case letters).
-    pub talker: String,
+    pub(crate) talker: String,
     /// `RMC`, `GGA`, …
-    pub kind: String,
-    pub sentence: Sentence,
+    pub(crate) kind: String,
+    pub(crate) sentence: Sentence,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
+pub(crate) enum ParseError {
     /// `$P…`: manufacturer-specific, ignored by design.
     #[error("proprietary sentence")]
     Proprietary,
@@ -233,7 +233,7 @@ pub enum ParseError {
 }
 
 /// Parses the text between `$` and `*`.
-pub fn parse(body: &str) -> Result<Parsed, ParseError> {
+pub(crate) fn parse(body: &str) -> Result<Parsed, ParseError> {
     let fields: Vec<&str> = body.split(',').collect();
     let address = fields[0];
     if address.starts_with('P') {
@@ -318,7 +318,7 @@ pub fn parse(body: &str) -> Result<Parsed, ParseError> {
 
 /// `A`/`D`/`P`/`R`/`F` are fixes, `N`/`E`/`M`/`S` are not (none, estimated, manual,
 /// simulator); anything else is no evidence either way.
-pub fn mode_valid(mode: char) -> Option<bool> {
+pub(crate) fn mode_valid(mode: char) -> Option<bool> {
     match mode {
         'A' | 'D' | 'P' | 'R' | 'F' => Some(true),
         'N' | 'E' | 'M' | 'S' => Some(false),

@@ -26,10 +26,10 @@ use super::framer::{Checksum, Framer};
 use super::rollover;
 use super::sentence::Date;
 use super::stats::NmeaStats;
-use crate::refclock::driver::{self, Driver, DriverHandle, Health};
+use crate::refclock::driver::{self, Driver, DriverHandle};
 
 /// Speeds tried by auto-detection, most common first.
-pub const AUTO_BAUDS: [u32; 9] = [9600, 4800, 38400, 115200, 19200, 57600, 230400, 460800, 921600];
+pub(crate) const AUTO_BAUDS: [u32; 9] = [9600, 4800, 38400, 115200, 19200, 57600, 230400, 460800, 921600];
 /// Listening time per speed during auto-detection.
 const DETECT_WINDOW: Duration = Duration::from_millis(2500);
 /// Valid checksummed sentences that prove a speed right.
@@ -42,10 +42,10 @@ const READ_TIMEOUT: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NmeaDriverConfig {
-    pub device: PathBuf,
+    pub(crate) device: PathBuf,
     /// `None`: detect the speed from checksummed sentences.
-    pub baud: Option<u32>,
-    pub rollover_anchor: Date,
+    pub(crate) baud: Option<u32>,
+    pub(crate) rollover_anchor: Date,
 }
 
 impl NmeaDriverConfig {
@@ -76,12 +76,8 @@ impl NmeaDriverHandle {
         s
     }
 
-    pub fn health(&self) -> Health {
-        self.inner.health()
-    }
-
     /// Synchronised upstream time, to flag GPS seconds that disagree (see [`Reference`]).
-    pub fn set_reference(&self, reference: Option<Reference>) {
+    pub(crate) fn set_reference(&self, reference: Option<Reference>) {
         *self.reference.value.lock().unwrap_or_else(PoisonError::into_inner) = reference;
         self.reference.changed.store(true, Ordering::Release);
     }
@@ -104,7 +100,7 @@ pub fn spawn(
 }
 
 /// The serial port and its decoder.
-pub struct NmeaDriver {
+pub(crate) struct NmeaDriver {
     cfg: NmeaDriverConfig,
     reference: Arc<ReferenceCell>,
     decoder: Decoder,

@@ -9,19 +9,19 @@
 use crate::vocab::Time;
 
 /// One `(realtime before, monotonic, realtime after)` reading, nanoseconds.
-pub type Bracket = (i64, i64, i64);
+pub(crate) type Bracket = (i64, i64, i64);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MonoToRealtime {
+pub(crate) struct MonoToRealtime {
     /// realtime − monotonic, ns.
-    pub offset_ns: i64,
+    pub(crate) offset_ns: i64,
     /// Half the tightest bracket, ns: the mapping's error bound.
-    pub bound_ns: i64,
+    pub(crate) bound_ns: i64,
 }
 
 impl MonoToRealtime {
     /// From brackets; `None` when none is usable (realtime went backwards inside a bracket).
-    pub fn from_brackets(brackets: &[Bracket]) -> Option<MonoToRealtime> {
+    pub(crate) fn from_brackets(brackets: &[Bracket]) -> Option<MonoToRealtime> {
         brackets.iter().filter(|(a, _, b)| b >= a).min_by_key(|(a, _, b)| b - a).map(|&(a, m, b)| {
             let mid = a + (b - a) / 2;
             MonoToRealtime { offset_ns: mid - m, bound_ns: (b - a + 1) / 2 }
@@ -29,14 +29,14 @@ impl MonoToRealtime {
     }
 
     /// Measures now with `n` brackets.
-    pub fn measure(n: usize) -> Option<MonoToRealtime> {
+    pub(crate) fn measure(n: usize) -> Option<MonoToRealtime> {
         let brackets: Vec<Bracket> = (0..n)
             .map(|_| (read(libc::CLOCK_REALTIME), read(libc::CLOCK_MONOTONIC), read(libc::CLOCK_REALTIME)))
             .collect();
         Self::from_brackets(&brackets)
     }
 
-    pub fn map(&self, monotonic_ns: i64) -> Time {
+    pub(crate) fn map(&self, monotonic_ns: i64) -> Time {
         Time::from_unix_nanos(monotonic_ns + self.offset_ns)
     }
 }

@@ -13,33 +13,33 @@ use super::super::PpsEdge;
 /// Which PPS edge is on time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PpsEdgeKind {
+pub(crate) enum PpsEdgeKind {
     #[default]
     Assert,
     Clear,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct EdgeReport {
+pub(crate) struct EdgeReport {
     /// Mean assert→clear time, seconds.
-    pub high_s: f64,
+    pub(crate) high_s: f64,
     /// High time as a fraction of the period.
-    pub high_fraction: f64,
+    pub(crate) high_fraction: f64,
     /// The edge that starts the short phase; `None` for a square wave.
-    pub on_time: Option<PpsEdgeKind>,
-    pub square_wave: bool,
-    pub pulses: u64,
+    pub(crate) on_time: Option<PpsEdgeKind>,
+    pub(crate) square_wave: bool,
+    pub(crate) pulses: u64,
 }
 
 #[derive(Debug, Default)]
-pub struct EdgeStats {
+pub(crate) struct EdgeStats {
     last_assert: Option<PpsEdge>,
     sum_high_ns: i128,
     pulses: u64,
 }
 
 impl EdgeStats {
-    pub fn push(&mut self, e: PpsEdge) {
+    pub(crate) fn push(&mut self, e: PpsEdge) {
         if e.assert {
             self.last_assert = Some(e);
         } else if let Some(a) = self.last_assert.take() {
@@ -52,7 +52,7 @@ impl EdgeStats {
     }
 
     /// `None` until a few pulses showed both edges.
-    pub fn report(&self) -> Option<EdgeReport> {
+    pub(crate) fn report(&self) -> Option<EdgeReport> {
         if self.pulses < 3 {
             return None;
         }

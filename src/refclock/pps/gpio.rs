@@ -29,22 +29,22 @@ const WAIT: Duration = Duration::from_secs(1);
 const REMAP_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChipRef {
+pub(crate) enum ChipRef {
     Path(PathBuf),
     Label(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LineRef {
+pub(crate) enum LineRef {
     Offset(u32),
     Name(String),
 }
 
 /// `CHIP:LINE` as written in the config (`gpio = "gpiochip0:18"`) or on the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GpioSpec {
-    pub chip: ChipRef,
-    pub line: LineRef,
+pub(crate) struct GpioSpec {
+    pub(crate) chip: ChipRef,
+    pub(crate) line: LineRef,
 }
 
 impl FromStr for GpioSpec {
@@ -87,22 +87,22 @@ impl std::fmt::Display for GpioSpec {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GpioPpsConfig {
-    pub spec: GpioSpec,
+pub(crate) struct GpioPpsConfig {
+    pub(crate) spec: GpioSpec,
     /// The edge that is on time: assert = rising.
-    pub edge: PpsEdgeKind,
+    pub(crate) edge: PpsEdgeKind,
     /// Report both edges (pulse width, square wave check).
-    pub both_edges: bool,
+    pub(crate) both_edges: bool,
 }
 
 /// Counters of the driver, for status and `refclock test`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GpioPpsStats {
+pub(crate) struct GpioPpsStats {
     /// Edges the kernel dropped (sequence gaps).
-    pub missed: u64,
+    pub(crate) missed: u64,
     /// Error bound of the monotonic→realtime mapping in use, ns (0 with realtime stamps).
-    pub clock_map_bound_ns: u64,
-    pub realtime_stamps: bool,
+    pub(crate) clock_map_bound_ns: u64,
+    pub(crate) realtime_stamps: bool,
 }
 
 /// The OS error number inside a gpiocdev error, if any.
@@ -115,7 +115,7 @@ fn errno(e: &gpiocdev::Error) -> Option<i32> {
 }
 
 /// The operator's line for a line someone else holds.
-pub fn busy_message(chip: &str, offset: u32, consumer: &str) -> String {
+pub(crate) fn busy_message(chip: &str, offset: u32, consumer: &str) -> String {
     if consumer.contains("pps") {
         format!(
             "{chip} line {offset} is owned by the kernel's pps-gpio overlay ({consumer:?}): use kind = \"pps\" with device = \"/dev/pps0\" (the overlay's device), or remove `dtoverlay=pps-gpio` to read the line directly"
@@ -168,18 +168,18 @@ fn resolve(spec: &GpioSpec) -> Result<(PathBuf, u32), String> {
 }
 
 /// An edge-event request on the line; the stamps' clock is what the kernel accepted.
-pub struct Line {
+pub(crate) struct Line {
     req: gpiocdev::Request,
-    pub chip: PathBuf,
-    pub offset: u32,
-    pub realtime: bool,
+    pub(crate) chip: PathBuf,
+    pub(crate) offset: u32,
+    pub(crate) realtime: bool,
     mapping: Option<(MonoToRealtime, Instant)>,
     both: bool,
     last_seq: Option<u64>,
 }
 
 impl Line {
-    pub fn open(cfg: &GpioPpsConfig) -> Result<Line, String> {
+    pub(crate) fn open(cfg: &GpioPpsConfig) -> Result<Line, String> {
         let (chip, offset) = resolve(&cfg.spec)?;
         let name = chip.display().to_string();
         let edges = match (cfg.both_edges, cfg.edge) {
@@ -212,7 +212,7 @@ impl Line {
     }
 
     /// The next edge within `timeout`, and how many edges the kernel dropped before it.
-    pub fn next_edge(&mut self, timeout: Duration) -> Result<Option<(PpsEdge, u64)>, gpiocdev::Error> {
+    pub(crate) fn next_edge(&mut self, timeout: Duration) -> Result<Option<(PpsEdge, u64)>, gpiocdev::Error> {
         if !self.req.wait_edge_event(timeout)? {
             return Ok(None);
         }
@@ -233,7 +233,7 @@ impl Line {
     }
 
     /// The mapping error bound in use, ns.
-    pub fn clock_bound_ns(&self) -> u64 {
+    pub(crate) fn clock_bound_ns(&self) -> u64 {
         self.mapping.map_or(0, |(m, _)| m.bound_ns.max(0) as u64)
     }
 }
@@ -257,14 +257,14 @@ fn extend_seq(last: &mut Option<u64>, seqno: u32, both: bool) -> (u64, u64) {
 }
 
 /// A GPIO line as a PPS [`Driver`].
-pub struct GpioPps {
+pub(crate) struct GpioPps {
     cfg: GpioPpsConfig,
     line: Option<Line>,
     stats: GpioPpsStats,
 }
 
 impl GpioPps {
-    pub fn new(cfg: GpioPpsConfig) -> GpioPps {
+    pub(crate) fn new(cfg: GpioPpsConfig) -> GpioPps {
         GpioPps { cfg, line: None, stats: GpioPpsStats::default() }
     }
 }
@@ -315,7 +315,7 @@ impl Driver for GpioPps {
 }
 
 /// Starts the driver under the supervisor; `sink` gets each edge.
-pub fn spawn(
+pub(crate) fn spawn(
     cfg: GpioPpsConfig,
     sink: impl FnMut(PpsEdge) -> bool + Send + 'static,
 ) -> std::io::Result<DriverHandle<GpioPpsStats>> {

@@ -21,25 +21,25 @@ use crate::refclock::pps::edges::PpsEdgeKind;
 const FETCH_TIMEOUT_NS: i64 = 1_000_000_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelPpsConfig {
-    pub device: PathBuf,
+pub(crate) struct KernelPpsConfig {
+    pub(crate) device: PathBuf,
     /// The edge that is on time (always captured).
-    pub edge: PpsEdgeKind,
+    pub(crate) edge: PpsEdgeKind,
     /// Also capture the other edge (pulse width, square-wave check), when the device can.
-    pub both_edges: bool,
+    pub(crate) both_edges: bool,
 }
 
 /// Counters of the driver, for status and `refclock test`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KernelPpsStats {
+pub(crate) struct KernelPpsStats {
     /// Edges the kernel counted that we never saw (sequence gaps).
-    pub missed: u64,
+    pub(crate) missed: u64,
     /// Seconds without a pulse.
-    pub timeouts: u64,
+    pub(crate) timeouts: u64,
 }
 
 /// One line an operator can act on, for a failure to open or use a PPS device.
-pub fn explain(path: &Path, err: &std::io::Error) -> String {
+pub(crate) fn explain(path: &Path, err: &std::io::Error) -> String {
     let p = path.display();
     match err.raw_os_error() {
         Some(libc::ENOENT) => format!(
@@ -59,18 +59,18 @@ pub fn explain(path: &Path, err: &std::io::Error) -> String {
 }
 
 /// An open, configured PPS device.
-pub struct Device {
+pub(crate) struct Device {
     file: File,
     path: PathBuf,
-    pub capabilities: i32,
-    pub can_wait: bool,
-    pub capture_assert: bool,
-    pub capture_clear: bool,
+    pub(crate) capabilities: i32,
+    pub(crate) can_wait: bool,
+    pub(crate) capture_assert: bool,
+    pub(crate) capture_clear: bool,
 }
 
 impl Device {
     /// Opens `path`, checks it is a PPS device that can capture the wanted edge and selects it.
-    pub fn open(cfg: &KernelPpsConfig) -> Result<Device, String> {
+    pub(crate) fn open(cfg: &KernelPpsConfig) -> Result<Device, String> {
         let path = &cfg.device;
         let file = File::open(path).map_err(|e| explain(path, &e))?;
         let fd = file.as_raw_fd();
@@ -119,7 +119,7 @@ impl Device {
     }
 
     /// Waits for the next event (or polls, on devices that cannot wait).
-    pub fn fetch(&self, timeout_ns: i64) -> std::io::Result<PpsKinfo> {
+    pub(crate) fn fetch(&self, timeout_ns: i64) -> std::io::Result<PpsKinfo> {
         if self.can_wait {
             abi::fetch(self.file.as_raw_fd(), timeout_ns)
         } else {
@@ -128,7 +128,7 @@ impl Device {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -136,14 +136,14 @@ impl Device {
 /// Turns successive `pps_kinfo` snapshots into new edges, extending the kernel's 32-bit
 /// sequence numbers and counting the ones we never saw. Plain code.
 #[derive(Debug, Default)]
-pub struct EdgeTracker {
+pub(crate) struct EdgeTracker {
     assert: Option<u64>,
     clear: Option<u64>,
 }
 
 impl EdgeTracker {
     /// New edges in time order and the number of edges missed since the last snapshot.
-    pub fn update(&mut self, info: &PpsKinfo, assert: bool, clear: bool) -> (Vec<PpsEdge>, u64) {
+    pub(crate) fn update(&mut self, info: &PpsKinfo, assert: bool, clear: bool) -> (Vec<PpsEdge>, u64) {
         let mut edges = Vec::new();
         let mut missed = 0;
         let mut step = |last: &mut Option<u64>, seq: u32, tu: abi::PpsKtime, is_assert: bool| {
@@ -181,7 +181,7 @@ impl EdgeTracker {
 }
 
 /// The kernel PPS device as a [`Driver`].
-pub struct KernelPps {
+pub(crate) struct KernelPps {
     cfg: KernelPpsConfig,
     open: Option<(Device, EdgeTracker)>,
     /// No pulse for a second: said once until pulses return.
@@ -190,7 +190,7 @@ pub struct KernelPps {
 }
 
 impl KernelPps {
-    pub fn new(cfg: KernelPpsConfig) -> KernelPps {
+    pub(crate) fn new(cfg: KernelPpsConfig) -> KernelPps {
         KernelPps { cfg, open: None, silent: false, stats: KernelPpsStats::default() }
     }
 }
@@ -247,7 +247,7 @@ impl Driver for KernelPps {
 }
 
 /// Starts the driver under the supervisor; `sink` gets each edge.
-pub fn spawn(
+pub(crate) fn spawn(
     cfg: KernelPpsConfig,
     sink: impl FnMut(PpsEdge) -> bool + Send + 'static,
 ) -> std::io::Result<DriverHandle<KernelPpsStats>> {

@@ -10,66 +10,66 @@ use std::os::fd::RawFd;
 
 use crate::vocab::Time;
 
-pub const PPS_CAPTUREASSERT: i32 = 0x01;
-pub const PPS_CAPTURECLEAR: i32 = 0x02;
-pub const PPS_CANWAIT: i32 = 0x100;
-pub const PPS_TSFMT_TSPEC: i32 = 0x1000;
-pub const PPS_TIME_INVALID: u32 = 1;
-pub const PPS_API_VERS_1: i32 = 1;
+pub(crate) const PPS_CAPTUREASSERT: i32 = 0x01;
+pub(crate) const PPS_CAPTURECLEAR: i32 = 0x02;
+pub(crate) const PPS_CANWAIT: i32 = 0x100;
+pub(crate) const PPS_TSFMT_TSPEC: i32 = 0x1000;
+pub(crate) const PPS_TIME_INVALID: u32 = 1;
+pub(crate) const PPS_API_VERS_1: i32 = 1;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PpsKtime {
-    pub sec: i64,
-    pub nsec: i32,
-    pub flags: u32,
+pub(crate) struct PpsKtime {
+    pub(crate) sec: i64,
+    pub(crate) nsec: i32,
+    pub(crate) flags: u32,
 }
 
 impl PpsKtime {
-    pub fn to_time(self) -> Time {
+    pub(crate) fn to_time(self) -> Time {
         Time::from_unix_nanos(self.sec * 1_000_000_000 + self.nsec as i64)
     }
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PpsKinfo {
-    pub assert_sequence: u32,
-    pub clear_sequence: u32,
-    pub assert_tu: PpsKtime,
-    pub clear_tu: PpsKtime,
-    pub current_mode: i32,
+pub(crate) struct PpsKinfo {
+    pub(crate) assert_sequence: u32,
+    pub(crate) clear_sequence: u32,
+    pub(crate) assert_tu: PpsKtime,
+    pub(crate) clear_tu: PpsKtime,
+    pub(crate) current_mode: i32,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PpsKparams {
-    pub api_version: i32,
-    pub mode: i32,
-    pub assert_off_tu: PpsKtime,
-    pub clear_off_tu: PpsKtime,
+pub(crate) struct PpsKparams {
+    pub(crate) api_version: i32,
+    pub(crate) mode: i32,
+    pub(crate) assert_off_tu: PpsKtime,
+    pub(crate) clear_off_tu: PpsKtime,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PpsFdata {
-    pub info: PpsKinfo,
-    pub timeout: PpsKtime,
+pub(crate) struct PpsFdata {
+    pub(crate) info: PpsKinfo,
+    pub(crate) timeout: PpsKtime,
 }
 
 const IOC_WRITE: u64 = 1;
 const IOC_READ: u64 = 2;
 
 /// Linux `_IOC(dir, 'p', nr, size)` for the generic ioctl layout (x86, ARM, RISC-V).
-pub const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
+pub(crate) const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
     (dir << 30) | ((size as u64) << 16) | ((b'p' as u64) << 8) | nr
 }
 
 const PTR: usize = std::mem::size_of::<*const u8>();
-pub const PPS_GETPARAMS: u64 = ioc(IOC_READ, 0xa1, PTR);
-pub const PPS_SETPARAMS: u64 = ioc(IOC_WRITE, 0xa2, PTR);
-pub const PPS_GETCAP: u64 = ioc(IOC_READ, 0xa3, PTR);
-pub const PPS_FETCH: u64 = ioc(IOC_READ | IOC_WRITE, 0xa4, PTR);
+pub(crate) const PPS_GETPARAMS: u64 = ioc(IOC_READ, 0xa1, PTR);
+pub(crate) const PPS_SETPARAMS: u64 = ioc(IOC_WRITE, 0xa2, PTR);
+pub(crate) const PPS_GETCAP: u64 = ioc(IOC_READ, 0xa3, PTR);
+pub(crate) const PPS_FETCH: u64 = ioc(IOC_READ | IOC_WRITE, 0xa4, PTR);
 
 fn ioctl<T>(fd: RawFd, request: u64, arg: &mut T) -> std::io::Result<()> {
     // SAFETY: each request above reads/writes exactly one `T` (checked against the kernel ABI in
@@ -78,26 +78,26 @@ fn ioctl<T>(fd: RawFd, request: u64, arg: &mut T) -> std::io::Result<()> {
     if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
-pub fn get_cap(fd: RawFd) -> std::io::Result<i32> {
+pub(crate) fn get_cap(fd: RawFd) -> std::io::Result<i32> {
     let mut cap: i32 = 0;
     ioctl(fd, PPS_GETCAP, &mut cap)?;
     Ok(cap)
 }
 
-pub fn get_params(fd: RawFd) -> std::io::Result<PpsKparams> {
+pub(crate) fn get_params(fd: RawFd) -> std::io::Result<PpsKparams> {
     let mut p = PpsKparams::default();
     ioctl(fd, PPS_GETPARAMS, &mut p)?;
     Ok(p)
 }
 
 /// Needs CAP_SYS_TIME in the kernel (it changes only what is captured, never the clock).
-pub fn set_params(fd: RawFd, params: &PpsKparams) -> std::io::Result<()> {
+pub(crate) fn set_params(fd: RawFd, params: &PpsKparams) -> std::io::Result<()> {
     let mut p = *params;
     ioctl(fd, PPS_SETPARAMS, &mut p)
 }
 
 /// Waits up to `timeout_ns` for the next event; ETIMEDOUT when none came.
-pub fn fetch(fd: RawFd, timeout_ns: i64) -> std::io::Result<PpsKinfo> {
+pub(crate) fn fetch(fd: RawFd, timeout_ns: i64) -> std::io::Result<PpsKinfo> {
     let mut data = PpsFdata {
         info: PpsKinfo::default(),
         timeout: PpsKtime {

@@ -1,10 +1,8 @@
 //! PPS edge drivers: the kernel PPS API ([`kernel`]) and a GPIO line through the GPIO character
 //! device. Both only produce timestamped [`PpsEdge`](super::PpsEdge)s.
 
-pub mod clockmap;
-pub mod diagnose;
-pub mod edges;
-pub mod gpio;
-pub mod kernel;
-pub mod kernel_abi;
-pub mod probe;
+pub(crate) mod clockmap;
+pub(crate) mod edges;
+pub(crate) mod gpio;
+pub(crate) mod kernel;
+pub(crate) mod kernel_abi;

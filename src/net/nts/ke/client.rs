@@ -16,7 +16,7 @@ use super::{ALPN, KeError, MAX_MESSAGE, export_keys};
 use crate::net::nts::cookie::SessionKeys;
 
 /// Default deadline for a whole key exchange.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A finished key exchange.
 #[derive(Clone, Debug)]

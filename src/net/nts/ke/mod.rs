@@ -6,18 +6,18 @@
 //! - [`client`] / [`server`]: the TLS sessions over tokio.
 
 pub mod client;
-pub mod records;
+pub(crate) mod records;
 pub mod server;
 
 use super::aead::{AES_SIV_CMAC_256, KEY_LEN, Key};
 use super::cookie::SessionKeys;
 
 /// The ALPN protocol name of NTS-KE.
-pub const ALPN: &[u8] = b"ntske/1";
+pub(crate) const ALPN: &[u8] = b"ntske/1";
 /// RFC 5705 exporter label for the NTS keys.
-pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-network-time-security";
+pub(crate) const EXPORTER_LABEL: &[u8] = b"EXPORTER-network-time-security";
 /// Longest KE message we accept (chrony's limit too): far above eight cookies.
-pub const MAX_MESSAGE: usize = 16_384;
+pub(crate) const MAX_MESSAGE: usize = 16_384;
 
 /// Why a key exchange failed, in words an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +53,7 @@ pub enum KeError {
 }
 
 /// RFC 8915 §4.1.3 error codes.
-pub fn error_name(code: u16) -> &'static str {
+pub(crate) fn error_name(code: u16) -> &'static str {
     match code {
         0 => "unrecognized critical record",
         1 => "bad request",
@@ -64,13 +64,13 @@ pub fn error_name(code: u16) -> &'static str {
 
 /// The RFC 5705 context of one direction's key: next protocol (NTPv4 = 0), AEAD id, and
 /// 0 for client-to-server, 1 for server-to-client.
-pub fn exporter_context(server_to_client: bool) -> [u8; 5] {
+pub(crate) fn exporter_context(server_to_client: bool) -> [u8; 5] {
     let a = AES_SIV_CMAC_256.to_be_bytes();
     [0, 0, a[0], a[1], server_to_client as u8]
 }
 
 /// Exports both session keys from a finished TLS session (either side).
-pub fn export_keys<D>(conn: &rustls::ConnectionCommon<D>) -> Result<SessionKeys, KeError> {
+pub(crate) fn export_keys<D>(conn: &rustls::ConnectionCommon<D>) -> Result<SessionKeys, KeError> {
     let mut keys = [[0u8; KEY_LEN]; 2];
     for (i, k) in keys.iter_mut().enumerate() {
         conn.export_keying_material(&mut k[..], EXPORTER_LABEL, Some(&exporter_context(i == 1)[..]))

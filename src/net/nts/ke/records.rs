@@ -7,30 +7,30 @@ use crate::net::nts::aead::AES_SIV_CMAC_256;
 use crate::net::nts::client::MAX_COOKIE_LEN;
 use crate::net::nts::server::MAX_COOKIES;
 
-pub const END_OF_MESSAGE: u16 = 0;
-pub const NEXT_PROTOCOL: u16 = 1;
-pub const ERROR: u16 = 2;
-pub const WARNING: u16 = 3;
-pub const AEAD_ALGORITHM: u16 = 4;
-pub const NEW_COOKIE: u16 = 5;
-pub const NTP_SERVER: u16 = 6;
-pub const NTP_PORT: u16 = 7;
+pub(crate) const END_OF_MESSAGE: u16 = 0;
+pub(crate) const NEXT_PROTOCOL: u16 = 1;
+pub(crate) const ERROR: u16 = 2;
+pub(crate) const WARNING: u16 = 3;
+pub(crate) const AEAD_ALGORITHM: u16 = 4;
+pub(crate) const NEW_COOKIE: u16 = 5;
+pub(crate) const NTP_SERVER: u16 = 6;
+pub(crate) const NTP_PORT: u16 = 7;
 const CRITICAL: u16 = 0x8000;
 /// Next protocol id of NTPv4.
-pub const PROTOCOL_NTPV4: u16 = 0;
+pub(crate) const PROTOCOL_NTPV4: u16 = 0;
 /// Error codes.
-pub const ERR_UNRECOGNIZED_CRITICAL: u16 = 0;
-pub const ERR_BAD_REQUEST: u16 = 1;
+pub(crate) const ERR_UNRECOGNIZED_CRITICAL: u16 = 0;
+pub(crate) const ERR_BAD_REQUEST: u16 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
-    pub critical: bool,
-    pub kind: u16,
-    pub body: Vec<u8>,
+pub(crate) struct Record {
+    pub(crate) critical: bool,
+    pub(crate) kind: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Record {
-    pub fn new(critical: bool, kind: u16, body: impl Into<Vec<u8>>) -> Record {
+    pub(crate) fn new(critical: bool, kind: u16, body: impl Into<Vec<u8>>) -> Record {
         Record { critical, kind, body: body.into() }
     }
 
@@ -40,7 +40,7 @@ impl Record {
 }
 
 /// A message: the records followed by End of Message.
-pub fn encode(records: &[Record]) -> Vec<u8> {
+pub(crate) fn encode(records: &[Record]) -> Vec<u8> {
     let mut out = vec![];
     for r in records.iter().chain(std::iter::once(&Record::new(true, END_OF_MESSAGE, vec![]))) {
         let kind = r.kind | if r.critical { CRITICAL } else { 0 };
@@ -53,7 +53,7 @@ pub fn encode(records: &[Record]) -> Vec<u8> {
 
 /// The records of a complete message (End of Message not included), or `None` while more bytes
 /// are needed. Bytes after End of Message are an error: a message is the whole conversation.
-pub fn decode(buf: &[u8]) -> Result<Option<Vec<Record>>, KeError> {
+pub(crate) fn decode(buf: &[u8]) -> Result<Option<Vec<Record>>, KeError> {
     let mut records = vec![];
     let mut pos = 0;
     while pos + 4 <= buf.len() {
@@ -87,7 +87,7 @@ fn u16_list(body: &[u8]) -> Result<Vec<u16>, KeError> {
 }
 
 /// The client's request: NTPv4, AES-SIV-CMAC-256.
-pub fn client_request() -> Vec<u8> {
+pub(crate) fn client_request() -> Vec<u8> {
     encode(&[
         Record::u16s(NEXT_PROTOCOL, &[PROTOCOL_NTPV4]),
         Record::u16s(AEAD_ALGORITHM, &[AES_SIV_CMAC_256]),
@@ -99,13 +99,13 @@ pub fn client_request() -> Vec<u8> {
 pub struct Response {
     pub cookies: Vec<Vec<u8>>,
     /// NTPv4 server to use instead of the KE server's address.
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     /// NTP port to use instead of 123.
     pub port: Option<u16>,
 }
 
 /// Checks a server's response (RFC 8915 §4.1).
-pub fn parse_response(records: &[Record]) -> Result<Response, KeError> {
+pub(crate) fn parse_response(records: &[Record]) -> Result<Response, KeError> {
     let (mut protocol, mut aead) = (None, None);
     let mut out = Response { cookies: vec![], server: None, port: None };
     for r in records {
@@ -166,12 +166,12 @@ pub fn parse_response(records: &[Record]) -> Result<Response, KeError> {
 /// What the server makes of a request: agree (NTPv4 with AES-SIV), refuse politely (nothing in
 /// common: empty negotiation records), or an error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
+pub(crate) enum Request {
     Agreed,
     NothingInCommon,
 }
 
-pub fn parse_request(records: &[Record]) -> Result<Request, u16> {
+pub(crate) fn parse_request(records: &[Record]) -> Result<Request, u16> {
     let (mut protocol, mut aead) = (None, None);
     for r in records {
         match r.kind {
@@ -204,7 +204,11 @@ pub fn parse_request(records: &[Record]) -> Result<Request, u16> {
 }
 
 /// The server's answer to an agreed request.
-pub fn server_response(cookies: &[impl AsRef<[u8]>], server: Option<&str>, port: Option<u16>) -> Vec<u8> {
+pub(crate) fn server_response(
+    cookies: &[impl AsRef<[u8]>],
+    server: Option<&str>,
+    port: Option<u16>,
+) -> Vec<u8> {
     let mut records = vec![
         Record::u16s(NEXT_PROTOCOL, &[PROTOCOL_NTPV4]),
         Record::u16s(AEAD_ALGORITHM, &[AES_SIV_CMAC_256]),
@@ -220,11 +224,11 @@ pub fn server_response(cookies: &[impl AsRef<[u8]>], server: Option<&str>, port:
 }
 
 /// Nothing in common: empty protocol (and algorithm) lists, no cookies.
-pub fn refusal() -> Vec<u8> {
+pub(crate) fn refusal() -> Vec<u8> {
     encode(&[Record::u16s(NEXT_PROTOCOL, &[]), Record::u16s(AEAD_ALGORITHM, &[])])
 }
 
-pub fn error_response(code: u16) -> Vec<u8> {
+pub(crate) fn error_response(code: u16) -> Vec<u8> {
     encode(&[Record::u16s(ERROR, &[code])])
 }
 

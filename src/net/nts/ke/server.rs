@@ -21,9 +21,9 @@ use crate::net::nts::server::MAX_COOKIES;
 use crate::net::nts::stats::NtsCounters;
 
 /// Deadline for one whole session (handshake, request, response).
-pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sessions served at once; more wait in the kernel's backlog.
-pub const MAX_SESSIONS: usize = 64;
+pub(crate) const MAX_SESSIONS: usize = 64;
 
 /// Decides whether a client may start a session (access lists, rate limit).
 pub type Admit = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;

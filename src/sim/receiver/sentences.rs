@@ -4,13 +4,13 @@
 use crate::vocab::Time;
 
 /// `*HH\r\n`-terminated sentence from its body (between `$` and `*`).
-pub fn sentence(body: &str) -> String {
+pub(crate) fn sentence(body: &str) -> String {
     let sum = body.bytes().fold(0u8, |a, b| a ^ b);
     format!("${body}*{sum:02X}\r\n")
 }
 
 /// The burst describing UTC second `utc`; without a fix RMC says `V` and GGA quality 0.
-pub fn burst(utc: Time, fix: bool) -> String {
+pub(crate) fn burst(utc: Time, fix: bool) -> String {
     let d = utc.to_utc();
     let hms = format!("{:02}{:02}{:02}", d.hour, d.minute, d.second);
     let date = format!("{:02}{:02}{:02}", d.day, d.month, d.year.rem_euclid(100));

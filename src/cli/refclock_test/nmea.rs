@@ -3,24 +3,24 @@
 
 use serde_json::{Value, json};
 
-use super::decoder::{Decoded, DecodedTime};
-use super::stats::NmeaStats;
-use crate::refclock::diagnose::{Finding, Rule, Section, Severity, findings};
+use super::report::{Finding, Rule, Section, Severity, findings};
+use crate::refclock::nmea::decoder::{Decoded, DecodedTime};
+use crate::refclock::nmea::stats::NmeaStats;
 use crate::vocab::Time;
 
 /// What the run was.
 #[derive(Clone, Debug)]
-pub struct Context {
+pub(crate) struct Context {
     /// Live device (arrival stamps are `CLOCK_REALTIME`) or replay (synthetic stamps).
-    pub live: bool,
+    pub(crate) live: bool,
     /// Device path or capture file.
-    pub source: String,
-    pub duration_s: f64,
+    pub(crate) source: String,
+    pub(crate) duration_s: f64,
 }
 
 /// Collects per-second observations while the run goes on.
 #[derive(Clone, Debug, Default)]
-pub struct NmeaObserver {
+pub(crate) struct NmeaObserver {
     times: u64,
     delayed: u64,
     no_fix_events: u64,
@@ -31,7 +31,7 @@ pub struct NmeaObserver {
 }
 
 impl NmeaObserver {
-    pub fn observe(&mut self, d: &Decoded, live: bool) {
+    pub(crate) fn observe(&mut self, d: &Decoded, live: bool) {
         match d {
             Decoded::Time(t) => {
                 self.times += 1;
@@ -46,14 +46,10 @@ impl NmeaObserver {
             Decoded::NoFix { .. } => self.no_fix_events += 1,
         }
     }
-
-    pub fn times(&self) -> u64 {
-        self.times
-    }
 }
 
 /// The `{"event":"time",...}` line for one trusted second.
-pub fn time_event(t: &DecodedTime, live: bool) -> Value {
+pub(crate) fn time_event(t: &DecodedTime, live: bool) -> Value {
     let mut v = json!({
         "event": "time",
         "utc": t.utc_string(),
@@ -78,16 +74,16 @@ fn round6(x: f64) -> f64 {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct DelayStats {
-    pub count: usize,
-    pub min_s: f64,
-    pub median_s: f64,
-    pub mean_s: f64,
-    pub max_s: f64,
-    pub stdev_s: f64,
+pub(crate) struct DelayStats {
+    pub(crate) count: usize,
+    pub(crate) min_s: f64,
+    pub(crate) median_s: f64,
+    pub(crate) mean_s: f64,
+    pub(crate) max_s: f64,
+    pub(crate) stdev_s: f64,
 }
 
-pub fn delay_stats(delays: &[f64]) -> Option<DelayStats> {
+pub(crate) fn delay_stats(delays: &[f64]) -> Option<DelayStats> {
     if delays.is_empty() {
         return None;
     }
@@ -109,21 +105,21 @@ pub fn delay_stats(delays: &[f64]) -> Option<DelayStats> {
 const TIME_KINDS: [&str; 5] = ["RMC", "GGA", "GLL", "GNS", "ZDA"];
 
 /// What the NMEA rules judge: the run, the observations and the counters, with a few sums.
-pub struct Facts {
-    pub ctx: Context,
-    pub s: NmeaStats,
+pub(crate) struct Facts {
+    pub(crate) ctx: Context,
+    pub(crate) s: NmeaStats,
     /// The first and last trusted second.
-    pub first_last: (Option<String>, Option<String>),
+    pub(crate) first_last: (Option<String>, Option<String>),
     /// Sentences with a valid checksum, and those of them that carry time.
-    pub sentences: u64,
-    pub time_sentences: u64,
+    pub(crate) sentences: u64,
+    pub(crate) time_sentences: u64,
     /// Damaged sentences: bad checksums and framing errors.
-    pub bad: u64,
-    pub delays: Option<DelayStats>,
+    pub(crate) bad: u64,
+    pub(crate) delays: Option<DelayStats>,
 }
 
 impl Facts {
-    pub fn new(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> Facts {
+    pub(crate) fn new(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> Facts {
         Facts {
             ctx: ctx.clone(),
             s: s.clone(),
@@ -155,7 +151,7 @@ impl Facts {
 }
 
 /// The NMEA findings, most basic first: a run without bytes or sentences ends at its finding.
-pub const RULES: &[Rule<Facts>] = &[
+pub(crate) const RULES: &[Rule<Facts>] = &[
     Rule {
         code: "no_data",
         severity: Severity::NoData,
@@ -424,7 +420,7 @@ pub const RULES: &[Rule<Facts>] = &[
 ];
 
 /// The NMEA section and its findings.
-pub fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Vec<Finding>) {
+pub(crate) fn analyse(ctx: &Context, obs: &NmeaObserver, s: &NmeaStats) -> (Section, Vec<Finding>) {
     let facts = Facts::new(ctx, obs, s);
     (section(&facts), findings(RULES, &facts))
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Worth knowing; the receiver works.
     Note,
     /// Something to fix; exit code 1.
@@ -20,29 +20,29 @@ pub enum Severity {
 
 /// One thing seen, and the concrete fix for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
+pub(crate) struct Finding {
+    pub(crate) severity: Severity,
     /// Stable machine-readable name (`no_data`, `wrong_baud`, `no_fix`…).
-    pub code: &'static str,
-    pub problem: String,
-    pub fix: String,
+    pub(crate) code: &'static str,
+    pub(crate) problem: String,
+    pub(crate) fix: String,
 }
 
 /// One thing a diagnosis can find: when it applies to the facts `F`, and what to tell the
 /// operator. A diagnosis is a table of these, checked in order.
-pub struct Rule<F> {
+pub(crate) struct Rule<F> {
     /// Stable machine-readable name (`no_data`, `wrong_baud`, `no_fix`…); rules may share one.
-    pub code: &'static str,
-    pub severity: Severity,
+    pub(crate) code: &'static str,
+    pub(crate) severity: Severity,
     /// The problem in words, when the rule applies.
-    pub applies: fn(&F) -> Option<String>,
+    pub(crate) applies: fn(&F) -> Option<String>,
     /// The concrete fix.
-    pub fix: fn(&F) -> String,
+    pub(crate) fix: fn(&F) -> String,
 }
 
 /// The findings of `rules` on `facts`, in table order. A [`Severity::NoData`] finding ends the
 /// list: without data nothing else can be judged.
-pub fn findings<F>(rules: &[Rule<F>], facts: &F) -> Vec<Finding> {
+pub(crate) fn findings<F>(rules: &[Rule<F>], facts: &F) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in rules {
         if let Some(problem) = (r.applies)(facts) {
@@ -57,39 +57,39 @@ pub fn findings<F>(rules: &[Rule<F>], facts: &F) -> Vec<Finding> {
 
 /// A titled block of `key: value` lines, plus its JSON form for the summary line.
 #[derive(Clone, Debug, Default)]
-pub struct Section {
-    pub title: String,
+pub(crate) struct Section {
+    pub(crate) title: String,
     /// Key of this section in the JSON summary (`nmea`, `pps`).
-    pub key: String,
-    pub lines: Vec<(String, String)>,
-    pub json: Value,
+    pub(crate) key: String,
+    pub(crate) lines: Vec<(String, String)>,
+    pub(crate) json: Value,
 }
 
 impl Section {
-    pub fn new(title: &str, key: &str) -> Self {
+    pub(crate) fn new(title: &str, key: &str) -> Self {
         Section { title: title.into(), key: key.into(), lines: Vec::new(), json: Value::Null }
     }
 
-    pub fn line(&mut self, key: &str, value: impl std::fmt::Display) {
+    pub(crate) fn line(&mut self, key: &str, value: impl std::fmt::Display) {
         self.lines.push((key.into(), value.to_string()));
     }
 }
 
 #[derive(Clone, Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// `live` or `replay`.
-    pub mode: String,
-    pub sections: Vec<Section>,
-    pub findings: Vec<Finding>,
+    pub(crate) mode: String,
+    pub(crate) sections: Vec<Section>,
+    pub(crate) findings: Vec<Finding>,
 }
 
 impl Report {
-    pub fn worst(&self) -> Option<Severity> {
+    pub(crate) fn worst(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
     }
 
     /// 0 healthy, 1 problems, 2 no data.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self.worst() {
             Some(Severity::NoData) => 2,
             Some(Severity::Problem) => 1,
@@ -97,7 +97,7 @@ impl Report {
         }
     }
 
-    pub fn verdict(&self) -> &'static str {
+    pub(crate) fn verdict(&self) -> &'static str {
         match self.worst() {
             Some(Severity::NoData) => "no data",
             Some(Severity::Problem) => "problems",
@@ -106,7 +106,7 @@ impl Report {
     }
 
     /// The human-readable report.
-    pub fn render_text(&self) -> String {
+    pub(crate) fn render_text(&self) -> String {
         let mut out = String::new();
         for s in &self.sections {
             let _ = writeln!(out, "{}", s.title);
@@ -129,7 +129,7 @@ impl Report {
     }
 
     /// The last `--json` line: `{"event":"summary", verdict, exit_code, findings, <sections>}`.
-    pub fn summary_json(&self) -> Value {
+    pub(crate) fn summary_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("event".into(), json!("summary"));
         m.insert("mode".into(), json!(self.mode));

@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
+use super::report::{Finding, Rule, Section, Severity, findings};
 use crate::clock::Clock;
-use crate::refclock::diagnose::{Finding, Rule, Section, Severity, findings};
 use crate::refclock::pairing::{DelayModel, PairingStatus, Refusal, SidePrior, Verdict};
 use crate::refclock::pps::edges::{EdgeReport, PpsEdgeKind};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig, RefclockStatus};
@@ -14,38 +14,38 @@ use crate::refclock::{PpsEdge, RefclockEvent};
 use crate::vocab::Time;
 
 /// Width of a histogram bin, ms.
-pub const BIN_MS: i64 = 50;
+pub(crate) const BIN_MS: i64 = 50;
 
 /// One pulse, for the `{"event":"pps",...}` lines.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PulseLine {
-    pub event: &'static str,
+pub(crate) struct PulseLine {
+    pub(crate) event: &'static str,
     /// Edge time (`CLOCK_REALTIME`) in RFC 3339.
-    pub edge: String,
+    pub(crate) edge: String,
     /// The UTC second it was numbered with, if any.
-    pub second: Option<String>,
-    pub refused: Option<Refusal>,
+    pub(crate) second: Option<String>,
+    pub(crate) refused: Option<Refusal>,
     /// Offset of the host clock's reading of the edge from that second, s.
-    pub offset_s: Option<f64>,
+    pub(crate) offset_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PpsReport {
-    pub pulses_seen: u64,
-    pub pulses_missed: u64,
-    pub interval_mean_ns: Option<f64>,
+pub(crate) struct PpsReport {
+    pub(crate) pulses_seen: u64,
+    pub(crate) pulses_missed: u64,
+    pub(crate) interval_mean_ns: Option<f64>,
     /// Standard deviation of pulse intervals, ns.
-    pub interval_jitter_ns: Option<f64>,
-    pub edges: Option<EdgeReport>,
+    pub(crate) interval_jitter_ns: Option<f64>,
+    pub(crate) edges: Option<EdgeReport>,
     /// Message arrival after the latest pulse, `[bin start ms, count]`, 50 ms bins.
-    pub nmea_to_pulse_ms: Vec<(i64, u64)>,
-    pub model: Option<DelayModel>,
-    pub pairing: PairingStatus,
-    pub ok: bool,
-    pub findings: Vec<Finding>,
+    pub(crate) nmea_to_pulse_ms: Vec<(i64, u64)>,
+    pub(crate) model: Option<DelayModel>,
+    pub(crate) pairing: PairingStatus,
+    pub(crate) ok: bool,
+    pub(crate) findings: Vec<Finding>,
 }
 
-pub struct PpsDiagnosis {
+pub(crate) struct PpsDiagnosis {
     source: RefclockSource,
     side: SidePrior,
     anchored: bool,
@@ -57,7 +57,7 @@ pub struct PpsDiagnosis {
 
 impl PpsDiagnosis {
     /// `anchor_bound_s`: the host clock's claimed error, when it claims to be synchronised.
-    pub fn new(cfg: RefclockSourceConfig, anchor_bound_s: Option<f64>) -> PpsDiagnosis {
+    pub(crate) fn new(cfg: RefclockSourceConfig, anchor_bound_s: Option<f64>) -> PpsDiagnosis {
         let side = cfg.pairing.side;
         let on_time_assert = cfg.edge == PpsEdgeKind::Assert;
         let mut source = RefclockSource::new(cfg);
@@ -74,7 +74,7 @@ impl PpsDiagnosis {
     }
 
     /// Feeds one event; returns a line per pulse judged.
-    pub fn on_event(&mut self, ev: RefclockEvent, clock: &dyn Clock) -> Vec<PulseLine> {
+    pub(crate) fn on_event(&mut self, ev: RefclockEvent, clock: &dyn Clock) -> Vec<PulseLine> {
         match &ev {
             RefclockEvent::Pps(PpsEdge { timestamp, assert, .. }) if *assert == self.on_time_assert => {
                 if let Some(prev) = self.last_edge {
@@ -118,7 +118,7 @@ impl PpsDiagnosis {
             .collect()
     }
 
-    pub fn report(&self) -> PpsReport {
+    pub(crate) fn report(&self) -> PpsReport {
         let st = self.source.status();
         let n = self.intervals_ns.len();
         let (mean, jitter) = if n >= 2 {
@@ -153,7 +153,7 @@ impl PpsDiagnosis {
     }
 
     /// The `refclock test` section for this diagnosis.
-    pub fn section(&self, source: &str) -> (Section, Vec<Finding>) {
+    pub(crate) fn section(&self, source: &str) -> (Section, Vec<Finding>) {
         let r = self.report();
         let mut sec = Section::new("PPS", "pps");
         sec.line("source", source);
@@ -203,15 +203,15 @@ impl PpsDiagnosis {
 }
 
 /// What the PPS rules judge.
-pub struct Facts {
-    pub st: RefclockStatus,
-    pub interval_mean_ns: Option<f64>,
-    pub interval_jitter_ns: Option<f64>,
+pub(crate) struct Facts {
+    pub(crate) st: RefclockStatus,
+    pub(crate) interval_mean_ns: Option<f64>,
+    pub(crate) interval_jitter_ns: Option<f64>,
     /// The configured message side, whether the host clock may anchor numbering, and the
     /// configured on-time edge.
-    pub side: SidePrior,
-    pub anchored: bool,
-    pub on_time: PpsEdgeKind,
+    pub(crate) side: SidePrior,
+    pub(crate) anchored: bool,
+    pub(crate) on_time: PpsEdgeKind,
 }
 
 impl Facts {
@@ -224,7 +224,7 @@ impl Facts {
 }
 
 /// The PPS findings: without pulses nothing else is judged.
-pub const RULES: &[Rule<Facts>] = &[
+pub(crate) const RULES: &[Rule<Facts>] = &[
     Rule {
         code: "no_pps",
         severity: Severity::NoData,
@@ -357,8 +357,8 @@ mod tests {
 
     use super::*;
     use crate::clock::software::SoftwareClock;
-    use crate::refclock::sim::ReceiverParams;
-    use crate::refclock::testkit::{LocalClock, T0, events};
+    use crate::sim::receiver::ReceiverParams;
+    use crate::sim::receiver::testkit::{LocalClock, T0, events};
 
     fn diagnose(p: ReceiverParams, anchor: Option<f64>, secs: i64) -> (PpsReport, Vec<PulseLine>) {
         let raw = Arc::new(AtomicI64::new(T0 * 1_000_000_000));

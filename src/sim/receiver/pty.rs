@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,20 +28,10 @@ use crate::vocab::Time;
 /// Characters written at once; 4 characters are ~4 ms at 9600 baud.
 const CHUNK: usize = 4;
 
-/// Counters of a running simulated receiver.
-#[derive(Debug, Default)]
-pub struct SimStats {
-    pub pulses: AtomicU64,
-    pub bursts: AtomicU64,
-    /// Bytes dropped because nobody read the pty.
-    pub flushed: AtomicU64,
-}
-
 /// A running simulated receiver; stops when dropped.
 pub struct SimHandle {
     path: PathBuf,
     stop: Arc<AtomicBool>,
-    stats: Arc<SimStats>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -49,10 +39,6 @@ impl SimHandle {
     /// The pty slave the NMEA driver opens, like `/dev/serial0`.
     pub fn serial_path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn stats(&self) -> &SimStats {
-        &self.stats
     }
 }
 
@@ -90,15 +76,12 @@ pub fn spawn_with_baud(
     let pty = Pty::open().context("simulated receiver: cannot open a pty pair")?;
     let path = pty.path.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(SimStats::default());
-    let (s, st) = (stop.clone(), stats.clone());
+    let s = stop.clone();
     let thread = std::thread::Builder::new()
         .name("sim-receiver".into())
-        .spawn(move || {
-            Writer { model, pty, pulses, stop: s, stats: st, char_ns: 10_000_000_000 / baud as i64 }.run()
-        })
+        .spawn(move || Writer { model, pty, pulses, stop: s, char_ns: 10_000_000_000 / baud as i64 }.run())
         .context("simulated receiver: cannot start its thread")?;
-    Ok(SimHandle { path, stop, stats, thread: Some(thread) })
+    Ok(SimHandle { path, stop, thread: Some(thread) })
 }
 
 struct Pty {
@@ -182,7 +165,6 @@ struct Writer<F> {
     pty: Pty,
     pulses: F,
     stop: Arc<AtomicBool>,
-    stats: Arc<SimStats>,
     char_ns: i64,
 }
 
@@ -239,23 +221,18 @@ impl<F: FnMut(PpsEdge) -> bool> Writer<F> {
             let Some((_, action)) = plan.pop_first() else { continue };
             match action {
                 Action::Edge(e) => {
-                    self.stats.pulses.fetch_add(1, Ordering::Relaxed);
                     if !(self.pulses)(e) {
                         return; // nobody listens any more
                     }
                 }
                 Action::BurstStart => {
-                    self.stats.bursts.fetch_add(1, Ordering::Relaxed);
-                    let unread = self.pty.unread();
-                    if unread > 0 {
-                        self.stats.flushed.fetch_add(unread as u64, Ordering::Relaxed);
+                    if self.pty.unread() > 0 {
                         self.pty.flush_unread();
                     }
                 }
                 Action::Chunk(bytes) => {
-                    if !self.pty.write(&bytes) {
-                        self.stats.flushed.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    }
+                    // Bytes nobody reads are dropped, as a real port's would be.
+                    let _ = self.pty.write(&bytes);
                 }
             }
         }
@@ -267,7 +244,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::refclock::sim::ReceiverParams;
+    use crate::sim::receiver::ReceiverParams;
 
     #[test]
     fn pulses_on_realtime_seconds_and_nmea_through_the_pty() {

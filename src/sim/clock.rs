@@ -11,30 +11,30 @@ use std::sync::Mutex;
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::{Clock, ClockError};
+use crate::clock::{Clock, ClockError};
 use crate::vocab::Time;
 
 /// The crystal, as a scenario's `[oscillator]` table describes it.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct OscillatorModel {
+pub(crate) struct OscillatorModel {
     /// Initial frequency error, ppm (positive: the crystal runs fast).
-    pub freq_ppm: f64,
+    pub(crate) freq_ppm: f64,
     /// Random-walk frequency noise, ppb per √s.
-    pub wander_ppb: f64,
+    pub(crate) wander_ppb: f64,
     /// Amplitude of the temperature-driven sinusoidal frequency change, ppm.
-    pub temp_swing_ppm: f64,
-    pub temp_period_s: f64,
+    pub(crate) temp_swing_ppm: f64,
+    pub(crate) temp_period_s: f64,
     /// A temperature step (a door, a fan): the frequency changes by `temp_step_ppm`, ramping
     /// linearly over `temp_step_over_s` seconds from `temp_step_at_s` (0: instantly).
-    pub temp_step_ppm: f64,
-    pub temp_step_at_s: f64,
-    pub temp_step_over_s: f64,
+    pub(crate) temp_step_ppm: f64,
+    pub(crate) temp_step_at_s: f64,
+    pub(crate) temp_step_over_s: f64,
 }
 
 impl OscillatorModel {
     /// No temperature step (for literals that name the other fields).
-    pub const NO_STEP: OscillatorModel = OscillatorModel {
+    pub(crate) const NO_STEP: OscillatorModel = OscillatorModel {
         freq_ppm: 0.0,
         wander_ppb: 0.0,
         temp_swing_ppm: 0.0,
@@ -58,7 +58,7 @@ impl Default for OscillatorModel {
 }
 
 /// A standard normal variate (Box–Muller; keeps the dependency list short).
-pub fn normal(rng: &mut impl Rng) -> f64 {
+pub(crate) fn normal(rng: &mut impl Rng) -> f64 {
     let u1: f64 = rng.r#gen::<f64>().max(1e-300);
     let u2: f64 = rng.r#gen();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
@@ -81,14 +81,14 @@ struct State {
     max_error: f64,
 }
 
-pub struct SimClock {
+pub(crate) struct SimClock {
     model: OscillatorModel,
     state: Mutex<State>,
 }
 
 impl SimClock {
     /// A clock that reads `start + initial_error_s` at true time `start`.
-    pub fn new(model: OscillatorModel, start: Time, initial_error_s: f64, seed: u64) -> SimClock {
+    pub(crate) fn new(model: OscillatorModel, start: Time, initial_error_s: f64, seed: u64) -> SimClock {
         SimClock {
             model,
             state: Mutex::new(State {
@@ -126,7 +126,7 @@ impl SimClock {
     }
 
     /// Moves true time forward to `t` (never backwards), integrating the clock's error.
-    pub fn advance_to(&self, t: Time) {
+    pub(crate) fn advance_to(&self, t: Time) {
         let mut s = self.lock();
         while s.true_now < t {
             let boundary = s.start.add_nanos(s.next_walk_s * 1_000_000_000);
@@ -144,26 +144,19 @@ impl SimClock {
         }
     }
 
-    pub fn true_now(&self) -> Time {
+    pub(crate) fn true_now(&self) -> Time {
         self.lock().true_now
     }
 
     /// Disciplined − true time, seconds: the error a client of this clock would see.
-    pub fn error_s(&self) -> f64 {
+    pub(crate) fn error_s(&self) -> f64 {
         self.lock().error
     }
 
     /// The crystal's own frequency error right now, ppm (what a perfect discipline cancels).
-    pub fn oscillator_ppm(&self) -> f64 {
+    pub(crate) fn oscillator_ppm(&self) -> f64 {
         let s = self.lock();
         s.walk_ppm + self.temperature_ppm(s.true_now.secs_since(s.start))
-    }
-
-    /// The leap, sync status and maximum error last handed to this clock (what the kernel's
-    /// `adjtimex` would report back).
-    pub fn status_full(&self) -> (crate::vocab::Leap, bool, f64) {
-        let s = self.lock();
-        (s.leap, s.synchronised, s.max_error)
     }
 }
 
@@ -257,5 +250,25 @@ mod tests {
         }
         assert_eq!(a.error_s(), b.error_s());
         assert!(a.error_s() > 0.0);
+    }
+
+    #[test]
+    fn simulated_clock_runs_past_2038() {
+        // 60 s before a signed 32-bit `time_t` ends (see `clock::y2038_tests`).
+        let model = OscillatorModel {
+            freq_ppm: 12.0,
+            wander_ppb: 0.0,
+            temp_swing_ppm: 0.0,
+            temp_period_s: 3600.0,
+            ..OscillatorModel::NO_STEP
+        };
+        let start = Time::from_unix_secs(i64::from(i32::MAX)).add_nanos(-60_000_000_000);
+        let clock = SimClock::new(model, start, 0.5, 7);
+        clock.advance_to(start.add_nanos(86_400_000_000_000));
+        assert_eq!(clock.true_now().to_utc().day, 20);
+        // 12 ppm over a day on top of the initial half second.
+        let expected = 0.5 + 86_400.0 * 12e-6;
+        assert!((clock.error_s() - expected).abs() < 1e-6, "{}", clock.error_s());
+        assert!((clock.now().secs_since(clock.true_now()) - expected).abs() < 1e-6);
     }
 }

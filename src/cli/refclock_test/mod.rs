@@ -4,6 +4,11 @@
 //! decided, then `{"event":"summary",...}`. The report is a [`Report`] of sections, each built by
 //! its driver's diagnosis; further sources (PPS) add a section and their own options here.
 
+pub(crate) mod nmea;
+pub(crate) mod pps;
+pub(crate) mod probe;
+pub(crate) mod report;
+
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,49 +19,49 @@ use anyhow::{Context as _, bail};
 
 use crate::config::{Config, DEFAULT_PATH, RefclockKind};
 use crate::refclock::anchor::host_clock_error_bound;
-use crate::refclock::diagnose::Report;
-use crate::refclock::nmea::diagnose::{self, Context, NmeaObserver};
 use crate::refclock::nmea::replay::{self, parse_date};
 use crate::refclock::nmea::serial::{self, NmeaDriverConfig};
 use crate::refclock::nmea::{Decoded, rollover};
-use crate::refclock::pps::probe::{PpsInput, PpsProbe};
-use crate::refclock::sim::ReceiverParams;
+use crate::sim::receiver::ReceiverParams;
+use nmea::{Context, NmeaObserver};
+use probe::{PpsInput, PpsProbe};
+use report::Report;
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct RefclockTestArgs {
+pub(crate) struct RefclockTestArgs {
     /// Serial device of the receiver (default: the config's nmea refclock, else /dev/serial0).
     #[arg(long, value_name = "PATH")]
-    pub device: Option<PathBuf>,
+    pub(crate) device: Option<PathBuf>,
     /// Serial speed, 4800–921600, or `auto` (default: auto; for --replay: the capture's
     /// `# baud:` comment, else 9600).
     #[arg(long, value_name = "N|auto")]
-    pub baud: Option<String>,
+    pub(crate) baud: Option<String>,
     /// Decode a capture (raw port bytes; lines starting with `#` are comments) instead of a
     /// device; `-` reads standard input.
     #[arg(long, value_name = "FILE", conflicts_with = "device")]
-    pub replay: Option<PathBuf>,
+    pub(crate) replay: Option<PathBuf>,
     /// Replay: when the capture was made; dates before it get the week-rollover correction
     /// (default: dates as decoded).
     #[arg(long, value_name = "YYYY-MM-DD", requires = "replay")]
-    pub anchor: Option<String>,
+    pub(crate) anchor: Option<String>,
     /// Live: how long to listen, seconds.
     #[arg(long, value_name = "S", default_value_t = 30.0)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     /// One JSON object per line (`time` events, then `summary`).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Also diagnose a kernel PPS device (e.g. /dev/pps0) paired with the NMEA.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["pps_gpio", "replay"])]
-    pub pps: Option<PathBuf>,
+    pub(crate) pps: Option<PathBuf>,
     /// Also diagnose PPS straight from a GPIO line, CHIP:LINE (e.g. gpiochip0:18).
     #[arg(long = "pps-gpio", value_name = "CHIP:LINE", conflicts_with = "replay")]
-    pub pps_gpio: Option<String>,
+    pub(crate) pps_gpio: Option<String>,
     /// Diagnose the built-in simulated receiver (NMEA through a pty, PPS) through the same path.
     #[arg(long, conflicts_with_all = ["device", "replay", "pps", "pps_gpio"])]
-    pub simulate: bool,
+    pub(crate) simulate: bool,
 }
 
-pub fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &RefclockTestArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init();
     let baud = parse_baud(args.baud.as_deref())?;
     let report = match &args.replay {
@@ -105,11 +110,11 @@ fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow
         if args.json
             && let Decoded::Time(t) = e
         {
-            let _ = writeln!(stdout, "{}", diagnose::time_event(t, false));
+            let _ = writeln!(stdout, "{}", nmea::time_event(t, false));
         }
     }
     let ctx = Context { live: false, source: file.display().to_string(), duration_s: 0.0 };
-    let (mut section, findings) = diagnose::analyse(&ctx, &obs, &stats);
+    let (mut section, findings) = nmea::analyse(&ctx, &obs, &stats);
     section.line("replay baud", format!("{} (arrival stamps synthesised from byte positions)", config.baud));
     if config.rollover_anchor != rollover::GPS_EPOCH {
         section.line("rollover anchor", config.rollover_anchor);
@@ -143,7 +148,7 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
                 if args.json
                     && let Decoded::Time(t) = &d
                 {
-                    let _ = writeln!(stdout, "{}", diagnose::time_event(t, true));
+                    let _ = writeln!(stdout, "{}", nmea::time_event(t, true));
                     let _ = stdout.flush();
                 }
                 Some(d)
@@ -162,7 +167,7 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
     let stats = handle.stats();
     handle.stop();
     let ctx = Context { live: true, source: device.display().to_string(), duration_s: args.duration };
-    let (section, mut findings) = diagnose::analyse(&ctx, &obs, &stats);
+    let (section, mut findings) = nmea::analyse(&ctx, &obs, &stats);
     let mut sections = vec![section];
     if let Some(p) = &pps {
         let (s, f) = p.section();

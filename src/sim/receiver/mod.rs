@@ -1,9 +1,11 @@
 //! The built-in simulated GPS receiver: a receiver model in true time ([`model`]), used by
 //! `run --simulate` through a real pty and by the virtual-time simulator.
 
-pub mod model;
-pub mod pty;
-pub mod sentences;
+pub(crate) mod model;
+pub(crate) mod pty;
+pub(crate) mod sentences;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use model::{Message, Pulse, ReceiverModel, ReceiverParams, SecondOutput};
 pub use pty::{SimHandle, realtime_model, spawn, spawn_with_baud};

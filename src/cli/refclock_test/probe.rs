@@ -6,20 +6,20 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use super::diagnose::{PpsDiagnosis, PulseLine};
-use super::gpio::{self, GpioPpsConfig, GpioPpsStats};
-use super::kernel::{self, KernelPpsConfig, KernelPpsStats};
+use super::pps::{PpsDiagnosis, PulseLine};
+use super::report::{Finding, Section};
 use crate::clock::software::SoftwareClock;
-use crate::refclock::diagnose::{Finding, Section};
+use crate::refclock::RefclockEvent;
 use crate::refclock::driver::DriverHandle;
-use crate::refclock::sim::{self, ReceiverParams, SimHandle};
+use crate::refclock::pps::gpio::{self, GpioPpsConfig, GpioPpsStats};
+use crate::refclock::pps::kernel::{self, KernelPpsConfig, KernelPpsStats};
 use crate::refclock::source::RefclockSourceConfig;
-use crate::refclock::{RefclockEvent, TimeMessage};
+use crate::sim::receiver::{self as sim, ReceiverParams, SimHandle};
 use crate::vocab::Time;
 
 /// Where the pulses come from.
 #[derive(Clone, Debug, PartialEq)]
-pub enum PpsInput {
+pub(crate) enum PpsInput {
     Kernel(PathBuf),
     /// `CHIP:LINE`.
     Gpio(String),
@@ -27,7 +27,7 @@ pub enum PpsInput {
     Simulated(ReceiverParams),
 }
 
-pub struct PpsProbe {
+pub(crate) struct PpsProbe {
     rx: UnboundedReceiver<RefclockEvent>,
     diagnosis: PpsDiagnosis,
     clock: SoftwareClock,
@@ -41,7 +41,7 @@ impl PpsProbe {
     /// `anchor_bound_s`: the host clock's claimed error bound (see
     /// [`crate::refclock::anchor::host_clock_error_bound`]); the simulated receiver's UTC is the
     /// host clock, so it needs none.
-    pub fn start(
+    pub(crate) fn start(
         input: PpsInput,
         cfg: RefclockSourceConfig,
         anchor_bound_s: Option<f64>,
@@ -86,13 +86,13 @@ impl PpsProbe {
     }
 
     /// The simulated receiver's NMEA port.
-    pub fn serial_path(&self) -> Option<&Path> {
+    pub(crate) fn serial_path(&self) -> Option<&Path> {
         self.sim.as_ref().map(|s| s.serial_path())
     }
 
     /// Feeds the pulses collected so far, and `nmea` (a trusted time or a no-fix report) in its
     /// place by time. Returns a line per pulse judged.
-    pub fn feed(&mut self, nmea: Option<RefclockEvent>) -> Vec<PulseLine> {
+    pub(crate) fn feed(&mut self, nmea: Option<RefclockEvent>) -> Vec<PulseLine> {
         let mut events = Vec::new();
         while let Ok(e) = self.rx.try_recv() {
             events.push(e);
@@ -106,12 +106,7 @@ impl PpsProbe {
         out
     }
 
-    /// Convenience for the NMEA driver's trusted times.
-    pub fn feed_time(&mut self, t: TimeMessage) -> Vec<PulseLine> {
-        self.feed(Some(RefclockEvent::Time(t)))
-    }
-
-    pub fn section(&self) -> (Section, Vec<Finding>) {
+    pub(crate) fn section(&self) -> (Section, Vec<Finding>) {
         self.diagnosis.section(&self.name)
     }
 }

@@ -1,43 +1,43 @@
 //! Generated pulse and message sequences for pairing and source tests (test builds only).
 
-use super::sim::{ReceiverModel, ReceiverParams};
-use super::{PpsEdge, RefclockEvent, TimeMessage};
+use super::{ReceiverModel, ReceiverParams};
+use crate::refclock::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::vocab::Time;
 
-pub const T0: i64 = 1_790_000_000;
+pub(crate) const T0: i64 = 1_790_000_000;
 
 /// One event as the local host sees it, with the truth attached.
 #[derive(Clone, Debug)]
-pub struct Ev {
-    pub event: RefclockEvent,
+pub(crate) struct Ev {
+    pub(crate) event: RefclockEvent,
     /// For pulses: the true UTC second they mark.
-    pub true_second: Option<i64>,
+    pub(crate) true_second: Option<i64>,
     /// True instant of the event.
-    pub true_time: Time,
+    pub(crate) true_time: Time,
 }
 
 /// The local clock: `local = true + offset + freq * (true - T0)`.
 #[derive(Clone, Copy, Debug)]
-pub struct LocalClock {
-    pub offset_s: f64,
-    pub freq_ppm: f64,
+pub(crate) struct LocalClock {
+    pub(crate) offset_s: f64,
+    pub(crate) freq_ppm: f64,
 }
 
 impl LocalClock {
-    pub fn local(&self, t: Time) -> Time {
+    pub(crate) fn local(&self, t: Time) -> Time {
         let dt = t.nanos_since(Time::from_unix_secs(T0)) as f64;
         t.add_nanos((self.offset_s * 1e9 + dt * self.freq_ppm * 1e-6).round() as i64)
     }
 }
 
 /// Events of `secs` seconds of the modelled receiver, in local arrival order.
-pub fn events(params: ReceiverParams, seed: u64, secs: i64, clock: LocalClock) -> Vec<Ev> {
+pub(crate) fn events(params: ReceiverParams, seed: u64, secs: i64, clock: LocalClock) -> Vec<Ev> {
     events_delivered(params, seed, secs, clock, 0)
 }
 
 /// Like [`events`], but each message is handed over `lag_ms` after its first byte arrived (the
 /// NMEA driver decodes a whole cycle first), so pulses may overtake it.
-pub fn events_delivered(
+pub(crate) fn events_delivered(
     params: ReceiverParams,
     seed: u64,
     secs: i64,

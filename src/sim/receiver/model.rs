@@ -81,26 +81,26 @@ impl Default for ReceiverParams {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Message {
     /// The UTC second it names.
-    pub utc: Time,
+    pub(crate) utc: Time,
     /// True instant at which its first byte arrives.
-    pub arrival: Time,
+    pub(crate) arrival: Time,
     /// Whether the receiver reports a valid fix.
-    pub fix: bool,
+    pub(crate) fix: bool,
 }
 
 /// One pulse: the true instants of its assert edge and (with `both_edges`) its clear edge.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pulse {
-    pub assert: Time,
-    pub clear: Option<Time>,
+    pub(crate) assert: Time,
+    pub(crate) clear: Option<Time>,
 }
 
 /// What the receiver does for one true UTC second.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SecondOutput {
-    pub second: Time,
-    pub pulse: Option<Pulse>,
-    pub message: Option<Message>,
+    pub(crate) second: Time,
+    pub(crate) pulse: Option<Pulse>,
+    pub(crate) message: Option<Message>,
 }
 
 #[derive(Debug)]
@@ -113,18 +113,18 @@ pub struct ReceiverModel {
 
 impl ReceiverModel {
     /// `start`: the true UTC second (Unix seconds) the time windows count from.
-    pub fn new(params: ReceiverParams, seed: u64, start: i64) -> ReceiverModel {
+    pub(crate) fn new(params: ReceiverParams, seed: u64, start: i64) -> ReceiverModel {
         let mut rng = StdRng::seed_from_u64(seed);
         let wander_phase = rng.r#gen::<f64>() * std::f64::consts::TAU;
         ReceiverModel { params, start, rng, wander_phase }
     }
 
-    pub fn params(&self) -> &ReceiverParams {
+    pub(crate) fn params(&self) -> &ReceiverParams {
         &self.params
     }
 
     /// The delay (ms) the model gives second `t` (seconds since start) before white noise.
-    pub fn mean_delay_ms(&self, t: f64) -> f64 {
+    pub(crate) fn mean_delay_ms(&self, t: f64) -> f64 {
         let p = &self.params;
         let w = if p.nmea_wander_period_s > 0.0 {
             (std::f64::consts::TAU * t / p.nmea_wander_period_s + self.wander_phase).sin()
@@ -135,7 +135,7 @@ impl ReceiverModel {
     }
 
     /// The pulse and message of true UTC second `second` (Unix seconds). Call in order.
-    pub fn second(&mut self, second: i64) -> SecondOutput {
+    pub(crate) fn second(&mut self, second: i64) -> SecondOutput {
         let t = (second - self.start) as f64;
         let within = |w: &[(f64, f64)]| w.iter().any(|&(a, b)| t >= a && t < b);
         let p = self.params.clone();
