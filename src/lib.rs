@@ -51,6 +51,8 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod daemon;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod logging;
 pub(crate) mod metrics;
 pub mod net;

@@ -46,7 +46,7 @@ fn start(listen: &str, sources: usize, toml: &str) -> ServerHandle {
         .collect();
     let status = StatusHandle::new(snap);
     let config = Config::parse(toml, "t.toml").expect("config");
-    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config.server));
+    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config.server).expect("access lists"));
     let opts = ServerOptions {
         workers: 1,
         mode6: Some(Arc::new(status)),

@@ -98,7 +98,9 @@ fn ntpq_reads_the_simulated_daemon_writes_are_refused_and_the_world_gets_silence
         (row[0].as_str(), row[1].as_str(), row[2].as_str(), row[3].as_str()),
         ("SIM(0)", ".PPS.", "0", "l")
     );
-    let when: u32 = row[4].parse().expect("when is a number of seconds");
+    // ntpq prints whole seconds since `rec` and "-" for anything under one (its
+    // prettyinterval truncates, then shows "-" for 0): both mean a fresh sample.
+    let when: u32 = if row[4] == "-" { 0 } else { row[4].parse().expect("when is a number of seconds or -") };
     assert!(when <= 5, "the refclock gives a sample every second: when {when}");
     for (name, col) in [("delay", 7), ("offset", 8), ("jitter", 9)] {
         let ms: f64 = row[col].parse().unwrap_or_else(|_| panic!("{name} {:?}", row[col]));

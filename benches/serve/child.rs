@@ -35,7 +35,7 @@ pub fn run(
         config.rate_limit_interval = interval;
         config.rate_limit_burst = burst;
     }
-    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config));
+    let policy = Arc::new(stratum1::daemon::options::serving_policy(&config).expect("access lists"));
     let table_bytes = policy.table_bytes();
     // STRATUM1_BENCH_NTS=1: serve NTS too (cookie keys loaded), to show what that costs plain
     // requests (the load is plain NTP either way).

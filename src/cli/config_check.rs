@@ -11,6 +11,8 @@ use crate::net::nts::tls;
 
 pub(crate) fn run(file: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(file)?;
+    // The list files are part of the configuration: `run` reads them the same way.
+    let access = options::access_lists(&config.server).map_err(anyhow::Error::msg)?;
     // NTS files are read here too, so a wrong path or a key that does not match its
     // certificate shows up before the daemon refuses to start.
     if let Some(nts) = &config.nts {
@@ -23,13 +25,14 @@ pub(crate) fn run(file: &Path) -> anyhow::Result<ExitCode> {
     }
     let nts_upstreams = config.upstream.iter().filter(|u| u.nts).count();
     println!(
-        "{}: ok ({} listen address(es), {} refclock(s), {} upstream(s){}{})",
+        "{}: ok ({} listen address(es), {} refclock(s), {} upstream(s){}{}, {} access list entries)",
         file.display(),
         config.server.listen.len(),
         config.refclock.len(),
         config.upstream.len(),
         if nts_upstreams > 0 { format!(", {nts_upstreams} with NTS") } else { String::new() },
         if config.nts.is_some() { ", NTS server" } else { "" },
+        access.len()
     );
     for r in &config.refclock {
         let what = match &r.kind {

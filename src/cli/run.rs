@@ -38,7 +38,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 pub(crate) fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
     let explicit = args.config.is_some();
     let path = args.config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
-    let mut config = if explicit || !args.simulate {
+    let config_path = (explicit || !args.simulate).then(|| path.clone());
+    let mut config = if config_path.is_some() {
         Config::load(&path)?
     } else {
         // `run --simulate` alone: no config, loopback, unprivileged.
@@ -56,5 +57,5 @@ pub(crate) fn resolve(args: RunArgs) -> anyhow::Result<DaemonOptions> {
         // settings still apply); the host clock is never steered by a simulation.
         config.clock.mode = ClockMode::Software;
     }
-    Ok(DaemonOptions { config, simulate: args.simulate })
+    Ok(DaemonOptions { config, config_path, simulate: args.simulate })
 }

@@ -76,7 +76,12 @@ pub(crate) fn write_atomic(path: &Path, drift: &Drift) -> anyhow::Result<()> {
         // The rename itself is durable once the directory is synced.
         std::fs::File::open(dir)?.sync_all()
     };
-    write().with_context(|| format!("writing drift file {}", path.display()))
+    write()
+        // Nothing half-written is left behind (the path may have become a directory since).
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("writing drift file {}", path.display()))
 }
 
 #[cfg(test)]

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub rate_limit_interval: f64,
     /// Requests a quiet client may send back to back, 1–1000.
     pub rate_limit_burst: u32,
+    /// Over the limit, 1 request in 2^leak is answered anyway, so a spoofed flood cannot
+    /// silence the address it forges (chrony's `leak`); 0–16, 0 turns it off.
+    pub rate_limit_leak: u8,
     /// Clients the rate limiter remembers (24 bytes each, allocated once), 64–16777216.
     pub rate_limit_clients: usize,
     /// Networks never rate limited. Default: loopback, like ntpd's `restrict 127.0.0.1` next
@@ -78,6 +81,10 @@ pub struct ServerConfig {
     pub allow: Vec<Cidr>,
     /// Never answered; dropped silently (no KoD DENY: see `net::access`).
     pub deny: Vec<Cidr>,
+    /// Files with more `allow`/`deny` networks, one per line (`#` comments), for lists too long
+    /// to keep inline (at most [`MAX_INLINE_NETWORKS`] entries each); re-read on SIGHUP.
+    pub allow_file: Option<PathBuf>,
+    pub deny_file: Option<PathBuf>,
     /// Networks whose ntpq (mode 6, read-only) queries are answered, within the rate limit and
     /// the access lists. Default: loopback. Replies are larger than requests: never open this
     /// to the world. `[]` answers no one.
@@ -101,6 +108,13 @@ impl Default for Interleaved {
     }
 }
 
+/// Entries an inline `allow`/`deny`/`rate_limit_exempt` list may hold; longer lists belong in
+/// `allow_file`/`deny_file`, which are read line by line (a parsed TOML document holds every
+/// entry several times over, a few hundred bytes each).
+pub const MAX_INLINE_NETWORKS: usize = 100_000;
+/// A config file larger than this is refused before it is parsed (see [`MAX_INLINE_NETWORKS`]).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -111,10 +125,13 @@ impl Default for ServerConfig {
             rate_limit: true,
             rate_limit_interval: RateParams::DEFAULT_INTERVAL_S,
             rate_limit_burst: RateParams::DEFAULT_BURST,
+            rate_limit_leak: RateParams::DEFAULT_LEAK,
             rate_limit_clients: RateLimiter::DEFAULT_CLIENTS,
             rate_limit_exempt: loopback(),
             allow: Vec::new(),
             deny: Vec::new(),
+            allow_file: None,
+            deny_file: None,
             mode6_allow: loopback(),
             interleaved: Some(Interleaved::default()),
         }
@@ -295,6 +312,10 @@ pub(crate) struct ClockConfig {
     pub(crate) holdover_max_distance_ms: Option<f64>,
     /// The oscillator's worst-case frequency error once disciplined, ppm; `None`: 1 ppm.
     pub(crate) oscillator_max_error_ppm: Option<f64>,
+    /// Use the receiver's date even when it is far from the local evidence of the present
+    /// (build date, drift file, fake-hwclock, leap-seconds.list) and nothing confirms it: for an
+    /// operator who knows the receiver is right (see `refclock::date_check`).
+    pub(crate) trust_receiver_date: bool,
 }
 
 impl ClockConfig {
@@ -339,13 +360,21 @@ impl Default for ControlConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let err = |message: String| ConfigError {
             file: path.display().to_string(),
             line: None,
             column: None,
             table: None,
-            message: format!("cannot read config: {e}"),
-        })?;
+            message,
+        };
+        let size = std::fs::metadata(path).map_err(|e| err(format!("cannot read config: {e}")))?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(err(format!(
+                "{size} bytes is more than a config file may hold ({MAX_CONFIG_BYTES}); keep long access \
+                 lists in [server] allow_file / deny_file (one network per line)"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read config: {e}")))?;
         Self::parse(&text, &path.display().to_string())
     }
 

@@ -184,7 +184,8 @@ impl<'a> Field<'a> {
             _ => return Err(self.expected("a number")),
         };
         if !x.is_finite() || !range.contains(&x) {
-            return Err(self.err(format!("{x} {unit} is outside {}–{} {unit}", range.start(), range.end())));
+            let unit = if unit.is_empty() { String::new() } else { format!(" {unit}") };
+            return Err(self.err(format!("{x}{unit} is outside {}–{}{unit}", range.start(), range.end())));
         }
         Ok(x)
     }
@@ -206,6 +207,11 @@ impl<'a> Field<'a> {
             return Err(self.err(format!("{} entries; at most {max}", a.len())));
         }
         a.iter().map(|v| each(&Entry { value: v }).map_err(|e| self.err_at(v.span(), e))).collect()
+    }
+
+    /// Entries, when the value is a list.
+    pub fn entries(&self) -> Option<usize> {
+        self.value().and_then(Value::as_array).map(|a| a.len())
     }
 
     /// A list of strings, each parsed by `parse`.

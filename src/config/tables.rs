@@ -8,19 +8,19 @@ use toml_edit::ImDocument;
 
 use super::read::{Field, Source, Table};
 use super::{
-    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, Interleaved, MetricsConfig, NmeaConfig,
-    NmeaDelay, NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind, ServerConfig, UpstreamConfig,
+    Baud, ClockConfig, ClockMode, Config, ConfigError, ControlConfig, Interleaved, MAX_INLINE_NETWORKS,
+    MetricsConfig, NmeaConfig, NmeaDelay, NtsConfig, PpsConfig, PpsInput, RefclockConfig, RefclockKind,
+    ServerConfig, UpstreamConfig,
 };
 use crate::net::access::Cidr;
 use crate::net::client::driver::{has_port, split_host_port};
+use crate::net::ratelimit::RateParams;
 use crate::refclock::pairing::SidePrior;
 use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::refclock::pps::gpio::GpioSpec;
 use crate::sim::receiver::ReceiverParams;
 use crate::vocab::RefId;
 
-/// Entries of an access list (the lookup is linear in them; parsing costs memory).
-const MAX_NETWORKS: usize = 200_000;
 const MAX_LISTEN: usize = 64;
 const MAX_REFCLOCKS: usize = 16;
 const MAX_UPSTREAMS: usize = 64;
@@ -86,6 +86,9 @@ fn server(mut t: Table) -> Result<ServerConfig, ConfigError> {
     if let Some(f) = t.get("rate_limit_burst") {
         s.rate_limit_burst = f.integer(1..=1000)? as u32;
     }
+    if let Some(f) = t.get("rate_limit_leak") {
+        s.rate_limit_leak = f.integer(0..=i64::from(RateParams::MAX_LEAK))? as u8;
+    }
     if let Some(f) = t.get("rate_limit_clients") {
         s.rate_limit_clients = f.integer(64..=1 << 24)? as usize;
     }
@@ -96,7 +99,25 @@ fn server(mut t: Table) -> Result<ServerConfig, ConfigError> {
         ("mode6_allow", &mut s.mode6_allow),
     ] {
         if let Some(f) = t.get(key) {
-            *list = f.strings(MAX_NETWORKS, |e| e.parse::<Cidr>().map_err(|e| e.to_string()))?;
+            if key != "rate_limit_exempt" && f.entries().is_some_and(|n| n > MAX_INLINE_NETWORKS) {
+                return Err(f.err(format!(
+                    "{} entries; an inline list holds at most {MAX_INLINE_NETWORKS}: put long lists in \
+                     allow_file / deny_file (one network per line)",
+                    f.entries().unwrap_or_default()
+                )));
+            }
+            *list = f.strings(MAX_INLINE_NETWORKS, |e| e.parse::<Cidr>().map_err(|e| e.to_string()))?;
+        }
+    }
+    for (key, file) in [("allow_file", &mut s.allow_file), ("deny_file", &mut s.deny_file)] {
+        if let Some(f) = t.get(key) {
+            *file = Some(f.parsed(|s| {
+                let p = path(s)?;
+                if s.ends_with('/') || p.file_name().is_none() || p.is_dir() {
+                    return Err(format!("{s:?} is a directory; name the list file (one network per line)"));
+                }
+                Ok(p)
+            })?);
         }
     }
     let on = t.get("interleaved").map_or(Ok(true), |f| f.boolean())?;
@@ -415,6 +436,9 @@ fn clock(mut t: Table) -> Result<ClockConfig, ConfigError> {
     if let Some(f) = t.get("oscillator_max_error_ppm") {
         // A TCXO or OCXO may be far better than 1 ppm; beyond 100 ppm the board is broken.
         c.oscillator_max_error_ppm = Some(f.number(0.001..=100.0, "ppm")?);
+    }
+    if let Some(f) = t.get("trust_receiver_date") {
+        c.trust_receiver_date = f.boolean()?;
     }
     t.finish(&[])?;
     Ok(c)

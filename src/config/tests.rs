@@ -159,6 +159,11 @@ fn each_error_names_its_line_table_and_key() {
             &["[server]", "deny", "10.1.2.3/8", "did you mean 10.0.0.0/8"],
         ),
         ("[server]\nallow = [\"192.0.2.0/33\"]\n", 2, 10, &["allow", "/33"]),
+        ("[server]\nrate_limit_leak = 17\n", 2, 19, &["rate_limit_leak", "outside 0–16"]),
+        ("[server]\nrate_limit_leak = -1\n", 2, 19, &["rate_limit_leak", "outside 0–16"]),
+        ("[server]\ndeny_file = \"\"\n", 2, 13, &["[server]", "deny_file", "expected a path"]),
+        ("[server]\nallow_file = \"/etc/\"\n", 2, 14, &["allow_file", "directory"]),
+        ("[server]\ndeny_file = [\"/a\"]\n", 2, 13, &["deny_file", "expected a string"]),
         (
             "[server]\nmode6_allow = [\n  \"10.1.2.3/8\",\n]\n",
             3,
@@ -344,12 +349,13 @@ fn each_error_names_its_line_table_and_key() {
         ("[clock]\nholdover_max_distance_ms = 0\n", 2, 28, &["holdover_max_distance_ms", "outside"]),
         ("[clock]\noscillator_max_error_ppm = 500\n", 2, 28, &["oscillator_max_error_ppm", "0.001–100"]),
         ("[clock]\noscillator_max_error_ppm = \"1\"\n", 2, 28, &["oscillator_max_error_ppm", "number"]),
+        ("[clock]\ntrust_receiver_date = \"yes\"\n", 2, 23, &["trust_receiver_date", "true or false"]),
         ("[metrics]\nlisten = \"localhost:9123\"\n", 2, 10, &["[metrics]", "listen", "ADDRESS:PORT"]),
         ("[control]\nsocket = \"\"\n", 2, 10, &["[control]", "socket", "path"]),
         ("[control]\nsocket = \"/run/\"\n", 2, 10, &["socket", "directory"]),
         // [simulate]
         ("[simulate]\nnmea_jitter_ms = -3\n", 2, 18, &["[simulate]", "nmea_jitter_ms", "outside"]),
-        ("[simulate]\nmissed_pulse_prob = 2\n", 2, 21, &["missed_pulse_prob"]),
+        ("[simulate]\nmissed_pulse_prob = 2\n", 2, 21, &["missed_pulse_prob: 2 is outside 0–1"]),
         ("[simulate]\noutages = [[60, 10]]\n", 2, 12, &["outages", "start < end"]),
         ("[simulate]\noutages = [60, 120]\n", 2, 12, &["outages", "expected a list"]),
         ("[simulate]\npps = \"yes\"\n", 2, 7, &["pps", "true or false"]),
@@ -375,6 +381,42 @@ fn each_error_names_its_line_table_and_key() {
         }
         assert_eq!(shown.lines().count(), 1, "one line: {shown}");
     }
+}
+
+#[test]
+fn leak_files_and_date_trust() {
+    let c = parse("").unwrap();
+    assert_eq!(c.server.rate_limit_leak, RateParams::DEFAULT_LEAK);
+    assert!(c.server.allow_file.is_none() && c.server.deny_file.is_none());
+    assert!(!c.clock.trust_receiver_date);
+    let c = parse(
+        "[server]\nrate_limit_leak = 0\nallow_file = \"/etc/stratum1/allow.list\"\n\
+         deny_file = \"/etc/stratum1/deny.list\"\n[clock]\ntrust_receiver_date = true\n",
+    )
+    .unwrap();
+    assert_eq!(c.server.rate_limit_leak, 0);
+    assert_eq!(c.server.allow_file.as_deref(), Some(Path::new("/etc/stratum1/allow.list")));
+    assert_eq!(c.server.deny_file.as_deref(), Some(Path::new("/etc/stratum1/deny.list")));
+    assert!(c.clock.trust_receiver_date);
+}
+
+#[test]
+fn long_lists_belong_in_files() {
+    let many: Vec<String> = (0..=MAX_INLINE_NETWORKS as u32)
+        .map(|i| format!("\"10.{}.{}.{}\"", i >> 16, (i >> 8) & 255, i & 255))
+        .collect();
+    let text = format!("[server]\ndeny = [{}]\n", many.join(","));
+    let e = parse(&text).unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("x.toml:2:8: [server]: deny: 100001 entries") && shown.contains("deny_file"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+    let e = Config::load(&big).unwrap_err();
+    assert!(e.to_string().contains("deny_file"), "{e}");
 }
 
 #[test]

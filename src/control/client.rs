@@ -46,24 +46,41 @@ fn connect_error(path: &Path, e: &io::Error) -> anyhow::Error {
             "the stratum1 daemon is not running (no control socket answers at {p}); \
              start it with `sudo systemctl start stratum1` or pass --socket PATH"
         ),
-        io::ErrorKind::PermissionDenied => {
-            let group = group_of(path).unwrap_or_else(|| SERVICE_GROUP.to_string());
+        io::ErrorKind::PermissionDenied => permission_hint(&p.to_string(), group_of(path)),
+        _ => anyhow!("cannot connect to the control socket {p}: {e}"),
+    }
+}
+
+/// What to do about a refused connection, naming the group that really owns the socket.
+/// Joining `root` is no advice: a socket of group root means the daemon runs as root.
+fn permission_hint(p: &str, group: Option<(u32, Option<String>)>) -> anyhow::Error {
+    match group {
+        Some((0, _)) => anyhow!(
+            "permission denied on {p}: it belongs to group 'root' (the daemon runs as root): run `sudo stratum1 \
+             status`, or run the daemon as its service (systemd unit, user and group '{SERVICE_GROUP}') so \
+             members of that group may read the status"
+        ),
+        Some((gid, name)) => {
+            let group = name.unwrap_or_else(|| gid.to_string());
             anyhow!(
                 "permission denied on {p}: only members of group '{group}' may read the status \
                  (sudo usermod -aG {group} $USER, then log in again), or run it with sudo"
             )
         }
-        _ => anyhow!("cannot connect to the control socket {p}: {e}"),
+        None => anyhow!(
+            "permission denied on {p} (its group cannot be read): run it with sudo, or join the group that owns \
+             the socket (group '{SERVICE_GROUP}' under the packaged service)"
+        ),
     }
 }
 
-/// Name of the group owning the socket (or its directory, when the socket itself can't be
-/// seen), so the error names the group to join.
-fn group_of(path: &Path) -> Option<String> {
+/// The group owning the socket (or its directory, when the socket itself can't be seen): its
+/// id and, when /etc/group has it, its name.
+fn group_of(path: &Path) -> Option<(u32, Option<String>)> {
     let meta = std::fs::metadata(path).ok().or_else(|| std::fs::metadata(path.parent()?).ok())?;
     let gid = meta.gid();
-    let groups = std::fs::read_to_string("/etc/group").ok()?;
-    group_name(&groups, gid)
+    let name = std::fs::read_to_string("/etc/group").ok().and_then(|g| group_name(&g, gid));
+    Some((gid, name))
 }
 
 /// Looks `gid` up in `/etc/group` text.
@@ -101,7 +118,20 @@ mod tests {
     fn permission_denied_names_the_group() {
         let e = io::Error::from(io::ErrorKind::PermissionDenied);
         let msg = connect_error(Path::new("/nonexistent/dir/control.sock"), &e).to_string();
-        assert!(msg.contains("group 'stratum1'"), "{msg}");
+        assert!(msg.contains("group 'stratum1'") && msg.contains("sudo"), "{msg}");
+        // The socket's real group is named...
+        let msg = permission_hint("/run/x.sock", Some((998, Some("timekeepers".into())))).to_string();
+        assert!(msg.contains("group 'timekeepers'") && msg.contains("usermod -aG timekeepers"), "{msg}");
+        // ...but joining root is no advice (issue 12).
+        let msg = permission_hint("/run/x.sock", Some((0, Some("root".into())))).to_string();
+        assert!(msg.contains("group 'root'") && !msg.contains("usermod"), "{msg}");
+        assert!(msg.contains("sudo stratum1 status"), "{msg}");
+        // A socket in a directory this test can read: its own group.
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("c.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let gid = std::fs::metadata(&sock).unwrap().gid();
+        assert_eq!(group_of(&sock).map(|g| g.0), Some(gid));
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub(crate) struct Core {
     /// The learned frequency after each new measurement, ppm, over [`FREQ_HISTORY_S`].
     freq_history: VecDeque<(Time, f64)>,
     panicking: bool,
+    /// The clock was stepped and synchronisation not claimed since: unsynchronised replies say
+    /// `STEP` rather than `INIT`.
+    stepped: bool,
     /// Uncertainty of the learned frequency, ppm (from the peer's filter).
     freq_sd_ppm: f64,
     /// Upstreams' veto over a refclock that is off by whole seconds (see [`super::gps_check`]).
@@ -229,6 +232,7 @@ impl Core {
             holdover_basis: None,
             freq_history: VecDeque::new(),
             panicking: false,
+            stepped: false,
             freq_sd_ppm: 0.0,
             gps_guard: GpsGuard::default(),
             network: None,
@@ -532,7 +536,8 @@ impl Core {
             if !self.panicking {
                 warn!(
                     offset_s = offset,
-                    "offset beyond the panic threshold ({} s): not correcting; set allow_panic to accept it",
+                    "offset beyond the panic threshold ({} s): not correcting and not serving; if the new time is \
+                     right, restart stratum1 (the first clock updates after a start may step any distance)",
                     self.cfg.panic_threshold_s
                 );
             }
@@ -546,6 +551,7 @@ impl Core {
         if self.clock_updates < self.cfg.step_limit && offset.abs() > self.cfg.step_threshold_s {
             info!(offset_s = offset, "stepping the clock");
             actions.push(ClockAction::Step { offset_s: offset });
+            self.stepped = true;
             self.adjusted(now, 0.0, offset);
             remaining = 0.0;
         }
@@ -624,7 +630,8 @@ impl Core {
             } else {
                 last.stratum.saturating_add(1).min(16)
             },
-            refid: last.refid,
+            // Stratum 0 on the wire makes the refid a kiss code (RFC 5905 §7.4).
+            refid: if synchronised { last.refid } else { self.kiss_code() },
             precision: self.state.precision,
             root_delay,
             root_dispersion,
@@ -642,6 +649,9 @@ impl Core {
             wander_var,
             swing: 0.0,
         });
+        if synchronised {
+            self.stepped = false;
+        }
         if self.in_holdover {
             debug!(source = %peer_src.name, "source selected; leaving holdover");
             self.in_holdover = false;
@@ -723,12 +733,19 @@ impl Core {
     fn unsynchronise(&mut self, now: Time, actions: &mut Vec<ClockAction>) {
         let was = self.state.is_synchronised();
         let mut s = SystemState::unsynchronised();
+        s.refid = self.kiss_code();
         s.reference_time = if was { self.state.reference_time } else { now };
         s.dispersion_time = s.reference_time;
         s.frequency_ppm = self.freq_ppm;
         s.offset = self.state.offset;
         self.state = s;
         self.push_status(actions, Leap::None, false, 16.0, 16.0);
+    }
+
+    /// The refid of an unsynchronised state: `STEP` after a step until synchronisation is
+    /// claimed again, else `INIT`.
+    fn kiss_code(&self) -> RefId {
+        if self.stepped { RefId::STEP } else { RefId::INIT }
     }
 
     /// Records a change to the clock and rewrites every filter to match.
@@ -828,6 +845,34 @@ mod tests {
         for a in core.update(now) {
             apply(clock, &a).unwrap();
         }
+    }
+
+    #[test]
+    fn unsynchronised_states_carry_init_then_step_kiss_codes() {
+        let m = OscillatorModel {
+            freq_ppm: 12.0,
+            wander_ppb: 0.0,
+            temp_swing_ppm: 0.0,
+            temp_period_s: 3600.0,
+            ..OscillatorModel::NO_STEP
+        };
+        let clock = SimClock::new(m, start(), 0.4, 3);
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut core = Core::new(CoreConfig::default(), clock.now());
+        assert_eq!(core.system_state().refid, RefId::INIT);
+        let id = core.add_source("gps", SourceKind::Refclock, SourceOptions::default());
+        let mut seen = Vec::new();
+        for k in 1..=120 {
+            clock.advance_to(secs(k as f64));
+            core.on_sample(id, pps_sample(&clock, &mut rng, 1e-6));
+            run(&mut core, &clock, clock.now());
+            let st = core.system_state();
+            if seen.last() != Some(&(st.is_synchronised(), st.refid)) {
+                seen.push((st.is_synchronised(), st.refid));
+            }
+        }
+        // Before the first selection INIT, after the start-up step STEP until synchronised, PPS.
+        assert_eq!(seen, [(false, RefId::INIT), (false, RefId::STEP), (true, RefId::PPS)]);
     }
 
     #[test]

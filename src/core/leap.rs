@@ -14,7 +14,10 @@ pub(crate) struct LeapTable {
     /// (instant from which TAI−UTC holds, TAI−UTC seconds), ascending.
     pub(crate) entries: Vec<(Time, i32)>,
     /// After this instant the table must not be trusted (`#@` line).
-    pub(crate) expires: Time,
+    pub expires: Time,
+    /// When the list was last updated (`#$` line), if it says: local evidence that the present
+    /// is not earlier (the refclock's date check uses it).
+    pub updated: Option<Time>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -24,21 +27,29 @@ pub(crate) struct LeapParseError {
     pub(crate) message: String,
 }
 
-fn ntp_secs_to_time(s: i64) -> Time {
-    Time::from_unix_secs(s - NTP_UNIX_OFFSET_S)
+/// NTP seconds (since 1900) as a time; `None` outside 1900–2172 (two NTP eras), which no
+/// leap-second list names and which the nanosecond timescale could overflow on.
+fn ntp_secs_to_time(s: i64) -> Option<Time> {
+    (0..=1i64 << 33).contains(&s).then(|| Time::from_unix_secs(s - NTP_UNIX_OFFSET_S))
 }
 
 impl LeapTable {
     pub(crate) fn parse(text: &str) -> Result<LeapTable, LeapParseError> {
         let mut entries = Vec::new();
         let mut expires = None;
+        let mut updated = None;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let err = |message: String| LeapParseError { line, message };
             let l = raw.trim();
+            if let Some(rest) = l.strip_prefix("#$") {
+                let bad = || err(format!("bad update time {:?}", rest.trim()));
+                updated = Some(rest.trim().parse().ok().and_then(ntp_secs_to_time).ok_or_else(bad)?);
+                continue;
+            }
             if let Some(rest) = l.strip_prefix("#@") {
-                let v: i64 = rest.trim().parse().map_err(|_| err(format!("bad expiry {:?}", rest.trim())))?;
-                expires = Some(ntp_secs_to_time(v));
+                let bad = || err(format!("bad expiry {:?}", rest.trim()));
+                expires = Some(rest.trim().parse().ok().and_then(ntp_secs_to_time).ok_or_else(bad)?);
                 continue;
             }
             if l.is_empty() || l.starts_with('#') {
@@ -51,7 +62,8 @@ impl LeapTable {
             };
             let secs: i64 = a.parse().map_err(|_| err(format!("bad NTP seconds {a:?}")))?;
             let dtai: i32 = b.parse().map_err(|_| err(format!("bad TAI-UTC {b:?}")))?;
-            let t = ntp_secs_to_time(secs);
+            let t =
+                ntp_secs_to_time(secs).ok_or_else(|| err(format!("NTP seconds {secs} are out of range")))?;
             if entries.last().is_some_and(|&(p, _)| p >= t) {
                 return Err(err("entries are not in ascending order".into()));
             }
@@ -61,7 +73,7 @@ impl LeapTable {
         if entries.is_empty() {
             return Err(LeapParseError { line: 0, message: "no leap second entries".into() });
         }
-        Ok(LeapTable { entries, expires })
+        Ok(LeapTable { entries, expires, updated })
     }
 
     pub(crate) fn is_expired(&self, now: Time) -> bool {
@@ -142,6 +154,19 @@ mod tests {
         let valid = Time::from_utc(2016, 12, 31, 1, 0, 0, 0);
         assert_eq!(decide(Some(&t), valid, &[Leap::None, Leap::None]), Leap::Insert);
         assert_eq!(decide(None, valid, &[]), Leap::None);
+    }
+
+    #[test]
+    fn out_of_range_times_are_errors_not_overflows() {
+        // Found by the fuzz smoke run: 17 digits overflowed the nanosecond timescale.
+        for text in [
+            "#$\t39608352000835200\n#@\t3991593600\n2272060800\t10\n",
+            "#@\t-5\n2272060800\t10\n",
+            "#@\t3991593600\n99999999999999\t10\n",
+        ] {
+            let e = LeapTable::parse(text).unwrap_err();
+            assert!(e.line >= 1, "{e}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod events;
 mod nts;
 pub mod options;
 mod refclock;
+mod signals;
 mod status;
 mod upstreams;
 
@@ -31,14 +32,18 @@ use crate::control::StatusHandle;
 use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
 use crate::core::{self as core_, Core};
+use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
+use crate::refclock::date_check::{self, DateWindow, LeapListDates};
 use crate::vocab::{ClockAction, Time};
 use crate::web::SharedHistory;
 
 /// Everything `run` needs, resolved from the command line and the config file.
 #[derive(Debug, Clone)]
-pub(crate) struct DaemonOptions {
-    pub(crate) config: Config,
+pub struct DaemonOptions {
+    pub config: Config,
+    /// Where `config` came from (re-read for the access lists on SIGHUP); `None` without one.
+    pub config_path: Option<std::path::PathBuf>,
     /// Use the built-in simulated receiver instead of the configured refclocks.
     pub(crate) simulate: bool,
 }
@@ -63,6 +68,8 @@ pub(crate) fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 }
 
 async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
+    // First of all: from here on no signal kills the daemon without saving its state.
+    let mut signals = signals::Signals::install()?;
     let config = opts.config;
     let clock: Arc<dyn Clock> = match config.clock.mode {
         ClockMode::Software => Arc::new(SoftwareClock::new()),
@@ -95,19 +102,19 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
         info!("starting on the drift file's frequency {:+.3} ppm", d.freq_ppm);
     }
     let mut core = Core::new(config.clock.core_config().with_drift(drift), clock.now());
-    if let Some(table) = read_leap_table() {
-        core.set_leap_table(Some(table));
-    }
+    let leap_file = read_leap_file();
+    core.set_leap_table(usable_leap_table(leap_file.as_ref()));
 
     // Sources.
     let (ref_tx, mut ref_rx) = mpsc::unbounded_channel();
     let mut refclocks = refclock::Refclocks::start(&config, opts.simulate, &mut core, ref_tx)?;
+    refclocks.set_date_window(date_window(&config, drift_path.as_deref(), leap_file.as_ref()));
     let (up_tx, mut up_rx) = mpsc::unbounded_channel();
     let mut upstreams = upstreams::Upstreams::start(&config, clock.clone(), state.clone(), up_tx)?;
 
     // Serving.
-    let policy = Arc::new(options::serving_policy(&config.server));
-    let nts_serving = nts::start(&config).await?;
+    let policy = Arc::new(options::serving_policy(&config.server).map_err(anyhow::Error::msg)?);
+    let nts_serving = nts::start(&config, policy.clone()).await?;
     let status = StatusHandle::default();
     let server_opts = ServerOptions {
         nts: nts_serving.as_ref().map(|n| n.keys.clone()),
@@ -115,7 +122,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
         mode6: Some(Arc::new(status.clone())),
         ..ServerOptions::new(config.server.listen.clone())
     };
-    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy)?;
+    let server = server::spawn(server_opts, state.clone(), clock.clone(), policy.clone())?;
     let history = SharedHistory::default();
     let started = std::time::Instant::now();
     // Publish before anyone can read: every counter and source is there from the first scrape.
@@ -126,7 +133,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     let _ = crate::notify::ready();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut drift = DriftKeeper::new(drift_path.clone());
     let mut drift_saved = std::time::Instant::now();
     let mut event_log = events::EventLog::default();
     loop {
@@ -146,29 +153,100 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 history.record(&snapshot);
                 status.publish(snapshot);
                 let _ = crate::notify::watchdog();
+                drift.note(core.drift());
                 if drift_saved.elapsed() >= DRIFT_SAVE_INTERVAL {
                     drift_saved = std::time::Instant::now();
-                    save_drift(&core, drift_path.as_deref());
+                    drift.save();
                 }
             }
-            _ = &mut shutdown => break,
+            sig = signals.recv() => match sig {
+                signals::Event::Terminate(name) => {
+                    info!("{name}: stopping");
+                    break;
+                }
+                signals::Event::Reload => {
+                    reload(opts.config_path.as_deref(), &mut core, &policy);
+                }
+                signals::Event::Report => {
+                    let snapshot = status::snapshot(&core, &refclocks, &server, started, clock.now());
+                    info!("SIGUSR1: {}", status::one_line(&snapshot));
+                }
+                signals::Event::Ignored(name) => info!("{name} ignored (it has no meaning to stratum1)"),
+            },
         }
         steer(&mut core, &*clock, &state);
     }
     let _ = crate::notify::stopping();
     info!("stratum1 stopping");
-    save_drift(&core, drift_path.as_deref());
+    drift.note(core.drift());
+    drift.save();
     upstreams.stop();
     server.shutdown();
     Ok(())
 }
 
-/// Keeps the learned frequency for the next start (when the core has learned one).
-fn save_drift(core: &Core, path: Option<&std::path::Path>) {
-    if let (Some(path), Some(d)) = (path, core.drift())
-        && let Err(e) = drift::write_atomic(path, &d)
-    {
-        warn!("{e:#}");
+/// SIGHUP: re-reads what can change safely while serving: the leap-second list and the access
+/// lists (`allow`, `deny`, `allow_file`, `deny_file` of the config file). Logs go to stderr
+/// (the journal), so there is nothing to reopen; everything else takes effect at a restart.
+fn reload(config_path: Option<&std::path::Path>, core: &mut Core, policy: &PoolPolicy) {
+    let leap_file = read_leap_file();
+    core.set_leap_table(usable_leap_table(leap_file.as_ref()));
+    let access = match config_path {
+        None => "access lists unchanged (no config file)".to_string(),
+        Some(path) => match crate::config::Config::load(path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| options::access_lists(&c.server))
+        {
+            Ok(access) => format!("access lists re-read ({} entries)", policy.set_access(access)),
+            Err(e) => {
+                warn!("SIGHUP: {e}; keeping the access lists in use");
+                "access lists kept".to_string()
+            }
+        },
+    };
+    info!(
+        "SIGHUP: leap-second list re-read ({}), {access}; logs go to stderr (nothing to reopen); other \
+         settings take effect at a restart",
+        leap_file.as_ref().map_or("none found".to_string(), |(p, _)| p.display().to_string())
+    );
+}
+
+/// The learned frequency, written to the drift file periodically, at shutdown, and on every
+/// other way out of the main loop (an error, or a panic unwinding through it).
+struct DriftKeeper {
+    path: Option<std::path::PathBuf>,
+    latest: Option<drift::Drift>,
+    dirty: bool,
+}
+
+impl DriftKeeper {
+    fn new(path: Option<std::path::PathBuf>) -> Self {
+        DriftKeeper { path, latest: None, dirty: false }
+    }
+
+    /// What the core has learned now (`None` keeps the last value: holdover learns nothing).
+    fn note(&mut self, d: Option<drift::Drift>) {
+        if d.is_some() && d != self.latest {
+            self.latest = d;
+            self.dirty = true;
+        }
+    }
+
+    fn save(&mut self) {
+        if let (Some(path), Some(d)) = (&self.path, &self.latest) {
+            match drift::write_atomic(path, d) {
+                Ok(()) => self.dirty = false,
+                Err(e) => warn!("{e:#}"),
+            }
+        }
+    }
+}
+
+impl Drop for DriftKeeper {
+    fn drop(&mut self) {
+        if self.dirty {
+            self.save();
+        }
     }
 }
 
@@ -207,38 +285,45 @@ fn network_time(core: &Core, now: Time) -> Option<NetworkTime> {
     })
 }
 
-/// The IERS leap-second list from tzdata, when present.
-fn read_leap_table() -> Option<core_::LeapTable> {
+/// The IERS leap-second list from tzdata, when present (expired or not).
+fn read_leap_file() -> Option<(std::path::PathBuf, core_::LeapTable)> {
     const PATHS: [&str; 2] = ["/usr/share/zoneinfo/leap-seconds.list", "/etc/leap-seconds.list"];
     for path in PATHS {
         let Ok(text) = std::fs::read_to_string(path) else { continue };
         match core_::LeapTable::parse(&text) {
-            Ok(table) => {
-                if table.is_expired(realtime_now()) {
-                    warn!("{path} has expired; leap seconds come from sources only (update tzdata)");
-                    return None;
-                }
-                info!("leap seconds from {path}");
-                return Some(table);
-            }
+            Ok(table) => return Some((path.into(), table)),
             Err(e) => warn!("{path}: {e}; ignoring it"),
         }
     }
     None
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
-        }
-        Err(e) => {
-            warn!("cannot watch SIGTERM ({e}); stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+/// The table the core may announce leap seconds from: an expired one may miss the next.
+fn usable_leap_table(file: Option<&(std::path::PathBuf, core_::LeapTable)>) -> Option<core_::LeapTable> {
+    let (path, table) = file?;
+    if table.is_expired(realtime_now()) {
+        warn!("{} has expired; leap seconds come from sources only (update tzdata)", path.display());
+        return None;
     }
+    info!("leap seconds from {}", path.display());
+    Some(table.clone())
+}
+
+/// The receiver dates usable without a second opinion (see `refclock::date_check`).
+fn date_window(
+    config: &Config,
+    drift_path: Option<&std::path::Path>,
+    leap: Option<&(std::path::PathBuf, core_::LeapTable)>,
+) -> Option<DateWindow> {
+    if config.clock.trust_receiver_date {
+        warn!(
+            "[clock] trust_receiver_date: the receiver's date is used however far it is from local evidence"
+        );
+        return None;
+    }
+    let leap = leap.map(|(path, t)| LeapListDates { path, updated: t.updated, expires: t.expires });
+    let evidence = date_check::gather(drift_path, leap);
+    let window = DateWindow::from_evidence(&evidence);
+    info!("{}", window.describe());
+    Some(window)
 }

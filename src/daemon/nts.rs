@@ -13,13 +13,14 @@ use tracing::{info, warn};
 
 use crate::clock::realtime_now;
 use crate::config::{Config, NtsConfig};
-use crate::net::access::AccessControl;
 use crate::net::nts::cookie::CookieKeys;
 use crate::net::nts::ke::server::{Admit, KeServer, SESSION_TIMEOUT};
 use crate::net::nts::keystore;
 use crate::net::nts::stats::NtsCounters;
 use crate::net::nts::tls;
+use crate::net::pool_policy::PoolPolicy;
 use crate::net::ratelimit::{RateLimiter, RateParams, RateVerdict};
+use crate::net::server::Policy;
 
 /// How often the rotation schedule is checked.
 const ROTATION_CHECK: Duration = Duration::from_secs(60);
@@ -42,7 +43,8 @@ impl Drop for NtsServing {
 
 /// Starts the NTS server when `[nts]` is configured. Bad certificates, keys or listen
 /// addresses stop the start with a message naming them.
-pub(crate) async fn start(config: &Config) -> anyhow::Result<Option<NtsServing>> {
+/// `access` holds the NTP server's access lists (so SIGHUP's re-read applies to NTS-KE too).
+pub async fn start(config: &Config, access: Arc<PoolPolicy>) -> anyhow::Result<Option<NtsServing>> {
     let Some(nts) = &config.nts else { return Ok(None) };
     let tls = tls::server_config(&nts.certificate, &nts.key).context("[nts] certificate/key")?;
     let now = realtime_now().unix_secs().max(0) as u64;
@@ -55,7 +57,7 @@ pub(crate) async fn start(config: &Config) -> anyhow::Result<Option<NtsServing>>
         keys: keys.clone(),
         ntp_server: nts.ntp_server.clone(),
         ntp_port: ntp_port(config, nts),
-        admit: admit(config),
+        admit: admit(config, access),
         counters: counters.clone(),
         timeout: SESSION_TIMEOUT,
     });
@@ -85,16 +87,20 @@ fn ntp_port(config: &Config, nts: &NtsConfig) -> Option<u16> {
     nts.ntp_port.or_else(|| config.server.listen.first().map(|a| a.port()).filter(|&p| p != 123))
 }
 
-/// The same access lists as NTP, and (unless rate limiting is off) a rate limit of its own.
-fn admit(config: &Config) -> Admit {
+/// The same access lists as NTP, and (unless rate limiting is off) a rate limit of its own,
+/// without NTP's leak: a key exchange runs over TCP, so nobody can spend a victim's allowance
+/// with forged packets, and each one over the limit would cost a TLS handshake.
+fn admit(config: &Config, access: Arc<PoolPolicy>) -> Admit {
     let s = &config.server;
-    let access = AccessControl::new(&s.allow, &s.deny);
     let exempt = s.rate_limit_exempt.clone();
     let limiter = s.rate_limit.then(|| {
-        RateLimiter::new(RateParams::new(s.rate_limit_interval, s.rate_limit_burst), KE_RATE_CLIENTS)
+        RateLimiter::new(
+            RateParams::new(s.rate_limit_interval, s.rate_limit_burst).with_leak(0),
+            KE_RATE_CLIENTS,
+        )
     });
     Arc::new(move |peer: IpAddr| {
-        if !access.allows(peer) {
+        if !access.admits(peer) {
             return false;
         }
         match &limiter {
@@ -155,14 +161,15 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let admit = admit(&c);
+        let policy = |c: &Config| Arc::new(crate::daemon::options::serving_policy(&c.server).unwrap());
+        let admit = admit(&c, policy(&c));
         assert!(!admit("192.0.2.7".parse().unwrap()), "deny list");
         let peer: IpAddr = "198.51.100.1".parse().unwrap();
         let admitted = (0..10).filter(|_| admit(peer)).count();
         assert!((1..=3).contains(&admitted), "rate limited after the burst: {admitted}");
         assert!((0..10).all(|_| admit("127.0.0.1".parse().unwrap())), "loopback exempt by default");
         let open = Config::parse("[server]\nrate_limit = false\n", "t.toml").unwrap();
-        let admit = super::admit(&open);
+        let admit = super::admit(&open, policy(&open));
         assert!((0..100).all(|_| admit(peer)));
     }
 

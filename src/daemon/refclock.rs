@@ -15,6 +15,7 @@ use crate::config::{Config, RefclockConfig, RefclockKind};
 use crate::core::gps_check::NetworkTime;
 use crate::core::{Core, SourceId, SourceKind, SourceOptions};
 use crate::refclock::anchor::host_clock_error_bound;
+use crate::refclock::date_check::{Agreement, DateWindow};
 use crate::refclock::driver::{DriverHandle, Health};
 use crate::refclock::nmea::decoder::Reference;
 use crate::refclock::nmea::serial::{NmeaDriverConfig, NmeaDriverHandle};
@@ -32,8 +33,10 @@ pub(crate) type TaggedEvent = (usize, RefclockEvent);
 /// into its reach register, as a missed poll does for an upstream.
 const MISSED_AFTER: Duration = Duration::from_millis(1500);
 
-pub(crate) struct Refclocks {
-    pub(crate) units: Vec<Refclock>,
+pub struct Refclocks {
+    pub units: Vec<Refclock>,
+    /// Receivers naming the same second: each other's second opinion on the date.
+    agreement: Agreement,
 }
 
 /// One refclock: one core source.
@@ -95,11 +98,28 @@ impl Refclocks {
             u.steers_host = steers_host;
             info!("refclock {}: {}", u.name, u.description);
         }
-        Ok(Refclocks { units })
+        Ok(Refclocks { units, agreement: Agreement::default() })
+    }
+
+    /// Receiver dates outside `window` need a second opinion (see `refclock::date_check`);
+    /// `None` accepts every date.
+    pub fn set_date_window(&mut self, window: Option<DateWindow>) {
+        for u in &mut self.units {
+            u.source.set_date_window(window.clone());
+        }
     }
 
     /// Feeds one event to its refclock and its samples to the core.
-    pub(crate) fn on_event(&mut self, (i, ev): TaggedEvent, core: &mut Core, clock: &dyn Clock) {
+    pub fn on_event(&mut self, (i, ev): TaggedEvent, core: &mut Core, clock: &dyn Clock) {
+        if let RefclockEvent::Time(t) = &ev {
+            for j in self.agreement.note(i, t.utc, t.received) {
+                for unit in [i, j] {
+                    if let Some(r) = self.units.get_mut(unit) {
+                        r.source.second_opinion(t.utc);
+                    }
+                }
+            }
+        }
         if let Some(r) = self.units.get_mut(i) {
             for sample in r.source.on_event(ev, clock) {
                 core.on_sample(r.id, sample);

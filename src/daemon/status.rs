@@ -56,6 +56,26 @@ pub(crate) fn snapshot(
     }
 }
 
+/// The status in one log line (SIGUSR1).
+pub fn one_line(s: &StatusSnapshot) -> String {
+    let sys = &s.system;
+    let sources: Vec<String> =
+        s.sources.iter().map(|x| format!("{} {}", x.name, format!("{:?}", x.state).to_lowercase())).collect();
+    format!(
+        "stratum {}, refid {}, {}, offset {:+.6} ms, frequency {:+.3} ppm, root dispersion {:.3} ms; \
+         sources: {}; served {}, KoD {}",
+        sys.stratum,
+        sys.refid,
+        if sys.synchronised { "synchronised" } else { "not synchronised" },
+        sys.offset_s * 1e3,
+        sys.frequency_ppm,
+        sys.root_dispersion_s * 1e3,
+        if sources.is_empty() { "none".to_string() } else { sources.join(", ") },
+        s.server.answered,
+        s.server.kod,
+    )
+}
+
 /// NTS marks on the upstream rows, and the NTS counters when NTS is in use.
 pub(crate) fn add_nts(snapshot: &mut StatusSnapshot, upstreams: &Upstreams, serving: Option<&NtsServing>) {
     upstreams.mark_nts(&mut snapshot.sources);

@@ -8,6 +8,8 @@
 
 use std::net::IpAddr;
 
+use arc_swap::ArcSwap;
+
 use crate::net::access::{AccessControl, Cidr};
 use crate::net::packet::Packet;
 use crate::net::ratelimit::{RateLimiter, RateVerdict};
@@ -16,7 +18,8 @@ use crate::vocab::RefId;
 use crate::vocab::Time;
 
 pub struct PoolPolicy {
-    access: AccessControl,
+    /// Swapped whole when SIGHUP re-reads the lists; workers never wait for it.
+    access: ArcSwap<AccessControl>,
     /// `None` when `rate_limit = false`: no table is allocated.
     limiter: Option<RateLimiter>,
     exempt: Vec<Cidr>,
@@ -27,7 +30,7 @@ pub struct PoolPolicy {
 impl PoolPolicy {
     /// `exempt` networks skip the rate limiter.
     pub(crate) fn new(access: AccessControl, limiter: Option<RateLimiter>, exempt: Vec<Cidr>) -> PoolPolicy {
-        PoolPolicy { access, limiter, exempt, mode6: Vec::new() }
+        PoolPolicy { access: ArcSwap::from_pointee(access), limiter, exempt, mode6: Vec::new() }
     }
 
     /// Answers mode 6 from these networks (within the rate limit).
@@ -36,9 +39,25 @@ impl PoolPolicy {
         self
     }
 
-    fn rate(&self, peer: IpAddr, now: Time) -> RateVerdict {
+    /// Replaces the access lists (SIGHUP); returns how many entries the new lists hold.
+    pub fn set_access(&self, access: AccessControl) -> usize {
+        let n = access.len();
+        self.access.store(std::sync::Arc::new(access));
+        n
+    }
+
+    /// Entries in the access lists.
+    pub fn access_entries(&self) -> usize {
+        self.access.load().len()
+    }
+
+    /// The rate limiter's verdict (exempt networks always pass); `leak`: whether over-limit
+    /// requests may leak through (time requests only).
+    fn rate(&self, peer: IpAddr, now: Time, leak: bool) -> RateVerdict {
         let limiter = self.limiter.as_ref().filter(|_| !self.exempt.iter().any(|c| c.contains(peer)));
-        limiter.map_or(RateVerdict::Serve, |l| l.check(peer, now))
+        limiter.map_or(RateVerdict::Serve, |l| {
+            if leak { l.check(peer, now) } else { l.check_without_leak(peer, now) }
+        })
     }
 
     /// Bytes the rate limiter's table occupies (0 when off): the bound on per-client memory.
@@ -48,11 +67,13 @@ impl PoolPolicy {
 }
 
 impl Policy for PoolPolicy {
+    fn admits(&self, peer: IpAddr) -> bool {
+        self.access.load().allows(peer)
+    }
+
     fn check(&self, peer: IpAddr, _request: &Packet, now: Time) -> Verdict {
-        if !self.access.allows(peer) {
-            return Verdict::Drop(DropReason::Denied);
-        }
-        match self.rate(peer, now) {
+        // The access lists were checked by `admits`, before any other per-packet work.
+        match self.rate(peer, now, true) {
             RateVerdict::Serve => Verdict::Serve,
             RateVerdict::Kod => Verdict::Kod(RefId::RATE),
             RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
@@ -60,12 +81,12 @@ impl Policy for PoolPolicy {
     }
 
     /// Mode 6: the access lists, then `mode6_allow`, then the same per-client rate limit as
-    /// time requests (one bucket per client for both).
+    /// time requests (one bucket per client for both), without the leak.
     fn control(&self, peer: IpAddr, now: Time) -> Verdict {
-        if !self.access.allows(peer) || !self.mode6.iter().any(|c| c.contains(peer)) {
+        if !self.access.load().allows(peer) || !self.mode6.iter().any(|c| c.contains(peer)) {
             return Verdict::Drop(DropReason::Denied);
         }
-        match self.rate(peer, now) {
+        match self.rate(peer, now, false) {
             RateVerdict::Serve => Verdict::Serve,
             RateVerdict::Kod | RateVerdict::Drop => Verdict::Drop(DropReason::RateLimited),
         }
@@ -80,10 +101,12 @@ mod tests {
     use crate::net::ratelimit::RateParams;
     use crate::net::server::respond::{Outcome, respond};
 
-    /// Rate limited at 2 s with `burst` (unless `None`), `deny` denied, `exempt` exempt.
+    /// Rate limited at 2 s with `burst` (unless `None`) and no leak, `deny` denied, `exempt`
+    /// exempt.
     fn policy(burst: Option<u32>, deny: &[&str], exempt: Option<&[&str]>) -> PoolPolicy {
         let nets = |l: &[&str]| l.iter().map(|s| s.parse().unwrap()).collect::<Vec<Cidr>>();
-        let limiter = burst.map(|b| RateLimiter::new(RateParams::new(2.0, b), RateLimiter::DEFAULT_CLIENTS));
+        let limiter = burst
+            .map(|b| RateLimiter::new(RateParams::new(2.0, b).with_leak(0), RateLimiter::DEFAULT_CLIENTS));
         PoolPolicy::new(AccessControl::new(&[], &nets(deny)), limiter, exempt.map_or_else(loopback, nets))
     }
 

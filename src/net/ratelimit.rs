@@ -14,8 +14,13 @@
 //! burst 8`, on purpose: many clients can sit behind one NAT address, and the point here is to
 //! cap abusers (hundreds to millions of packets/s), not to police polling intervals.
 //!
-//! Over the limit a client gets a KoD RATE at most once per `interval`, and silence otherwise.
-//! A limited client still gets one answer each time its bucket refills (about one per interval).
+//! Over the limit a client gets a KoD RATE at most once per `interval`, and silence otherwise,
+//! except that a random 1 in 2^`leak` of its over-limit requests is answered anyway (chrony's
+//! `leak`, default 2: one in four). The leak is what keeps a spoofed flood from silencing the
+//! address it forges: the attacker spends the victim's allowance, but each of the victim's own
+//! requests still has its 1 in 2^leak chance. A real flooder gets that fraction of its flood
+//! answered, no larger than what it sent. A limited client also gets one answer each time its
+//! bucket refills (about one per interval).
 //!
 //! Memory: a table of `slots` entries of [`SLOT_BYTES`] each, allocated once, in sets of
 //! [`WAYS`]. A new client replaces the entry of its set with the smallest `tat`: an idle client
@@ -62,15 +67,28 @@ pub struct RateParams {
     /// Sustained average spacing a client may use.
     pub(crate) interval_ns: i64,
     /// Packets a quiet client may send back to back.
-    pub(crate) burst: u32,
+    pub burst: u32,
+    /// Over the limit, 1 request in 2^leak is answered anyway; 0: none.
+    pub leak: u8,
 }
 
 impl RateParams {
     pub const DEFAULT_INTERVAL_S: f64 = 2.0;
     pub const DEFAULT_BURST: u32 = 16;
+    pub const DEFAULT_LEAK: u8 = 2;
+    /// The largest leak exponent (one in 2^16); beyond it the leak protects nobody.
+    pub const MAX_LEAK: u8 = 16;
 
-    pub(crate) fn new(interval_s: f64, burst: u32) -> RateParams {
-        RateParams { interval_ns: (interval_s * 1e9).round().max(1.0) as i64, burst: burst.max(1) }
+    pub fn new(interval_s: f64, burst: u32) -> RateParams {
+        RateParams {
+            interval_ns: (interval_s * 1e9).round().clamp(1.0, i64::MAX as f64 / 4.0) as i64,
+            burst: burst.max(1),
+            leak: Self::DEFAULT_LEAK,
+        }
+    }
+
+    pub fn with_leak(self, leak: u8) -> RateParams {
+        RateParams { leak: leak.min(Self::MAX_LEAK), ..self }
     }
 
     /// How far ahead of `now` a conforming client's `tat` may be.
@@ -109,13 +127,33 @@ const FREE: Slot = Slot { key: 0, tat: EMPTY, kod: EMPTY };
 pub(crate) struct RateTable {
     slots: Box<[Slot]>,
     sets: usize,
+    /// xorshift64* state for the leak (seeded; a table in a test is deterministic).
+    rng: u64,
 }
 
 impl RateTable {
     /// A table of at least `WAYS` entries (`slots` rounded up to a whole set).
+    #[cfg(test)]
     pub(crate) fn new(slots: usize) -> RateTable {
+        Self::with_seed(slots, 0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// Like [`RateTable::new`], with the leak's random sequence seeded by `seed`.
+    pub fn with_seed(slots: usize, seed: u64) -> RateTable {
         let sets = slots.div_ceil(WAYS).max(1);
-        RateTable { slots: vec![FREE; sets * WAYS].into_boxed_slice(), sets }
+        RateTable { slots: vec![FREE; sets * WAYS].into_boxed_slice(), sets, rng: seed | 1 }
+    }
+
+    /// True with probability 1 / 2^leak.
+    fn leaks(&mut self, leak: u8) -> bool {
+        if leak == 0 {
+            return false;
+        }
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        r >> (64 - leak as u32) == 0
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -148,7 +186,12 @@ impl RateTable {
             return RateVerdict::Serve;
         }
         slot.tat = tat;
-        if slot.kod == EMPTY || slot.kod > now || now - slot.kod >= params.interval_ns {
+        let kod_due = slot.kod == EMPTY || slot.kod > now || now - slot.kod >= params.interval_ns;
+        if self.leaks(params.leak) {
+            return RateVerdict::Serve;
+        }
+        let slot = &mut self.slots[set + i];
+        if kod_due {
             slot.kod = now;
             RateVerdict::Kod
         } else {
@@ -171,7 +214,8 @@ impl RateLimiter {
     /// A limiter remembering up to `clients` clients (rounded up to whole sets and shards).
     pub(crate) fn new(params: RateParams, clients: usize) -> RateLimiter {
         let per_shard = clients.div_ceil(SHARDS).max(WAYS);
-        let shards = (0..SHARDS).map(|_| Mutex::new(RateTable::new(per_shard))).collect();
+        let shards =
+            (0..SHARDS).map(|_| Mutex::new(RateTable::with_seed(per_shard, rand::random()))).collect();
         RateLimiter { params, shards, hasher: std::hash::RandomState::new() }
     }
 
@@ -181,12 +225,22 @@ impl RateLimiter {
     }
 
     pub(crate) fn check(&self, peer: IpAddr, now: Time) -> RateVerdict {
+        self.check_with(&self.params, peer, now)
+    }
+
+    /// [`check`](Self::check) without the leak: for answers that are not time (mode 6), whose
+    /// replies outgrow the request, so a spoofed flood must get nothing from them.
+    pub(crate) fn check_without_leak(&self, peer: IpAddr, now: Time) -> RateVerdict {
+        self.check_with(&RateParams { leak: 0, ..self.params }, peer, now)
+    }
+
+    fn check_with(&self, params: &RateParams, peer: IpAddr, now: Time) -> RateVerdict {
         let key = client_key(peer);
         let hash = self.hasher.hash_one(key);
         let shard = &self.shards[(hash >> 58) as usize % SHARDS];
         // A worker that panicked while holding a shard left it consistent (plain integers).
         let mut table = shard.lock().unwrap_or_else(|p| p.into_inner());
-        table.check(&self.params, key, hash & 0x03ff_ffff_ffff_ffff, now.unix_nanos())
+        table.check(params, key, hash & 0x03ff_ffff_ffff_ffff, now.unix_nanos())
     }
 }
 
@@ -260,7 +314,7 @@ mod tests {
 
     #[test]
     fn flooder_gets_burst_then_one_kod_per_interval() {
-        let l = RateLimiter::new(RateParams::default(), 1024);
+        let l = RateLimiter::new(RateParams::default().with_leak(0), 1024);
         // 1000 packets/s for 10 s.
         let times: Vec<f64> = (0..10_000).map(|i| i as f64 * 0.001).collect();
         let v = run(&l, ip("203.0.113.66"), &times);
@@ -280,8 +334,55 @@ mod tests {
     }
 
     #[test]
+    fn the_leak_answers_one_over_limit_request_in_four() {
+        let params = RateParams::default();
+        let mut t = RateTable::with_seed(64, 7);
+        let key = client_key(ip("203.0.113.66"));
+        let v: Vec<RateVerdict> = (0..10_000i64).map(|i| t.check(&params, key, 1, i * 1_000_000)).collect();
+        let served = v.iter().filter(|&&v| v == RateVerdict::Serve).count();
+        // 16 burst + 5 refills in 10 s, and about a quarter of the remaining 9979.
+        assert!((2300..2700).contains(&served), "{served}");
+        assert!(v.iter().filter(|&&v| v == RateVerdict::Kod).count() <= 5);
+        let mut t = RateTable::with_seed(64, 7);
+        let none = RateParams::default().with_leak(0);
+        let served =
+            (0..10_000i64).filter(|i| t.check(&none, key, 1, i * 1_000_000) == RateVerdict::Serve).count();
+        assert!((20..=22).contains(&served), "{served}");
+    }
+
+    /// Issue 12: 10 packets/s forged with the victim's address; the victim polls every 2 s.
+    /// Without the leak it got about 1 answer in 15; chrony (leak 2) 4 in 15.
+    fn spoofed_victim(params: RateParams, seed: u64) -> usize {
+        let mut t = RateTable::with_seed(64, seed);
+        let key = client_key(ip("192.0.2.77"));
+        let mut answered = 0;
+        let s = 1_000_000_000i64;
+        // The attacker starts first and keeps the bucket empty.
+        for k in 0..(40 * 10) {
+            let now = k * s / 10;
+            t.check(&params, key, 1, now);
+            if k >= 100 && k % 20 == 7 {
+                answered += (t.check(&params, key, 1, now + s / 50) == RateVerdict::Serve) as usize;
+            }
+        }
+        answered
+    }
+
+    #[test]
+    fn a_spoofed_flood_does_not_silence_its_victim() {
+        // 15 victim requests per trial, 200 trials (deterministic seeds).
+        let trials = 200;
+        let leak: usize = (0..trials).map(|seed| spoofed_victim(RateParams::new(2.0, 8), seed)).sum();
+        let none: usize =
+            (0..trials).map(|seed| spoofed_victim(RateParams::new(2.0, 8).with_leak(0), seed)).sum();
+        let (leak, none) = (leak as f64 / trials as f64, none as f64 / trials as f64);
+        assert!(leak >= 3.5, "victim answered {leak:.2} of 15 with leak 2");
+        assert!(none <= 1.5, "victim answered {none:.2} of 15 without a leak");
+    }
+
+    #[test]
     fn an_ipv6_64_is_one_client() {
-        let l = RateLimiter::new(RateParams::new(2.0, 4), 1024);
+        let l = RateLimiter::new(RateParams::new(2.0, 4).with_leak(0), 1024);
         let verdicts: Vec<RateVerdict> = (0..8u16)
             .map(|i| {
                 let a = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, i, i, i, i);
@@ -294,7 +395,7 @@ mod tests {
 
     #[test]
     fn recovers_after_the_flood_stops() {
-        let l = RateLimiter::new(RateParams::default(), 1024);
+        let l = RateLimiter::new(RateParams::default().with_leak(0), 1024);
         let p = ip("203.0.113.9");
         run(&l, p, &(0..1000).map(|i| i as f64 * 0.001).collect::<Vec<_>>());
         // After (burst - 1) intervals of silence... plus one, the full burst is back.
@@ -314,7 +415,7 @@ mod tests {
     #[test]
     fn memory_is_fixed_and_spray_keeps_the_heavy_hitters() {
         // A small table, a spray of 200k distinct addresses, and one flooder among them.
-        let params = RateParams::default();
+        let params = RateParams::default().with_leak(0);
         let mut table = RateTable::new(64);
         let bytes = table.bytes();
         let hasher = std::hash::RandomState::new();
@@ -337,7 +438,7 @@ mod tests {
 
     #[test]
     fn shared_limiter_holds_across_threads() {
-        let l = std::sync::Arc::new(RateLimiter::new(RateParams::new(1000.0, 10), 4096));
+        let l = std::sync::Arc::new(RateLimiter::new(RateParams::new(1000.0, 10).with_leak(0), 4096));
         let served: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
                 .map(|_| {

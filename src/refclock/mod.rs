@@ -7,6 +7,7 @@
 //! disciplined timescale by [`crate::clock::Clock::map_realtime`] where samples are made.
 
 pub(crate) mod anchor;
+pub(crate) mod date_check;
 pub(crate) mod driver;
 pub mod nmea;
 pub mod pairing;

@@ -255,6 +255,8 @@ pub(crate) struct Pairing {
     /// How late recent messages were handed over after their first byte (the driver decodes a
     /// whole cycle first), ns: pulses wait this much longer for their message.
     lags: VecDeque<i64>,
+    /// The seconds named by (flywheel, message, anchor) at the last conflict.
+    last_conflict: Option<[Option<i64>; 3]>,
 }
 
 impl Pairing {
@@ -280,7 +282,14 @@ impl Pairing {
             leap: Leap::None,
             leap_applied: None,
             lags: VecDeque::new(),
+            last_conflict: None,
         }
+    }
+
+    /// What the last conflict was: the seconds the flywheel, the message and the anchor named
+    /// (each `None` when absent), for the log line that says by how much they disagree.
+    pub fn last_conflict(&self) -> Option<[Option<i64>; 3]> {
+        self.last_conflict
     }
 
     /// A leap second announced for the end of the current UTC day. Pulses are labelled as the
@@ -501,6 +510,7 @@ impl Pairing {
         };
         if named.iter().any(|&s| s != second) {
             self.conflicts += 1;
+            self.last_conflict = Some([fly, msg, p.anchor]);
             self.chain = None;
             return refuse(Refusal::Conflict);
         }

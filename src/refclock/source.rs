@@ -11,7 +11,8 @@
 
 use serde::Serialize;
 
-use super::pairing::{Pairing, PairingConfig, PairingStatus, Verdict};
+use super::date_check::DateWindow;
+use super::pairing::{Pairing, PairingConfig, PairingStatus, Refusal, Verdict};
 use super::pps::edges::{EdgeReport, EdgeStats, PpsEdgeKind};
 use super::{PpsEdge, RefclockEvent, TimeMessage};
 use crate::clock::Clock;
@@ -88,6 +89,10 @@ pub struct RefclockStatus {
     /// Pulse width and on-time edge, when the driver reports both edges.
     pub(crate) edges: Option<EdgeReport>,
     pub pairing: PairingStatus,
+    /// Samples refused because their date lay outside the local evidence of the present and
+    /// nothing confirmed it (see [`super::date_check`]).
+    #[serde(default)]
+    pub date_refused: u64,
 }
 
 pub struct RefclockSource {
@@ -110,7 +115,22 @@ pub struct RefclockSource {
     edges: EdgeStats,
     square_wave_warned: bool,
     verdicts: Vec<Verdict>,
+    /// Dates usable without a second opinion; `None` accepts every date (simulator, tests,
+    /// `trust_receiver_date`).
+    date_window: Option<DateWindow>,
+    date_refused: u64,
+    /// The last second another receiver named too (see [`Self::second_opinion`]).
+    receivers_agree: Option<Time>,
+    /// Pulses refused in a row for the same reason since the last numbered one.
+    refusals: (Option<Refusal>, u32),
+    /// When each reason was last logged.
+    refusal_logged: Vec<(Refusal, std::time::Instant)>,
 }
+
+/// Pulses refused in a row for one reason before the log says why.
+const REFUSALS_BEFORE_LOG: u32 = 30;
+/// Each reason is logged at most this often.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl RefclockSource {
     pub fn new(cfg: RefclockSourceConfig) -> RefclockSource {
@@ -134,7 +154,120 @@ impl RefclockSource {
             edges: EdgeStats::default(),
             square_wave_warned: false,
             verdicts: Vec::new(),
+            date_window: None,
+            date_refused: 0,
+            receivers_agree: None,
+            refusals: (None, 0),
+            refusal_logged: Vec::new(),
         }
+    }
+
+    /// Counts refusals of one kind in a row and, after [`REFUSALS_BEFORE_LOG`], says why pulses
+    /// are not used and what to do (one line per reason and [`REFUSAL_LOG_EVERY`]).
+    fn note_refusal(&mut self, reason: Refusal) {
+        if self.refusals.0 != Some(reason) {
+            self.refusals = (Some(reason), 0);
+        }
+        self.refusals.1 += 1;
+        if self.refusals.1 != REFUSALS_BEFORE_LOG {
+            return;
+        }
+        if self.refusal_logged.iter().any(|(r, at)| *r == reason && at.elapsed() < REFUSAL_LOG_EVERY) {
+            return;
+        }
+        self.refusal_logged.retain(|(r, _)| *r != reason);
+        self.refusal_logged.push((reason, std::time::Instant::now()));
+        let n = REFUSALS_BEFORE_LOG;
+        match reason {
+            Refusal::NeedAnchor => tracing::warn!(
+                "PPS: {n} pulses unused: nothing says which second each marks. The clock is {} (pairing needs it \
+                 within 0.4 s once). Fix: add [[upstream]] servers or let the host clock synchronise, or set \
+                 message_side = \"after\" or \"before\" on the nmea refclock (`stratum1 refclock test` tells which)",
+                self.anchor_bound.map_or("not vouched for by anything".into(), |b| format!(
+                    "only known to within {b:.3} s"
+                ))
+            ),
+            Refusal::Conflict => {
+                let detail =
+                    self.pairing.last_conflict().map_or(String::new(), |[fly, msg, anchor]| {
+                        match (msg, anchor.or(fly)) {
+                            (Some(m), Some(o)) => format!(
+                                " (the receiver names second {m}, {} says {o}: the receiver is {:+} s off)",
+                                if anchor.is_some() { "the clock anchor" } else { "the pulse count" },
+                                m - o
+                            ),
+                            _ => String::new(),
+                        }
+                    });
+                tracing::warn!(
+                    "PPS: {n} pulses refused: the receiver's messages, the pulse count and the clock anchor name \
+                     different seconds{detail}. A receiver whole seconds off has usually not yet got the \
+                     leap-second count after a cold start (u-blox: up to 12.5 minutes) or has a firmware fault; \
+                     if the receiver is right, the host clock is that far off"
+                )
+            }
+            Refusal::OffGrid => tracing::warn!(
+                "PPS: {n} pulses refused: they are not whole seconds apart (a noisy PPS line, a second signal on \
+                 it, or the wrong edge): check the wiring and edge = \"assert\"/\"clear\""
+            ),
+            Refusal::Ambiguous => tracing::warn!(
+                "PPS: {n} pulses refused: the receiver's message delay wanders too much to tell which pulse a \
+                 message names; upstream servers or a synchronised host clock let the pulse count carry on"
+            ),
+            Refusal::NoFix | Refusal::FixUnknown | Refusal::NoEvidence | Refusal::Tentative => {}
+        }
+    }
+
+    /// Dates outside `window` need a second opinion before they become samples (see
+    /// [`super::date_check`]); `None` accepts every date.
+    pub fn set_date_window(&mut self, window: Option<DateWindow>) {
+        self.date_window = window;
+    }
+
+    /// May a sample naming `utc` (the clock being `offset` s behind it) be used? Inside the
+    /// window, yes; outside, only when an anchor or a second receiver agrees with it.
+    fn date_ok(&mut self, utc: Time, offset: f64) -> bool {
+        let Some(window) = &mut self.date_window else { return true };
+        if window.contains(utc) {
+            return true;
+        }
+        // A clock vouched for to within a second that agrees with the receiver.
+        let anchor = self.anchor_bound.filter(|b| *b <= 1.0).is_some_and(|b| offset.abs() <= b + 0.5);
+        let receivers = self.receivers_agree.is_some_and(|u| utc.secs_since(u).abs() <= 10.0);
+        if anchor || receivers {
+            tracing::info!(
+                "GPS time {} is {}, but {} agrees: accepted",
+                utc.to_utc(),
+                window.describe_miss(utc),
+                if anchor {
+                    "the clock anchor (synchronised host clock or upstream servers)"
+                } else {
+                    "a second receiver"
+                }
+            );
+            window.confirm(utc);
+            return true;
+        }
+        self.date_refused += 1;
+        static WARN: crate::logging::RateLimit =
+            crate::logging::RateLimit::new(std::time::Duration::from_secs(60));
+        if let Some(suppressed) = WARN.check() {
+            tracing::warn!(
+                "GPS time {} refused: it is {}, and nothing confirms it (a synchronised host clock or upstream \
+                 servers that agree, or a second receiver). A cold receiver without an almanac names such dates: \
+                 give it open sky and time. If the receiver is right, set [clock] trust_receiver_date = true \
+                 ({suppressed} more refused since last said)",
+                utc.to_utc(),
+                window.describe_miss(utc)
+            );
+        }
+        false
+    }
+
+    /// Another receiver named the second `utc` too (see [`super::date_check::Agreement`]):
+    /// a second opinion on this receiver's date for the next few seconds.
+    pub fn second_opinion(&mut self, utc: Time) {
+        self.receivers_agree = Some(utc);
     }
 
     /// Tells the source how far (seconds) the clock passed to [`on_event`](Self::on_event) is
@@ -192,6 +325,7 @@ impl RefclockSource {
             anchor_bound_s: self.anchor_bound,
             edges: self.edges.report(),
             pairing: self.pairing.status(),
+            date_refused: self.date_refused,
         }
     }
 
@@ -261,6 +395,9 @@ impl RefclockSource {
         {
             let local = clock.map_realtime(t.received);
             let offset = instant.secs_since(local);
+            if !self.date_ok(t.utc, offset) {
+                return out;
+            }
             self.nmea_samples += 1;
             self.mode = RefclockMode::Nmea;
             self.last_offset = Some(offset);
@@ -283,10 +420,22 @@ impl RefclockSource {
         let mut out = Vec::new();
         self.verdicts.extend_from_slice(&verdicts);
         for v in verdicts {
-            let Verdict::Numbered { edge, second, .. } = v else { continue };
+            let (edge, second) = match v {
+                Verdict::Numbered { edge, second, .. } => {
+                    self.refusals = (None, 0);
+                    (edge, second)
+                }
+                Verdict::Refused { reason, .. } => {
+                    self.note_refusal(reason);
+                    continue;
+                }
+            };
             let local = self.disciplined_edge(edge, clock);
             let offset = second.secs_since(local);
             self.last_pulse_numbered = Some(edge);
+            if !self.date_ok(second, offset) {
+                continue;
+            }
             self.pps_samples += 1;
             self.mode = RefclockMode::Pps;
             self.last_offset = Some(offset);
@@ -408,6 +557,140 @@ mod tests {
                 s.dispersion
             );
         }
+    }
+
+    use crate::refclock::date_check::Agreement;
+
+    /// A window a year after the test's dates (as if the evidence said it was 2027).
+    fn far_window() -> DateWindow {
+        let at = Time::from_unix_secs(T0 + 400 * 86_400);
+        DateWindow {
+            earliest: at.add_nanos(-86_400 * 1_000_000_000),
+            latest: at.add_nanos(366 * 86_400 * 1_000_000_000),
+            newest: crate::refclock::date_check::Evidence { what: "drift file".into(), at, floor: true },
+        }
+    }
+
+    fn nmea_only() -> (ReceiverParams, RefclockSourceConfig) {
+        let p =
+            ReceiverParams { pps: false, nmea_delay_ms: 130.0, nmea_jitter_ms: 2.0, ..Default::default() };
+        let cfg = RefclockSourceConfig { nmea_delay_s: Some(0.13), ..Default::default() };
+        (p, cfg)
+    }
+
+    #[test]
+    fn a_date_far_from_the_evidence_is_refused_without_a_second_opinion() {
+        let lc = LocalClock { offset_s: -0.1, freq_ppm: 0.0 };
+        let (p, cfg) = nmea_only();
+        let mut src = RefclockSource::new(cfg.clone());
+        src.set_date_window(Some(far_window()));
+        let (raw, clock) = clock();
+        let mut samples = 0;
+        for e in events(p.clone(), 3, 60, lc) {
+            let RefclockEvent::Time(n) = e.event else { continue };
+            raw.store(n.received.unix_nanos(), Ordering::SeqCst);
+            samples += src.on_event(e.event, &clock).len();
+        }
+        assert_eq!(samples, 0);
+        assert!(src.status().date_refused >= 55, "{}", src.status().date_refused);
+
+        // An anchor that agrees (the feed offers one for the first 20 s) confirms the date for
+        // good: samples flow on after the anchor is gone.
+        let mut src = RefclockSource::new(cfg);
+        src.set_date_window(Some(far_window()));
+        let out = feed(&mut src, p, lc, 60);
+        assert!(out.len() > 55, "{}", out.len());
+        assert_eq!(src.status().date_refused, 0);
+    }
+
+    #[test]
+    fn an_anchor_that_disagrees_is_no_second_opinion() {
+        let (p, cfg) = nmea_only();
+        let mut src = RefclockSource::new(cfg);
+        src.set_date_window(Some(far_window()));
+        // The clock is vouched for within 0.3 s, but the receiver says it is 5 s off.
+        let lc = LocalClock { offset_s: 5.0, freq_ppm: 0.0 };
+        assert!(feed(&mut src, p, lc, 30).is_empty());
+    }
+
+    #[test]
+    fn pulses_numbered_without_an_anchor_are_held_to_the_window_too() {
+        let lc = LocalClock { offset_s: 0.2, freq_ppm: 0.0 };
+        let mut cfg = RefclockSourceConfig::default();
+        cfg.pairing.side = crate::refclock::pairing::SidePrior::After;
+        let run = |window: Option<DateWindow>| {
+            let mut src = RefclockSource::new(cfg.clone());
+            src.set_date_window(window);
+            let (raw, clock) = clock();
+            let mut pps = 0;
+            for e in events(ReceiverParams::default(), 5, 60, lc) {
+                let local = match e.event {
+                    RefclockEvent::Pps(p) => p.timestamp,
+                    RefclockEvent::Time(n) => n.received,
+                    RefclockEvent::NoFix { received } => received,
+                };
+                raw.store(local.unix_nanos(), Ordering::SeqCst);
+                pps += src.on_event(e.event, &clock).iter().filter(|s| s.refid == RefId::PPS).count();
+            }
+            (pps, src.status().date_refused)
+        };
+        let (numbered, _) = run(None);
+        assert!(numbered > 50, "{numbered}");
+        assert_eq!(run(Some(far_window())), (0, numbered as u64));
+    }
+
+    #[test]
+    fn a_second_receiver_naming_the_same_second_is_a_second_opinion() {
+        let lc = LocalClock { offset_s: -0.1, freq_ppm: 0.0 };
+        let (p, cfg) = nmea_only();
+        // Two refclocks, each its own source, as the daemon runs them.
+        let mut a = RefclockSource::new(cfg.clone());
+        let mut b = RefclockSource::new(cfg);
+        a.set_date_window(Some(far_window()));
+        b.set_date_window(Some(far_window()));
+        let mut agreement = Agreement::default();
+        let (raw, clock) = clock();
+        let (mut from_a, mut from_b) = (0, 0);
+        for e in events(p, 3, 30, lc) {
+            let RefclockEvent::Time(n) = e.event else { continue };
+            // The second receiver's message of the same second, 40 ms later.
+            let other = TimeMessage { received: n.received.add_nanos(40_000_000), ..n };
+            for (who, m) in [(0, n), (1, other)] {
+                for peer in agreement.note(who, m.utc, m.received) {
+                    for unit in [who, peer] {
+                        [&mut a, &mut b][unit].second_opinion(m.utc);
+                    }
+                }
+                raw.store(m.received.unix_nanos(), Ordering::SeqCst);
+                let src = if who == 0 { &mut a } else { &mut b };
+                let n = src.on_event(RefclockEvent::Time(m), &clock).len();
+                *(if who == 0 { &mut from_a } else { &mut from_b }) += n;
+            }
+        }
+        assert!(from_a > 25 && from_b > 25, "{from_a} {from_b}");
+        // One receiver alone never confirms itself.
+        let mut alone = Agreement::default();
+        let t = Time::from_unix_secs(T0);
+        assert!(alone.note(0, t, t).is_empty() && alone.note(0, t.add_nanos(1_000_000_000), t).is_empty());
+    }
+
+    #[test]
+    fn pulses_refused_for_one_reason_are_counted_for_the_log() {
+        let (raw, clock) = clock();
+        let mut src = RefclockSource::new(RefclockSourceConfig::default());
+        for e in events(ReceiverParams::default(), 3, 45, LocalClock { offset_s: 0.0, freq_ppm: 0.0 }) {
+            let local = match e.event {
+                RefclockEvent::Pps(p) => p.timestamp,
+                RefclockEvent::Time(n) => n.received,
+                RefclockEvent::NoFix { received } => received,
+            };
+            raw.store(local.unix_nanos(), Ordering::SeqCst);
+            src.on_event(e.event, &clock);
+        }
+        // No anchor and no side prior: every pulse wants an anchor, and that gets logged once.
+        assert_eq!(src.refusals.0, Some(Refusal::NeedAnchor));
+        assert!(src.refusals.1 > REFUSALS_BEFORE_LOG, "{:?}", src.refusals);
+        assert_eq!(src.refusal_logged.len(), 1);
     }
 
     #[test]

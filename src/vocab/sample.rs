@@ -50,6 +50,8 @@ impl RefId {
     pub const DENY: RefId = RefId(*b"DENY");
     pub(crate) const RSTR: RefId = RefId(*b"RSTR");
     pub const INIT: RefId = RefId(*b"INIT");
+    /// Kiss code of an unsynchronised server whose clock was stepped (RFC 5905 §7.4).
+    pub const STEP: RefId = RefId(*b"STEP");
 
     pub(crate) fn from_ascii(s: &str) -> RefId {
         let mut b = [0u8; 4];

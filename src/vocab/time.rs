@@ -74,7 +74,7 @@ impl Time {
     }
 
     /// Decodes an NTP 64-bit timestamp, choosing the era that lands nearest `pivot`.
-    pub(crate) fn from_ntp(ts: u64, pivot: Time) -> Time {
+    pub fn from_ntp(ts: u64, pivot: Time) -> Time {
         let ntp_secs = (ts >> 32) as i64;
         let frac = ts & 0xffff_ffff;
         // Round the fraction to the nearest nanosecond.

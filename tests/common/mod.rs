@@ -4,6 +4,8 @@
 pub mod cdp;
 pub mod daemon;
 pub mod netns;
+pub mod ntp;
 pub mod peers;
 pub mod pki;
+pub mod pty;
 pub mod server;

@@ -9,7 +9,7 @@ pub(crate) mod pps;
 pub(crate) mod probe;
 pub(crate) mod report;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -91,28 +91,45 @@ fn parse_baud(s: Option<&str>) -> anyhow::Result<Option<u32>> {
 }
 
 fn run_replay(args: &RefclockTestArgs, file: &Path, baud: Option<u32>) -> anyhow::Result<Report> {
-    let data = if file.as_os_str() == "-" {
-        let mut d = Vec::new();
-        std::io::stdin().read_to_end(&mut d).context("cannot read the capture from stdin")?;
-        d
-    } else {
-        std::fs::read(file).with_context(|| format!("cannot read capture {}", file.display()))?
-    };
     let anchor = match &args.anchor {
         Some(a) => Some(parse_date(a).with_context(|| format!("--anchor {a:?}: expected YYYY-MM-DD"))?),
         None => None,
     };
-    let (events, stats, config) = replay::replay(&data, baud, anchor);
+    // Streamed: a capture of any size (a pipe included) is decoded in bounded memory.
+    let mut input: Box<dyn std::io::Read> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(file).with_context(|| format!("cannot read capture {}", file.display()))?,
+        )
+    };
+    let mut stream = replay::ReplayStream::new(baud, anchor);
     let mut obs = NmeaObserver::default();
     let mut stdout = std::io::stdout().lock();
-    for e in &events {
-        obs.observe(e, false);
-        if args.json
-            && let Decoded::Time(t) = e
-        {
-            let _ = writeln!(stdout, "{}", nmea::time_event(t, false));
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut report = |events: &mut Vec<Decoded>, obs: &mut NmeaObserver| {
+        for e in events.drain(..) {
+            obs.observe(&e, false);
+            if args.json
+                && let Decoded::Time(t) = &e
+            {
+                let _ = writeln!(stdout, "{}", nmea::time_event(t, false));
+            }
         }
+    };
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read capture {}", file.display())),
+        };
+        stream.push(&buf[..n], &mut events);
+        report(&mut events, &mut obs);
     }
+    let (stats, config) = stream.finish(&mut events);
+    report(&mut events, &mut obs);
     let ctx = Context { live: false, source: file.display().to_string(), duration_s: 0.0 };
     let (mut section, findings) = nmea::analyse(&ctx, &obs, &stats);
     section.line("replay baud", format!("{} (arrival stamps synthesised from byte positions)", config.baud));

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::report::{Finding, Rule, Section, Severity, findings};
 use crate::refclock::nmea::decoder::{Decoded, DecodedTime};
 use crate::refclock::nmea::stats::NmeaStats;
+use crate::refclock::nmea::stream_fault::{StreamFault, StreamWindow, TIME_KINDS, stream_fault};
 use crate::vocab::Time;
 
 /// What the run was.
@@ -102,8 +103,6 @@ pub(crate) fn delay_stats(delays: &[f64]) -> Option<DelayStats> {
     })
 }
 
-const TIME_KINDS: [&str; 5] = ["RMC", "GGA", "GLL", "GNS", "ZDA"];
-
 /// What the NMEA rules judge: the run, the observations and the counters, with a few sums.
 pub(crate) struct Facts {
     pub(crate) ctx: Context,
@@ -145,6 +144,15 @@ impl Facts {
         self.untrusted() && self.s.rejected_no_date > 0 && self.s.rejected_no_date >= self.s.rejected_no_fix
     }
 
+    /// Bytes but not one valid sentence, as the stream-fault class `code` (UBX binary, text
+    /// without line ends, or the noise of a wrong speed).
+    fn no_nmea(&self, code: &str) -> Option<StreamFault> {
+        (self.sentences == 0)
+            .then(|| stream_fault(&StreamWindow::between(&NmeaStats::default(), &self.s)))
+            .flatten()
+            .filter(|x| x.code == code)
+    }
+
     fn clock_far_off(&self) -> bool {
         self.delays.is_some_and(|d| d.median_s > 2.0 || d.median_s < -1.0)
     }
@@ -184,21 +192,22 @@ pub(crate) const RULES: &[Rule<Facts>] = &[
         },
     },
     Rule {
+        code: "ubx_only",
+        severity: Severity::NoData,
+        applies: |f| f.no_nmea("ubx_only").map(|x| x.problem),
+        fix: |f| f.no_nmea("ubx_only").map_or_else(String::new, |x| x.fix.into()),
+    },
+    Rule {
+        code: "no_line_ends",
+        severity: Severity::NoData,
+        applies: |f| f.no_nmea("no_line_ends").map(|x| x.problem),
+        fix: |f| f.no_nmea("no_line_ends").map_or_else(String::new, |x| x.fix.into()),
+    },
+    Rule {
         code: "wrong_baud",
         severity: Severity::NoData,
-        applies: |f| {
-            (f.sentences == 0).then(|| {
-                format!(
-                    "{} bytes but no valid NMEA sentence ({} bad checksums, {} framing errors)",
-                    f.s.bytes, f.s.checksum_errors, f.s.framing_errors
-                )
-            })
-        },
-        fix: |_| {
-            "wrong baud rate: try `--baud auto` or the receiver's speed (MT3339, Quectel L76, u-blox default 9600; \
-             u-blox often reconfigured to 38400 or 115200); login-prompt text here means a serial console is on the port"
-                .into()
-        },
+        applies: |f| f.no_nmea("wrong_baud").map(|x| x.problem),
+        fix: |f| f.no_nmea("wrong_baud").map_or_else(String::new, |x| x.fix.into()),
     },
     Rule {
         code: "bad_checksums",
@@ -288,6 +297,24 @@ pub(crate) const RULES: &[Rule<Facts>] = &[
             })
         },
         fix: |_| "none needed if brief; otherwise improve the antenna's sky view".into(),
+    },
+    Rule {
+        code: "time_jumps",
+        severity: Severity::Problem,
+        applies: |f| {
+            (f.s.rejected_jumps + f.s.jumps_followed > 0).then(|| {
+                format!(
+                    "the receiver's time jumped: {} seconds ignored, {} jumps followed after 10 consistent seconds",
+                    f.s.rejected_jumps + f.s.rejected_backwards,
+                    f.s.jumps_followed
+                )
+            })
+        },
+        fix: |_| {
+            "a receiver fault (glitching firmware, an RTC reset, a cold start naming a default date): update the \
+             firmware; the daemon ignores such seconds and follows only a receiver that stays consistent"
+                .into()
+        },
     },
     Rule {
         code: "time_backwards",
@@ -501,11 +528,12 @@ fn section(f: &Facts) -> Section {
     sec.line(
         "not trusted",
         format!(
-            "{} no fix, {} no date, {} date conflicts, {} backwards, {} late, {} same second, {} isolated, {} upstream disagrees",
+            "{} no fix, {} no date, {} date conflicts, {} backwards, {} jumped ahead, {} late, {} same second, {} isolated, {} upstream disagrees",
             s.rejected_no_fix,
             s.rejected_no_date,
             s.date_conflicts,
             s.rejected_backwards,
+            s.rejected_jumps,
             s.rejected_late,
             s.rejected_same_second,
             s.unconfirmed,

@@ -26,7 +26,14 @@ pub enum Verdict {
 /// Shared by every worker thread, so implementations use interior mutability that does not
 /// serialise the workers (atomics, sharded locks).
 pub trait Policy: Send + Sync + 'static {
-    /// `now` is the request's receive time on the disciplined timescale.
+    /// Whether `peer` may be answered at all (access lists). Asked first, before the datagram
+    /// is parsed or timestamped, so a denied flood costs as little as possible.
+    fn admits(&self, _peer: IpAddr) -> bool {
+        true
+    }
+
+    /// For an admitted peer's well-formed request. `now` is the request's receive time on the
+    /// disciplined timescale.
     fn check(&self, peer: IpAddr, request: &Packet, now: Time) -> Verdict;
 
     /// For a mode 6 (ntpq) request: `Serve` or `Drop`, never a KoD (a control request gets no

@@ -75,6 +75,24 @@ pub(crate) fn prepare(
     xleave: Option<&TxStamps>,
     out: &mut [u8],
 ) -> Outcome {
+    if !policy.admits(peer) {
+        return Outcome::Drop(DropReason::Denied);
+    }
+    prepare_admitted(request, peer, rx, state, policy, nts, xleave, out)
+}
+
+/// [`prepare`] for a peer the caller already checked with [`Policy::admits`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn prepare_admitted(
+    request: &[u8],
+    peer: IpAddr,
+    rx: Time,
+    state: &SystemState,
+    policy: &dyn Policy,
+    nts: Option<&NtsContext>,
+    xleave: Option<&TxStamps>,
+    out: &mut [u8],
+) -> Outcome {
     let req = match parse_client_request(request) {
         Ok(p) => p,
         Err(reason) => return Outcome::Drop(reason),
@@ -86,7 +104,7 @@ pub(crate) fn prepare(
             Parsed::NotNts => {}
             Parsed::Malformed(_) => return Outcome::Drop(DropReason::NtsMalformed),
             Parsed::Nts(r) => {
-                // Access lists and rate limits first, before any cryptography.
+                // Rate limits first, before any cryptography (access lists came before parsing).
                 let kod = match policy.check(peer, &req, rx) {
                     Verdict::Drop(reason) => return Outcome::Drop(reason),
                     Verdict::Kod(code) => Some(kod_reply(&req, code, state.precision)),
@@ -130,8 +148,8 @@ pub(crate) fn prepare(
     }
 }
 
-/// [`prepare`] and stamp in one go, for callers without batching; `transmit` is read last.
-#[cfg(test)]
+/// [`prepare`] and stamp in one go, for callers without batching (tests, the fuzz targets);
+/// `transmit` is read last.
 pub(crate) fn respond(
     request: &[u8],
     peer: IpAddr,
@@ -186,13 +204,16 @@ pub fn interleaved_reply(req: &Packet, rx: Time, state: &SystemState, previous_t
 pub fn time_reply(req: &Packet, rx: Time, state: &SystemState) -> Packet {
     let rx_ntp = interleave::mark_receive(rx.to_ntp());
     let synced = state.is_synchronised();
-    let (leap, stratum, root_delay, root_dispersion) = if synced {
-        (state.leap, state.stratum, state.root_delay, state.root_dispersion_at(rx))
+    let (leap, stratum, refid, root_delay, root_dispersion) = if synced {
+        (state.leap, state.stratum, state.refid, state.root_delay, state.root_dispersion_at(rx))
     } else {
-        // RFC 5905: stratum 16 goes on the wire as 0; real clients look for LI=3 and stratum 0.
+        // RFC 5905: stratum 16 goes on the wire as 0, and with stratum 0 the refid is a kiss
+        // code; real clients look for LI=3 and stratum 0.
+        let refid = if [RefId::INIT, RefId::STEP].contains(&state.refid) { state.refid } else { RefId::INIT };
         (
             Leap::Unsynchronised,
             0,
+            refid,
             state.root_delay.max(UNSYNC_ROOT_S),
             state.root_dispersion_at(rx).max(UNSYNC_ROOT_S),
         )
@@ -206,7 +227,7 @@ pub fn time_reply(req: &Packet, rx: Time, state: &SystemState) -> Packet {
         precision: state.precision,
         root_delay: to_ntp_short(root_delay),
         root_dispersion: to_ntp_short(root_dispersion),
-        refid: state.refid,
+        refid,
         reference_ts: if state.reference_time == Time::ZERO { 0 } else { state.reference_time.to_ntp() },
         origin_ts: req.transmit_ts,
         receive_ts: rx_ntp,
@@ -331,7 +352,11 @@ mod tests {
             assert!(crate::vocab::time::from_ntp_short(p.root_delay) >= 1.0);
             assert!(crate::vocab::time::from_ntp_short(p.root_dispersion) >= 1.0);
             assert_eq!(p.origin_ts, 77);
+            // Stratum 0 makes the refid a kiss code: never the refclock's PPS/GPS.
+            assert_eq!(p.refid, RefId::INIT);
         }
+        let stepped = SystemState { refid: RefId::STEP, ..SystemState::unsynchronised() };
+        assert_eq!(serve(&request(4, 3, 6, 77), &stepped, &ServeAll).1.refid, RefId::STEP);
         let (_, p) = serve(&request(4, 3, 6, 77), &SystemState::unsynchronised(), &ServeAll);
         assert_eq!(p.refid, RefId::INIT);
         assert_eq!(p.reference_ts, 0);

@@ -182,6 +182,16 @@ impl Worker {
             let nts = nts_keys.as_ref().map(|keys| NtsContext { keys, now: &now });
             let mut k = 0;
             for i in 0..n {
+                // Nothing can be sent to port 0: such a source is forged.
+                let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
+                    c.record(Outcome::Drop(DropReason::Malformed));
+                    continue;
+                };
+                // Access lists before any other per-packet work: a denied flood is cheap.
+                if !self.policy.admits(peer) {
+                    c.record(Outcome::Drop(DropReason::Denied));
+                    continue;
+                }
                 let len = (s.rx_hdr[i].msg_len as usize).min(RX_BUF);
                 let meta = read_cmsgs(&s.rx_hdr[i].msg_hdr);
                 let rx_real = meta.timestamp.unwrap_or_else(|| {
@@ -189,11 +199,6 @@ impl Worker {
                     realtime_now()
                 });
                 let rx = self.clock.map_realtime(rx_real);
-                // Nothing can be sent to port 0: such a source is forged.
-                let Some(peer) = peer_ip(&s.rx_name[i]).filter(|p| p.1 != 0).map(|p| p.0) else {
-                    c.record(Outcome::Drop(DropReason::Malformed));
-                    continue;
-                };
                 let request = &s.rx_buf[i][..len];
                 if request.first().is_some_and(|b| b & 7 == 6) {
                     let to = Destination {
@@ -204,7 +209,7 @@ impl Worker {
                     self.control(fd, request, peer, rx, &state, to, &mut c);
                     continue;
                 }
-                let outcome = respond::prepare(
+                let outcome = respond::prepare_admitted(
                     request,
                     peer,
                     rx,

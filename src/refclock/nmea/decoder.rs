@@ -25,11 +25,22 @@
 //!   2 s behind the newest one is a lagging sentence (`rejected_late`), dropped without breaking
 //!   the chain; further back it starts a new chain (before anything was reported) or is a fault
 //!   (after).
-//! - **Output**: one time per UTC second, strictly increasing: an earlier time is a fault
-//!   (`rejected_backwards`, logged), never a new truth; only a reference (below) that agrees with
-//!   it lets the driver follow the receiver back. Replay alone (`new_session_after`) follows a
-//!   jump back once ten consecutive seconds confirm it: capture files are often several
-//!   recordings put together, and each recording's times are what its sentences say.
+//! - **Output**: one time per UTC second, strictly increasing: an earlier time is never handed on
+//!   as the next second.
+//! - **Jumps** (live): a time that disagrees with the last reported one by more than the time
+//!   that passed between their arrivals (a receiver naming an hour ahead, a cold RTC's 1980, a
+//!   firmware that jumps back 1024 weeks) is a receiver fault (`rejected_jumps` ahead,
+//!   `rejected_backwards` behind; logged once per episode). The fault ends as soon as the
+//!   receiver names times consistent with the reported ones again, or when the new times have
+//!   been consistent among themselves for [`JUMP_CONFIRM`] seconds: then the driver follows
+//!   the receiver (`jumps_followed`, logged). So a glitch never blinds the receiver for longer
+//!   than that, however big it was; whether the new time may be *served* is for the refclock's
+//!   date check and the core's panic threshold to decide. With a reference (below) the
+//!   reference judges instead. Replay alone (`new_session_after`) follows a jump back once ten
+//!   consecutive seconds confirm it: capture files are often several recordings put together,
+//!   and each recording's times are what its sentences say.
+//! - **Reconnect**: a reopened port starts fresh ([`Decoder::reset`]): the receiver may have
+//!   been replaced or power-cycled, and nothing reported before says what it will name now.
 //! - **Reference** ([`Decoder::set_reference`]): with synchronised upstream time available, a GPS
 //!   time differing by a second or more from what upstream says at its arrival (minus the
 //!   expected message delay) is flagged and not used.
@@ -56,7 +67,12 @@ use crate::vocab::Time;
 /// Longest tentative chain kept while waiting for confirmation.
 const HELD_MAX: usize = 16;
 /// Consecutive seconds that make a jump back in a capture a new session (replay).
-pub(crate) const REPLAY_SESSION_AFTER: u32 = 10;
+pub const REPLAY_SESSION_AFTER: u32 = 10;
+/// Live: consecutive consistent seconds after which the driver follows a receiver that jumped.
+pub const JUMP_CONFIRM: usize = 10;
+/// Live: how far the time a receiver names may stray from the time elapsed since the last
+/// reported second before it counts as a jump (message delays wander by a few hundred ms).
+const JUMP_TOLERANCE_NS: i64 = 750_000_000;
 /// Unchecksummed sentences needed (with no checksummed one) before they are used at all.
 pub(crate) const UNCHECKED_MIN: u64 = 16;
 /// How long a full date may date time-only sentences (by arrival time).
@@ -128,7 +144,7 @@ pub enum Decoded {
 }
 
 impl Decoded {
-    #[cfg(test)]
+    /// The time, when this is one.
     pub(crate) fn time(&self) -> Option<&DecodedTime> {
         match self {
             Decoded::Time(t) => Some(t),
@@ -219,6 +235,11 @@ pub(crate) struct Decoder {
     /// Candidates waiting for confirmation, oldest first.
     held: Vec<DecodedTime>,
     last_emitted: Option<(i64, (i64, bool))>,
+    /// Arrival of the last reported time (live jump detection).
+    last_emitted_rx: Time,
+    /// Live: consecutive times since a jump, oldest first (see the module doc).
+    jump: Vec<DecodedTime>,
+    jump_logged: bool,
     reference: Option<Reference>,
     /// Satellites in view per GSV talker.
     gsv_in_view: Vec<(String, u16)>,
@@ -247,6 +268,9 @@ impl Decoder {
             last_candidate: None,
             held: Vec::new(),
             last_emitted: None,
+            last_emitted_rx: Time::ZERO,
+            jump: Vec::new(),
+            jump_logged: false,
             reference: None,
             gsv_in_view: Vec::new(),
             session: Vec::new(),
@@ -264,9 +288,18 @@ impl Decoder {
         self.char_ns = char_ns(baud);
     }
 
+    /// Changes the week-rollover anchor (replay: a `# anchor:` line after the data began).
+    pub fn set_rollover_anchor(&mut self, anchor: Date) {
+        self.config.rollover_anchor = anchor;
+    }
+
     /// Sets or clears the synchronised upstream time used to flag wrong GPS seconds.
     pub(crate) fn set_reference(&mut self, reference: Option<Reference>) {
         self.reference = reference;
+    }
+
+    pub(crate) fn config(&self) -> DecoderConfig {
+        self.config
     }
 
     pub(crate) fn stats(&self) -> NmeaStats {
@@ -276,6 +309,9 @@ impl Decoder {
         s.skipped_bytes = f.skipped_bytes;
         s.checksum_errors = f.checksum_errors;
         s.framing_errors = f.framing_errors;
+        s.ubx_syncs = f.ubx_syncs;
+        s.line_ends = f.line_ends;
+        s.printable = f.printable;
         s
     }
 
@@ -284,14 +320,27 @@ impl Decoder {
         self.sentences_seen
     }
 
-    /// Forgets everything about the stream except the counters (after a reconnect the
-    /// partial line and the open cycle are stale). Keeps the last reported time: going back
-    /// remains a fault across reconnects.
-    pub(crate) fn reset_stream(&mut self) {
+    /// Forgets the partial line and the open cycle (stale after a gap in the stream).
+    pub fn reset_stream(&mut self) {
         self.framer.reset();
         self.cycle = None;
         self.held.clear();
         self.last_candidate = None;
+        self.jump.clear();
+        self.jump_logged = false;
+    }
+
+    /// Forgets the stream and the reported history, keeping the counters: a reconnect (the
+    /// receiver may have been replaced or power-cycled) or an operator's reset.
+    pub fn reset(&mut self) {
+        self.reset_stream();
+        self.last_emitted = None;
+        self.last_date = None;
+        self.checksummed_seen = 0;
+        self.cycles_since_rmc = u32::MAX;
+        self.session.clear();
+        self.prev_cycle_tod = None;
+        self.cycle_steps.clear();
     }
 
     /// Feeds one read that returned at `read_end`; trusted seconds are appended to `out`.
@@ -606,6 +655,7 @@ impl Decoder {
         if self.reference.is_none()
             && let Some((last_key, _)) = self.last_emitted
             && key <= last_key
+            && !(last_key - key > 2 * SEC && self.config.check_arrival)
         {
             if last_key - key > 2 * SEC
                 && let Some(n) = self.config.new_session_after
@@ -615,6 +665,20 @@ impl Decoder {
                 self.emit(t, out);
             }
             return;
+        }
+        if self.config.check_arrival && self.reference.is_none() {
+            if self.is_jump(this) {
+                self.jumped(t, out);
+                return;
+            }
+            if !self.jump.is_empty() {
+                info!(
+                    "GPS time is consistent with the times reported before again ({} seconds ignored)",
+                    self.jump.len()
+                );
+                self.jump.clear();
+                self.jump_logged = false;
+            }
         }
         if let Some((head, _)) = self.last_candidate
             && key <= head
@@ -660,6 +724,65 @@ impl Decoder {
             }
             self.held.push(t);
         }
+    }
+
+    /// Live: does `this` (key, arrival) disagree with the last reported time by more than the
+    /// arrival times allow (or lie more than 2 s behind it)?
+    fn is_jump(&self, this: (i64, Time)) -> bool {
+        let Some((last_key, _)) = self.last_emitted else { return false };
+        let named = this.0 - last_key;
+        let elapsed = this.1.nanos_since(self.last_emitted_rx);
+        // The host clock runs within 500 ppm of the receiver's.
+        let allowance = JUMP_TOLERANCE_NS + elapsed.abs() / 2000;
+        named < -2 * SEC || (named - elapsed).abs() > allowance
+    }
+
+    /// Live: a time away from the reported ones. Ignored until the receiver has been
+    /// consistent with itself for [`JUMP_CONFIRM`] seconds, then followed.
+    fn jumped(&mut self, t: DecodedTime, out: &mut Vec<Decoded>) {
+        let key = t.key();
+        let this = (key, t.time.received);
+        let last_key = self.last_emitted.map_or(key, |l| l.0);
+        let expected = self.last_emitted_rx;
+        let continues = self.jump.last().is_some_and(|p| self.follows((p.key(), p.time.received), this));
+        if !continues {
+            self.jump.clear();
+        }
+        let behind = key < last_key;
+        if !self.jump_logged {
+            self.jump_logged = true;
+            let named = (key - last_key) as f64 / 1e9;
+            let elapsed = this.1.nanos_since(expected) as f64 / 1e9;
+            warn!(
+                "GPS time jumped {} {} to {} ({elapsed:.1} s after the last reported second): ignored as a \
+                 receiver fault until it has been consistent for {JUMP_CONFIRM} s",
+                crate::refclock::date_check::human_span(named - elapsed),
+                if named > elapsed { "ahead" } else { "back" },
+                t.utc_string()
+            );
+        }
+        self.jump.push(t);
+        if self.jump.len() < JUMP_CONFIRM {
+            if behind {
+                self.stats.rejected_backwards += 1;
+            } else {
+                self.stats.rejected_jumps += 1;
+            }
+            return;
+        }
+        let t = self.jump.pop().expect("pushed above");
+        self.jump.clear();
+        self.jump_logged = false;
+        self.stats.jumps_followed += 1;
+        warn!(
+            "GPS time {} has been consistent for {JUMP_CONFIRM} s after the jump: following the receiver",
+            t.utc_string()
+        );
+        self.last_emitted = None;
+        self.stats.unconfirmed += self.held.len() as u64;
+        self.held.clear();
+        self.last_candidate = Some(this);
+        self.emit(t, out);
     }
 
     /// Replay: collects a run of consecutive times behind the reported ones; `n` of them make a
@@ -750,6 +873,7 @@ impl Decoder {
             self.stats.leap_seconds += 1;
         }
         self.last_emitted = Some((key, t.second_id()));
+        self.last_emitted_rx = t.time.received;
         self.stats.times_reported += 1;
         self.stats.last_time = Some(t.utc_string());
         out.push(Decoded::Time(t));
@@ -1000,7 +1124,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_follows_a_new_session_live_does_not() {
+    fn replay_follows_a_new_session_live_follows_a_consistent_receiver() {
         let mut bursts: Vec<String> = (0..5).map(|i| rmc(T0.add_nanos(i * SEC), 'A')).collect();
         let earlier = T0.add_nanos(-86_400 * SEC);
         bursts.extend((0..15).map(|i| rmc(earlier.add_nanos(i * SEC), 'A')));
@@ -1009,11 +1133,80 @@ mod tests {
         assert_eq!(out.len(), 20, "{:?}", d.stats());
         assert_eq!(out[5].time.utc, earlier);
         assert_eq!((d.stats().sessions, d.stats().rejected_backwards), (1, 0));
-        let mut d =
-            Decoder::new(DecoderConfig { rollover_anchor: rollover::GPS_EPOCH, ..DecoderConfig::live(9600) });
+        // Live: a fault until the receiver has been consistent for JUMP_CONFIRM seconds.
+        let mut d = live();
         let out = run(&mut d, &bursts);
-        assert_eq!(out.len(), 5);
-        assert_eq!(d.stats().rejected_backwards, 15);
+        assert_eq!(out.len(), 5 + 15 - (JUMP_CONFIRM - 1), "{:?}", d.stats());
+        assert_eq!(out[5].time.utc, earlier.add_nanos((JUMP_CONFIRM as i64 - 1) * SEC));
+        assert_eq!(d.stats().rejected_backwards, JUMP_CONFIRM as u64 - 1);
+        assert_eq!(d.stats().jumps_followed, 1);
+    }
+
+    fn live() -> Decoder {
+        Decoder::new(DecoderConfig { rollover_anchor: rollover::GPS_EPOCH, ..DecoderConfig::live(9600) })
+    }
+
+    /// Names per arrival slot (slot i arrives i seconds after T0): the reported times' names.
+    fn live_names(d: &mut Decoder, names: &[Time]) -> Vec<Time> {
+        let bursts: Vec<String> = names.iter().map(|&t| rmc(t, 'A')).collect();
+        run(d, &bursts).iter().map(|t| t.time.utc).collect()
+    }
+
+    #[test]
+    fn a_two_second_glitch_an_hour_ahead_never_goes_out_and_blinds_nothing() {
+        // Issue 12: two seconds naming an hour ahead, then the truth again.
+        let names: Vec<Time> =
+            (0..40i64)
+                .map(|i| {
+                    if (10..12).contains(&i) { T0.add_nanos((3600 + i) * SEC) } else { T0.add_nanos(i * SEC) }
+                })
+                .collect();
+        let mut d = live();
+        let got = live_names(&mut d, &names);
+        let truth: Vec<Time> = names.iter().copied().filter(|t| t.nanos_since(T0) < 3600 * SEC).collect();
+        // Every true second is reported but the one right after the glitch (it waits for the
+        // next to confirm it, and goes out late with it).
+        assert!(got.iter().all(|t| truth.contains(t)), "glitch reported: {got:?}");
+        assert!(got.len() >= truth.len() - 1, "{} of {}: {:?}", got.len(), truth.len(), d.stats());
+        assert!(got.contains(&T0.add_nanos(13 * SEC)), "blinded after the glitch: {:?}", d.stats());
+        assert_eq!(d.stats().rejected_jumps, 2);
+        assert_eq!(d.stats().jumps_followed, 0);
+    }
+
+    #[test]
+    fn fifteen_seconds_of_1980_end_ten_seconds_after_the_truth_returns() {
+        let cold = Time::from_utc(1980, 1, 6, 0, 0, 0, 0);
+        let names: Vec<Time> = (0..60i64)
+            .map(|i| if (10..25).contains(&i) { cold.add_nanos(i * SEC) } else { T0.add_nanos(i * SEC) })
+            .collect();
+        let mut d = live();
+        let got = live_names(&mut d, &names);
+        // The receiver's 1980 is followed once it has been consistent for JUMP_CONFIRM seconds
+        // (whether it may be served is the refclock's date check's business)...
+        let k = JUMP_CONFIRM as i64;
+        assert!(got.contains(&cold.add_nanos((10 + k - 1) * SEC)), "{:?}", d.stats());
+        assert!(!got.contains(&cold.add_nanos((10 + k - 2) * SEC)));
+        // ...and the truth JUMP_CONFIRM seconds after it returns, not when 1980 catches up.
+        let back = 25 + k - 1;
+        assert!(got.contains(&T0.add_nanos(back * SEC)), "{:?}", d.stats());
+        assert!(got.contains(&T0.add_nanos(59 * SEC)));
+        assert_eq!(d.stats().jumps_followed, 2);
+    }
+
+    #[test]
+    fn a_reconnect_starts_fresh() {
+        let mut d = live();
+        let bursts: Vec<String> = (0..4).map(|i| rmc(T0.add_nanos(i * SEC), 'A')).collect();
+        assert_eq!(run(&mut d, &bursts).len(), 4);
+        d.reset();
+        // The replugged receiver names an hour earlier: nothing reported before speaks against it.
+        let earlier: Vec<String> = (0..3).map(|i| rmc(T0.add_nanos((i - 3600) * SEC), 'A')).collect();
+        let mut out = Vec::new();
+        for (i, b) in earlier.iter().enumerate() {
+            d.push(b.as_bytes(), T0.add_nanos((10 + i as i64) * SEC), &mut out);
+        }
+        d.finish(&mut out);
+        assert_eq!(out.iter().filter_map(Decoded::time).count(), 3, "{:?}", d.stats());
     }
 
     #[test]
@@ -1039,8 +1232,10 @@ mod tests {
             let slot = t.time.received.nanos_since(T0).div_euclid(SEC);
             assert_eq!(t.time.utc, T0.add_nanos(slot * SEC), "{}", t.utc_string());
         }
+        // The glitch is a jump by its arrival slot (the true 3 s in the next slot is the same
+        // cycle to the decoder, and goes with it).
         assert_eq!(out.len(), 4, "{:?}", d.stats());
-        assert!(d.stats().unconfirmed >= 1);
+        assert_eq!(d.stats().rejected_jumps, 1);
     }
 
     #[test]

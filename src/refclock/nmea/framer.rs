@@ -53,7 +53,13 @@ pub(crate) struct FramerStats {
     pub(crate) skipped_bytes: u64,
     pub(crate) checksum_errors: u64,
     /// Sentences broken by a non-printable byte, a new `$`, a malformed `*hh` or excess length.
-    pub(crate) framing_errors: u64,
+    pub framing_errors: u64,
+    /// `B5 62` pairs: u-blox UBX frame starts (a receiver talking binary on this port).
+    pub ubx_syncs: u64,
+    /// `\r` or `\n` bytes: text lines end (without them the speed or protocol is wrong).
+    pub line_ends: u64,
+    /// Printable ASCII bytes (text, as opposed to binary or the noise of a wrong speed).
+    pub printable: u64,
 }
 
 #[derive(Debug)]
@@ -62,6 +68,8 @@ pub(crate) struct Framer {
     in_sentence: bool,
     start: Time,
     stats: FramerStats,
+    /// The previous byte was 0xB5 (a UBX frame may start).
+    after_b5: bool,
 }
 
 impl Default for Framer {
@@ -77,6 +85,7 @@ impl Framer {
             in_sentence: false,
             start: Time::ZERO,
             stats: FramerStats::default(),
+            after_b5: false,
         }
     }
 
@@ -96,6 +105,14 @@ impl Framer {
         let n = bytes.len() as i64;
         self.stats.bytes += bytes.len() as u64;
         for (i, &b) in bytes.iter().enumerate() {
+            if self.after_b5 && b == 0x62 {
+                self.stats.ubx_syncs += 1;
+            }
+            self.after_b5 = b == 0xB5;
+            if b == b'\r' || b == b'\n' {
+                self.stats.line_ends += 1;
+            }
+            self.stats.printable += (0x20..=0x7e).contains(&b) as u64;
             if b == b'$' {
                 if self.in_sentence {
                     self.broken(0);
@@ -250,6 +267,16 @@ mod tests {
         // A sentence cut by binary data after its address is damage.
         let (_, st) = frames(&[b"$GPRMC,1235".as_slice(), &[0xB5, 0x62]].concat());
         assert_eq!(st.framing_errors, 1);
+    }
+
+    #[test]
+    fn ubx_frames_and_line_ends_are_counted() {
+        let s = with_checksum(RMC);
+        let mut bytes = vec![0xB5, 0x62, 0x01, 0x07, 0x00, 0xB5];
+        bytes.extend_from_slice(s.as_bytes());
+        bytes.extend_from_slice(&[0x62, 0xB5, 0x00, 0x62]);
+        let (_, st) = frames(&bytes);
+        assert_eq!((st.ubx_syncs, st.line_ends), (1, 2), "{st:?}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub(crate) mod rollover;
 pub(crate) mod sentence;
 pub(crate) mod serial;
 pub(crate) mod stats;
+pub(crate) mod stream_fault;
 
 pub(crate) use decoder::Decoded;
 pub use serial::{NmeaDriverConfig, NmeaDriverHandle, spawn};

@@ -10,6 +10,10 @@
 //! `i` × the serial time per character (10 bits at the baud, default 9600) after [`Time::ZERO`].
 //! The capture has no record of idle gaps between bursts, so these stamps order sentences and
 //! place them within a burst, and nothing more; replay reports them as `rx_s`.
+//!
+//! [`ReplayStream`] decodes as the bytes come (a pipe of any length, in bounded memory): the
+//! comment lines before the first data byte set the baud and anchor for the whole capture; one
+//! that comes later applies from where it stands.
 
 use super::decoder::{Decoded, Decoder, DecoderConfig, char_ns};
 use super::rollover;
@@ -22,25 +26,6 @@ use crate::vocab::Time;
 pub(crate) struct Header {
     pub(crate) baud: Option<u32>,
     pub(crate) anchor: Option<Date>,
-}
-
-/// Removes comment lines; returns the port bytes and the header.
-pub(crate) fn strip_comments(data: &[u8]) -> (Vec<u8>, Header) {
-    let mut out = Vec::with_capacity(data.len());
-    let mut header = Header::default();
-    let mut i = 0;
-    while i < data.len() {
-        let line_start = i == 0 || data[i - 1] == b'\n';
-        if line_start && data[i] == b'#' {
-            let end = data[i..].iter().position(|&b| b == b'\n').map_or(data.len(), |p| i + p + 1);
-            parse_comment(&String::from_utf8_lossy(&data[i + 1..end]), &mut header);
-            i = end;
-        } else {
-            out.push(data[i]);
-            i += 1;
-        }
-    }
-    (out, header)
 }
 
 fn parse_comment(text: &str, h: &mut Header) {
@@ -69,23 +54,126 @@ pub(crate) fn replay(
     baud: Option<u32>,
     anchor: Option<Date>,
 ) -> (Vec<Decoded>, NmeaStats, DecoderConfig) {
-    let (bytes, header) = strip_comments(capture);
-    let baud = baud.or(header.baud).unwrap_or(9600);
-    let config = DecoderConfig {
-        rollover_anchor: anchor.or(header.anchor).unwrap_or(rollover::GPS_EPOCH),
-        ..DecoderConfig::replay(baud)
-    };
-    let mut decoder = Decoder::new(config);
-    let per_char = char_ns(baud);
+    let mut stream = ReplayStream::new(baud, anchor);
     let mut out = Vec::new();
-    // Chunks as a port would deliver them; the stamp is the end of each chunk.
-    let mut pos = 0usize;
-    for chunk in bytes.chunks(64) {
-        pos += chunk.len();
-        decoder.push(chunk, Time::ZERO.add_nanos(pos as i64 * per_char), &mut out);
+    stream.push(capture, &mut out);
+    let (stats, config) = stream.finish(&mut out);
+    (out, stats, config)
+}
+
+/// Bytes handed to the decoder at a time, as a port would deliver them.
+const CHUNK: usize = 64;
+/// A comment line longer than this is cut (its end is still skipped).
+const MAX_COMMENT: usize = 256;
+
+/// A capture decoded as it streams in: memory does not grow with its length.
+pub struct ReplayStream {
+    baud_override: Option<u32>,
+    anchor_override: Option<Date>,
+    header: Header,
+    /// Created at the first data byte, when the leading comments are known.
+    decoder: Option<Decoder>,
+    per_char: i64,
+    line_start: bool,
+    in_comment: bool,
+    comment: Vec<u8>,
+    chunk: Vec<u8>,
+    /// Data bytes handed to the decoder so far.
+    pos: usize,
+}
+
+impl ReplayStream {
+    pub fn new(baud: Option<u32>, anchor: Option<Date>) -> ReplayStream {
+        ReplayStream {
+            baud_override: baud,
+            anchor_override: anchor,
+            header: Header::default(),
+            decoder: None,
+            per_char: 0,
+            line_start: true,
+            in_comment: false,
+            comment: Vec::new(),
+            chunk: Vec::with_capacity(CHUNK),
+            pos: 0,
+        }
     }
-    decoder.finish(&mut out);
-    (out, decoder.stats(), config)
+
+    fn config(&self) -> DecoderConfig {
+        DecoderConfig {
+            rollover_anchor: self.anchor_override.or(self.header.anchor).unwrap_or(rollover::GPS_EPOCH),
+            ..DecoderConfig::replay(self.baud_override.or(self.header.baud).unwrap_or(9600))
+        }
+    }
+
+    /// Feeds the next bytes of the capture; decoded outputs are appended to `out`.
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<Decoded>) {
+        for &b in data {
+            if self.in_comment {
+                if b == b'\n' {
+                    self.end_comment();
+                } else if self.comment.len() < MAX_COMMENT {
+                    self.comment.push(b);
+                }
+                continue;
+            }
+            if self.line_start && b == b'#' {
+                self.in_comment = true;
+                self.comment.clear();
+                continue;
+            }
+            self.line_start = b == b'\n';
+            self.chunk.push(b);
+            if self.chunk.len() == CHUNK {
+                self.flush(out);
+            }
+        }
+    }
+
+    fn end_comment(&mut self) {
+        self.in_comment = false;
+        self.line_start = true;
+        let before = self.header;
+        parse_comment(&String::from_utf8_lossy(&self.comment), &mut self.header);
+        self.comment.clear();
+        // A header line after the data began applies from here on.
+        if self.header != before {
+            let config = self.config();
+            if let Some(d) = self.decoder.as_mut() {
+                d.set_baud(config.baud);
+                d.set_rollover_anchor(config.rollover_anchor);
+                self.per_char = char_ns(config.baud);
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Decoded>) {
+        if self.chunk.is_empty() {
+            return;
+        }
+        if self.decoder.is_none() {
+            let config = self.config();
+            self.per_char = char_ns(config.baud);
+            self.decoder = Some(Decoder::new(config));
+        }
+        self.pos += self.chunk.len();
+        let stamp = Time::ZERO.add_nanos(self.pos as i64 * self.per_char);
+        if let Some(d) = self.decoder.as_mut() {
+            d.push(&self.chunk, stamp, out);
+        }
+        self.chunk.clear();
+    }
+
+    /// End of the capture: decides what is still open; the counters and the settings used.
+    pub fn finish(mut self, out: &mut Vec<Decoded>) -> (NmeaStats, DecoderConfig) {
+        if self.in_comment {
+            self.end_comment();
+        }
+        self.flush(out);
+        let config = self.config();
+        let mut decoder = self.decoder.take().unwrap_or_else(|| Decoder::new(config));
+        decoder.finish(out);
+        (decoder.stats(), decoder.config())
+    }
 }
 
 #[cfg(test)]
@@ -94,9 +182,38 @@ mod tests {
 
     #[test]
     fn comments_only_at_line_start_and_header_read() {
-        let (b, h) = strip_comments(b"# baud: 4800\n# anchor: 2019-05-01\n$GPTXT,a#b*00\r\n#x\n\xb5\x62");
-        assert_eq!(b, b"$GPTXT,a#b*00\r\n\xb5\x62");
-        assert_eq!(h, Header { baud: Some(4800), anchor: Date::new(2019, 5, 1) });
+        let mut st = ReplayStream::new(None, None);
+        st.push(b"# baud: 4800\n# anchor: 2019-05-01\n$GPTXT,a#b*00\r\n#x\n\xb5\x62", &mut Vec::new());
+        assert_eq!(st.chunk, b"$GPTXT,a#b*00\r\n\xb5\x62");
+        assert_eq!(st.header, Header { baud: Some(4800), anchor: Date::new(2019, 5, 1) });
+    }
+
+    #[test]
+    fn streaming_in_any_pieces_gives_what_the_whole_capture_gives() {
+        let mut capture = b"# baud: 4800\n".to_vec();
+        for i in 0..40 {
+            let s = super::super::framer::with_checksum(&format!(
+                "GPRMC,0000{:02}.00,A,4807.038,N,01131.000,E,0.0,0.0,010125,,,A",
+                i
+            ));
+            capture.extend_from_slice(s.as_bytes());
+            if i == 20 {
+                capture.extend_from_slice(b"# a remark\n");
+            }
+        }
+        let (whole, stats, cfg) = replay(&capture, None, None);
+        assert_eq!(cfg.baud, 4800);
+        assert_eq!(stats.times_reported, 40);
+        for piece in [1, 7, 64, 1000] {
+            let mut st = ReplayStream::new(None, None);
+            let mut out = Vec::new();
+            for c in capture.chunks(piece) {
+                st.push(c, &mut out);
+            }
+            let (s2, _) = st.finish(&mut out);
+            assert_eq!(out, whole, "pieces of {piece}");
+            assert_eq!(s2, stats);
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use super::framer::{Checksum, Framer};
 use super::rollover;
 use super::sentence::Date;
 use super::stats::NmeaStats;
+use super::stream_fault::{StreamWindow, stream_fault};
 use crate::refclock::driver::{self, Driver, DriverHandle};
 
 /// Speeds tried by auto-detection, most common first.
@@ -39,6 +40,10 @@ const AUTO_REDETECT_AFTER: Duration = Duration::from_secs(20);
 /// No bytes at all for this long is worth a warning.
 const SILENCE_WARN_AFTER: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_millis(250);
+/// The stream is judged for receiver faults over windows this long...
+const FAULT_WINDOW: Duration = Duration::from_secs(10);
+/// ...and each fault class is logged at most this often.
+const FAULT_LOG_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NmeaDriverConfig {
@@ -109,6 +114,58 @@ pub(crate) struct NmeaDriver {
     last_data: Instant,
     last_valid: Instant,
     silence_warned: bool,
+    faults: FaultLog,
+}
+
+/// Names receiver faults (wrong baud, UBX only, no line ends, no fix…) in the log: one line per
+/// class and [`FAULT_LOG_EVERY`], and one when the stream is healthy again.
+#[derive(Default)]
+struct FaultLog {
+    window_start: Option<(Instant, NmeaStats)>,
+    logged: Vec<(&'static str, Instant)>,
+    in_fault: bool,
+}
+
+impl FaultLog {
+    /// `stats` is asked for only when a window ends (it copies the decoder's counters).
+    fn check(&mut self, dev: &str, stats: impl FnOnce() -> NmeaStats) {
+        let Some((start, then)) = &self.window_start else {
+            self.window_start = Some((Instant::now(), stats()));
+            return;
+        };
+        if start.elapsed() < FAULT_WINDOW {
+            return;
+        }
+        let stats = stats();
+        let window = StreamWindow::between(then, &stats);
+        self.window_start = Some((Instant::now(), stats));
+        match stream_fault(&window) {
+            Some(f) => {
+                self.in_fault = true;
+                let due = self
+                    .logged
+                    .iter()
+                    .find(|l| l.0 == f.code)
+                    .is_none_or(|l| l.1.elapsed() >= FAULT_LOG_EVERY);
+                if due {
+                    self.logged.retain(|l| l.0 != f.code);
+                    self.logged.push((f.code, Instant::now()));
+                    warn!(
+                        "NMEA {dev}: receiver fault {}: {} in the last {} s; {}",
+                        f.code,
+                        f.problem,
+                        FAULT_WINDOW.as_secs(),
+                        f.fix
+                    );
+                }
+            }
+            None if self.in_fault && window.times_reported > 0 => {
+                self.in_fault = false;
+                info!("NMEA {dev}: the receiver's output is usable again");
+            }
+            None => {}
+        }
+    }
 }
 
 impl NmeaDriver {
@@ -126,6 +183,7 @@ impl NmeaDriver {
             last_data: Instant::now(),
             last_valid: Instant::now(),
             silence_warned: false,
+            faults: FaultLog::default(),
         }
     }
 
@@ -168,7 +226,9 @@ impl Driver for NmeaDriver {
     fn open(&mut self, stop: &AtomicBool) -> Result<String, String> {
         let (port, baud) = self.detect_speed(stop)?;
         self.decoder.set_baud(baud);
-        self.decoder.reset_stream();
+        // A reopened port starts fresh: the receiver may have been swapped or power-cycled, and
+        // a fault it had before must not outlive the connection.
+        self.decoder.reset();
         self.port = Some(port);
         self.baud = Some(baud);
         (self.last_data, self.last_valid) = (Instant::now(), Instant::now());
@@ -203,6 +263,8 @@ impl Driver for NmeaDriver {
             }
             Err(e) => return Err(format!("read failed: {e}")),
         }
+        let decoder = &self.decoder;
+        self.faults.check(&self.cfg.device.display().to_string(), || decoder.stats());
         if !self.silence_warned && self.last_data.elapsed() > SILENCE_WARN_AFTER {
             self.silence_warned = true;
             warn!(

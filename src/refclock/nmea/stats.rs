@@ -24,9 +24,15 @@ pub struct NmeaStats {
     // Framing.
     pub(crate) bytes: u64,
     /// Bytes outside sentences: binary protocols, NUL padding.
-    pub(crate) skipped_bytes: u64,
-    pub(crate) checksum_errors: u64,
-    pub(crate) framing_errors: u64,
+    pub skipped_bytes: u64,
+    pub checksum_errors: u64,
+    pub framing_errors: u64,
+    /// u-blox UBX frame starts (`B5 62`) seen.
+    pub ubx_syncs: u64,
+    /// Line-end bytes seen.
+    pub line_ends: u64,
+    /// Printable ASCII bytes seen.
+    pub printable: u64,
     /// Sentences without `*hh` (ignored unless the receiver never sends checksums).
     pub(crate) no_checksum: u64,
     // Parsing.
@@ -52,9 +58,15 @@ pub struct NmeaStats {
     /// Valid fix but no date (no RMC/ZDA date yet, or too old to date a time-only sentence).
     pub(crate) rejected_no_date: u64,
     /// RMC and ZDA of one cycle naming different dates.
-    pub(crate) date_conflicts: u64,
-    /// More than 2 s earlier than a time already reported: a fault, not a new truth.
-    pub(crate) rejected_backwards: u64,
+    pub date_conflicts: u64,
+    /// More than 2 s earlier than a time already reported: a fault until the receiver has been
+    /// consistent for a while (live) or a new recording session (replay).
+    pub rejected_backwards: u64,
+    /// Live: ahead of the reported times by more than the time that passed (a receiver fault,
+    /// ignored until the receiver has been consistent for a while).
+    pub rejected_jumps: u64,
+    /// Live: jumps followed after the receiver stayed consistent (see the decoder).
+    pub jumps_followed: u64,
     /// Up to 2 s before a time already reported (a sentence lagging the others of its burst).
     pub(crate) rejected_late: u64,
     /// A second already reported (high-rate receivers, repeated sentences).
