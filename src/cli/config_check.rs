@@ -51,5 +51,73 @@ pub(crate) fn run(file: &Path) -> anyhow::Result<ExitCode> {
         };
         println!("  refclock {} (refid {}): {what}", r.name, r.refid.display(0));
     }
+    for w in numbering_warnings(&config) {
+        println!("  warning: {w}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Configurations whose pulses can never be numbered (issue 14: the daemon then refuses every
+/// pulse with `NeedAnchor`), and what to add. Pairing needs, once, a clock within ±0.4 s that
+/// something other than the receiver vouches for: upstreams, or the host clock's kernel sync
+/// status (not in `mode = "system"`, where the daemon writes that status itself) — or the
+/// operator's `message_side`, which makes the anchor unnecessary.
+pub fn numbering_warnings(config: &Config) -> Vec<String> {
+    use crate::config::ClockMode;
+    use crate::refclock::pairing::SidePrior;
+    let upstreams = !config.upstream.is_empty();
+    let mut out = Vec::new();
+    for r in &config.refclock {
+        match &r.kind {
+            RefclockKind::Pps(_) if !upstreams => out.push(format!(
+                "refclock {}: pulses alone can never be numbered without upstreams (every pulse would be \
+                 refused); add [[upstream]] entries, or pair the pulses with their receiver: \
+                 pps = {{ device = \"/dev/pps0\" }} in its kind = \"nmea\" entry",
+                r.name
+            )),
+            RefclockKind::Nmea(n)
+                if n.pps.is_some()
+                    && n.message_side == SidePrior::Auto
+                    && !upstreams
+                    && config.clock.mode == ClockMode::System =>
+            {
+                out.push(format!(
+                    "refclock {}: with no upstream and mode = \"system\" nothing vouches for the clock, so \
+                     pulses are numbered only once message_side is known; add [[upstream]] entries, or set \
+                     message_side = \"after\" (most hats: the message follows its pulse) or \"before\" \
+                     (`stratum1 refclock test` shows which)",
+                    r.name
+                ))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warnings(text: &str) -> Vec<String> {
+        numbering_warnings(&Config::parse(text, "t.toml").expect("valid config"))
+    }
+
+    #[test]
+    fn configurations_that_can_never_number_pulses_are_named_with_the_fix() {
+        let pps_only = "[[refclock]]\nkind = \"pps\"\ndevice = \"/dev/pps0\"\n";
+        let w = warnings(pps_only);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("never be numbered") && w[0].contains("[[upstream]]"), "{w:?}");
+        let with_upstream = format!("{pps_only}[[upstream]]\naddress = \"192.0.2.1\"\n");
+        assert!(warnings(&with_upstream).is_empty());
+
+        let hat =
+            "[[refclock]]\nkind = \"nmea\"\ndevice = \"/dev/serial0\"\npps = { device = \"/dev/pps0\" }\n";
+        let w = warnings(hat);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("message_side = \"after\""), "{w:?}");
+        assert!(warnings(&format!("{hat}message_side = \"after\"\n")).is_empty());
+        assert!(warnings(&format!("{hat}[clock]\nmode = \"software\"\n")).is_empty());
+    }
 }

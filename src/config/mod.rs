@@ -322,14 +322,31 @@ pub(crate) struct ClockConfig {
     /// Where the learned frequency is kept across restarts (a file, never a directory).
     /// Default: `/var/lib/stratum1/drift` with `mode = "system"`; none with `"software"` (its
     /// frequency is relative to a host clock someone else may be steering).
-    pub drift_file: Option<PathBuf>,
+    pub(crate) drift_file: Option<PathBuf>,
+    /// Holdover ends (LI=3) when the advertised root distance passes this, ms; `None`: the
+    /// core's default (100 ms, the pool monitor's tolerance).
+    pub(crate) holdover_max_distance_ms: Option<f64>,
+    /// The oscillator's worst-case frequency error once disciplined, ppm; `None`: 1 ppm.
+    pub(crate) oscillator_max_error_ppm: Option<f64>,
     /// Use the receiver's date even when it is far from the local evidence of the present
     /// (build date, drift file, fake-hwclock, leap-seconds.list) and nothing confirms it: for an
     /// operator who knows the receiver is right (see `refclock::date_check`).
-    pub trust_receiver_date: bool,
+    pub(crate) trust_receiver_date: bool,
 }
 
 impl ClockConfig {
+    /// The core's tuning with this table's holdover keys applied.
+    pub(crate) fn core_config(&self) -> crate::core::CoreConfig {
+        let mut c = crate::core::CoreConfig::default();
+        if let Some(ms) = self.holdover_max_distance_ms {
+            c.holdover_max_distance_s = ms * 1e-3;
+        }
+        if let Some(ppm) = self.oscillator_max_error_ppm {
+            c.oscillator_max_error_ppm = ppm;
+        }
+        c
+    }
+
     pub(crate) fn drift_path(&self) -> Option<PathBuf> {
         match (&self.drift_file, self.mode) {
             (Some(p), _) => Some(p.clone()),

@@ -483,6 +483,15 @@ fn clock(mut t: Table) -> Result<ClockConfig, ConfigError> {
             Ok(p)
         })?);
     }
+    if let Some(f) = t.get("holdover_max_distance_ms") {
+        // Below 10 µs a PPS lock itself does not fit; above 1.5 s clients refuse the server
+        // anyway (the core's selection limit).
+        c.holdover_max_distance_ms = Some(f.number(0.01..=1500.0, "ms")?);
+    }
+    if let Some(f) = t.get("oscillator_max_error_ppm") {
+        // A TCXO or OCXO may be far better than 1 ppm; beyond 100 ppm the board is broken.
+        c.oscillator_max_error_ppm = Some(f.number(0.001..=100.0, "ppm")?);
+    }
     if let Some(f) = t.get("trust_receiver_date") {
         c.trust_receiver_date = f.boolean()?;
     }
@@ -545,6 +554,8 @@ fn simulate(mut t: Table) -> Result<ReceiverParams, ConfigError> {
     num(&mut t, "nmea_wander_period_s", 1.0..=1e7, "s", &mut p.nmea_wander_period_s)?;
     num(&mut t, "nmea_jitter_ms", 0.0..=500.0, "ms", &mut p.nmea_jitter_ms)?;
     num(&mut t, "missed_pulse_prob", 0.0..=1.0, "", &mut p.missed_pulse_prob)?;
+    num(&mut t, "late_edge_prob", 0.0..=1.0, "", &mut p.late_edge_prob)?;
+    num(&mut t, "late_edge_mean_ns", 0.0..=1e8, "ns", &mut p.late_edge_mean_ns)?;
     flag(&mut t, "pulses_without_fix", &mut p.pulses_without_fix)?;
     num(&mut t, "free_run_offset_ms", -1000.0..=1000.0, "ms", &mut p.free_run_offset_ms)?;
     num(&mut t, "utc_offset_ms", -86_400_000.0..=86_400_000.0, "ms", &mut p.utc_offset_ms)?;

@@ -346,6 +346,9 @@ fn each_error_names_its_line_table_and_key() {
         ("[clock]\nmode = \"fast\"\n", 2, 8, &["[clock]", "mode", "\"software\""]),
         ("[clock]\ndrift_file = \"/var/lib/\"\n", 2, 14, &["drift_file", "directory"]),
         ("[clock]\ndrift_file = \"/\"\n", 2, 14, &["drift_file", "directory"]),
+        ("[clock]\nholdover_max_distance_ms = 0\n", 2, 28, &["holdover_max_distance_ms", "outside"]),
+        ("[clock]\noscillator_max_error_ppm = 500\n", 2, 28, &["oscillator_max_error_ppm", "0.001–100"]),
+        ("[clock]\noscillator_max_error_ppm = \"1\"\n", 2, 28, &["oscillator_max_error_ppm", "number"]),
         ("[clock]\ntrust_receiver_date = \"yes\"\n", 2, 23, &["trust_receiver_date", "true or false"]),
         ("[metrics]\nlisten = \"localhost:9123\"\n", 2, 10, &["[metrics]", "listen", "ADDRESS:PORT"]),
         ("[control]\nsocket = \"\"\n", 2, 10, &["[control]", "socket", "path"]),
@@ -476,4 +479,14 @@ fn gpsd_entries_default_to_localhost_and_name_wrong_keys() {
     assert!(e.contains("not a host name"), "{e}");
     let e = parse("[[refclock]]\nkind = \"ubx\"\n").unwrap_err().to_string();
     assert!(e.contains("\"gpsd\""), "{e}");
+}
+
+#[test]
+fn holdover_keys_reach_the_core() {
+    let c = parse("[clock]\nholdover_max_distance_ms = 25\noscillator_max_error_ppm = 0.2\n").unwrap();
+    let core = c.clock.core_config();
+    assert_eq!(core.holdover_max_distance_s, 0.025);
+    assert_eq!(core.oscillator_max_error_ppm, 0.2);
+    let d = parse("").unwrap().clock.core_config();
+    assert_eq!(d, crate::core::CoreConfig::default());
 }

@@ -53,7 +53,8 @@ pub struct SystemStatus {
     pub offset_s: f64,
     pub frequency_ppm: f64,
     pub root_delay_s: f64,
-    /// Grown to the snapshot's time at 15 ppm since the last update, as served.
+    /// Grown to the snapshot's time, as served: 15 ppm since the last update, or the core's
+    /// holdover rate in holdover.
     pub root_dispersion_s: f64,
     pub synchronised: bool,
     /// Last clock update (RFC 3339 UTC); `None` before the first.
@@ -338,6 +339,7 @@ pub(crate) mod tests {
         st.refid = RefId::PPS;
         st.root_dispersion = 1e-5;
         st.reference_time = Time::from_unix_secs(1_700_000_000);
+        st.dispersion_time = st.reference_time;
         let s = SystemStatus::from_state(&st, Time::from_unix_secs(1_700_000_100));
         assert!(s.synchronised);
         assert_eq!(s.refid, "PPS");

@@ -210,8 +210,7 @@ impl SourceFilter {
         self.noise_var.sqrt()
     }
 
-    /// Wander of the model in use, ppb/√s (for status and tests).
-    #[cfg(test)]
+    /// Wander of the model in use, ppb/√s (the holdover bound grows with it).
     pub(crate) fn wander_ppb(&self) -> f64 {
         self.models.get(self.best).map_or(0.0, |m| m.q.sqrt() * 1e9)
     }

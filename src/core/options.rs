@@ -33,11 +33,14 @@ pub(crate) struct CoreConfig {
     /// when its own root distance exceeds it.
     pub(crate) max_distance_s: f64,
     /// With no source selected, serve on the learned frequency until the advertised root
-    /// distance grows past this (or past 4× what it was when holdover began, but never past
-    /// `max_distance_s`); then LI=3. The default, 100 µs, is reached ~7 s into a PPS holdover
-    /// at 15 ppm: without upstreams a Pi's crystal cannot keep microseconds for long, and a
-    /// Stratum 1 must not serve a guess.
+    /// distance grows past this (never past `max_distance_s`); then LI=3. The default, 100 ms,
+    /// is the offset beyond which the NTP pool's monitor starts deducting score: the bound is
+    /// honest, so a member never serves time that could be off by more than the pool tolerates.
     pub(crate) holdover_max_distance_s: f64,
+    /// The oscillator's worst-case frequency error once disciplined (temperature, ageing),
+    /// ppm: the least rate at which the holdover bound grows (chrony's `maxclockerror`, default
+    /// 1 ppm too). The learned frequency uncertainty and wander come on top.
+    pub(crate) oscillator_max_error_ppm: f64,
     /// Samples a refclock (an upstream) needs before it can be selected.
     pub(crate) min_samples: u32,
     pub(crate) min_samples_upstream: u32,
@@ -63,7 +66,8 @@ impl Default for CoreConfig {
             initial_frequency_sd_ppm: 50.0,
             max_frequency_ppm: 500.0,
             max_distance_s: 1.5,
-            holdover_max_distance_s: 1e-4,
+            holdover_max_distance_s: 0.1,
+            oscillator_max_error_ppm: 1.0,
             min_samples: 6,
             min_samples_upstream: 4,
             bound_sigmas: 6.0,

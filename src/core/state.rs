@@ -21,10 +21,16 @@ pub struct SystemState {
     /// log2 seconds of the clock's reading precision.
     pub(crate) precision: i8,
     pub(crate) root_delay: f64,
-    /// Root dispersion at `reference_time`; it grows by [`PHI`] per second after it.
+    /// Root dispersion at `dispersion_time`; it grows by `dispersion_rate` per second after it.
     pub(crate) root_dispersion: f64,
     /// When the clock was last updated from a source.
     pub(crate) reference_time: Time,
+    /// When `root_dispersion` held: `reference_time`, except in holdover, where the core
+    /// re-evaluates its bound every update without a new reference.
+    pub(crate) dispersion_time: Time,
+    /// Growth of root dispersion after `dispersion_time`, s/s: [`PHI`] between updates from a
+    /// source; in holdover what the core has learned about the oscillator.
+    pub(crate) dispersion_rate: f64,
     /// Last measured offset of the system clock to the selected source(s), seconds.
     pub(crate) offset: f64,
     pub(crate) frequency_ppm: f64,
@@ -40,6 +46,8 @@ impl SystemState {
             root_delay: 0.0,
             root_dispersion: 1.0,
             reference_time: Time::ZERO,
+            dispersion_time: Time::ZERO,
+            dispersion_rate: PHI,
             offset: 0.0,
             frequency_ppm: 0.0,
         }
@@ -56,6 +64,8 @@ impl SystemState {
             root_delay: 0.0,
             root_dispersion: 0.000_01,
             reference_time: now,
+            dispersion_time: now,
+            dispersion_rate: PHI,
             offset: 0.0,
             frequency_ppm: 0.0,
         }
@@ -67,8 +77,13 @@ impl SystemState {
 
     /// Root dispersion as of `now`: honest growth since the last update.
     pub(crate) fn root_dispersion_at(&self, now: Time) -> f64 {
-        let age = now.secs_since(self.reference_time).max(0.0);
-        self.root_dispersion + PHI * age
+        let age = now.secs_since(self.dispersion_time).max(0.0);
+        self.root_dispersion + self.dispersion_rate * age
+    }
+
+    /// Root delay / 2 + root dispersion as of `now`: the bound on our error a client sees.
+    pub(crate) fn root_distance_at(&self, now: Time) -> f64 {
+        self.root_delay / 2.0 + self.root_dispersion_at(now)
     }
 }
 

@@ -31,7 +31,7 @@ use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
 use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
-use crate::core::{self as core_, Core, CoreConfig};
+use crate::core::{self as core_, Core};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
 use crate::refclock::date_check::{self, DateWindow, LeapListDates};
@@ -101,7 +101,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     if let Some(d) = drift {
         info!("starting on the drift file's frequency {:+.3} ppm", d.freq_ppm);
     }
-    let mut core = Core::new(CoreConfig::default().with_drift(drift), clock.now());
+    let mut core = Core::new(config.clock.core_config().with_drift(drift), clock.now());
     let leap_file = read_leap_file();
     core.set_leap_table(usable_leap_table(leap_file.as_ref()));
 
@@ -135,6 +135,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut drift = DriftKeeper::new(drift_path.clone());
     let mut drift_saved = std::time::Instant::now();
+    let mut event_log = events::EventLog::default();
     loop {
         tokio::select! {
             Some(ev) = ref_rx.recv() => refclocks.on_event(ev, &mut core, &*clock),
@@ -145,7 +146,8 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
                 let now = clock.now();
                 let mut snapshot = status::snapshot(&core, &refclocks, &server, started, now);
                 status::add_nts(&mut snapshot, &upstreams, nts_serving.as_ref());
-                for change in events::changes(&status.load(), &snapshot) {
+                let at_s = started.elapsed().as_secs_f64();
+                for change in event_log.review(&status.load(), &snapshot, at_s) {
                     change.log();
                 }
                 history.record(&snapshot);

@@ -25,11 +25,35 @@ pub(crate) struct OscillatorModel {
     /// Amplitude of the temperature-driven sinusoidal frequency change, ppm.
     pub(crate) temp_swing_ppm: f64,
     pub(crate) temp_period_s: f64,
+    /// A temperature step (a door, a fan): the frequency changes by `temp_step_ppm`, ramping
+    /// linearly over `temp_step_over_s` seconds from `temp_step_at_s` (0: instantly).
+    pub(crate) temp_step_ppm: f64,
+    pub(crate) temp_step_at_s: f64,
+    pub(crate) temp_step_over_s: f64,
+}
+
+impl OscillatorModel {
+    /// No temperature step (for literals that name the other fields).
+    pub(crate) const NO_STEP: OscillatorModel = OscillatorModel {
+        freq_ppm: 0.0,
+        wander_ppb: 0.0,
+        temp_swing_ppm: 0.0,
+        temp_period_s: 0.0,
+        temp_step_ppm: 0.0,
+        temp_step_at_s: 0.0,
+        temp_step_over_s: 0.0,
+    };
 }
 
 impl Default for OscillatorModel {
     fn default() -> Self {
-        OscillatorModel { freq_ppm: 12.0, wander_ppb: 1.0, temp_swing_ppm: 0.2, temp_period_s: 3600.0 }
+        OscillatorModel {
+            freq_ppm: 12.0,
+            wander_ppb: 1.0,
+            temp_swing_ppm: 0.2,
+            temp_period_s: 3600.0,
+            ..Self::NO_STEP
+        }
     }
 }
 
@@ -87,10 +111,18 @@ impl SimClock {
     }
 
     fn temperature_ppm(&self, since_start_s: f64) -> f64 {
-        if self.model.temp_period_s <= 0.0 {
-            return 0.0;
+        let m = &self.model;
+        let step = if m.temp_step_ppm == 0.0 || since_start_s < m.temp_step_at_s {
+            0.0
+        } else if m.temp_step_over_s <= 0.0 {
+            m.temp_step_ppm
+        } else {
+            m.temp_step_ppm * ((since_start_s - m.temp_step_at_s) / m.temp_step_over_s).min(1.0)
+        };
+        if m.temp_period_s <= 0.0 {
+            return step;
         }
-        self.model.temp_swing_ppm * (std::f64::consts::TAU * since_start_s / self.model.temp_period_s).sin()
+        step + m.temp_swing_ppm * (std::f64::consts::TAU * since_start_s / m.temp_period_s).sin()
     }
 
     /// Moves true time forward to `t` (never backwards), integrating the clock's error.
@@ -181,7 +213,13 @@ mod tests {
 
     #[test]
     fn constant_frequency_error_accumulates_and_correction_cancels_it() {
-        let m = OscillatorModel { freq_ppm: 10.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 0.0 };
+        let m = OscillatorModel {
+            freq_ppm: 10.0,
+            wander_ppb: 0.0,
+            temp_swing_ppm: 0.0,
+            temp_period_s: 0.0,
+            ..OscillatorModel::NO_STEP
+        };
         let c = SimClock::new(m, start(), 0.5, 1);
         assert_eq!(c.now().nanos_since(start()), 500_000_000);
         c.advance_to(start().add_nanos(100_000_000_000));
@@ -195,7 +233,13 @@ mod tests {
 
     #[test]
     fn wander_and_temperature_move_the_frequency_deterministically() {
-        let m = OscillatorModel { freq_ppm: 0.0, wander_ppb: 1.0, temp_swing_ppm: 0.2, temp_period_s: 400.0 };
+        let m = OscillatorModel {
+            freq_ppm: 0.0,
+            wander_ppb: 1.0,
+            temp_swing_ppm: 0.2,
+            temp_period_s: 400.0,
+            ..OscillatorModel::NO_STEP
+        };
         let a = SimClock::new(m, start(), 0.0, 7);
         let b = SimClock::new(m, start(), 0.0, 7);
         a.advance_to(start().add_nanos(100_000_000_000));
@@ -211,8 +255,13 @@ mod tests {
     #[test]
     fn simulated_clock_runs_past_2038() {
         // 60 s before a signed 32-bit `time_t` ends (see `clock::y2038_tests`).
-        let model =
-            OscillatorModel { freq_ppm: 12.0, wander_ppb: 0.0, temp_swing_ppm: 0.0, temp_period_s: 3600.0 };
+        let model = OscillatorModel {
+            freq_ppm: 12.0,
+            wander_ppb: 0.0,
+            temp_swing_ppm: 0.0,
+            temp_period_s: 3600.0,
+            ..OscillatorModel::NO_STEP
+        };
         let start = Time::from_unix_secs(i64::from(i32::MAX)).add_nanos(-60_000_000_000);
         let clock = SimClock::new(model, start, 0.5, 7);
         clock.advance_to(start.add_nanos(86_400_000_000_000));

@@ -115,6 +115,23 @@ pub struct Simulation {
     trace_every: Option<i64>,
     /// (seconds since start, offset) of every PPS sample, for jitter figures in tests.
     pps_offsets: Vec<(f64, f64)>,
+    /// Called once a virtual second (tests that check more than the report's figures).
+    observer: Option<Observer>,
+}
+
+type Observer = Box<dyn FnMut(&Observation)>;
+
+/// What the server advertised and how wrong it was, at one virtual second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub t_s: i64,
+    /// Served − true time, seconds.
+    pub error_s: f64,
+    pub leap: crate::vocab::Leap,
+    pub stratum: u8,
+    pub root_distance_s: f64,
+    /// The core holds over (synchronised, no selectable source).
+    pub holdover: bool,
 }
 
 impl Simulation {
@@ -139,6 +156,9 @@ impl Simulation {
         if let Some(v) = sc.core.holdover_max_distance_s {
             cfg.holdover_max_distance_s = v;
         }
+        if let Some(v) = sc.core.oscillator_max_error_ppm {
+            cfg.oscillator_max_error_ppm = v;
+        }
         if let Some(v) = sc.core.bound_sigmas {
             cfg.bound_sigmas = v;
         }
@@ -153,6 +173,8 @@ impl Simulation {
                 nmea_wander_period_s: g.nmea_wander_period_s,
                 nmea_jitter_ms: g.nmea_jitter_ms,
                 missed_pulse_prob: g.missed_pulse_prob,
+                late_edge_prob: g.late_edge_prob,
+                late_edge_mean_ns: g.late_edge_mean_ns,
                 no_fix: g.no_fix.clone(),
                 pulses_without_fix: g.pulses_without_fix,
                 outages: g.outages.clone(),
@@ -218,6 +240,7 @@ impl Simulation {
             core_in_control: false,
             trace_every: None,
             pps_offsets: Vec::new(),
+            observer: None,
         };
         for k in 0..3 {
             sim.schedule_receiver_second(k);
@@ -229,6 +252,12 @@ impl Simulation {
     /// Prints `{"event":"trace",...}` lines (error, state, sources) every `secs` virtual seconds.
     pub(crate) fn trace_every(mut self, secs: Option<u64>) -> Simulation {
         self.trace_every = secs.filter(|&s| s > 0).map(|s| s as i64);
+        self
+    }
+
+    /// Calls `f` once every virtual second with what the server advertised then.
+    pub fn observe(mut self, f: impl FnMut(&Observation) + 'static) -> Simulation {
+        self.observer = Some(Box::new(f));
         self
     }
 
@@ -292,8 +321,18 @@ impl Simulation {
     fn second(&mut self, k: i64) {
         let now = self.clock.now();
         let st = self.core.system_state();
-        let distance = st.root_delay / 2.0 + st.root_dispersion_at(now);
+        let distance = st.root_distance_at(now);
         self.stats.observe(k as f64, self.clock.error_s(), st.is_synchronised(), distance, st.stratum);
+        if let Some(f) = &mut self.observer {
+            f(&Observation {
+                t_s: k,
+                error_s: self.clock.error_s(),
+                leap: st.leap,
+                stratum: st.stratum,
+                root_distance_s: distance,
+                holdover: self.core.holdover_limit_s().is_some(),
+            });
+        }
         if self.trace_every.is_some_and(|e| k % e == 0) {
             let sources: Vec<_> = self
                 .core
@@ -317,7 +356,7 @@ impl Simulation {
         // useless as an anchor, when the core has no peer).
         let anchor = if self.core_in_control {
             let st = self.core.system_state();
-            Some(st.root_delay / 2.0 + st.root_dispersion_at(now))
+            Some(st.root_distance_at(now))
         } else {
             self.sc.clock.host_bound_s
         };
@@ -558,5 +597,50 @@ mod tests {
         assert_eq!(later.rms_offset_s, then.rms_offset_s);
         assert_eq!(later.max_abs_offset_s, then.max_abs_offset_s);
         assert_eq!(later.max_error_while_serving_s, then.max_error_while_serving_s);
+    }
+
+    #[test]
+    fn late_edges_and_a_temperature_step_meet_issue_14s_targets() {
+        // 2% of edges late by exp(30 µs) on scenario A's crystal, three seeds.
+        for name in ["late-edges-1", "late-edges-2", "late-edges-3"] {
+            let sc = Scenario::named(name).expect("named scenario").expect("parses");
+            let r = Simulation::new(sc).run();
+            assert_eq!(r.root_distance_violations, 0, "{r:?}");
+            assert!(r.rms_offset_s.is_some_and(|v| v <= 0.35e-6), "{name}: {r:?}");
+            assert!(r.p99_abs_offset_s.is_some_and(|v| v <= 1e-6), "{name}: {r:?}");
+        }
+        // And a 1 ppm step over 60 s.
+        let sc = Scenario::named("temperature-step").expect("named scenario").expect("parses");
+        let r = Simulation::new(sc).run();
+        assert_eq!(r.root_distance_violations, 0, "{r:?}");
+        assert!(r.max_abs_offset_s.is_some_and(|v| v <= 5e-6), "{r:?}");
+    }
+
+    #[test]
+    fn thirty_minutes_of_holdover_stay_stratum_1_with_an_honest_bound() {
+        // Issue 14: scenario A's crystal, PPS for 2 h, then 30 min without sky or upstream.
+        use std::sync::{Arc, Mutex};
+        let sc = Scenario::named("holdover-30min").expect("named scenario").expect("parses");
+        let seen: Arc<Mutex<Vec<Observation>>> = Arc::default();
+        let log = seen.clone();
+        let report = Simulation::new(sc)
+            .observe(move |o| log.lock().unwrap_or_else(|e| e.into_inner()).push(o.clone()))
+            .run();
+        assert_eq!(report.root_distance_violations, 0, "{report:?}");
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        // Samples stop at 7200 s; the outage lasts to 9000 s.
+        let outage: Vec<&Observation> = seen.iter().filter(|o| (7201..9000).contains(&o.t_s)).collect();
+        assert_eq!(outage.len(), 1799);
+        for o in &outage {
+            assert!(o.leap == crate::vocab::Leap::None && o.stratum == 1, "at {} s: {o:?}", o.t_s);
+            assert!(o.error_s.abs() <= o.root_distance_s, "at {} s: {o:?}", o.t_s);
+        }
+        assert!(outage.iter().filter(|o| o.t_s > 7300).all(|o| o.holdover), "holdover not reported");
+        let worst = outage.iter().map(|o| o.error_s.abs()).fold(0.0, f64::max);
+        let end = outage.last().map_or(f64::NAN, |o| o.root_distance_s);
+        assert!(end <= 20.0 * worst, "advertised {end} s at the end, worst true error {worst} s");
+        // The sky comes back: the server is synchronised on PPS again before the run ends.
+        assert!(seen.last().is_some_and(|o| o.stratum == 1 && !o.holdover), "{:?}", seen.last());
+        eprintln!("holdover-30min: worst error {worst:e} s, final root distance {end:e} s");
     }
 }

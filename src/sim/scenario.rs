@@ -23,6 +23,11 @@ pub(crate) const NAMED: &[(&str, &str)] = &[
     ("nmea-late-wandering", include_str!("../../tests/scenarios/nmea-late-wandering.toml")),
     ("nmea-before-pulse", include_str!("../../tests/scenarios/nmea-before-pulse.toml")),
     ("nmea-late-long-outage", include_str!("../../tests/scenarios/nmea-late-long-outage.toml")),
+    ("holdover-30min", include_str!("../../tests/scenarios/holdover-30min.toml")),
+    ("late-edges-1", include_str!("../../tests/scenarios/late-edges-1.toml")),
+    ("late-edges-2", include_str!("../../tests/scenarios/late-edges-2.toml")),
+    ("late-edges-3", include_str!("../../tests/scenarios/late-edges-3.toml")),
+    ("temperature-step", include_str!("../../tests/scenarios/temperature-step.toml")),
 ];
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -99,6 +104,7 @@ impl ClockScenario {
 pub(crate) struct CoreScenario {
     pub(crate) step_threshold_s: Option<f64>,
     pub(crate) holdover_max_distance_s: Option<f64>,
+    pub(crate) oscillator_max_error_ppm: Option<f64>,
     pub(crate) bound_sigmas: Option<f64>,
     pub(crate) sync_max_offset_s: Option<f64>,
 }
@@ -116,6 +122,9 @@ pub struct GpsScenario {
     pub(crate) nmea_wander_ms: f64,
     pub(crate) nmea_wander_period_s: f64,
     pub(crate) missed_pulse_prob: f64,
+    /// Probability that a pulse is stamped late, and the mean lateness (exponential), ns.
+    pub(crate) late_edge_prob: f64,
+    pub(crate) late_edge_mean_ns: f64,
     #[serde(deserialize_with = "windows")]
     pub(crate) no_fix: Vec<(f64, f64)>,
     pub(crate) pulses_without_fix: bool,
@@ -164,6 +173,8 @@ impl Default for GpsScenario {
             nmea_wander_ms: 0.0,
             nmea_wander_period_s: 600.0,
             missed_pulse_prob: 0.0,
+            late_edge_prob: 0.0,
+            late_edge_mean_ns: 30_000.0,
             no_fix: Vec::new(),
             pulses_without_fix: false,
             nmea_lost: Vec::new(),

@@ -28,6 +28,13 @@ impl Daemon {
         Self::spawn(Command::new(daemon_bin()), args)
     }
 
+    /// Like [`Daemon::start`], also handing out the log lines for the test to read as they come.
+    pub fn start_logged(args: &[&str]) -> (Daemon, Arc<Mutex<Vec<String>>>) {
+        let d = Self::start(args);
+        let log = d.log.clone();
+        (d, log)
+    }
+
     /// [`Daemon::start`] inside network namespace `netns` (`ip netns exec` becomes the daemon).
     pub fn start_in(netns: &str, args: &[&str]) -> Daemon {
         let mut cmd = Command::new("ip");

@@ -144,6 +144,8 @@ mod tests {
             root_delay: 0.0,
             root_dispersion: 1e-5,
             reference_time: Time::from_unix_secs(1_800_000_000),
+            dispersion_time: Time::from_unix_secs(1_800_000_000),
+            dispersion_rate: crate::core::state::PHI,
             offset: 1e-6,
             frequency_ppm: -12.25,
         }

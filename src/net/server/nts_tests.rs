@@ -34,6 +34,8 @@ mod tests {
             root_delay: 0.0,
             root_dispersion: 0.000_010,
             reference_time: now().add_nanos(-4_000_000_000),
+            dispersion_time: now().add_nanos(-4_000_000_000),
+            dispersion_rate: crate::core::state::PHI,
             offset: 0.0,
             frequency_ppm: 0.0,
         }

@@ -30,6 +30,10 @@ pub struct ReceiverParams {
     pub nmea_jitter_ms: f64,
     /// Probability that a pulse is missed.
     pub missed_pulse_prob: f64,
+    /// Probability that a pulse is stamped late (interrupt latency on a loaded board), and
+    /// the mean of that lateness, ns (exponentially distributed).
+    pub late_edge_prob: f64,
+    pub late_edge_mean_ns: f64,
     /// Seconds `[start, end)` with no fix: NMEA says so (RMC status V).
     pub no_fix: Vec<(f64, f64)>,
     /// Whether the receiver keeps pulsing (free-running) without a fix.
@@ -69,6 +73,8 @@ impl Default for ReceiverParams {
             nmea_wander_period_s: 600.0,
             nmea_jitter_ms: 30.0,
             missed_pulse_prob: 0.0,
+            late_edge_prob: 0.0,
+            late_edge_mean_ns: 30_000.0,
             no_fix: Vec::new(),
             pulses_without_fix: false,
             free_run_offset_ms: 3.0,
@@ -163,6 +169,13 @@ impl ReceiverModel {
 
         let jitter = gauss(&mut self.rng) * p.pps_jitter_ns;
         let missed = self.rng.r#gen::<f64>() < p.missed_pulse_prob;
+        // Drawn only when asked for, so scenarios without late edges keep their numbers.
+        let late = if p.late_edge_prob > 0.0 && self.rng.r#gen::<f64>() < p.late_edge_prob {
+            -p.late_edge_mean_ns * self.rng.r#gen::<f64>().max(1e-300).ln()
+        } else {
+            0.0
+        };
+        let jitter = jitter + late;
         let pulse =
             (p.pps && !out && !within(&p.pps_lost) && !missed && (fix || p.pulses_without_fix)).then(|| {
                 let free_run = if fix { 0.0 } else { p.free_run_offset_ms * 1e6 };
