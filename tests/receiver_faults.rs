@@ -7,6 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
@@ -20,6 +21,19 @@ fn shift_to(y: i32, m: u8, d: u8) -> i64 {
     let now = realtime_now().unix_secs();
     let day = Time::from_utc(y, m, d, 0, 0, 0, 0).unix_secs();
     day - (now - now.rem_euclid(86_400))
+}
+
+/// The glitch test runs alone: with its seven siblings' daemons on two cores, its NMEA-only
+/// receiver's first seconds were stamped 0.17–0.25 s late, and the start-up step that follows
+/// must be re-learnt (a defect in the note of issue 12, not what that test is about).
+static ALONE: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    ALONE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    ALONE.write().unwrap_or_else(|e| e.into_inner())
 }
 
 fn config(dir: &Path, listen: &str, receiver: &FakeReceiver, extra: &str) -> String {
@@ -71,6 +85,23 @@ fn wait_serving(server: SocketAddr, limit: Duration) -> Option<Duration> {
     None
 }
 
+/// Waits up to `limit` until the server has served time, within 50 ms of the host's, for
+/// `steady` without a break.
+fn wait_steady(server: SocketAddr, steady: Duration, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut since: Option<Instant> = None;
+    while start.elapsed() < limit {
+        let good = ask(server, Duration::from_millis(500))
+            .is_some_and(|r| r.serves_time() && r.offset_s.abs() < 0.05);
+        since = if good { since.or(Some(Instant::now())) } else { None };
+        if since.is_some_and(|t| t.elapsed() >= steady) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    None
+}
+
 fn cold_receiver_is_refused(year: i32, month: u8, day: u8, listen: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = FakeReceiver::start(shift_to(year, month, day));
@@ -94,17 +125,20 @@ fn cold_receiver_is_refused(year: i32, month: u8, day: u8, listen: &str) {
 
 #[test]
 fn a_cold_receiver_naming_1980_is_never_served() {
+    let _shared = shared();
     // Issue 12: 1980 becomes 2038–2039 by the week-rollover rule and was stepped to and served.
     cold_receiver_is_refused(1980, 2, 1, "127.0.4.1:11301");
 }
 
 #[test]
 fn a_receiver_naming_2099_is_never_served() {
+    let _shared = shared();
     cold_receiver_is_refused(2099, 2, 1, "127.0.4.2:11302");
 }
 
 #[test]
 fn trust_receiver_date_serves_the_receivers_date() {
+    let _shared = shared();
     // The operator's override: the same far date is served (so the test above can fail).
     let dir = tempfile::tempdir().expect("tempdir");
     let shift = shift_to(2029, 6, 1);
@@ -128,6 +162,7 @@ fn trust_receiver_date_serves_the_receivers_date() {
 
 #[test]
 fn a_two_second_glitch_an_hour_ahead_is_ignored() {
+    let _alone = alone();
     let listen = "127.0.4.4:11304";
     let server: SocketAddr = listen.parse().expect("address");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -135,6 +170,9 @@ fn a_two_second_glitch_an_hour_ahead_is_ignored() {
     let cfg = config(dir.path(), listen, &receiver, "");
     let d = Daemon::start(&["--config", &cfg]);
     wait_serving(server, Duration::from_secs(60)).expect("serves the receiver's time");
+    // The glitch is tested on a settled server: an NMEA-only start-up can step on its first
+    // seconds' samples and re-learn soon after (see the note of issue 12), which is not this test.
+    wait_steady(server, Duration::from_secs(10), Duration::from_secs(120)).expect("serves steadily");
     receiver.set_shift(3600);
     std::thread::sleep(Duration::from_millis(2000));
     receiver.set_shift(0);
@@ -149,6 +187,7 @@ fn a_two_second_glitch_an_hour_ahead_is_ignored() {
 
 #[test]
 fn fifteen_seconds_of_1980_end_soon_after_the_receiver_recovers() {
+    let _shared = shared();
     let listen = "127.0.4.5:11305";
     let server: SocketAddr = listen.parse().expect("address");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -170,6 +209,7 @@ fn fifteen_seconds_of_1980_end_soon_after_the_receiver_recovers() {
 
 #[test]
 fn a_clock_a_day_behind_the_receiver_is_stepped_and_served() {
+    let _shared = shared();
     // A Pi without an RTC boots on fake-hwclock's time, a day behind: the date is within the
     // local evidence, so the start-up step goes there and time is served.
     let listen = "127.0.4.6:11306";
@@ -193,6 +233,7 @@ fn a_clock_a_day_behind_the_receiver_is_stepped_and_served() {
 
 #[test]
 fn each_receiver_fault_class_gets_a_log_line_with_its_fix() {
+    let _shared = shared();
     let listen = "127.0.4.7:11307";
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = FakeReceiver::start(0);
@@ -228,6 +269,7 @@ fn each_receiver_fault_class_gets_a_log_line_with_its_fix() {
 
 #[test]
 fn a_receiver_a_second_off_with_pps_says_why_it_is_unused() {
+    let _shared = shared();
     // The simulated receiver (NMEA through a pty + PPS) one second ahead of the host clock: the
     // clock cannot number its pulses, and the log says so and what to do.
     let dir = tempfile::tempdir().expect("tempdir");
