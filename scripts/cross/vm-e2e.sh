@@ -89,7 +89,7 @@ echo "VM-CLOCK $(/bin/vm-settime GUEST_EPOCH) $(uname -m)"
 echo "VM-BUSYBOX-DATE $(date -u +%Y-%m-%dT%H:%M:%SZ 2>&1)"
 if [ -x /stratum1-tests ]; then
   cd /tmp && /stratum1-tests refclock::pps::kernel_abi refclock::pps::kernel::tests::opening_a_non_pps_file \
-    refclock::pps::probe::tests::a_wrong_device 2>&1 | grep -E '^test |test result' | sed 's/^/VM-TESTS /'
+    cli::refclock_test::probe::tests::a_wrong_device 2>&1 | grep -E '^test |test result' | sed 's/^/VM-TESTS /'
   cd /
 fi
 STRATUM1_FORBID_SYSTEM_CLOCK=1 /stratum1 run --simulate --config /etc/stratum1.toml >/tmp/daemon.log 2>&1 &
