@@ -37,6 +37,24 @@ pub struct SystemState {
 }
 
 impl SystemState {
+    /// A stratum-1 PPS state last updated at `reference`, for the server's and mode 6's tests.
+    #[cfg(test)]
+    pub(crate) fn synced_at(reference: crate::vocab::Time) -> SystemState {
+        SystemState {
+            leap: crate::vocab::Leap::None,
+            stratum: 1,
+            refid: crate::vocab::RefId::PPS,
+            precision: -22,
+            root_delay: 0.0,
+            root_dispersion: 1e-5,
+            reference_time: reference,
+            dispersion_time: reference,
+            dispersion_rate: PHI,
+            offset: 0.0,
+            frequency_ppm: 0.0,
+        }
+    }
+
     pub(crate) fn unsynchronised() -> SystemState {
         SystemState {
             leap: Leap::Unsynchronised,

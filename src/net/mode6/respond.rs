@@ -132,22 +132,13 @@ mod tests {
     use super::*;
     use crate::control::snapshot::tests::example;
     use crate::net::mode6::wire::tests::{reassemble, request};
-    use crate::vocab::{Leap, RefId};
     use proptest::prelude::*;
 
     fn state() -> SystemState {
         SystemState {
-            leap: Leap::None,
-            stratum: 1,
-            refid: RefId::PPS,
-            precision: -22,
-            root_delay: 0.0,
-            root_dispersion: 1e-5,
-            reference_time: Time::from_unix_secs(1_800_000_000),
-            dispersion_time: Time::from_unix_secs(1_800_000_000),
-            dispersion_rate: crate::core::state::PHI,
             offset: 1e-6,
             frequency_ppm: -12.25,
+            ..SystemState::synced_at(Time::from_unix_secs(1_800_000_000))
         }
     }
 

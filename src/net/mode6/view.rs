@@ -232,7 +232,7 @@ fn upstream_address(name: &str) -> (Option<SocketAddr>, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::{Leap, RefId};
+    use crate::vocab::RefId;
 
     fn source(name: &str, kind: SourceKind, state: SourceState, reach: u8) -> SourceStatus {
         SourceStatus {
@@ -253,17 +253,9 @@ mod tests {
 
     fn synced() -> SystemState {
         SystemState {
-            leap: Leap::None,
-            stratum: 1,
-            refid: RefId::PPS,
-            precision: -22,
-            root_delay: 0.0,
-            root_dispersion: 1e-5,
-            reference_time: Time::from_unix_secs(1_800_000_000),
-            dispersion_time: Time::from_unix_secs(1_800_000_000),
-            dispersion_rate: crate::core::state::PHI,
             offset: 1e-6,
             frequency_ppm: -12.25,
+            ..SystemState::synced_at(Time::from_unix_secs(1_800_000_000))
         }
     }
 

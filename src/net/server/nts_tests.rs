@@ -16,7 +16,7 @@ mod tests {
     use crate::net::packet::{HEADER_LEN, Mode};
     use crate::net::server::respond::{Outcome, prepare};
     use crate::net::server::{DropReason, ServeAll};
-    use crate::vocab::{Leap, RefId};
+    use crate::vocab::RefId;
     use std::net::Ipv4Addr;
 
     const PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -26,19 +26,7 @@ mod tests {
     }
 
     fn synced() -> SystemState {
-        SystemState {
-            leap: Leap::None,
-            stratum: 1,
-            refid: RefId::PPS,
-            precision: -22,
-            root_delay: 0.0,
-            root_dispersion: 0.000_010,
-            reference_time: now().add_nanos(-4_000_000_000),
-            dispersion_time: now().add_nanos(-4_000_000_000),
-            dispersion_rate: crate::core::state::PHI,
-            offset: 0.0,
-            frequency_ppm: 0.0,
-        }
+        SystemState::synced_at(now().add_nanos(-4_000_000_000))
     }
 
     struct Fixed(Verdict);

@@ -270,19 +270,7 @@ mod tests {
     }
 
     fn synced() -> SystemState {
-        SystemState {
-            leap: Leap::None,
-            stratum: 1,
-            refid: RefId::PPS,
-            precision: -22,
-            root_delay: 0.0,
-            root_dispersion: 0.000_010,
-            reference_time: now().add_nanos(-4_000_000_000),
-            dispersion_time: now().add_nanos(-4_000_000_000),
-            dispersion_rate: crate::core::state::PHI,
-            offset: 0.0,
-            frequency_ppm: 0.0,
-        }
+        SystemState::synced_at(now().add_nanos(-4_000_000_000))
     }
 
     fn request(version: u8, mode: u8, poll: i8, xmt: u64) -> [u8; HEADER_LEN] {
