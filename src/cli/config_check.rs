@@ -60,8 +60,9 @@ pub(crate) fn run(file: &Path) -> anyhow::Result<ExitCode> {
 /// Configurations whose pulses can never be numbered (issue 14: the daemon then refuses every
 /// pulse with `NeedAnchor`), and what to add. Pairing needs, once, a clock within ±0.4 s that
 /// something other than the receiver vouches for: upstreams, or the host clock's kernel sync
-/// status (not in `mode = "system"`, where the daemon writes that status itself) — or the
-/// operator's `message_side`, which makes the anchor unnecessary.
+/// status (carried forward from start in `mode = "system"`, where the daemon writes it itself;
+/// see `refclock::anchor`) — or the operator's `message_side`, or a receiver family whose side
+/// is known (`refclock::family`), either of which makes the anchor unnecessary.
 pub fn numbering_warnings(config: &Config) -> Vec<String> {
     use crate::config::ClockMode;
     use crate::refclock::pairing::SidePrior;
@@ -83,7 +84,8 @@ pub fn numbering_warnings(config: &Config) -> Vec<String> {
             {
                 out.push(format!(
                     "refclock {}: with no upstream and mode = \"system\" nothing vouches for the clock, so \
-                     pulses are numbered only once message_side is known; add [[upstream]] entries, or set \
+                     pulses are numbered only if the receiver names a family whose side is known (MediaTek, \
+                     u-blox: 15 s after start) and never otherwise; add [[upstream]] entries, or set \
                      message_side = \"after\" (most hats: the message follows its pulse) or \"before\" \
                      (`stratum1 refclock test` shows which)",
                     r.name

@@ -18,7 +18,7 @@ use crate::net::ratelimit::RateParams;
 use crate::refclock::pairing::SidePrior;
 use crate::refclock::pps::edges::PpsEdgeKind;
 use crate::refclock::pps::gpio::GpioSpec;
-use crate::sim::receiver::ReceiverParams;
+use crate::sim::receiver::{Identity, ReceiverParams};
 use crate::vocab::RefId;
 
 const MAX_LISTEN: usize = 64;
@@ -557,9 +557,23 @@ fn simulate(mut t: Table) -> Result<ReceiverParams, ConfigError> {
     num(&mut t, "late_edge_prob", 0.0..=1.0, "", &mut p.late_edge_prob)?;
     num(&mut t, "late_edge_mean_ns", 0.0..=1e8, "ns", &mut p.late_edge_mean_ns)?;
     flag(&mut t, "pulses_without_fix", &mut p.pulses_without_fix)?;
+    flag(&mut t, "offline", &mut p.offline)?;
     num(&mut t, "free_run_offset_ms", -1000.0..=1000.0, "ms", &mut p.free_run_offset_ms)?;
     num(&mut t, "utc_offset_ms", -86_400_000.0..=86_400_000.0, "ms", &mut p.utc_offset_ms)?;
     num(&mut t, "quantisation_ns", 0.0..=1000.0, "ns", &mut p.quantisation_ns)?;
+    if let Some(f) = t.get("family") {
+        p.identity = match f.string()? {
+            "typical" => Identity::Typical,
+            "mediatek" => Identity::MediaTek,
+            "ublox" => Identity::UBlox,
+            "unknown" => Identity::Unknown,
+            other => {
+                return Err(f.err(format!(
+                    "{other:?}: expected \"typical\", \"mediatek\", \"ublox\" or \"unknown\""
+                )));
+            }
+        };
+    }
     if let Some(f) = t.get("protocol") {
         p.ubx = match f.string()? {
             "nmea" => false,

@@ -209,6 +209,9 @@ pub(crate) struct Core {
     network: Option<(NetworkTime, Time)>,
     /// The source followed at the last update and the time of its sample then.
     peer: Option<(usize, Option<Time>)>,
+    /// How far the core has moved the clock from where it would be without us, up to the
+    /// instant recorded (see [`Core::moved_s`]).
+    moved: (f64, Time),
 }
 
 impl Core {
@@ -237,6 +240,7 @@ impl Core {
             gps_guard: GpsGuard::default(),
             network: None,
             peer: None,
+            moved: (0.0, now),
         }
     }
 
@@ -261,6 +265,7 @@ impl Core {
     }
 
     /// The learned frequency, ppm, once the clock has been disciplined.
+    #[cfg(test)]
     pub(crate) fn drift_ppm(&self) -> Option<f64> {
         (self.clock_updates > 0).then_some(self.base_freq_ppm)
     }
@@ -750,6 +755,8 @@ impl Core {
 
     /// Records a change to the clock and rewrites every filter to match.
     fn adjusted(&mut self, at: Time, dfreq: f64, step: f64) {
+        let before_ppm = self.freq_ppm - dfreq * 1e6;
+        self.moved = (self.moved.0 + before_ppm * 1e-6 * at.secs_since(self.moved.1).max(0.0) + step, at);
         if dfreq == 0.0 && step == 0.0 {
             return;
         }
@@ -765,13 +772,30 @@ impl Core {
         self.history.push_back(Adjustment { at, dfreq, step });
     }
 
-    /// What the upstreams say the time is (their consensus at the last update, its bound grown
-    /// since): the reference for numbering PPS pulses when NMEA is missing.
-    pub(crate) fn network_time_estimate(&self, now: Time) -> Option<NetworkTime> {
-        self.network.map(|(n, at)| NetworkTime {
+    /// What the upstreams say about our clock, whoever disciplines it: their consensus (its
+    /// bound grown since the last update) when two or more agree, else our own state while a
+    /// single upstream disciplines us. The refclock leans on it to number pulses (also without
+    /// NMEA) and to sanity-check GPS seconds; never on a state the refclock itself made.
+    pub(crate) fn network_time(&self, now: Time) -> Option<NetworkTime> {
+        let consensus = self.network.map(|(n, at)| NetworkTime {
             error_s: n.error_s + self.cfg.skew * now.secs_since(at).max(0.0),
             ..n
+        });
+        consensus.or_else(|| {
+            let st = &self.state;
+            (st.is_synchronised() && st.stratum > 1).then(|| NetworkTime {
+                offset_s: 0.0,
+                error_s: st.root_delay / 2.0 + st.root_dispersion_at(now),
+                sources: 1,
+            })
         })
+    }
+
+    /// How far the core has moved the clock since it started, seconds (signed: the clock now
+    /// minus where it would be without us): every step and the integral of the frequency it
+    /// set. A claim about the clock made before we steered it still holds, shifted by this.
+    pub(crate) fn moved_s(&self, now: Time) -> f64 {
+        self.moved.0 + self.freq_ppm * 1e-6 * now.secs_since(self.moved.1).max(0.0)
     }
 
     pub(crate) fn system_state(&self) -> SystemState {

@@ -8,7 +8,7 @@
 //! says by how much and whether it is a whole number of seconds.
 //!
 //! The same consensus answers "what time is it, roughly?" for numbering PPS pulses when NMEA is
-//! missing ([`crate::core::Core::network_time_estimate`]).
+//! missing ([`crate::core::Core::network_time`]).
 
 use tracing::{error, info};
 
@@ -321,7 +321,7 @@ mod tests {
             assert_eq!(s.stratum, 3, "{s:?}");
             assert_eq!(s.refid.0[..3], [127, 0, 8], "refid is an upstream's address: {s:?}");
             assert!(rig.error().abs() < 0.01, "clock follows the upstreams: {}", rig.error());
-            let net = rig.core.network_time_estimate(rig.clock.now()).expect("network time");
+            let net = rig.core.network_time(rig.clock.now()).expect("network time");
             assert_eq!(net.sources, 3);
             assert!((net.offset_s - rig.error()).abs() < 0.01 && net.error_s < 0.1, "{net:?}");
 

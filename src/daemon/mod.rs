@@ -29,13 +29,12 @@ use crate::clock::system::SystemClock;
 use crate::clock::{Clock, realtime_now};
 use crate::config::{ClockMode, Config};
 use crate::control::StatusHandle;
-use crate::core::gps_check::NetworkTime;
 use crate::core::state::{SharedState, shared_state};
 use crate::core::{self as core_, Core};
 use crate::net::pool_policy::PoolPolicy;
 use crate::net::server::{self, ServerOptions};
 use crate::refclock::date_check::{self, DateWindow, LeapListDates};
-use crate::vocab::{ClockAction, Time};
+use crate::vocab::ClockAction;
 use crate::web::SharedHistory;
 
 /// Everything `run` needs, resolved from the command line and the config file.
@@ -141,7 +140,7 @@ async fn run_async(opts: DaemonOptions) -> anyhow::Result<()> {
             Some(ev) = ref_rx.recv() => refclocks.on_event(ev, &mut core, &*clock),
             Some(ev) = up_rx.recv() => upstreams.on_event(ev, &mut core),
             _ = tick.tick() => {
-                let network = network_time(&core, clock.now());
+                let network = core.network_time(clock.now());
                 refclocks.tick(&mut core, &*clock, network);
                 let now = clock.now();
                 let mut snapshot = status::snapshot(&core, &refclocks, &server, started, now);
@@ -269,20 +268,6 @@ fn steer(core: &mut Core, clock: &dyn Clock, state: &SharedState) {
     if **state.load() != new {
         state.store(Arc::new(new));
     }
-}
-
-/// What the upstreams say about our clock, whoever disciplines it: their consensus when two or
-/// more agree, else our own state while a single upstream disciplines us. The refclock leans on
-/// it to number pulses (also without NMEA) and to sanity-check GPS seconds.
-fn network_time(core: &Core, now: Time) -> Option<NetworkTime> {
-    core.network_time_estimate(now).or_else(|| {
-        let state = core.system_state();
-        (state.is_synchronised() && state.stratum > 1).then(|| NetworkTime {
-            offset_s: 0.0,
-            error_s: state.root_delay / 2.0 + state.root_dispersion_at(now),
-            sources: 1,
-        })
-    })
 }
 
 /// The IERS leap-second list from tzdata, when present (expired or not).

@@ -14,7 +14,7 @@ use crate::clock::{Clock, realtime_now};
 use crate::config::{Config, RefclockConfig, RefclockKind};
 use crate::core::gps_check::NetworkTime;
 use crate::core::{Core, SourceId, SourceKind, SourceOptions};
-use crate::refclock::anchor::host_clock_error_bound;
+use crate::refclock::anchor::{Anchor, BootClaim, Witnesses, host_clock_error_bound};
 use crate::refclock::date_check::{Agreement, DateWindow};
 use crate::refclock::driver::{DriverHandle, Health};
 use crate::refclock::gpsd::{self, GpsdConfig, GpsdStats};
@@ -38,6 +38,23 @@ pub struct Refclocks {
     pub units: Vec<Refclock>,
     /// Receivers naming the same second: each other's second opinion on the date.
     agreement: Agreement,
+    host: HostClaim,
+}
+
+/// What vouches for a simulated receiver's clock (see [`Refclock::simulated`]).
+#[derive(Clone, Copy)]
+struct SimulatedAnchor {
+    utc_offset_s: f64,
+    offline: bool,
+}
+
+/// Where the host kernel's claim about the clock comes from (see [`Witnesses`]).
+#[derive(Clone, Copy)]
+enum HostClaim {
+    /// Someone else steers the host clock: its claim, read each tick.
+    Live,
+    /// We steer it: the claim found at start, carried forward by hand.
+    Boot(Option<BootClaim>, Instant),
 }
 
 /// One refclock: one core source.
@@ -47,10 +64,10 @@ pub(crate) struct Refclock {
     pub(crate) source: RefclockSource,
     /// What is read, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
     pub(crate) description: String,
-    /// With the simulated receiver: how far its UTC is ahead of the host clock, seconds.
-    simulated: Option<f64>,
-    /// The daemon steers the host clock (and so writes the kernel's sync status itself).
-    steers_host: bool,
+    /// A simulated receiver: its UTC is the host clock shifted by `[simulate] utc_offset_ms`,
+    /// and unless `[simulate] offline` the host clock vouches for that to 1 ms (a Pi whose
+    /// clock something synchronised). `None` for a real receiver.
+    simulated: Option<SimulatedAnchor>,
     /// When the refclock last gave a sample, or was last counted as missing one.
     polled: Instant,
     reference: Option<Reference>,
@@ -98,11 +115,18 @@ impl Refclocks {
             };
             units.push(unit);
         }
-        for u in &mut units {
-            u.steers_host = steers_host;
+        for u in &units {
             info!("refclock {}: {}", u.name, u.description);
         }
-        Ok(Refclocks { units, agreement: Agreement::default() })
+        // In system mode the kernel's claim is someone else's only until the core steers: read
+        // it now, before the first adjustment, and carry it forward.
+        let started = Instant::now();
+        let host = if steers_host {
+            HostClaim::Boot(host_clock_error_bound().map(|b| BootClaim::new(b, 0.0)), started)
+        } else {
+            HostClaim::Live
+        };
+        Ok(Refclocks { units, agreement: Agreement::default(), host })
     }
 
     /// Receiver dates outside `window` need a second opinion (see `refclock::date_check`);
@@ -135,8 +159,14 @@ impl Refclocks {
     /// Once a tick: anchors and references from the upstreams, pulses that settled, and a zero
     /// in the reach register of a refclock that missed its second.
     pub(crate) fn tick(&mut self, core: &mut Core, clock: &dyn Clock, network: Option<NetworkTime>) {
+        let host_claim = match self.host {
+            HostClaim::Live => host_clock_error_bound().map(|bound_s| Anchor { offset_s: 0.0, bound_s }),
+            HostClaim::Boot(claim, started) => {
+                claim.map(|c| c.at(started.elapsed().as_secs_f64(), core.moved_s(clock.now())))
+            }
+        };
         for r in &mut self.units {
-            r.source.set_anchor_bound(r.anchor_bound(clock, network));
+            r.source.set_anchor(r.anchor(clock, network, host_claim));
             r.set_network_reference(clock, network);
             for sample in r.source.poll(realtime_now(), clock) {
                 core.on_sample(r.id, sample);
@@ -185,7 +215,6 @@ impl Refclock {
             source: RefclockSource::new(options::refclock_source(entry)),
             description: parts.join(" + "),
             simulated: None,
-            steers_host: false,
             polled: Instant::now(),
             reference: None,
             nmea,
@@ -228,8 +257,10 @@ impl Refclock {
             name: name.to_string(),
             source: RefclockSource::new(source),
             description,
-            simulated: Some(config.simulate.utc_offset_ms * 1e-3),
-            steers_host: false,
+            simulated: Some(SimulatedAnchor {
+                utc_offset_s: config.simulate.utc_offset_ms * 1e-3,
+                offline: config.simulate.offline,
+            }),
             polled: Instant::now(),
             reference: None,
             nmea,
@@ -241,24 +272,25 @@ impl Refclock {
 
     /// How far the clock handed to the refclock source can be from UTC, when something
     /// independent of the receiver vouches for it (pairing needs this once to learn which side
-    /// of the pulse the messages fall on).
-    ///
-    /// `network` is what the upstreams say about our clock.
-    fn anchor_bound(&self, clock: &dyn Clock, network: Option<NetworkTime>) -> Option<f64> {
-        let network = network.map(|n| n.offset_s.abs() + n.error_s);
-        let correction = clock.now().secs_since(realtime_now());
-        if let Some(offset) = self.simulated {
-            // The simulated receiver's UTC is the host clock, shifted by its configured lie.
-            return Some((correction - offset).abs() + 1e-3);
+    /// of the pulse the messages fall on): [`Witnesses`], the rule the simulator uses too.
+    fn anchor(
+        &self,
+        clock: &dyn Clock,
+        network: Option<NetworkTime>,
+        host: Option<Anchor>,
+    ) -> Option<Anchor> {
+        let host = match self.simulated {
+            None => host,
+            Some(s) if s.offline => None,
+            // The simulated receiver's UTC, relative to the host clock.
+            Some(s) => Some(Anchor { offset_s: s.utc_offset_s, bound_s: 1e-3 }),
+        };
+        Witnesses {
+            host,
+            correction_s: clock.now().secs_since(realtime_now()),
+            network: network.map(|n| Anchor { offset_s: n.offset_s, bound_s: n.error_s }),
         }
-        let correction = correction.abs();
-        // In system mode we write the kernel's sync status ourselves: reading it back would let
-        // the refclock vouch for itself.
-        let host = if self.steers_host { None } else { host_clock_error_bound().map(|b| b + correction) };
-        match (host, network) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        .anchor()
     }
 
     /// Lets the NMEA driver flag GPS seconds that disagree with upstream time.

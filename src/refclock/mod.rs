@@ -9,6 +9,7 @@
 pub(crate) mod anchor;
 pub(crate) mod date_check;
 pub(crate) mod driver;
+pub(crate) mod family;
 pub(crate) mod gpsd;
 pub mod nmea;
 pub mod pairing;
@@ -60,4 +61,6 @@ pub enum RefclockEvent {
         pulse: Time,
         q_err_s: f64,
     },
+    /// The receiver revealed its family (see [`family`]).
+    Identified(family::Family),
 }

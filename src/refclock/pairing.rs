@@ -28,12 +28,16 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use super::family::Family;
 use crate::vocab::Leap;
 use crate::vocab::Time;
 
 /// A message labelled this close before a whole second names that second.
 const LABEL_ROUNDING_NS: i64 = 50_000_000;
 const NS: i64 = 1_000_000_000;
+/// How long a named receiver family waits for a clock anchor before its documented side is
+/// used instead (with upstreams configured, their anchor usually comes first).
+pub(crate) const FAMILY_GRACE_NS: i64 = 15 * NS;
 
 /// What the operator may tell about the receiver when no clock anchor is available. Not a delay
 /// calibration: only which side of the pulse the message falls on.
@@ -205,6 +209,8 @@ pub struct PairingStatus {
     /// Pulses seen while the receiver reported no fix: this receiver pulses without a fix.
     pub pulses_without_fix: u64,
     pub(crate) last_refusal: Option<Refusal>,
+    /// The family the receiver named, if any.
+    pub(crate) family: Option<Family>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -234,6 +240,11 @@ struct Chain {
 #[derive(Debug)]
 pub(crate) struct Pairing {
     cfg: PairingConfig,
+    /// The receiver's family, when it named one, and when pairing first saw time after that:
+    /// its documented side stands in for the operator's when the config leaves
+    /// `message_side` to us and no anchor taught the side within [`FAMILY_GRACE_NS`] (see
+    /// [`super::family`]). An independent clock is evidence; the family is an assumption.
+    family: Option<(Family, Option<Time>)>,
     pending: VecDeque<Pending>,
     messages: VecDeque<Msg>,
     recent: VecDeque<(i64, Time)>,
@@ -283,6 +294,32 @@ impl Pairing {
             leap_applied: None,
             lags: VecDeque::new(),
             last_conflict: None,
+            family: None,
+        }
+    }
+
+    /// The receiver named its family. Returns whether that now decides the side (no operator
+    /// side, nothing learned yet), which is worth a log line.
+    pub(crate) fn set_family(&mut self, family: Family) -> bool {
+        let decides = self.cfg.side == SidePrior::Auto && self.family.is_none() && self.model.is_none();
+        if self.family.is_none_or(|(f, _)| f != family) {
+            self.family = Some((family, None));
+        }
+        decides
+    }
+
+    /// The side prior in force: the operator's, else the receiver family's once its grace
+    /// period for an anchor has passed.
+    fn side(&self) -> SidePrior {
+        match (self.cfg.side, self.family) {
+            (SidePrior::Auto, Some((f, Some(since)))) if self.now.nanos_since(since) >= FAMILY_GRACE_NS => {
+                if f.message_follows_pulse() {
+                    SidePrior::After
+                } else {
+                    SidePrior::Before
+                }
+            }
+            (side, _) => side,
         }
     }
 
@@ -386,6 +423,7 @@ impl Pairing {
             conflicts: self.conflicts,
             pulses_without_fix: self.pulses_without_fix,
             last_refusal: self.last_refusal,
+            family: self.family.map(|(f, _)| f),
         }
     }
 
@@ -406,7 +444,7 @@ impl Pairing {
 
     /// How long after a pulse its messages may still arrive.
     fn settle_ns(&self) -> i64 {
-        let hi = match (self.model, self.cfg.side) {
+        let hi = match (self.model, self.side()) {
             (Some(m), _) => m.window_hi_s,
             (None, SidePrior::After) => 1.0,
             _ => 0.0,
@@ -417,7 +455,7 @@ impl Pairing {
 
     /// Message-delay window `[lo, hi]` in ns, if messages may number pulses.
     fn window(&self) -> Option<(i64, i64)> {
-        match (self.model, self.cfg.side) {
+        match (self.model, self.side()) {
             (Some(m), _) if !m.ambiguous => {
                 Some(((m.window_lo_s * 1e9) as i64, (m.window_hi_s * 1e9) as i64))
             }
@@ -431,6 +469,9 @@ impl Pairing {
     fn advance(&mut self, now: Time) -> Vec<Verdict> {
         if now > self.now {
             self.now = now;
+        }
+        if let Some((_, since @ None)) = &mut self.family {
+            *since = Some(self.now);
         }
         let settle = self.settle_ns();
         let mut out = Vec::new();
@@ -501,7 +542,7 @@ impl Pairing {
 
         let named: Vec<i64> = [fly, msg, p.anchor].into_iter().flatten().collect();
         let Some(&second) = named.first() else {
-            let reason = if self.model.is_none() && self.cfg.side == SidePrior::Auto {
+            let reason = if self.model.is_none() && self.side() == SidePrior::Auto {
                 Refusal::NeedAnchor
             } else {
                 Refusal::NoEvidence
@@ -596,7 +637,7 @@ impl Pairing {
             window_lo_s: lo,
             window_hi_s: hi,
             ambiguous: hi - lo > self.cfg.max_window_s,
-            anchored: self.model.map_or(self.cfg.side == SidePrior::Auto, |m| m.anchored),
+            anchored: self.model.map_or(self.side() == SidePrior::Auto, |m| m.anchored),
         }
     }
 }
@@ -654,7 +695,7 @@ mod tests {
                 }
                 RefclockEvent::Time(n) => pairing.on_message(n.utc, n.received),
                 RefclockEvent::NoFix { received } => pairing.on_no_fix(received),
-                RefclockEvent::QuantisationError { .. } => Vec::new(),
+                RefclockEvent::QuantisationError { .. } | RefclockEvent::Identified(_) => Vec::new(),
             };
             judge(vs, &truth, &mut r);
         }
@@ -908,7 +949,7 @@ mod tests {
                 }
                 RefclockEvent::Time(n) => pairing.on_message(n.utc, n.received),
                 RefclockEvent::NoFix { received } => pairing.on_no_fix(received),
-                RefclockEvent::QuantisationError { .. } => Vec::new(),
+                RefclockEvent::QuantisationError { .. } | RefclockEvent::Identified(_) => Vec::new(),
             };
             for v in vs {
                 match v {

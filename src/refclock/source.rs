@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use super::anchor::Anchor;
 use super::date_check::DateWindow;
 use super::pairing::{Pairing, PairingConfig, PairingStatus, Refusal, Verdict};
 use super::pps::edges::{EdgeReport, EdgeStats, PpsEdgeKind};
@@ -103,7 +104,7 @@ pub struct RefclockStatus {
 pub struct RefclockSource {
     cfg: RefclockSourceConfig,
     pairing: Pairing,
-    anchor_bound: Option<f64>,
+    anchor: Option<Anchor>,
     leap: Leap,
     last_pulse_numbered: Option<Time>,
     last_edge: Option<Time>,
@@ -145,7 +146,7 @@ impl RefclockSource {
         RefclockSource {
             pairing: Pairing::new(cfg.pairing.clone()),
             cfg,
-            anchor_bound: None,
+            anchor: None,
             leap: Leap::None,
             last_pulse_numbered: None,
             last_edge: None,
@@ -193,7 +194,7 @@ impl RefclockSource {
                 "PPS: {n} pulses unused: nothing says which second each marks. The clock is {} (pairing needs it \
                  within 0.4 s once). Fix: add [[upstream]] servers or let the host clock synchronise, or set \
                  message_side = \"after\" or \"before\" on the nmea refclock (`stratum1 refclock test` tells which)",
-                self.anchor_bound.map_or("not vouched for by anything".into(), |b| format!(
+                self.anchor.map(|a| a.bound_s).map_or("not vouched for by anything".into(), |b| format!(
                     "only known to within {b:.3} s"
                 ))
             ),
@@ -242,7 +243,10 @@ impl RefclockSource {
             return true;
         }
         // A clock vouched for to within a second that agrees with the receiver.
-        let anchor = self.anchor_bound.filter(|b| *b <= 1.0).is_some_and(|b| offset.abs() <= b + 0.5);
+        let anchor = self
+            .anchor
+            .filter(|a| a.bound_s <= 1.0)
+            .is_some_and(|a| (offset - a.offset_s).abs() <= a.bound_s + 0.5);
         let receivers = self.receivers_agree.is_some_and(|u| utc.secs_since(u).abs() <= 10.0);
         if anchor || receivers {
             tracing::info!(
@@ -286,7 +290,13 @@ impl RefclockSource {
     /// 0.4 s it lets pairing learn which side of the pulse the message falls on, and
     /// cross-checks numbering afterwards. `None` when nothing vouches.
     pub fn set_anchor_bound(&mut self, bound_s: Option<f64>) {
-        self.anchor_bound = bound_s.filter(|b| b.is_finite() && *b >= 0.0);
+        self.set_anchor(bound_s.map(|bound_s| Anchor { offset_s: 0.0, bound_s }));
+    }
+
+    /// As [`set_anchor_bound`](Self::set_anchor_bound), for a witness that also knows how far
+    /// off the clock is (see [`Anchor`]).
+    pub(crate) fn set_anchor(&mut self, anchor: Option<Anchor>) {
+        self.anchor = anchor.filter(|a| a.bound_s.is_finite() && a.bound_s >= 0.0 && a.offset_s.is_finite());
     }
 
     /// Feeds one driver event; returns the samples it completes (usually zero or one).
@@ -308,6 +318,18 @@ impl RefclockSource {
                     while self.q_errs.len() > 8 {
                         self.q_errs.pop_front();
                     }
+                }
+                Vec::new()
+            }
+            RefclockEvent::Identified(family) => {
+                if self.pairing.set_family(family) {
+                    tracing::info!(
+                        "refclock: the receiver is a {} receiver, whose messages follow the pulse \
+                         they name: without a clock anchor within {} s, pulses are numbered on that \
+                         (message_side in the config overrides it)",
+                        family.name(),
+                        super::pairing::FAMILY_GRACE_NS / 1_000_000_000
+                    );
                 }
                 Vec::new()
             }
@@ -344,7 +366,7 @@ impl RefclockSource {
             interval_jitter_ns: self.interval_ms2.map_or(0.0, |v| v.sqrt() * 1e6),
             last_offset_s: self.last_offset,
             pps_bias_s: self.cfg.pps_bias_s,
-            anchor_bound_s: self.anchor_bound,
+            anchor_bound_s: self.anchor.map(|a| a.bound_s),
             edges: self.edges.report(),
             pairing: self.pairing.status(),
             date_refused: self.date_refused,
@@ -391,7 +413,9 @@ impl RefclockSource {
             }
         }
         self.last_edge = Some(edge.timestamp);
-        let anchor = self.anchor_bound.map(|b| (self.disciplined_edge(edge.timestamp, clock), b));
+        let anchor = self
+            .anchor
+            .map(|a| (self.disciplined_edge(edge.timestamp, clock).add_secs_f64(a.offset_s), a.bound_s));
         let v = self.pairing.on_pulse(edge.timestamp, anchor);
         self.samples(v, clock)
     }
@@ -505,6 +529,7 @@ mod tests {
                 RefclockEvent::Time(n) => n.received,
                 RefclockEvent::NoFix { received } => received,
                 RefclockEvent::QuantisationError { pulse, .. } => pulse,
+                RefclockEvent::Identified(_) => continue,
             };
             raw.store(local.unix_nanos(), Ordering::SeqCst);
             src.set_anchor_bound((e.true_time.unix_secs() - T0 < 20).then_some(0.3));
@@ -661,7 +686,7 @@ mod tests {
                     RefclockEvent::Pps(p) => p.timestamp,
                     RefclockEvent::Time(n) => n.received,
                     RefclockEvent::NoFix { received } => received,
-                    RefclockEvent::QuantisationError { .. } => continue,
+                    RefclockEvent::QuantisationError { .. } | RefclockEvent::Identified(_) => continue,
                 };
                 raw.store(local.unix_nanos(), Ordering::SeqCst);
                 pps += src.on_event(e.event, &clock).iter().filter(|s| s.refid == RefId::PPS).count();
@@ -717,7 +742,7 @@ mod tests {
                 RefclockEvent::Pps(p) => p.timestamp,
                 RefclockEvent::Time(n) => n.received,
                 RefclockEvent::NoFix { received } => received,
-                RefclockEvent::QuantisationError { .. } => continue,
+                RefclockEvent::QuantisationError { .. } | RefclockEvent::Identified(_) => continue,
             };
             raw.store(local.unix_nanos(), Ordering::SeqCst);
             src.on_event(e.event, &clock);

@@ -21,6 +21,7 @@ use crate::net::client::machine::{Received, Upstream, UpstreamOptions};
 use crate::net::client::poll::PollOptions;
 use crate::net::client::sanity::LoopGuard;
 use crate::net::packet::HEADER_LEN;
+use crate::refclock::anchor::{Anchor, BootClaim, Witnesses};
 use crate::refclock::source::{RefclockSource, RefclockSourceConfig};
 use crate::refclock::ubx::UbxDecoder;
 use crate::refclock::ubx::frame::Splitter;
@@ -109,8 +110,8 @@ pub struct Simulation {
     steps: u64,
     pps_samples: u64,
     upstream_samples: u64,
-    /// The core has steered the clock at least once (the boot-time bound no longer applies).
-    core_in_control: bool,
+    /// The kernel's claim about the clock at boot (`[clock] host_bound_s`).
+    boot_claim: Option<BootClaim>,
     /// Print a JSON trace line every this many virtual seconds.
     trace_every: Option<i64>,
     /// (seconds since start, offset) of every PPS sample, for jitter figures in tests.
@@ -144,6 +145,7 @@ impl Simulation {
     pub(crate) fn starting_at(sc: Scenario, start: Time) -> Simulation {
         let seed = sc.seed;
         let clock = SimClock::new(sc.oscillator, start, sc.clock.initial_offset_s, seed);
+        let boot_claim = sc.clock.host_bound_s.map(|b| BootClaim::new(b, 0.0));
         let mut cfg = CoreConfig::default();
         if sc.clock.drift_file {
             // The drift file holds the correction that cancelled the crystal last time.
@@ -181,6 +183,7 @@ impl Simulation {
                 nmea_lost: g.nmea_lost.clone(),
                 pps_lost: g.pps_lost.clone(),
                 quantisation_ns: g.quantisation_ns,
+                identity: g.family,
                 ..ReceiverParams::default()
             };
             let mut rcfg =
@@ -194,9 +197,14 @@ impl Simulation {
             let id = core.add_source("gps", SourceKind::Refclock, Default::default());
             let ubx = g.protocol == Protocol::Ubx;
             let midnight = (start.unix_secs().div_euclid(86_400) + 1) * 86_400;
+            // The receiver answers the driver's identity query at once (see `refclock::family`).
+            let mut source = RefclockSource::new(rcfg);
+            if let Some(f) = (ReceiverParams { ubx, ..params.clone() }).family() {
+                source.on_event(RefclockEvent::Identified(f), &clock);
+            }
             Gps {
                 model: ReceiverModel::new(params, seed ^ 0x6e6d_6561, start.unix_secs()),
-                source: RefclockSource::new(rcfg),
+                source,
                 id,
                 sequence: 0,
                 ubx: ubx.then(UbxDecoder::new),
@@ -237,7 +245,7 @@ impl Simulation {
             steps: 0,
             pps_samples: 0,
             upstream_samples: 0,
-            core_in_control: false,
+            boot_claim,
             trace_every: None,
             pps_offsets: Vec::new(),
             observer: None,
@@ -350,19 +358,18 @@ impl Simulation {
             println!("{line}");
         }
 
-        // The refclock source learns whom to trust for numbering pulses: the kernel's bound at
-        // boot, then the core's own error bound once it steers the clock (also while it has
-        // not yet claimed synchronisation: the bound is computed all the same, and it is 1 s,
-        // useless as an anchor, when the core has no peer).
-        let anchor = if self.core_in_control {
-            let st = self.core.system_state();
-            Some(st.root_distance_at(now))
-        } else {
-            self.sc.clock.host_bound_s
-        };
+        // Whom the refclock source may trust for numbering pulses: the daemon's rule, fed with
+        // the scenario's boot claim (an RTC, an earlier sync) and the simulated upstreams.
+        let since_start = now.secs_since(self.start);
+        let anchor = Witnesses {
+            host: self.boot_claim.map(|c| c.at(since_start, self.core.moved_s(now))),
+            correction_s: 0.0,
+            network: self.core.network_time(now).map(|n| Anchor { offset_s: n.offset_s, bound_s: n.error_s }),
+        }
+        .anchor();
         let mut samples = Vec::new();
         if let Some(g) = &mut self.gps {
-            g.source.set_anchor_bound(anchor);
+            g.source.set_anchor(anchor);
             let id = g.id;
             samples.extend(g.source.poll(now, &self.clock).into_iter().map(|s| (id, s)));
         }
@@ -503,15 +510,8 @@ impl Simulation {
     fn update(&mut self) {
         let now = self.clock.now();
         for a in self.core.update(now) {
-            match a {
-                ClockAction::Step { .. } => {
-                    self.steps += 1;
-                    self.core_in_control = true;
-                }
-                ClockAction::SetFrequency { .. } if self.core.drift_ppm().is_some() => {
-                    self.core_in_control = true;
-                }
-                _ => {}
+            if let ClockAction::Step { .. } = a {
+                self.steps += 1;
             }
             // The simulated clock refuses only non-finite or > 500 ppm requests, which the core
             // never makes; a refusal would show up as a worse figure, not a crash.
@@ -572,6 +572,10 @@ pub fn simulate(mut sc: Scenario, duration_s: Option<f64>, seed: Option<u64>, tr
 #[cfg(test)]
 #[path = "ubx_tests.rs"]
 mod ubx_tests;
+
+#[cfg(test)]
+#[path = "offline_tests.rs"]
+mod offline_tests;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Deserializer};
 
+use crate::sim::receiver::Identity;
+
 use crate::refclock::pairing::SidePrior;
 use crate::sim::clock::OscillatorModel;
 
@@ -152,6 +154,9 @@ pub struct GpsScenario {
     /// UBX: NAV-TIMELS announces a leap second (+1 or −1) at the first UTC midnight after the
     /// start; nothing else in the world knows of it (no leap-second table).
     pub ubx_leap: i8,
+    /// What the receiver says it is (`typical`, `mediatek`, `ublox`, `unknown`; see
+    /// `ReceiverParams::identity`).
+    pub family: Identity,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
@@ -188,6 +193,7 @@ impl Default for GpsScenario {
             quantisation_ns: 0.0,
             tim_tp: true,
             ubx_leap: 0,
+            family: Identity::Typical,
         }
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct NmeaObserver {
     last: Option<String>,
     /// Live: arrival after the second it names, seconds (received − utc).
     delays: Vec<f64>,
+    /// The family the receiver named (see `refclock::family`).
+    pub(crate) family: Option<crate::refclock::family::Family>,
 }
 
 impl NmeaObserver {
@@ -46,6 +48,7 @@ impl NmeaObserver {
             }
             Decoded::NoFix { .. } => self.no_fix_events += 1,
             Decoded::Ubx(_) => {}
+            Decoded::Identified(f) => self.family = Some(*f),
         }
     }
 }

@@ -288,8 +288,14 @@ pub(crate) const RULES: &[Rule<Facts>] = &[
         code: "need_anchor",
         severity: Severity::Problem,
         applies: |f| {
-            (f.st.pairing.model.is_none() && f.side == SidePrior::Auto && !f.anchored).then(|| {
-                "cannot learn which side of the pulse the message falls on: the host clock is not synchronised to 0.4 s"
+            (f.st.pairing.model.is_none()
+                && f.side == SidePrior::Auto
+                && !f.anchored
+                && f.st.pairing.family.is_none())
+            .then(|| {
+                "cannot learn which side of the pulse the message falls on: the host clock is not synchronised to \
+                 0.4 s and the receiver named no family whose side is known (MediaTek, u-blox): the daemon would \
+                 never number these pulses"
                     .into()
             })
         },

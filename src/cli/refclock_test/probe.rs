@@ -117,6 +117,8 @@ fn event_time(e: &RefclockEvent) -> Time {
         RefclockEvent::Pps(p) => p.timestamp,
         RefclockEvent::NoFix { received } => *received,
         RefclockEvent::QuantisationError { pulse, .. } => *pulse,
+        // What the receiver is holds from the start.
+        RefclockEvent::Identified(_) => Time::ZERO,
     }
 }
 

@@ -61,6 +61,7 @@ use super::framer::{Checksum, Frame, Framer};
 use super::rollover;
 use super::sentence::{self, Date, ParseError, Sentence, TimeOfDay};
 use super::stats::NmeaStats;
+use crate::refclock::family::{self, Family};
 use crate::refclock::ubx::frame::{Piece, Splitter};
 use crate::refclock::ubx::{self, UbxDecoder};
 use crate::refclock::{RefclockEvent, TimeMessage};
@@ -145,6 +146,8 @@ pub enum Decoded {
     NoFix { received: Time },
     /// From a u-blox binary (UBX) message on the same line (see [`crate::refclock::ubx`]).
     Ubx(RefclockEvent),
+    /// The receiver said what family it is (once per stream; see [`crate::refclock::family`]).
+    Identified(Family),
 }
 
 impl Decoded {
@@ -152,7 +155,7 @@ impl Decoded {
     pub(crate) fn time(&self) -> Option<&DecodedTime> {
         match self {
             Decoded::Time(t) => Some(t),
-            Decoded::NoFix { .. } | Decoded::Ubx(_) => None,
+            Decoded::NoFix { .. } | Decoded::Ubx(_) | Decoded::Identified(_) => None,
         }
     }
 }
@@ -260,6 +263,8 @@ pub(crate) struct Decoder {
     /// Bytes pushed in all (the framer sees only what is not UBX).
     bytes_in: u64,
     ubx: UbxDecoder,
+    /// The family the receiver revealed, once it has.
+    family: Option<Family>,
     /// Arrival of the last UBX time message: while UBX names the seconds, NMEA's time
     /// messages of the same receiver are not handed on (two messages per pulse would make
     /// pairing refuse it as ambiguous).
@@ -300,6 +305,7 @@ impl Decoder {
             splitter: Splitter::new(),
             bytes_in: 0,
             ubx: UbxDecoder::new(),
+            family: None,
             last_ubx_time: None,
             other: Vec::new(),
             pieces: Vec::new(),
@@ -366,6 +372,7 @@ impl Decoder {
     /// receiver may have been replaced or power-cycled) or an operator's reset.
     pub fn reset(&mut self) {
         self.reset_stream();
+        self.family = None;
         self.last_emitted = None;
         self.last_date = None;
         self.checksummed_seen = 0;
@@ -383,6 +390,10 @@ impl Decoder {
         pieces.clear();
         self.splitter.push(bytes, &mut other, &mut pieces);
         let mut events = Vec::new();
+        if self.family.is_none() && pieces.iter().any(|p| matches!(p, Piece::Ubx { .. })) {
+            self.family = Some(Family::UBlox);
+            out.push(Decoded::Identified(Family::UBlox));
+        }
         for p in &pieces {
             // A frame's first byte arrived its length (and what followed it) before the read ended.
             let received = match p {
@@ -453,6 +464,12 @@ impl Decoder {
                     return;
                 }
             }
+        }
+        if self.family.is_none()
+            && let Some(f) = family::from_sentence(&frame.body)
+        {
+            self.family = Some(f);
+            out.push(Decoded::Identified(f));
         }
         let parsed = match sentence::parse(&frame.body) {
             Ok(p) => p,

@@ -31,5 +31,6 @@ pub fn event(d: Decoded) -> Option<RefclockEvent> {
         Decoded::Time(t) => Some(RefclockEvent::Time(t.time)),
         Decoded::NoFix { received } => Some(RefclockEvent::NoFix { received }),
         Decoded::Ubx(e) => Some(e),
+        Decoded::Identified(family) => Some(RefclockEvent::Identified(family)),
     }
 }

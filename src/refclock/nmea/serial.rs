@@ -28,6 +28,7 @@ use super::sentence::Date;
 use super::stats::NmeaStats;
 use super::stream_fault::{StreamWindow, stream_fault};
 use crate::refclock::driver::{self, Driver, DriverHandle};
+use crate::refclock::family;
 use crate::refclock::ubx::frame::{Piece, Splitter};
 
 /// Speeds tried by auto-detection, most common first.
@@ -230,6 +231,15 @@ impl Driver for NmeaDriver {
         // A reopened port starts fresh: the receiver may have been swapped or power-cycled, and
         // a fault it had before must not outlive the connection.
         self.decoder.reset();
+        // Ask the receiver what it is (read-only queries; see `refclock::family`). A port that
+        // takes no writes still reads: the family is then known only if the receiver says it.
+        let mut port = port;
+        for query in family::QUERIES {
+            if let Err(e) = std::io::Write::write_all(&mut port, query) {
+                tracing::debug!("{}: identity query not sent: {e}", self.cfg.device.display());
+                break;
+            }
+        }
         self.port = Some(port);
         self.baud = Some(baud);
         (self.last_data, self.last_valid) = (Instant::now(), Instant::now());

@@ -7,5 +7,5 @@ pub(crate) mod sentences;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use model::{Message, Pulse, ReceiverModel, ReceiverParams, SecondOutput};
+pub use model::{Identity, Message, Pulse, ReceiverModel, ReceiverParams, SecondOutput};
 pub use pty::{SimHandle, realtime_model, spawn, spawn_with_baud};

@@ -8,6 +8,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::refclock::family::Family;
 use crate::vocab::Time;
 
 /// How the receiver behaves. Times of day are seconds since the model's start second.
@@ -58,6 +59,40 @@ pub struct ReceiverParams {
     /// `run --simulate` with `[simulate] protocol = "ubx"` (the virtual-time simulator has
     /// its own scenario key).
     pub ubx: bool,
+    /// What the receiver says it is (see [`crate::refclock::family`]).
+    pub identity: Identity,
+    /// `run --simulate` only: the simulated Pi is offline and its clock unknown, so nothing
+    /// but upstreams (if any) vouches for it; otherwise the host clock, which the simulated
+    /// receiver's time comes from, vouches to 1 ms.
+    pub offline: bool,
+}
+
+/// What a simulated receiver says it is when asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identity {
+    /// What a receiver of its behaviour would be: u-blox when it speaks UBX, MediaTek (the
+    /// default MT3339-like hat) when its messages follow the pulse, nothing a family table
+    /// knows when they come before it (no MediaTek or u-blox NMEA stream does that).
+    #[default]
+    Typical,
+    MediaTek,
+    UBlox,
+    /// It answers no identity query and sends no banner.
+    Unknown,
+}
+
+impl ReceiverParams {
+    /// The family this receiver reveals, if any.
+    pub(crate) fn family(&self) -> Option<Family> {
+        match self.identity {
+            Identity::Typical if self.ubx => Some(Family::UBlox),
+            Identity::Typical => (self.nmea_delay_ms >= 0.0).then_some(Family::MediaTek),
+            Identity::MediaTek => Some(Family::MediaTek),
+            Identity::UBlox => Some(Family::UBlox),
+            Identity::Unknown => None,
+        }
+    }
 }
 
 impl Default for ReceiverParams {
@@ -85,6 +120,8 @@ impl Default for ReceiverParams {
             quantisation_ns: 0.0,
             quantisation_step_ns: 7.3,
             ubx: false,
+            identity: Identity::Typical,
+            offline: false,
         }
     }
 }

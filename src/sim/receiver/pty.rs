@@ -23,6 +23,7 @@ use super::model::ReceiverModel;
 use super::sentences::{burst, ubx_burst};
 use crate::clock::realtime_now;
 use crate::refclock::PpsEdge;
+use crate::refclock::family::Family;
 use crate::vocab::Time;
 
 /// Characters written at once; 4 characters are ~4 ms at 9600 baud.
@@ -147,12 +148,23 @@ impl Pty {
         unsafe { libc::tcflush(self.slave.as_raw_fd(), libc::TCIFLUSH) };
     }
 
+    /// What the reader wrote to the receiver since the last call (the master is non-blocking).
+    fn written_to_us(&self) -> Vec<u8> {
+        let mut buf = [0u8; 256];
+        // SAFETY: reads into a live buffer of the given length from an fd we own.
+        let n = unsafe { libc::read(self.master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        buf[..n.max(0) as usize].to_vec()
+    }
+
     fn write(&self, bytes: &[u8]) -> bool {
         // SAFETY: writes from a live slice to an fd we own.
         let n = unsafe { libc::write(self.master.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
         n == bytes.len() as isize
     }
 }
+
+/// What an MT3339 on an Adafruit hat answers to `$PMTK605`.
+const MTK_FIRMWARE_REPLY: &[u8] = b"$PMTK705,AXN_2.31_3339_13101700,5632,PA6H,1.0*6B\r\n";
 
 enum Action {
     Edge(PpsEdge),
@@ -177,8 +189,19 @@ impl<F: FnMut(PpsEdge) -> bool> Writer<F> {
         let mut seq = 0u64;
         let mut next_second = realtime_now().unix_secs() + 1;
         let mut line_free = Time::ZERO;
+        let family = self.model.params().family();
         while !self.stop.load(Ordering::SeqCst) {
             let now = realtime_now();
+            // A MediaTek receiver answers its firmware query (see `refclock::family`); u-blox
+            // is recognised by its UBX frames, an unknown receiver answers nothing.
+            let asked = self.pty.written_to_us();
+            if family == Some(Family::MediaTek) && asked.windows(7).any(|w| w == b"PMTK605") {
+                // After whatever the line is sending now, as a receiver finishes its sentence.
+                let at = now.max(line_free);
+                line_free = at.add_nanos(MTK_FIRMWARE_REPLY.len() as i64 * self.char_ns);
+                order += 1;
+                plan.insert((at.unix_nanos(), order), Action::Chunk(MTK_FIRMWARE_REPLY.to_vec()));
+            }
             // Plan two seconds ahead so messages sent before their pulse are written in time.
             while next_second <= now.unix_secs() + 2 {
                 let mut o = self.model.second(next_second);
