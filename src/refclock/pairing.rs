@@ -245,6 +245,8 @@ pub(crate) struct Pairing {
     /// `message_side` to us and no anchor taught the side within [`FAMILY_GRACE_NS`] (see
     /// [`super::family`]). An independent clock is evidence; the family is an assumption.
     family: Option<(Family, Option<Time>)>,
+    /// The last pulse an anchor named: while anchors come, they teach the side, not the family.
+    anchored_at: Option<Time>,
     pending: VecDeque<Pending>,
     messages: VecDeque<Msg>,
     recent: VecDeque<(i64, Time)>,
@@ -295,6 +297,7 @@ impl Pairing {
             lags: VecDeque::new(),
             last_conflict: None,
             family: None,
+            anchored_at: None,
         }
     }
 
@@ -309,10 +312,14 @@ impl Pairing {
     }
 
     /// The side prior in force: the operator's, else the receiver family's once its grace
-    /// period for an anchor has passed.
+    /// period for an anchor has passed with no anchor in it.
     fn side(&self) -> SidePrior {
+        let unanchored = |since: Time| {
+            let last = self.anchored_at.map_or(since, |a| a.max(since));
+            self.now.nanos_since(last) >= FAMILY_GRACE_NS
+        };
         match (self.cfg.side, self.family) {
-            (SidePrior::Auto, Some((f, Some(since)))) if self.now.nanos_since(since) >= FAMILY_GRACE_NS => {
+            (SidePrior::Auto, Some((f, Some(since)))) if unanchored(since) => {
                 if f.message_follows_pulse() {
                     SidePrior::After
                 } else {
@@ -363,6 +370,9 @@ impl Pairing {
     /// timescale with its error bound, when the caller trusts the clock to that bound.
     pub(crate) fn on_pulse(&mut self, edge: Time, anchor: Option<(Time, f64)>) -> Vec<Verdict> {
         let anchor = anchor.and_then(|(reading, bound)| self.anchor_second(reading, bound));
+        if anchor.is_some() {
+            self.anchored_at = Some(edge);
+        }
         if self.no_fix_active(edge) && self.no_fix_at != Some(Time::ZERO) {
             self.pulses_without_fix += 1;
         }
