@@ -57,24 +57,42 @@ pub(crate) fn run(file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Configurations whose pulses can never be numbered (issue 14: the daemon then refuses every
-/// pulse with `NeedAnchor`), and what to add. Pairing needs, once, a clock within ±0.4 s that
-/// something other than the receiver vouches for: upstreams, or the host clock's kernel sync
-/// status (carried forward from start in `mode = "system"`, where the daemon writes it itself;
-/// see `refclock::anchor`) — or the operator's `message_side`, or a receiver family whose side
-/// is known (`refclock::family`), either of which makes the anchor unnecessary.
-pub fn numbering_warnings(config: &Config) -> Vec<String> {
+/// A refclock whose pulses the daemon could never number as configured, and what to add.
+pub(crate) struct NumberingWarning {
+    pub(crate) refclock: String,
+    pub(crate) problem: String,
+    pub(crate) fix: String,
+}
+
+impl std::fmt::Display for NumberingWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refclock {}: {}; {}", self.refclock, self.problem, self.fix)
+    }
+}
+
+/// Configurations whose pulses can never be numbered (the daemon would refuse every pulse with
+/// `NeedAnchor`), and what to add. Pairing needs, once, a clock within ±0.4 s that something
+/// other than the receiver vouches for: upstreams, or the host clock's kernel sync status
+/// (carried forward from start in `mode = "system"`, where the daemon writes it itself; see
+/// `refclock::anchor`) — or the operator's `message_side`, or a receiver family whose side is
+/// known (`refclock::family`), either of which makes the anchor unnecessary.
+/// `config check` prints these; `refclock test` reports them as problems.
+pub(crate) fn numbering_warnings(config: &Config) -> Vec<NumberingWarning> {
     use crate::config::ClockMode;
     use crate::refclock::pairing::SidePrior;
     let upstreams = !config.upstream.is_empty();
     let mut out = Vec::new();
     for r in &config.refclock {
+        let warning = |problem: &str, fix: &str| NumberingWarning {
+            refclock: r.name.clone(),
+            problem: problem.into(),
+            fix: fix.into(),
+        };
         match &r.kind {
-            RefclockKind::Pps(_) if !upstreams => out.push(format!(
-                "refclock {}: pulses alone can never be numbered without upstreams (every pulse would be \
-                 refused); add [[upstream]] entries, or pair the pulses with their receiver: \
-                 pps = {{ device = \"/dev/pps0\" }} in its kind = \"nmea\" entry",
-                r.name
+            RefclockKind::Pps(_) if !upstreams => out.push(warning(
+                "pulses alone can never be numbered without upstreams (every pulse would be refused)",
+                "add [[upstream]] entries, or pair the pulses with their receiver: \
+                 pps = { device = \"/dev/pps0\" } in its kind = \"nmea\" entry",
             )),
             RefclockKind::Nmea(n)
                 if n.pps.is_some()
@@ -82,13 +100,12 @@ pub fn numbering_warnings(config: &Config) -> Vec<String> {
                     && !upstreams
                     && config.clock.mode == ClockMode::System =>
             {
-                out.push(format!(
-                    "refclock {}: with no upstream and mode = \"system\" nothing vouches for the clock, so \
-                     pulses are numbered only if the receiver names a family whose side is known (MediaTek, \
-                     u-blox: 15 s after start) and never otherwise; add [[upstream]] entries, or set \
-                     message_side = \"after\" (most hats: the message follows its pulse) or \"before\" \
-                     (`stratum1 refclock test` shows which)",
-                    r.name
+                out.push(warning(
+                    "with no upstream and mode = \"system\" nothing vouches for the clock, so pulses are \
+                     numbered only if the receiver names a family whose side is known (MediaTek, u-blox: 15 s \
+                     after start) and never otherwise",
+                    "add [[upstream]] entries, or set message_side = \"after\" (most hats: the message \
+                     follows its pulse) or \"before\" (`stratum1 refclock test` shows which)",
                 ))
             }
             _ => {}
@@ -103,6 +120,9 @@ mod tests {
 
     fn warnings(text: &str) -> Vec<String> {
         numbering_warnings(&Config::parse(text, "t.toml").expect("valid config"))
+            .iter()
+            .map(|w| w.to_string())
+            .collect()
     }
 
     #[test]

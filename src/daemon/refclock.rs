@@ -44,7 +44,6 @@ pub struct Refclocks {
 /// What vouches for a simulated receiver's clock (see [`Refclock::simulated`]).
 #[derive(Clone, Copy)]
 struct SimulatedAnchor {
-    utc_offset_s: f64,
     offline: bool,
 }
 
@@ -65,7 +64,7 @@ pub(crate) struct Refclock {
     /// What is read, e.g. `"nmea /dev/gps0 @9600 + pps /dev/pps0"`.
     pub(crate) description: String,
     /// A simulated receiver: its UTC is the host clock shifted by `[simulate] utc_offset_ms`,
-    /// and unless `[simulate] offline` the host clock vouches for that to 1 ms (a Pi whose
+    /// and unless `[simulate] offline` the host clock vouches for true time to 1 ms (a Pi whose
     /// clock something synchronised). `None` for a real receiver.
     simulated: Option<SimulatedAnchor>,
     /// When the refclock last gave a sample, or was last counted as missing one.
@@ -257,10 +256,7 @@ impl Refclock {
             name: name.to_string(),
             source: RefclockSource::new(source),
             description,
-            simulated: Some(SimulatedAnchor {
-                utc_offset_s: config.simulate.utc_offset_ms * 1e-3,
-                offline: config.simulate.offline,
-            }),
+            simulated: Some(SimulatedAnchor { offline: config.simulate.offline }),
             polled: Instant::now(),
             reference: None,
             nmea,
@@ -282,8 +278,8 @@ impl Refclock {
         let host = match self.simulated {
             None => host,
             Some(s) if s.offline => None,
-            // The simulated receiver's UTC, relative to the host clock.
-            Some(s) => Some(Anchor { offset_s: s.utc_offset_s, bound_s: 1e-3 }),
+            // True time is the host clock (a lying receiver is then caught by what it lies to).
+            Some(_) => Some(Anchor { offset_s: 0.0, bound_s: 1e-3 }),
         };
         Witnesses {
             host,

@@ -177,6 +177,9 @@ pub(crate) enum Refusal {
     OffGrid,
     /// Numbered by messages once; waiting for the next pulse to confirm before use.
     Tentative,
+    /// The receiver's family says its messages follow the pulse, the clock anchor taught the
+    /// opposite: its seconds are likely whole seconds off. Neither is followed.
+    FamilyContradicted,
 }
 
 /// The verdict on one pulse.
@@ -309,6 +312,23 @@ impl Pairing {
             self.family = Some((family, None));
         }
         decides
+    }
+
+    /// An anchor taught a side the receiver's family cannot have (a MediaTek or u-blox NMEA
+    /// stream before its pulse): the receiver's labels are then likely a second off, which the
+    /// anchor would silently absorb. Only without the operator's `message_side`.
+    fn family_contradicted(&self) -> bool {
+        match (self.cfg.side, self.family, self.model) {
+            (SidePrior::Auto, Some((f, _)), Some(m)) if m.anchored => {
+                f.message_follows_pulse() == (m.side == Side::Before)
+            }
+            _ => false,
+        }
+    }
+
+    /// The family the receiver named and the side an anchor taught, when they contradict.
+    pub(crate) fn contradiction(&self) -> Option<(Family, DelayModel)> {
+        self.family_contradicted().then(|| self.family.map(|(f, _)| f)).flatten().zip(self.model)
     }
 
     /// The side prior in force: the operator's, else the receiver family's once its grace
@@ -505,6 +525,10 @@ impl Pairing {
 
     fn judge(&mut self, p: Pending) -> Verdict {
         let refuse = |reason| Verdict::Refused { edge: p.edge, reason };
+        if self.family_contradicted() {
+            self.chain = None;
+            return refuse(Refusal::FamilyContradicted);
+        }
         if self.no_fix_active(p.edge) {
             self.chain = None;
             let unknown = self.no_fix_at == Some(Time::ZERO);

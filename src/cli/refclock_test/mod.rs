@@ -196,8 +196,27 @@ fn run_live(args: &RefclockTestArgs, baud: Option<u32>) -> anyhow::Result<Report
         sections.push(s);
         findings.extend(f);
     }
+    if !args.simulate
+        && let Ok(config) = Config::load(Path::new(DEFAULT_PATH))
+    {
+        findings.extend(numbering_findings(&config));
+    }
     let mode = if args.simulate { "simulate" } else { "live" };
     Ok(Report { mode: mode.into(), sections, findings })
+}
+
+/// What the installed config would make of the pulses, whatever the receiver does: a
+/// configuration that can never number them is a problem here too (see `config check`).
+fn numbering_findings(config: &Config) -> Vec<Finding> {
+    crate::cli::config_check::numbering_warnings(config)
+        .into_iter()
+        .map(|w| Finding {
+            severity: Severity::Problem,
+            code: "config_never_numbers",
+            problem: format!("{} (refclock {} in {DEFAULT_PATH})", w.problem, w.refclock),
+            fix: w.fix,
+        })
+        .collect()
 }
 
 /// The u-blox binary section, when the line carried UBX. A receiver that names its seconds in

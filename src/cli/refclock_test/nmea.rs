@@ -119,6 +119,7 @@ pub(crate) struct Facts {
     /// Damaged sentences: bad checksums and framing errors.
     pub(crate) bad: u64,
     pub(crate) delays: Option<DelayStats>,
+    pub(crate) family: Option<crate::refclock::family::Family>,
 }
 
 impl Facts {
@@ -131,6 +132,7 @@ impl Facts {
             time_sentences: TIME_KINDS.iter().filter_map(|k| s.sentences.get(*k)).sum(),
             bad: s.checksum_errors + s.framing_errors,
             delays: delay_stats(&obs.delays),
+            family: obs.family,
         }
     }
 
@@ -482,6 +484,14 @@ fn section(f: &Facts) -> Section {
     );
     sec.line("sentences", list(&s.sentences));
     sec.line("talkers", list(&s.talkers));
+    if ctx.live {
+        sec.line(
+            "receiver",
+            f.family.map_or("family not named (no reply to the identity queries)".to_string(), |fam| {
+                format!("{} (its messages follow the pulse they name)", fam.name())
+            }),
+        );
+    }
     sec.line(
         "errors",
         format!(

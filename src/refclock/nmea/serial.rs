@@ -231,9 +231,13 @@ impl Driver for NmeaDriver {
         // A reopened port starts fresh: the receiver may have been swapped or power-cycled, and
         // a fault it had before must not outlive the connection.
         self.decoder.reset();
+        // Bytes that waited in the tty before we opened it are of unknown age: stamped now, they
+        // would look late by up to a second and skew the start-up step (seen with a receiver
+        // that kept writing into a pty before the daemon opened it).
+        let mut port = port;
+        let _ = port.clear(serialport::ClearBuffer::Input);
         // Ask the receiver what it is (read-only queries; see `refclock::family`). A port that
         // takes no writes still reads: the family is then known only if the receiver says it.
-        let mut port = port;
         for query in family::QUERIES {
             if let Err(e) = std::io::Write::write_all(&mut port, query) {
                 tracing::debug!("{}: identity query not sent: {e}", self.cfg.device.display());
