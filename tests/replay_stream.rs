@@ -18,7 +18,9 @@ fn children_max_rss_kb() -> i64 {
     // SAFETY: a valid `who` and a pointer to a live rusage.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
     assert_eq!(rc, 0);
-    ru.ru_maxrss
+    // `c_long`: 32 bits on 32-bit ARM, where this must still compile.
+    #[allow(clippy::useless_conversion)]
+    i64::from(ru.ru_maxrss)
 }
 
 #[test]
