@@ -10,13 +10,13 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stratum1::sim::receiver::{ReceiverParams, SimHandle, realtime_model, spawn_with_baud};
 
 mod common;
 
-use common::daemon::{Daemon, status_json};
+use common::daemon::{Daemon, wait_status};
 use common::peers::gpsd_command;
 
 const DELAY_MS: f64 = 200.0;
@@ -58,24 +58,14 @@ fn receiver() -> SimHandle {
     spawn_with_baud(realtime_model(params, 7), 9600, |_| true).expect("simulated receiver starts")
 }
 
+/// Polls `status --json` until `done` holds.
 fn wait(
     sock: &Path,
     what: &str,
     timeout: Duration,
-    mut done: impl FnMut(&serde_json::Value) -> bool,
+    done: impl FnMut(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let start = Instant::now();
-    let mut last = None;
-    loop {
-        if let Some(v) = status_json(sock) {
-            if done(&v) {
-                return v;
-            }
-            last = Some(v);
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status: {last:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_status(sock, what, timeout, |_| {}, done)
 }
 
 fn stratum1(v: &serde_json::Value) -> bool {

@@ -8,13 +8,13 @@
 //! NMEA alone (no PPS: the test has no kernel PPS device to offer), so every receiver carries
 //! the operator's delay calibration, as a USB receiver would.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stratum1::sim::receiver::{ReceiverParams, SimHandle, realtime_model, spawn_with_baud};
 
 mod common;
 
-use common::daemon::{Daemon, status_json};
+use common::daemon::{Daemon, wait_status};
 
 /// Message arrival after the second it names, and what the operator measured.
 const DELAY_MS: f64 = 300.0;
@@ -63,29 +63,6 @@ fn source<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no source {name} in {v}"))
 }
 
-/// Polls `status --json` until `done` holds, checking `always` on every answer on the way.
-fn wait(
-    sock: &std::path::Path,
-    what: &str,
-    timeout: Duration,
-    mut always: impl FnMut(&serde_json::Value),
-    mut done: impl FnMut(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let start = Instant::now();
-    let mut last = None;
-    loop {
-        if let Some(v) = status_json(sock) {
-            always(&v);
-            if done(&v) {
-                return v;
-            }
-            last = Some(v);
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status: {last:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn two_receivers_are_two_sources_and_losing_one_keeps_stratum_1() {
     let (a, b) = (receiver(1, 0.0), receiver(2, 0.0));
@@ -94,7 +71,7 @@ fn two_receivers_are_two_sources_and_losing_one_keeps_stratum_1() {
     let (_d, sock) = daemon(&dir, "127.0.0.84:12384", &refclocks);
 
     // Both are sources with their own names and refids; one disciplines at stratum 1.
-    let v = wait(
+    let v = wait_status(
         &sock,
         "stratum 1 with both receivers reachable",
         Duration::from_secs(120),
@@ -132,7 +109,7 @@ fn two_receivers_are_two_sources_and_losing_one_keeps_stratum_1() {
     } else {
         drop(b);
     }
-    let v = wait(
+    let v = wait_status(
         &sock,
         "the other receiver selected",
         Duration::from_secs(120),
@@ -156,7 +133,7 @@ fn a_receiver_a_second_off_is_outvoted_by_two_that_agree() {
     let dir = tempfile::tempdir().expect("temp dir");
     let refclocks = entry("a", "GPSA", &a) + &entry("b", "GPSB", &b) + &entry("liar", "GPSL", &liar);
     let (_d, sock) = daemon(&dir, "127.0.0.85:12385", &refclocks);
-    let v = wait(
+    let v = wait_status(
         &sock,
         "the liar rejected and stratum 1 on the others",
         Duration::from_secs(120),

@@ -6,11 +6,13 @@
 //! `src/net/ratelimit.rs`; here the same patterns run 100× faster through
 //! `rate_limit_interval = 0.02`, so a "2 s apart" monitor sends every 20 ms.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::netns::{NetnsPair, in_netns};
 use stratum1::clock::Clock;
 use stratum1::clock::software::SoftwareClock;
 use stratum1::config::Config;
@@ -279,95 +281,26 @@ fn malformed_floods_do_not_stall_good_clients() {
     assert!(stats.answered >= 100);
 }
 
-/// Two network namespaces this test creates, joined by a veth pair: a "server host" at `local`
-/// and a "remote host" at `peer`. Nothing is added to the machine's own namespace, and the
-/// traffic never leaves these two. Deleted (with the veth) on drop.
-struct Netns {
-    server_ns: String,
-    client_ns: String,
-    local: Ipv4Addr,
-    peer: Ipv4Addr,
-}
-
-fn ip_cmd(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `ip` (iproute2 is needed for this test): {e}"));
-    assert!(
-        out.status.success(),
-        "`ip {}` failed (this test needs root): {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// Runs `f` on a short-lived thread inside the namespace `name`; sockets it creates stay in
-/// that namespace, and the calling thread never changes namespace.
-fn in_netns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{name}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns on a valid namespace fd only changes this (temporary) thread.
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
+/// A UDP socket on the remote host of `ns`, bound to its address there.
+fn remote_socket(ns: &NetnsPair) -> UdpSocket {
+    let remote = ns.remote;
+    in_netns(&ns.remote_ns, move || {
+        let s = UdpSocket::bind(SocketAddr::from((remote, 0))).expect("bind in namespace");
+        s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        s
     })
-    .join()
-    .expect("namespace thread")
-}
-
-impl Netns {
-    fn create() -> Netns {
-        let id = std::process::id();
-        let (server_ns, client_ns) = (format!("s1srv{id}"), format!("s1cli{id}"));
-        let (sv, cv) = (format!("s1s{}", id % 100_000), format!("s1c{}", id % 100_000));
-        let net = [10, 199, (id % 250) as u8, 0];
-        let local = Ipv4Addr::new(net[0], net[1], net[2], 1);
-        let peer = Ipv4Addr::new(net[0], net[1], net[2], 2);
-        for ns in [&server_ns, &client_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-            ip_cmd(&["netns", "add", ns]);
-        }
-        let ns = Netns { server_ns, client_ns, local, peer };
-        ip_cmd(&["-n", &ns.server_ns, "link", "add", &sv, "type", "veth", "peer", "name", &cv]);
-        ip_cmd(&["-n", &ns.server_ns, "link", "set", &cv, "netns", &ns.client_ns]);
-        for (n, dev, addr) in [(&ns.server_ns, &sv, local), (&ns.client_ns, &cv, peer)] {
-            ip_cmd(&["-n", n, "addr", "add", &format!("{addr}/30"), "dev", dev]);
-            ip_cmd(&["-n", n, "link", "set", dev, "up"]);
-            ip_cmd(&["-n", n, "link", "set", "lo", "up"]);
-        }
-        ns
-    }
-
-    /// A UDP socket on the remote host, bound to the peer address.
-    fn socket(&self) -> UdpSocket {
-        let peer = self.peer;
-        in_netns(&self.client_ns, move || {
-            let s = UdpSocket::bind(SocketAddr::from((peer, 0))).expect("bind in namespace");
-            s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
-            s
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting the namespaces deletes the veth pair with them.
-        for ns in [&self.server_ns, &self.client_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
 }
 
 #[test]
 fn mode_6_and_7_from_another_host_get_no_reply() {
-    let ns = Netns::create();
+    // Two namespaces joined by a veth pair: nothing is added to the machine's own namespace,
+    // and the traffic never leaves these two.
+    let ns = NetnsPair::create("pl", 31);
     let listen = format!("{}:0", ns.local);
     let srv = in_netns(&ns.server_ns, move || start(&listen, "[server]\n"));
     let to = srv.local_addrs()[0];
-    let remote = ns.socket();
-    assert_eq!(remote.local_addr().expect("addr").ip(), IpAddr::V4(ns.peer));
+    let remote = remote_socket(&ns);
+    assert_eq!(remote.local_addr().expect("addr").ip(), IpAddr::V4(ns.remote));
 
     // Mode 3 from the remote host works, so silence below is policy, not plumbing.
     let reply = exchange(&remote, to, &request(42, 6)).expect("mode 3 from the namespace is served");
@@ -383,7 +316,7 @@ fn mode_6_and_7_from_another_host_get_no_reply() {
     sym[0] = 0x21;
     for (what, pkt) in [("mode 6", &readvar[..]), ("mode 7", &monlist[..]), ("mode 1", &sym[..])] {
         for _ in 0..3 {
-            assert_eq!(exchange(&remote, to, pkt), None, "{what} from {} got a reply", ns.peer);
+            assert_eq!(exchange(&remote, to, pkt), None, "{what} from {} got a reply", ns.remote);
         }
     }
     let stats = srv.stats();

@@ -58,19 +58,31 @@ fn set_flag(fd: RawFd, option: libc::c_int) -> io::Result<()> {
 /// `recv` on a connected socket, returning the kernel receive timestamp if there is one.
 pub(crate) fn recv_timestamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<Time>)> {
     let mut control = [0u64; 16];
+    recvmsg_with(fd, buf, &mut control, 0, |h| read_cmsgs(h).timestamp)
+}
+
+/// One `recvmsg` into `buf`, with `control` for the ancillary data; `read` sees the header the
+/// kernel filled and returns what the caller wants of it, with the datagram's length.
+pub(crate) fn recvmsg_with<T>(
+    fd: RawFd,
+    buf: &mut [u8],
+    control: &mut [u64],
+    flags: libc::c_int,
+    read: impl FnOnce(&libc::msghdr) -> T,
+) -> io::Result<(usize, T)> {
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
     let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
     h.msg_iov = &mut iov;
     h.msg_iovlen = 1;
     h.msg_control = control.as_mut_ptr().cast();
-    h.msg_controllen = std::mem::size_of_val(&control) as _;
+    h.msg_controllen = std::mem::size_of_val(control) as _;
     // SAFETY: `h` points at `iov` (into `buf`) and `control`, all alive for the call.
-    let n = unsafe { libc::recvmsg(fd, &mut h, 0) };
+    let n = unsafe { libc::recvmsg(fd, &mut h, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok((n as usize, read_cmsgs(&h).timestamp))
+    Ok((n as usize, read(&h)))
 }
 
 /// Reads what we asked for from a header `recvmsg`/`recvmmsg` filled.

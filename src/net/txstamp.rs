@@ -146,23 +146,17 @@ pub fn read_stamp(h: &libc::msghdr) -> Stamp {
 /// looped-back packet (if any) lands in `buf`; its length is returned with the stamp.
 pub fn recv_errqueue(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Stamp)>> {
     let mut control = [0u64; 32];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
-    let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-    h.msg_iov = &mut iov;
-    h.msg_iovlen = 1;
-    h.msg_control = control.as_mut_ptr().cast();
-    h.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: `h` points at `iov` (into `buf`) and `control`, all alive for the call.
-    let n = unsafe { libc::recvmsg(fd, &mut h, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(None),
-            _ => Err(e),
-        };
+    match super::cmsg::recvmsg_with(
+        fd,
+        buf,
+        &mut control,
+        libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+        read_stamp,
+    ) {
+        Ok(got) => Ok(Some(got)),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some((n as usize, read_stamp(&h))))
 }
 
 /// The destination and UDP payload of a packet the kernel looped back with its transmit stamp:

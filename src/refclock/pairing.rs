@@ -304,7 +304,7 @@ impl Pairing {
         }
     }
 
-    /// The receiver named its family. Returns whether that now decides the side (no operator
+    /// The receiver named its family. Returns whether it may decide the side (no operator
     /// side, nothing learned yet), which is worth a log line.
     pub(crate) fn set_family(&mut self, family: Family) -> bool {
         let decides = self.cfg.side == SidePrior::Auto && self.family.is_none() && self.model.is_none();
@@ -316,19 +316,17 @@ impl Pairing {
 
     /// An anchor taught a side the receiver's family cannot have (a MediaTek or u-blox NMEA
     /// stream before its pulse): the receiver's labels are then likely a second off, which the
-    /// anchor would silently absorb. Only without the operator's `message_side`.
-    fn family_contradicted(&self) -> bool {
-        match (self.cfg.side, self.family, self.model) {
-            (SidePrior::Auto, Some((f, _)), Some(m)) if m.anchored => {
-                f.message_follows_pulse() == (m.side == Side::Before)
-            }
-            _ => false,
-        }
-    }
-
-    /// The family the receiver named and the side an anchor taught, when they contradict.
+    /// anchor would silently absorb. The family and the model, when so; only without the
+    /// operator's `message_side`.
     pub(crate) fn contradiction(&self) -> Option<(Family, DelayModel)> {
-        self.family_contradicted().then(|| self.family.map(|(f, _)| f)).flatten().zip(self.model)
+        match (self.cfg.side, self.family, self.model) {
+            (SidePrior::Auto, Some((f, _)), Some(m))
+                if m.anchored && f.message_follows_pulse() == (m.side == Side::Before) =>
+            {
+                Some((f, m))
+            }
+            _ => None,
+        }
     }
 
     /// The side prior in force: the operator's, else the receiver family's once its grace
@@ -525,7 +523,7 @@ impl Pairing {
 
     fn judge(&mut self, p: Pending) -> Verdict {
         let refuse = |reason| Verdict::Refused { edge: p.edge, reason };
-        if self.family_contradicted() {
+        if self.contradiction().is_some() {
             self.chain = None;
             return refuse(Refusal::FamilyContradicted);
         }

@@ -226,16 +226,16 @@ impl RefclockSource {
                  message names; upstream servers or a synchronised host clock let the pulse count carry on"
             ),
             Refusal::FamilyContradicted => {
-                let (family, model) = match self.pairing.contradiction() {
-                    Some((f, m)) => (f.name(), m.describe()),
-                    None => ("known", "the opposite".into()),
-                };
-                tracing::warn!(
-                    "PPS: {n} pulses unused: the receiver is a {family} receiver, whose messages follow the pulse \
-                     they name, but the clock anchor found {model}: the receiver's seconds are likely a second off \
-                     (or the host clock is). Fix: compare with [[upstream]] servers; set message_side only if this \
-                     receiver really sends before its pulse"
-                )
+                if let Some((family, model)) = self.pairing.contradiction() {
+                    tracing::warn!(
+                        "PPS: {n} pulses unused: the receiver is a {} receiver, whose messages follow the pulse \
+                         they name, but the clock anchor found {}: the receiver's seconds are likely a second \
+                         off (or the host clock is). Fix: compare with [[upstream]] servers; set message_side \
+                         only if this receiver really sends before its pulse",
+                        family.name(),
+                        model.describe()
+                    )
+                }
             }
             Refusal::NoFix | Refusal::FixUnknown | Refusal::NoEvidence | Refusal::Tentative => {}
         }

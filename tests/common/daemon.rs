@@ -123,6 +123,29 @@ impl Drop for Daemon {
 }
 
 /// `stratum1 status --json --socket S`, parsed; `None` while the daemon does not answer.
+/// Polls `status --json` until `done` holds, checking `always` on every answer on the way.
+pub fn wait_status(
+    sock: &Path,
+    what: &str,
+    timeout: Duration,
+    mut always: impl FnMut(&serde_json::Value),
+    mut done: impl FnMut(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        if let Some(v) = status_json(sock) {
+            always(&v);
+            if done(&v) {
+                return v;
+            }
+            last = Some(v);
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}; last status: {last:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 pub fn status_json(socket: &Path) -> Option<serde_json::Value> {
     let out = Command::new(BIN).args(["status", "--json", "--socket"]).arg(socket).output().ok()?;
     serde_json::from_slice(&out.stdout).ok()
