@@ -270,8 +270,10 @@ fn each_receiver_fault_class_gets_a_log_line_with_its_fix() {
 #[test]
 fn a_receiver_a_second_off_with_pps_says_why_it_is_unused() {
     let _shared = shared();
-    // The simulated receiver (NMEA through a pty + PPS) one second ahead of the host clock: the
-    // clock cannot number its pulses, and the log says so and what to do.
+    // The simulated receiver (NMEA through a pty + PPS) one second ahead of the host clock. The
+    // host clock (true time here) may number the first pulses while pairing learns; once the
+    // learned side contradicts the receiver's family, its pulses go unused, and the log says so
+    // and what to do. Its wrong second is never served.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("stratum1.toml");
     std::fs::write(
@@ -287,5 +289,5 @@ fn a_receiver_a_second_off_with_pps_says_why_it_is_unused() {
     assert!(line.contains("message_side") && line.contains("upstream"), "{line}");
     let server: SocketAddr = "127.0.4.8:11308".parse().expect("address");
     let r = ask(server, Duration::from_secs(1)).expect("answers");
-    assert!(!r.serves_time() && r.refid == "INIT", "{r:?}");
+    assert!(!r.serves_time() || r.offset_s.abs() < 1e-3, "served the receiver's second: {r:?}");
 }
